@@ -1,0 +1,3 @@
+from callengine.cli import main
+
+raise SystemExit(main())
