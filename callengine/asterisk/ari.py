@@ -1,0 +1,265 @@
+"""A thin typed ARI client on aiohttp: the REST calls the engine needs and the events websocket.
+
+Written by hand because the Python ARI libraries are broken on Python 3 (ari-py), unmaintained
+(aioari) or built on another async stack (asyncari); ARI is ~10 REST calls and one websocket.
+This module is the only place that knows ARI's JSON: it turns events into the small dataclasses
+below. Credentials travel in an Authorization header, never in a URL (URLs end up in logs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+log = logging.getLogger(__name__)
+
+
+class AriError(Exception):
+    """ARI answered with an error status (or could not be reached)."""
+
+    def __init__(self, method: str, path: str, status: int, message: str):
+        super().__init__(f"ARI {method} {path} → {status}: {message}")
+        self.status = status
+        self.message = message
+
+
+# ---- events -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Connected:
+    """The events websocket is (re)connected; `asterisk_started` tells a restart from a drop."""
+
+    asterisk_started: str
+
+
+@dataclass(frozen=True)
+class Disconnected:
+    reason: str
+
+
+@dataclass(frozen=True)
+class ChannelRinging:
+    channel_id: str
+
+
+@dataclass(frozen=True)
+class ChannelEnteredApp:
+    """StasisStart: for a channel we originated, the far end answered."""
+
+    channel_id: str
+    args: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ChannelDestroyed:
+    channel_id: str
+    cause: int
+    cause_text: str
+
+
+@dataclass(frozen=True)
+class PlaybackFinished:
+    playback_id: str
+    channel_id: str | None
+    failed: bool
+
+
+AriEvent = Connected | Disconnected | ChannelRinging | ChannelEnteredApp | ChannelDestroyed | (
+    PlaybackFinished
+)
+
+
+def parse_event(data: dict[str, Any]) -> AriEvent | None:
+    """Translate one ARI event into ours; None for events the engine does not need."""
+    kind = data.get("type")
+    if kind == "StasisStart":
+        channel = data.get("channel", {})
+        return ChannelEnteredApp(channel.get("id", ""), tuple(data.get("args", [])))
+    if kind == "ChannelDestroyed":
+        channel = data.get("channel", {})
+        return ChannelDestroyed(
+            channel.get("id", ""), int(data.get("cause", 0)), data.get("cause_txt", "")
+        )
+    if kind == "Dial" and data.get("dialstatus") == "RINGING":
+        return ChannelRinging(data.get("peer", {}).get("id", ""))
+    if kind == "ChannelStateChange" and data.get("channel", {}).get("state") == "Ringing":
+        return ChannelRinging(data["channel"].get("id", ""))
+    if kind in ("PlaybackFinished", "PlaybackFailed"):  # PlaybackFailed: Asterisk ≥ 21
+        playback = data.get("playback", {})
+        target = playback.get("target_uri", "")
+        channel_id = target.split(":", 1)[1] if target.startswith("channel:") else None
+        return PlaybackFinished(
+            playback.get("id", ""),
+            channel_id,
+            failed=kind == "PlaybackFailed" or playback.get("state") == "failed",
+        )
+    return None
+
+
+# ---- client -----------------------------------------------------------------------------------
+
+
+class AriClient:
+    def __init__(
+        self,
+        base_url: str,
+        user: str,
+        password: str,
+        app: str,
+        *,
+        request_timeout: float = 10.0,
+        max_backoff: float = 5.0,
+    ):
+        self.base_url = base_url.rstrip("/")
+        self.app = app
+        self._auth_header = aiohttp.BasicAuth(user, password).encode()
+        self._timeout = aiohttp.ClientTimeout(total=request_timeout)
+        self._max_backoff = max_backoff
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> AriClient:
+        self._session = aiohttp.ClientSession(
+            headers={"Authorization": self._auth_header}, timeout=self._timeout
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("AriClient used outside 'async with'")
+        return self._session
+
+    async def request(
+        self, method: str, path: str, params: dict[str, Any] | None = None, json: Any = None
+    ) -> Any:
+        url = f"{self.base_url}{path}"
+        clean = {k: _param(v) for k, v in (params or {}).items() if v is not None}
+        try:
+            async with self.session.request(method, url, params=clean, json=json) as response:
+                if response.status >= 400:
+                    raise AriError(method, path, response.status, await _error_text(response))
+                if response.status == 204 or response.content_length == 0:
+                    return None
+                return await response.json(content_type=None)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise AriError(method, path, 0, f"{type(exc).__name__}: {exc}") from exc
+
+    # -- REST ---------------------------------------------------------------------------------
+
+    async def info(self) -> dict[str, Any]:
+        return await self.request("GET", "/asterisk/info")
+
+    async def originate(
+        self,
+        endpoint: str,
+        channel_id: str,
+        *,
+        app_args: list[str],
+        timeout: int,
+        caller_id: str | None = None,
+    ) -> None:
+        # Parameters go in the JSON body, not the query string: the endpoint holds the
+        # visitor's number, and URLs end up in access logs.
+        body = {
+            "endpoint": endpoint,
+            "app": self.app,
+            "appArgs": ",".join(app_args),
+            "channelId": channel_id,
+            "timeout": timeout,
+        }
+        if caller_id:
+            body["callerId"] = caller_id
+        await self.request("POST", "/channels", json=body)
+
+    async def hangup(self, channel_id: str, reason: str = "normal") -> None:
+        await self.request("DELETE", f"/channels/{channel_id}", params={"reason": reason})
+
+    async def play(self, channel_id: str, media: str, playback_id: str) -> None:
+        await self.request(
+            "POST",
+            f"/channels/{channel_id}/play",
+            params={"media": media, "playbackId": playback_id},
+        )
+
+    async def ring(self, channel_id: str, on: bool) -> None:
+        await self.request("POST" if on else "DELETE", f"/channels/{channel_id}/ring")
+
+    async def create_bridge(self, bridge_id: str) -> None:
+        await self.request("POST", "/bridges", params={"type": "mixing", "bridgeId": bridge_id})
+
+    async def add_to_bridge(self, bridge_id: str, channel_ids: list[str]) -> None:
+        await self.request(
+            "POST", f"/bridges/{bridge_id}/addChannel", params={"channel": ",".join(channel_ids)}
+        )
+
+    async def destroy_bridge(self, bridge_id: str) -> None:
+        await self.request("DELETE", f"/bridges/{bridge_id}")
+
+    async def channel_ids(self) -> dict[str, str]:
+        """Every channel Asterisk has: id → state ("Up", "Ring", "Ringing", …)."""
+        channels = await self.request("GET", "/channels")
+        return {c["id"]: c.get("state", "") for c in channels}
+
+    async def bridge_ids(self) -> list[str]:
+        return [b["id"] for b in await self.request("GET", "/bridges")]
+
+    # -- events -------------------------------------------------------------------------------
+
+    async def events(self) -> AsyncIterator[AriEvent]:
+        """Events for our app, forever: reconnects with jittered backoff after every drop.
+
+        Yields Connected after each (re)connect and Disconnected after each drop, so the
+        consumer can reconcile: Asterisk does not replay events missed while disconnected."""
+        ws_url = self.base_url.replace("http", "ws", 1) + "/events"
+        params = {"app": self.app, "subscribeAll": "false"}
+        backoff = 0.2
+        while True:
+            try:
+                started = (await self.info()).get("status", {}).get("startup_time", "")
+                async with self.session.ws_connect(
+                    ws_url, params=params, heartbeat=10.0, timeout=aiohttp.ClientWSTimeout(
+                        ws_close=5.0
+                    )
+                ) as ws:
+                    backoff = 0.2
+                    log.info("ARI events connected (app=%s)", self.app)
+                    yield Connected(started)
+                    async for message in ws:
+                        if message.type != aiohttp.WSMsgType.TEXT:
+                            break
+                        event = parse_event(message.json())
+                        if event is not None:
+                            yield event
+                    reason = f"websocket closed ({ws.close_code})"
+            except (aiohttp.ClientError, asyncio.TimeoutError, AriError, OSError) as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+            log.warning("ARI events lost: %s; reconnecting in %.1f s", reason, backoff)
+            yield Disconnected(reason)
+            await asyncio.sleep(backoff * (0.5 + random.random()))
+            backoff = min(backoff * 2, self._max_backoff)
+
+
+def _param(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+async def _error_text(response: aiohttp.ClientResponse) -> str:
+    try:
+        body = await response.json(content_type=None)
+        return str(body.get("message") or body.get("error") or body)
+    except (ValueError, aiohttp.ContentTypeError):
+        return (await response.text())[:200]

@@ -1,0 +1,159 @@
+"""Engine configuration: a TOML file plus secrets from the environment or from files.
+
+Validated once at start into frozen dataclasses; every problem is reported with the key that
+caused it, all at once, so an administrator fixes the file in one go. Secrets never live in the
+TOML file itself: each has an environment variable and a `*_file` key (see docs/config.md).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(Exception):
+    def __init__(self, problems: list[str]):
+        super().__init__("invalid configuration:\n  - " + "\n  - ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class AriConfig:
+    url: str
+    user: str
+    password: str
+    app: str
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    host: str
+    port: int
+    admin_token: str
+
+
+@dataclass(frozen=True)
+class DialingConfig:
+    max_concurrent_calls: int
+    poll_interval_s: float
+
+
+@dataclass(frozen=True)
+class Config:
+    database: Path
+    recordings_dir: Path
+    ari: AriConfig
+    http: HttpConfig
+    dialing: DialingConfig
+    log_level: str
+
+
+_DEFAULTS: dict[str, dict[str, Any]] = {
+    "store": {"database": "var/callengine.db", "recordings_dir": "recordings"},
+    "ari": {"url": "http://127.0.0.1:8088/ari", "user": "callengine", "app": "callengine"},
+    "http": {"host": "127.0.0.1", "port": 8080},
+    "dialing": {"max_concurrent_calls": 20, "poll_interval_s": 1.0},
+    "log": {"level": "INFO"},
+}
+_KNOWN = {
+    "store": {"database", "recordings_dir"},
+    "ari": {"url", "user", "app", "password_file"},
+    "http": {"host", "port", "admin_token_file"},
+    "dialing": {"max_concurrent_calls", "poll_interval_s"},
+    "log": {"level"},
+}
+
+
+def load_config(path: str | Path, env: dict[str, str] | None = None) -> Config:
+    env = dict(os.environ) if env is None else env
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([f"config file not found: {path}"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+    return parse_config(raw, base_dir=path.parent, env=env)
+
+
+def parse_config(raw: dict[str, Any], *, base_dir: Path, env: dict[str, str]) -> Config:
+    problems: list[str] = []
+    for section, value in raw.items():
+        if section not in _KNOWN:
+            problems.append(f"unknown section [{section}]")
+        elif not isinstance(value, dict):
+            problems.append(f"[{section}] must be a table")
+        else:
+            problems += [f"unknown key {section}.{k}" for k in value if k not in _KNOWN[section]]
+    if problems:
+        raise ConfigError(problems)
+
+    def get(section: str, key: str, kind: type, default: Any = None) -> Any:
+        value = raw.get(section, {}).get(key, _DEFAULTS.get(section, {}).get(key, default))
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+            problems.append(f"{section}.{key} must be {kind.__name__}, got {value!r}")
+            return default
+        return value
+
+    def secret(name: str, env_var: str, section: str, file_key: str) -> str:
+        if env.get(env_var):
+            return env[env_var].strip()
+        file_value = get(section, file_key, str)
+        if not file_value:
+            problems.append(f"{name}: set {env_var} or {section}.{file_key}")
+            return ""
+        file_path = base_dir / file_value
+        try:
+            value = file_path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            problems.append(f"{section}.{file_key}: cannot read {file_path}: {exc.strerror}")
+            return ""
+        if not value:
+            problems.append(f"{section}.{file_key}: {file_path} is empty")
+        return value
+
+    url = get("ari", "url", str)
+    if url and not url.startswith(("http://", "https://")):
+        problems.append(f"ari.url must start with http:// or https://, got {url!r}")
+    port = get("http", "port", int)
+    if port is not None and not 0 <= port <= 65535:
+        problems.append(f"http.port must be 0–65535, got {port}")
+    max_calls = get("dialing", "max_concurrent_calls", int)
+    if max_calls is not None and max_calls < 1:
+        problems.append("dialing.max_concurrent_calls must be at least 1")
+    poll = get("dialing", "poll_interval_s", float)
+    if poll is not None and not 0.05 <= poll <= 60:
+        problems.append("dialing.poll_interval_s must be between 0.05 and 60")
+    level = str(get("log", "level", str) or "INFO").upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        problems.append(f"log.level must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
+
+    config = Config(
+        database=base_dir / get("store", "database", str, ""),
+        recordings_dir=base_dir / get("store", "recordings_dir", str, ""),
+        ari=AriConfig(
+            url=url or "",
+            user=get("ari", "user", str) or "",
+            password=secret("ARI password", "CALLENGINE_ARI_PASSWORD", "ari", "password_file"),
+            app=get("ari", "app", str) or "",
+        ),
+        http=HttpConfig(
+            host=get("http", "host", str) or "",
+            port=port if port is not None else 0,
+            admin_token=secret(
+                "admin token", "CALLENGINE_ADMIN_TOKEN", "http", "admin_token_file"
+            ),
+        ),
+        dialing=DialingConfig(max_concurrent_calls=max_calls or 1, poll_interval_s=poll or 1.0),
+        log_level=level,
+    )
+    if config.http.admin_token and len(config.http.admin_token) < 16:
+        problems.append("the admin token must be at least 16 characters")
+    if problems:
+        raise ConfigError(problems)
+    return config

@@ -1,0 +1,444 @@
+"""The driver: picks due leads, runs one CallFlow per attempt, feeds it Asterisk events and
+executes its commands over ARI, persisting every milestone.
+
+Ownership: `Engine.run()` owns one TaskGroup holding the event pump, the dispatcher and one task
+per active call. Routing: we choose every channel, bridge and playback id ("ce-" + uuid), and
+register it before asking Asterisk for it, so no event can arrive for an id we don't know yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from callengine import flow
+from callengine.asterisk.ari import (
+    AriClient,
+    AriError,
+    ChannelDestroyed,
+    ChannelEnteredApp,
+    ChannelRinging,
+    Connected,
+    Disconnected,
+    PlaybackFinished,
+)
+from callengine.config import DialingConfig
+from callengine.model import Attempt, Lead, Widget
+from callengine.numbers import VisitorNumber, dial_string_digits
+from callengine.store import Conflict, NotFound, Store
+
+log = logging.getLogger(__name__)
+
+ID_PREFIX = "ce-"  # every channel and bridge this engine creates; anything else is not ours
+BRIDGE_RETRIES = 5  # addChannel right after StasisStart sometimes answers 422 (measured)
+
+
+def new_id() -> str:
+    # Full-width uuids: ARI matches channel ids by prefix, so ids must never prefix each other.
+    return ID_PREFIX + uuid.uuid4().hex
+
+
+class CallLog(logging.LoggerAdapter):
+    """Every line about a call carries the lead id and attempt number, never the number."""
+
+    def process(self, msg: str, kwargs: Any) -> tuple[str, Any]:
+        return f"[lead {self.extra['lead']} #{self.extra['attempt']}] {msg}", kwargs
+
+
+@dataclass(eq=False)
+class ActiveCall:
+    lead: Lead
+    attempt: Attempt
+    widget: Widget
+    flow: flow.CallFlow
+    agent_endpoints: tuple[str, ...]
+    log: CallLog
+    events: asyncio.Queue = field(default_factory=asyncio.Queue)
+    legs: dict[str, str] = field(default_factory=dict)  # leg → channel id
+    created: set[str] = field(default_factory=set)  # legs whose originate Asterisk accepted
+    timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
+    bridge_id: str | None = None
+    finished: bool = False
+
+
+class Engine:
+    def __init__(
+        self,
+        store: Store,
+        ari: AriClient,
+        dialing: DialingConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+    ):
+        self._store = store
+        self._ari = ari
+        self._dialing = dialing
+        self._clock = clock
+        self._calls: dict[str, ActiveCall] = {}  # attempt id → call
+        self._channels: dict[str, tuple[ActiveCall, str]] = {}  # channel id → (call, leg)
+        self._playbacks: dict[str, tuple[ActiveCall, str]] = {}
+        self._reserved: set[str] = set()  # agent endpoints held by a call
+        self._wake = asyncio.Event()
+        self._ready = asyncio.Event()  # events connected and reconciled: safe to dial
+        self._asterisk_started: str | None = None
+        self._tasks: asyncio.TaskGroup | None = None
+
+    # ---- public ---------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """A lead was queued: look at the queue now rather than at the next poll."""
+        self._wake.set()
+
+    @property
+    def active_calls(self) -> int:
+        return len(self._calls)
+
+    @property
+    def ready(self) -> asyncio.Event:
+        return self._ready
+
+    async def run(self) -> None:
+        await self._close_interrupted_attempts()
+        async with asyncio.TaskGroup() as tasks:
+            self._tasks = tasks
+            tasks.create_task(self._pump_events(), name="ari-events")
+            tasks.create_task(self._dispatch_forever(), name="dispatcher")
+
+    # ---- recovery -------------------------------------------------------------------------
+
+    async def _close_interrupted_attempts(self) -> None:
+        """Attempts still 'active' in the store belong to an engine that died mid-call.
+
+        Their channels are hung up as orphans once ARI is connected (see _reconcile)."""
+        for attempt in await self._store.active_attempts():
+            lead = await self._store.get_lead(attempt.lead_id)
+            widget = await self._store.get_widget(lead.widget_id)
+            result = flow.Result(
+                flow.Outcome.FAILED,
+                cause="interrupted: the engine restarted",
+                retryable=not attempt.connected,
+                connected=attempt.connected,
+            )
+            await self._finish(lead, attempt, widget, result, CallLog(log, _call_ids(lead, attempt)))
+
+    async def _reconcile(self, asterisk_started: str) -> None:
+        """After every (re)connect: Asterisk does not replay missed events, so compare."""
+        channels = await self._ari.channel_ids()
+        restarted = self._asterisk_started not in (None, asterisk_started)
+        self._asterisk_started = asterisk_started
+        now = self._clock()
+        for call in list(self._calls.values()):
+            gone = frozenset(
+                leg for leg in call.created
+                if leg in call.flow.live and call.legs.get(leg) not in channels
+            )
+            if restarted:
+                call.log.warning("Asterisk restarted during the call")
+                call.events.put_nowait(flow.Interrupted(now, "Asterisk restarted", gone))
+                continue
+            for leg in gone:
+                call.log.warning("leg %s vanished while events were lost", leg)
+                call.events.put_nowait(flow.LegGone(now, leg, 0, "vanished while disconnected"))
+            for leg, state in ((leg, channels.get(cid)) for leg, cid in call.legs.items()):
+                flow_leg = call.flow.live.get(leg)
+                if state == "Up" and flow_leg is not None and not flow_leg.answered:
+                    call.events.put_nowait(flow.LegAnswered(now, leg))
+        for channel_id in channels:
+            if channel_id.startswith(ID_PREFIX) and channel_id not in self._channels:
+                log.warning("hanging up orphaned channel %s", channel_id)
+                await self._quietly(self._ari.hangup(channel_id))
+        owned = {call.bridge_id for call in self._calls.values()}
+        for bridge_id in await self._ari.bridge_ids():
+            if bridge_id.startswith(ID_PREFIX) and bridge_id not in owned:
+                log.warning("destroying orphaned bridge %s", bridge_id)
+                await self._quietly(self._ari.destroy_bridge(bridge_id))
+
+    # ---- events ---------------------------------------------------------------------------
+
+    async def _pump_events(self) -> None:
+        async for event in self._ari.events():
+            now = self._clock()
+            match event:
+                case Connected(asterisk_started=started):
+                    try:
+                        await self._reconcile(started)
+                    except AriError as exc:
+                        log.warning("reconcile failed, dialling stays paused: %s", exc)
+                        continue
+                    self._ready.set()
+                    self.wake()
+                case Disconnected():
+                    self._ready.clear()
+                case ChannelRinging(channel_id=cid):
+                    self._route(cid, lambda leg: flow.LegRinging(now, leg))
+                case ChannelEnteredApp(channel_id=cid):
+                    if not self._route(cid, lambda leg: flow.LegAnswered(now, leg)):
+                        # Nothing enters our app but what we originate: refuse strangers.
+                        log.warning("hanging up unexpected channel %s in our app", cid)
+                        await self._quietly(self._ari.hangup(cid))
+                case ChannelDestroyed(channel_id=cid, cause=cause, cause_text=text):
+                    self._route(cid, lambda leg: flow.LegGone(now, leg, cause, text))
+                case PlaybackFinished(playback_id=pid):
+                    target = self._playbacks.pop(pid, None)
+                    if target is not None:
+                        call, leg = target
+                        call.events.put_nowait(flow.PlaybackDone(now, leg))
+
+    def _route(self, channel_id: str, make: Callable[[str], flow.Event]) -> bool:
+        target = self._channels.get(channel_id)
+        if target is None:
+            return False
+        call, leg = target
+        call.events.put_nowait(make(leg))
+        return True
+
+    # ---- dispatching ----------------------------------------------------------------------
+
+    async def _dispatch_forever(self) -> None:
+        while True:
+            await self._ready.wait()
+            self._wake.clear()
+            await self._dispatch_due()
+            try:
+                await asyncio.wait_for(self._wake.wait(), self._dialing.poll_interval_s)
+            except TimeoutError:
+                pass
+
+    async def _dispatch_due(self) -> None:
+        room = self._dialing.max_concurrent_calls - len(self._calls)
+        if room <= 0:
+            return
+        for lead in await self._store.due_leads(self._clock(), limit=room * 4):
+            if len(self._calls) >= self._dialing.max_concurrent_calls:
+                return
+            widget = await self._store.get_widget(lead.widget_id)
+            group = await self._store.get_group(widget.settings.group)
+            free = tuple(
+                a.endpoint for a in group.agents if a.enabled and a.endpoint not in self._reserved
+            )
+            if not free:
+                continue  # stays queued until an agent is free
+            try:
+                attempt = await self._store.start_attempt(lead.id, self._clock())
+            except Conflict:
+                continue
+            plan = flow.CallPlan(
+                agent_endpoints=free,
+                strategy=group.strategy,
+                agent_ring_timeout=group.ring_timeout,
+                visitor_endpoint=widget.settings.visitor_endpoint.format(
+                    number=dial_string_digits(
+                        VisitorNumber(lead.phone_e164, lead.phone_region, lead.phone_kind),
+                        widget.settings.number_format,
+                    )
+                ),
+                visitor_ring_timeout=widget.settings.visitor_ring_timeout,
+                caller_id=widget.settings.caller_id,
+                whisper=widget.settings.whisper,
+            )
+            call = ActiveCall(
+                lead, attempt, widget, flow.CallFlow(plan), free,
+                CallLog(log, _call_ids(lead, attempt)),
+            )
+            self._calls[attempt.id] = call
+            self._reserved.update(free)
+            assert self._tasks is not None
+            self._tasks.create_task(self._run_call(call), name=f"call-{attempt.id}")
+
+    # ---- one call -------------------------------------------------------------------------
+
+    async def _run_call(self, call: ActiveCall) -> None:
+        call.log.info(
+            "calling %d agent(s) of group %s (%s)",
+            len(call.agent_endpoints), call.widget.settings.group, call.flow.plan.strategy.value,
+        )
+        try:
+            await self._feed(call, flow.Start(self._clock()))
+            while not call.flow.done:
+                await self._feed(call, await call.events.get())
+        except asyncio.CancelledError:
+            await self._abort(call, "the engine stopped")
+            raise
+        except Exception:
+            # A bug must not leave a caller in dead air or an agent ringing: hang up, record.
+            call.log.exception("call handling failed; hanging up")
+            await self._abort(call, "internal error")
+        finally:
+            self._forget(call)
+
+    async def _feed(self, call: ActiveCall, event: flow.Event) -> None:
+        for command in call.flow.handle(event):
+            await self._execute(call, command)
+        if isinstance(event, flow.LegGone) and flow.is_agent_leg(event.leg):
+            self._release_agent(call, event.leg)
+
+    async def _execute(self, call: ActiveCall, command: flow.Command) -> None:
+        match command:
+            case flow.Originate(leg=leg, endpoint=endpoint, timeout=timeout, caller_id=cid):
+                await self._originate(call, leg, endpoint, timeout, cid)
+            case flow.HangUp(leg=leg):
+                channel_id = call.legs.get(leg)
+                if channel_id is not None and leg in call.created:
+                    await self._hangup(call, leg, channel_id)
+            case flow.Play(leg=leg, media=media):
+                playback_id = new_id()
+                self._playbacks[playback_id] = (call, leg)
+                try:
+                    await self._ari.play(call.legs[leg], media, playback_id)
+                except AriError as exc:
+                    call.log.warning("whisper could not be played: %s", exc)
+                    self._playbacks.pop(playback_id, None)
+                    call.events.put_nowait(flow.PlaybackDone(self._clock(), leg))
+            case flow.IndicateRinging(leg=leg, on=on):
+                await self._quietly(self._ari.ring(call.legs[leg], on))
+            case flow.Bridge(legs=legs):
+                await self._bridge(call, legs)
+            case flow.DestroyBridge():
+                if call.bridge_id is not None:
+                    await self._quietly(self._ari.destroy_bridge(call.bridge_id))
+                    call.bridge_id = None
+            case flow.StartTimer(name=name, seconds=seconds):
+                loop = asyncio.get_running_loop()
+                call.timers[name] = loop.call_later(
+                    seconds,
+                    lambda: call.events.put_nowait(flow.TimerFired(self._clock(), name)),
+                )
+            case flow.CancelTimer(name=name):
+                handle = call.timers.pop(name, None)
+                if handle is not None:
+                    handle.cancel()
+            case flow.Progress(state=state, agent=agent):
+                call.log.info("%s%s", state.value, f" (agent {agent})" if agent else "")
+                await self._store.set_progress(
+                    call.lead.id, state.value, state is flow.State.CONNECTED, call.attempt.id,
+                    self._clock(),
+                )
+            case flow.Finish(result=result):
+                call.finished = True
+                await self._finish(call.lead, call.attempt, call.widget, result, call.log)
+
+    async def _originate(
+        self, call: ActiveCall, leg: str, endpoint: str, timeout: int, caller_id: str
+    ) -> None:
+        channel_id = new_id()
+        call.legs[leg] = channel_id
+        self._channels[channel_id] = (call, leg)
+        # The visitor's endpoint holds their number: log the leg, never the endpoint.
+        shown = endpoint if flow.is_agent_leg(leg) else "the visitor"
+        try:
+            await self._ari.originate(
+                endpoint, channel_id, app_args=[call.lead.id, leg], timeout=timeout,
+                caller_id=caller_id or None,
+            )
+        except AriError as exc:
+            call.log.warning("originate %s failed: %s", shown, exc.message)
+            self._channels.pop(channel_id, None)
+            call.events.put_nowait(
+                flow.LegGone(self._clock(), leg, 0, exc.message, originate_failed=True)
+            )
+            return
+        call.created.add(leg)
+        call.log.info("originated %s as %s (%s)", leg, channel_id, shown)
+
+    async def _hangup(self, call: ActiveCall, leg: str, channel_id: str) -> None:
+        try:
+            await self._ari.hangup(channel_id)
+        except AriError as exc:
+            if exc.status == 404:
+                # Gone already and we missed the event (e.g. while disconnected).
+                call.events.put_nowait(flow.LegGone(self._clock(), leg, 0, "already gone"))
+            else:
+                call.log.warning("hangup of %s failed: %s", leg, exc)
+
+    async def _bridge(self, call: ActiveCall, legs: tuple[str, ...]) -> None:
+        try:
+            call.bridge_id = new_id()
+            await self._ari.create_bridge(call.bridge_id)
+            channels = [call.legs[leg] for leg in legs]
+            for attempt in range(BRIDGE_RETRIES):
+                try:
+                    await self._ari.add_to_bridge(call.bridge_id, channels)
+                    break
+                except AriError as exc:
+                    if exc.status != 422 or attempt == BRIDGE_RETRIES - 1:
+                        raise
+                    await asyncio.sleep(0.1 * (attempt + 1))
+        except AriError as exc:
+            call.log.error("bridging failed: %s", exc)
+            call.events.put_nowait(flow.Interrupted(self._clock(), f"bridging failed: {exc}"))
+            return
+        call.log.info("agent and visitor bridged in %s", call.bridge_id)
+
+    async def _finish(
+        self, lead: Lead, attempt: Attempt, widget: Widget, result: flow.Result, call_log: CallLog
+    ) -> None:
+        settings = widget.settings
+        retry_at = None
+        if (
+            result.retryable
+            and result.outcome.value in settings.retry_on
+            and attempt.number < settings.max_attempts
+        ):
+            retry_at = self._clock() + settings.retry_delay_s
+        await self._store.finish_attempt(attempt, result, self._clock(), retry_at)
+        call_log.info(
+            "attempt ended: %s%s%s",
+            result.outcome.value,
+            f" ({result.cause})" if result.cause else "",
+            f"; retry in {settings.retry_delay_s} s" if retry_at is not None else "; lead closed",
+        )
+        if retry_at is not None:
+            self.wake()
+
+    async def _abort(self, call: ActiveCall, reason: str) -> None:
+        """End a call the flow can no longer drive: hang up everything, record why.
+
+        Bounded in time and never raising: it runs while the call's task is being cancelled."""
+        if call.finished:
+            return
+        try:
+            async with asyncio.timeout(10):
+                call.flow.handle(flow.Interrupted(self._clock(), reason))
+                for leg in list(call.flow.live):
+                    await self._execute(call, flow.HangUp(leg))
+                await self._execute(call, flow.DestroyBridge())
+                assert call.flow.pending is not None
+                await self._finish(call.lead, call.attempt, call.widget, call.flow.pending, call.log)
+        except Exception:
+            call.log.exception("could not end the call cleanly; the next reconcile will")
+
+    def _release_agent(self, call: ActiveCall, leg: str) -> None:
+        index = int(leg.split(":")[1])
+        if call.flow.agent != leg:
+            self._reserved.discard(call.flow.plan.agent_endpoints[index])
+
+    def _forget(self, call: ActiveCall) -> None:
+        for handle in call.timers.values():
+            handle.cancel()
+        for channel_id in call.legs.values():
+            self._channels.pop(channel_id, None)
+        for playback_id in [p for p, (c, _) in self._playbacks.items() if c is call]:
+            del self._playbacks[playback_id]
+        self._reserved.difference_update(call.agent_endpoints)
+        self._calls.pop(call.attempt.id, None)
+        self.wake()
+
+    async def _quietly(self, request: Any) -> None:
+        """For clean-up calls whose failure changes nothing (the thing is gone already)."""
+        try:
+            await request
+        except AriError as exc:
+            if exc.status != 404:
+                log.warning("%s", exc)
+
+
+def _call_ids(lead: Lead, attempt: Attempt) -> dict[str, Any]:
+    return {"lead": lead.id, "attempt": attempt.number}
+
+
+__all__ = ["Engine", "ActiveCall", "ID_PREFIX", "NotFound"]

@@ -1,0 +1,484 @@
+"""The call-flow state machine of one callback attempt: pure, no I/O, no asyncio.
+
+`CallFlow.handle(event)` takes one event (something Asterisk or a timer said) and returns the
+commands the driver must execute, in order. Legs are named by role ("agent:0", "agent:1", …,
+"visitor"); the driver alone knows which Asterisk channel plays each role. Time comes in with
+every event, so durations are computed here and tests need no clock.
+
+The invariants the machine keeps:
+- the visitor is dialled only while an agent is on the line (answered, whisper heard);
+- the first agent to answer wins, every other ringing agent is hung up at once;
+- the attempt finishes only once every leg it originated is gone (no channel left behind),
+  or after a grace timer if Asterisk never confirms.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+VISITOR = "visitor"
+
+# Q.850 causes (what ChannelDestroyed reports) that the outcome mapping needs.
+CAUSE_NORMAL_CLEARING = 16
+CAUSE_USER_BUSY = 17
+CAUSE_NO_USER_RESPONSE = 18
+CAUSE_NO_ANSWER = 19
+CAUSE_CALL_REJECTED = 21
+
+WHISPER_GUARD_S = 60.0  # a whisper that never reports its end must not hold an agent forever
+ENDING_GRACE_S = 10.0  # how long to wait for Asterisk to confirm every leg is gone
+
+
+class Outcome(str, enum.Enum):
+    CONNECTED = "connected"
+    AGENTS_NO_ANSWER = "agents-no-answer"
+    AGENTS_BUSY = "agents-busy"
+    VISITOR_BUSY = "visitor-busy"
+    VISITOR_NO_ANSWER = "visitor-no-answer"
+    VISITOR_UNREACHABLE = "visitor-unreachable"
+    FAILED = "failed"
+
+
+class Strategy(str, enum.Enum):
+    RING_ALL = "ring-all"
+    SEQUENTIAL = "sequential"
+
+
+class State(str, enum.Enum):
+    NEW = "new"
+    RINGING_AGENTS = "ringing-agents"
+    WHISPER = "whisper"
+    DIALLING_VISITOR = "dialling-visitor"
+    CONNECTED = "connected"
+    ENDING = "ending"
+    DONE = "done"
+
+
+@dataclass(frozen=True)
+class CallPlan:
+    """Everything the machine needs to know about one attempt, decided before it starts."""
+
+    agent_endpoints: tuple[str, ...]
+    strategy: Strategy
+    agent_ring_timeout: int
+    visitor_endpoint: str
+    visitor_ring_timeout: int
+    caller_id: str
+    whisper: str | None = None  # Asterisk media URI played to the agent, e.g. "sound:beep"
+
+    def __post_init__(self) -> None:
+        if not self.agent_endpoints:
+            raise ValueError("a call plan needs at least one agent")
+
+
+# ---- events ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Start:
+    at: float
+
+
+@dataclass(frozen=True)
+class LegRinging:
+    at: float
+    leg: str
+
+
+@dataclass(frozen=True)
+class LegAnswered:
+    at: float
+    leg: str
+
+
+@dataclass(frozen=True)
+class LegGone:
+    """The leg's channel is destroyed (or was never created: originate failed)."""
+
+    at: float
+    leg: str
+    cause: int
+    cause_text: str = ""
+    originate_failed: bool = False
+
+
+@dataclass(frozen=True)
+class PlaybackDone:
+    at: float
+    leg: str
+
+
+@dataclass(frozen=True)
+class TimerFired:
+    at: float
+    name: str
+
+
+@dataclass(frozen=True)
+class Interrupted:
+    """The call can't go on for a reason outside the call (Asterisk restarted, shutdown).
+
+    The driver says which legs are already gone; the rest are hung up."""
+
+    at: float
+    reason: str
+    legs_gone: frozenset[str] = frozenset()
+
+
+Event = Start | LegRinging | LegAnswered | LegGone | PlaybackDone | TimerFired | Interrupted
+
+
+# ---- commands -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Originate:
+    leg: str
+    endpoint: str
+    timeout: int
+    caller_id: str
+
+
+@dataclass(frozen=True)
+class HangUp:
+    leg: str
+
+
+@dataclass(frozen=True)
+class Play:
+    leg: str
+    media: str
+
+
+@dataclass(frozen=True)
+class IndicateRinging:
+    leg: str
+    on: bool
+
+
+@dataclass(frozen=True)
+class Bridge:
+    legs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DestroyBridge:
+    pass
+
+
+@dataclass(frozen=True)
+class StartTimer:
+    name: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class CancelTimer:
+    name: str
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A milestone worth persisting and showing (lead status, demo output)."""
+
+    state: State
+    agent: str | None = None
+
+
+@dataclass(frozen=True)
+class Result:
+    outcome: Outcome
+    cause: str = ""
+    q850: int | None = None
+    agent: str | None = None  # endpoint of the agent who answered
+    agent_ring_s: float | None = None  # from start until an agent answered
+    visitor_ring_s: float | None = None  # from dialling the visitor until they answered
+    talk_s: float | None = None  # from bridging until the first hangup
+    hung_up_by: str | None = None  # "agent" or "visitor"
+    retryable: bool = False  # nobody reached the visitor yet; trying again later makes sense
+    # A milestone the driver persists as it happens; kept here too for the summary.
+    connected: bool = False
+
+
+@dataclass(frozen=True)
+class Finish:
+    result: Result
+
+
+Command = (
+    Originate | HangUp | Play | IndicateRinging | Bridge | DestroyBridge | StartTimer | CancelTimer
+    | Progress | Finish
+)
+
+
+def agent_leg(index: int) -> str:
+    return f"agent:{index}"
+
+
+def is_agent_leg(leg: str) -> bool:
+    return leg.startswith("agent:")
+
+
+def visitor_outcome(cause: int, rang: bool) -> Outcome:
+    """Map how the visitor's leg ended (before answering) to an outcome.
+
+    Measured: 486 → 17; 480 → 19; ringing then timeout → 19 after Ringing; nobody there → 19
+    with no Ringing, or 18 (SIP timer B). Only "did it ring" tells no-answer from unreachable."""
+    if cause in (CAUSE_USER_BUSY, CAUSE_CALL_REJECTED):
+        return Outcome.VISITOR_BUSY
+    if cause in (CAUSE_NO_ANSWER, CAUSE_NO_USER_RESPONSE, CAUSE_NORMAL_CLEARING) and rang:
+        return Outcome.VISITOR_NO_ANSWER
+    return Outcome.VISITOR_UNREACHABLE
+
+
+@dataclass
+class _Leg:
+    ringing: bool = False
+    answered: bool = False
+
+
+@dataclass
+class CallFlow:
+    plan: CallPlan
+    state: State = State.NEW
+    live: dict[str, _Leg] = field(default_factory=dict)  # legs originated and not yet gone
+    agent_causes: list[tuple[int, bool]] = field(default_factory=list)  # (cause, originate_failed)
+    next_agent: int = 0
+    agent: str | None = None  # leg of the agent who answered
+    started_at: float = 0.0
+    agent_answered_at: float | None = None
+    visitor_dialled_at: float | None = None
+    visitor_rang: bool = False
+    connected_at: float | None = None
+    bridged: bool = False
+    pending: Result | None = None  # decided, waiting for the legs to go
+
+    # -- public ---------------------------------------------------------------------------
+
+    def handle(self, event: Event) -> list[Command]:
+        if self.state is State.DONE:
+            return []
+        match event:
+            case Start():
+                return self._start(event)
+            case Interrupted():
+                return self._interrupted(event)
+            case TimerFired(name="ending"):
+                return self._finish_now()
+            case LegGone():
+                if event.leg not in self.live:
+                    return []  # a second report of the same hangup
+                del self.live[event.leg]
+        if self.state is State.ENDING:
+            return self._finish_if_quiet()
+        handler = {
+            State.RINGING_AGENTS: self._ringing_agents,
+            State.WHISPER: self._whisper,
+            State.DIALLING_VISITOR: self._dialling_visitor,
+            State.CONNECTED: self._connected,
+        }.get(self.state)
+        if handler is None:
+            return []
+        return handler(event)
+
+    @property
+    def done(self) -> bool:
+        return self.state is State.DONE
+
+    # -- states ---------------------------------------------------------------------------
+
+    def _start(self, event: Start) -> list[Command]:
+        if self.state is not State.NEW:
+            return []
+        self.started_at = event.at
+        self.state = State.RINGING_AGENTS
+        commands: list[Command] = [Progress(State.RINGING_AGENTS)]
+        if self.plan.strategy is Strategy.RING_ALL:
+            for _ in self.plan.agent_endpoints:
+                commands.append(self._originate_next_agent())
+        else:
+            commands.append(self._originate_next_agent())
+        return commands
+
+    def _ringing_agents(self, event: Event) -> list[Command]:
+        match event:
+            case LegRinging(leg=leg) if leg in self.live:
+                self.live[leg].ringing = True
+            case LegAnswered(leg=leg) if is_agent_leg(leg) and leg in self.live:
+                return self._agent_answered(event.at, leg)
+            case LegGone(leg=leg) if is_agent_leg(leg):
+                self.agent_causes.append((event.cause, event.originate_failed))
+                if self.next_agent < len(self.plan.agent_endpoints) and (
+                    self.plan.strategy is Strategy.SEQUENTIAL
+                ):
+                    return [self._originate_next_agent()]
+                if not any(is_agent_leg(other) for other in self.live):
+                    return self._end(self._agents_result())
+        return []
+
+    def _agent_answered(self, at: float, leg: str) -> list[Command]:
+        self.agent = leg
+        self.agent_answered_at = at
+        self.live[leg].answered = True
+        commands: list[Command] = [HangUp(other) for other in self.live if other != leg]
+        commands.append(Progress(State.WHISPER, agent=self._agent_endpoint()))
+        if self.plan.whisper:
+            self.state = State.WHISPER
+            commands += [Play(leg, self.plan.whisper), StartTimer("whisper", WHISPER_GUARD_S)]
+            return commands
+        return commands + self._dial_visitor(at)
+
+    def _whisper(self, event: Event) -> list[Command]:
+        match event:
+            case PlaybackDone(leg=leg) if leg == self.agent:
+                return [CancelTimer("whisper"), *self._dial_visitor(event.at)]
+            case TimerFired(name="whisper"):
+                return self._dial_visitor(event.at)
+            case LegGone(leg=leg) if leg == self.agent:
+                return [CancelTimer("whisper"), *self._end(self._agent_left_early(event))]
+        return []
+
+    def _dial_visitor(self, at: float) -> list[Command]:
+        assert self.agent is not None and self.agent in self.live, "visitor dialled without agent"
+        self.state = State.DIALLING_VISITOR
+        self.visitor_dialled_at = at
+        self.live[VISITOR] = _Leg()
+        return [
+            Progress(State.DIALLING_VISITOR, agent=self._agent_endpoint()),
+            IndicateRinging(self.agent, on=True),
+            Originate(
+                VISITOR,
+                self.plan.visitor_endpoint,
+                self.plan.visitor_ring_timeout,
+                self.plan.caller_id,
+            ),
+        ]
+
+    def _dialling_visitor(self, event: Event) -> list[Command]:
+        match event:
+            case LegRinging(leg=leg) if leg == VISITOR:
+                self.visitor_rang = True
+            case LegAnswered(leg=leg) if leg == VISITOR:
+                assert self.agent is not None
+                self.state = State.CONNECTED
+                self.connected_at = event.at
+                self.live[VISITOR].answered = True
+                self.bridged = True
+                return [
+                    IndicateRinging(self.agent, on=False),
+                    Bridge((self.agent, VISITOR)),
+                    Progress(State.CONNECTED, agent=self._agent_endpoint()),
+                ]
+            case LegGone(leg=leg) if leg == VISITOR:
+                if event.originate_failed:
+                    result = self._result(
+                        Outcome.FAILED, cause=f"dialling the visitor failed: {event.cause_text}"
+                    )
+                else:
+                    outcome = visitor_outcome(event.cause, self.visitor_rang)
+                    result = self._result(outcome, cause=event.cause_text, q850=event.cause)
+                return self._end(result)
+            case LegGone(leg=leg) if leg == self.agent:
+                return self._end(self._agent_left_early(event))
+        return []
+
+    def _connected(self, event: Event) -> list[Command]:
+        match event:
+            case LegGone(leg=leg) if leg in (self.agent, VISITOR):
+                assert self.connected_at is not None
+                result = self._result(
+                    Outcome.CONNECTED,
+                    cause=event.cause_text,
+                    q850=event.cause,
+                    talk_s=event.at - self.connected_at,
+                    hung_up_by="visitor" if leg == VISITOR else "agent",
+                )
+                return self._end(result)
+        return []
+
+    def _interrupted(self, event: Interrupted) -> list[Command]:
+        for leg in event.legs_gone:
+            self.live.pop(leg, None)
+        if self.state is State.ENDING:
+            return self._finish_if_quiet()
+        talk_s = event.at - self.connected_at if self.connected_at is not None else None
+        result = self._result(Outcome.FAILED, cause=f"interrupted: {event.reason}", talk_s=talk_s)
+        return self._end(result)
+
+    # -- ending ---------------------------------------------------------------------------
+
+    def _end(self, result: Result) -> list[Command]:
+        """Hang up whatever is still up; finish once Asterisk confirms every leg is gone."""
+        self.pending = result
+        self.state = State.ENDING
+        commands: list[Command] = [HangUp(leg) for leg in self.live]
+        if self.bridged:
+            commands.append(DestroyBridge())
+            self.bridged = False
+        if self.live:
+            commands.append(StartTimer("ending", ENDING_GRACE_S))
+            return commands
+        return commands + self._finish_now()
+
+    def _finish_if_quiet(self) -> list[Command]:
+        if self.live:
+            return []
+        return [CancelTimer("ending"), *self._finish_now()]
+
+    def _finish_now(self) -> list[Command]:
+        assert self.pending is not None
+        self.state = State.DONE
+        return [Finish(self.pending)]
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _originate_next_agent(self) -> Originate:
+        index = self.next_agent
+        self.next_agent += 1
+        leg = agent_leg(index)
+        self.live[leg] = _Leg()
+        return Originate(
+            leg, self.plan.agent_endpoints[index], self.plan.agent_ring_timeout, self.plan.caller_id
+        )
+
+    def _agent_endpoint(self) -> str | None:
+        if self.agent is None:
+            return None
+        return self.plan.agent_endpoints[int(self.agent.split(":")[1])]
+
+    def _agents_result(self) -> Result:
+        causes = [cause for cause, failed in self.agent_causes if not failed]
+        if not causes:
+            return self._result(
+                Outcome.FAILED, cause="no agent could be called (originate failed)"
+            )
+        if all(cause == CAUSE_USER_BUSY for cause in causes):
+            return self._result(Outcome.AGENTS_BUSY, q850=CAUSE_USER_BUSY, cause="User busy")
+        return self._result(Outcome.AGENTS_NO_ANSWER, q850=causes[-1], cause="no agent answered")
+
+    def _agent_left_early(self, event: LegGone) -> Result:
+        return self._result(
+            Outcome.FAILED,
+            cause="the agent hung up before the visitor answered",
+            q850=event.cause,
+        )
+
+    def _result(self, outcome: Outcome, **fields) -> Result:
+        agent_ring_s = (
+            self.agent_answered_at - self.started_at if self.agent_answered_at is not None else None
+        )
+        visitor_ring_s = None
+        if self.connected_at is not None and self.visitor_dialled_at is not None:
+            visitor_ring_s = self.connected_at - self.visitor_dialled_at
+        # Retrying is right only while the visitor has not talked to anyone yet.
+        retryable = outcome is not Outcome.CONNECTED and self.connected_at is None
+        return Result(
+            outcome=outcome,
+            agent=self._agent_endpoint(),
+            agent_ring_s=agent_ring_s,
+            visitor_ring_s=visitor_ring_s,
+            retryable=retryable,
+            connected=self.connected_at is not None,
+            **fields,
+        )

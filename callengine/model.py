@@ -1,0 +1,256 @@
+"""The records the engine keeps (widgets, agents, groups, leads, attempts) and their validation.
+
+Plain data, no I/O: the store reads and writes them, the web edge and the CLI build them from
+user input through the `*_from_input` functions, which raise `InvalidInput` naming the field.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from callengine.flow import Strategy
+from callengine.numbers import DIAL_FORMATS, NumberPolicy, mask
+
+LEAD_QUEUED = "queued"
+LEAD_CALLING = "calling"
+LEAD_DONE = "done"
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_ENDPOINT = re.compile(r"^(PJSIP|SIP|IAX2|Local)/[A-Za-z0-9_.@+-]{1,80}$")
+_MEDIA = re.compile(r"^(sound|recording|tone):[A-Za-z0-9_/.,=|-]{1,120}$")
+_REGION = re.compile(r"^[A-Z]{2}$")
+ALLOWED_KINDS = {
+    "mobile", "fixed_line", "fixed_line_or_mobile", "voip", "toll_free", "personal_number",
+    "uan", "pager", "voicemail",
+}  # premium_rate, shared_cost and unknown are never allowed: toll fraud.
+
+
+class InvalidInput(ValueError):
+    def __init__(self, field_name: str, message: str):
+        super().__init__(f"{field_name}: {message}")
+        self.field = field_name
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Agent:
+    name: str
+    endpoint: str
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class Group:
+    name: str
+    strategy: Strategy
+    ring_timeout: int
+    agents: tuple[Agent, ...] = ()
+
+
+@dataclass(frozen=True)
+class WidgetSettings:
+    """How a widget's leads are called back. Stored as JSON; see docs/config.md."""
+
+    group: str
+    visitor_endpoint: str = "PJSIP/{number}@pstn"  # {number} is the visitor's number
+    number_format: str = "e164"
+    caller_id: str = ""
+    allowed_regions: tuple[str, ...] = ()
+    allowed_kinds: tuple[str, ...] = ("mobile", "fixed_line", "fixed_line_or_mobile")
+    default_region: str | None = None
+    visitor_ring_timeout: int = 30
+    whisper: str | None = "sound:beep"
+    max_attempts: int = 1
+    retry_delay_s: int = 120
+    retry_on: tuple[str, ...] = ("agents-no-answer", "agents-busy", "failed")
+    max_leads_per_number_per_day: int = 3
+    max_leads_per_hour: int = 200
+    allowed_origins: tuple[str, ...] = ()
+
+    def number_policy(self) -> NumberPolicy:
+        return NumberPolicy(
+            allowed_regions=frozenset(self.allowed_regions),
+            allowed_kinds=frozenset(self.allowed_kinds),
+            default_region=self.default_region,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {name: _jsonable(getattr(self, name)) for name in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class Widget:
+    id: str
+    name: str
+    public_key: str
+    settings: WidgetSettings
+
+
+@dataclass(frozen=True)
+class Consent:
+    marketing: bool
+    recording: bool
+    clause_version: str
+
+
+@dataclass(frozen=True)
+class Lead:
+    id: str
+    widget_id: str
+    phone_e164: str = field(repr=False)
+    phone_region: str
+    phone_kind: str
+    name: str | None = field(repr=False)
+    email: str | None = field(repr=False)
+    consent: Consent
+    status: str
+    progress: str | None
+    outcome: str | None
+    cause: str | None
+    attempts: int
+    next_attempt_at: float | None
+    created_at: float
+    closed_at: float | None
+
+    @property
+    def phone_masked(self) -> str:
+        return mask(self.phone_e164)
+
+    def public_view(self) -> dict[str, Any]:
+        """What the widget may see of its own lead: no personal data."""
+        return {
+            "id": self.id,
+            "status": self.status,
+            "progress": self.progress,
+            "outcome": self.outcome,
+        }
+
+
+@dataclass(frozen=True)
+class Attempt:
+    id: str
+    lead_id: str
+    number: int
+    status: str
+    started_at: float
+    ended_at: float | None = None
+    outcome: str | None = None
+    q850: int | None = None
+    cause: str | None = None
+    agent: str | None = None
+    agent_ring_s: float | None = None
+    visitor_ring_s: float | None = None
+    talk_s: float | None = None
+    connected: bool = False
+
+
+# ---- validation of user input -------------------------------------------------------------------
+
+
+def check_name(field_name: str, value: Any) -> str:
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise InvalidInput(field_name, "use 1–63 lowercase letters, digits, '-' or '_'")
+    return value
+
+
+def agent_from_input(name: Any, endpoint: Any) -> Agent:
+    check_name("name", name)
+    if not isinstance(endpoint, str) or not _ENDPOINT.match(endpoint):
+        raise InvalidInput("endpoint", "expected a dial string like PJSIP/agent1")
+    return Agent(name=name, endpoint=endpoint)
+
+
+def group_from_input(name: Any, strategy: Any, ring_timeout: Any) -> tuple[str, Strategy, int]:
+    check_name("name", name)
+    try:
+        parsed = Strategy(strategy)
+    except ValueError:
+        choices = ", ".join(s.value for s in Strategy)
+        raise InvalidInput("strategy", f"must be one of {choices}") from None
+    return name, parsed, _int_in("ring_timeout", ring_timeout, 5, 300)
+
+
+def widget_settings_from_input(data: Any) -> WidgetSettings:
+    if not isinstance(data, dict):
+        raise InvalidInput("settings", "must be an object")
+    known = set(WidgetSettings.__dataclass_fields__)
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise InvalidInput(unknown[0], "unknown setting")
+    defaults = WidgetSettings(group="x")
+    values = {name: data.get(name, getattr(defaults, name)) for name in known}
+    check_name("group", values["group"])
+    endpoint = values["visitor_endpoint"]
+    if not isinstance(endpoint, str) or "{number}" not in endpoint or not _ENDPOINT.match(
+        endpoint.replace("{number}", "0")
+    ):
+        raise InvalidInput("visitor_endpoint", "expected a dial string with {number}")
+    if values["number_format"] not in DIAL_FORMATS:
+        raise InvalidInput("number_format", f"must be one of {', '.join(sorted(DIAL_FORMATS))}")
+    caller_id = values["caller_id"]
+    if not isinstance(caller_id, str) or len(caller_id) > 80 or any(c in caller_id for c in "\r\n"):
+        raise InvalidInput("caller_id", "must be a single line of at most 80 characters")
+    regions = _str_tuple("allowed_regions", values["allowed_regions"])
+    for region in regions:
+        if not _REGION.match(region):
+            raise InvalidInput("allowed_regions", f"{region!r} is not an ISO country code")
+    kinds = _str_tuple("allowed_kinds", values["allowed_kinds"])
+    for kind in kinds:
+        if kind not in ALLOWED_KINDS:
+            raise InvalidInput("allowed_kinds", f"{kind!r} may not be dialled")
+    default_region = values["default_region"]
+    if default_region is not None and (
+        not isinstance(default_region, str) or not _REGION.match(default_region)
+    ):
+        raise InvalidInput("default_region", "must be an ISO country code like PL")
+    whisper = values["whisper"]
+    if whisper is not None and (not isinstance(whisper, str) or not _MEDIA.match(whisper)):
+        raise InvalidInput("whisper", "expected an Asterisk media URI like sound:beep")
+    retry_on = _str_tuple("retry_on", values["retry_on"])
+    for outcome in retry_on:
+        if outcome not in ("agents-no-answer", "agents-busy", "failed", "visitor-busy",
+                           "visitor-no-answer", "visitor-unreachable"):
+            raise InvalidInput("retry_on", f"{outcome!r} is not a retryable outcome")
+    origins = _str_tuple("allowed_origins", values["allowed_origins"])
+    for origin in origins:
+        if not re.match(r"^https?://[A-Za-z0-9.-]+(:\d+)?$", origin):
+            raise InvalidInput("allowed_origins", f"{origin!r} is not an origin like https://a.b")
+    return WidgetSettings(
+        group=values["group"],
+        visitor_endpoint=endpoint,
+        number_format=values["number_format"],
+        caller_id=caller_id,
+        allowed_regions=regions,
+        allowed_kinds=kinds,
+        default_region=default_region,
+        visitor_ring_timeout=_int_in("visitor_ring_timeout", values["visitor_ring_timeout"], 5, 120),
+        whisper=whisper,
+        max_attempts=_int_in("max_attempts", values["max_attempts"], 1, 10),
+        retry_delay_s=_int_in("retry_delay_s", values["retry_delay_s"], 0, 86400),
+        retry_on=retry_on,
+        max_leads_per_number_per_day=_int_in(
+            "max_leads_per_number_per_day", values["max_leads_per_number_per_day"], 1, 100
+        ),
+        max_leads_per_hour=_int_in("max_leads_per_hour", values["max_leads_per_hour"], 1, 100000),
+        allowed_origins=origins,
+    )
+
+
+def _int_in(field_name: str, value: Any, low: int, high: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise InvalidInput(field_name, f"must be a whole number from {low} to {high}")
+    return value
+
+
+def _str_tuple(field_name: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise InvalidInput(field_name, "must be a list of strings")
+    return tuple(value)
+
+
+def _jsonable(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value

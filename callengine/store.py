@@ -1,0 +1,462 @@
+"""All SQL lives here: the embedded SQLite store (aiosqlite) and its schema migrations.
+
+Every write that must not be half done runs in one `BEGIN IMMEDIATE` transaction, so a crash
+leaves either the old or the new row, never a mix. Times are Unix seconds (float).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import sqlite3
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from callengine.flow import Result, Strategy
+from callengine.model import (
+    LEAD_CALLING,
+    LEAD_DONE,
+    LEAD_QUEUED,
+    Agent,
+    Attempt,
+    Consent,
+    Group,
+    Lead,
+    Widget,
+    WidgetSettings,
+    widget_settings_from_input,
+)
+
+
+class NotFound(LookupError):
+    def __init__(self, what: str, key: str):
+        super().__init__(f"no {what} {key!r}")
+        self.what = what
+        self.key = key
+
+
+class Conflict(ValueError):
+    pass
+
+
+class RateLimited(Exception):
+    def __init__(self, message: str, retry_after_s: int):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+# Each entry moves the schema one version up; never edit one that has shipped, add a new one.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE agents (
+        name TEXT PRIMARY KEY,
+        endpoint TEXT NOT NULL,
+        enabled INTEGER NOT NULL DEFAULT 1
+    );
+    CREATE TABLE agent_groups (
+        name TEXT PRIMARY KEY,
+        strategy TEXT NOT NULL CHECK (strategy IN ('ring-all', 'sequential')),
+        ring_timeout INTEGER NOT NULL
+    );
+    CREATE TABLE group_members (
+        group_name TEXT NOT NULL REFERENCES agent_groups(name) ON DELETE CASCADE,
+        agent_name TEXT NOT NULL REFERENCES agents(name) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        PRIMARY KEY (group_name, agent_name)
+    );
+    CREATE TABLE widgets (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        public_key TEXT NOT NULL UNIQUE,
+        settings TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE leads (
+        id TEXT PRIMARY KEY,
+        widget_id TEXT NOT NULL REFERENCES widgets(id),
+        phone_e164 TEXT NOT NULL,
+        phone_region TEXT NOT NULL,
+        phone_kind TEXT NOT NULL,
+        name TEXT,
+        email TEXT,
+        consent_marketing INTEGER NOT NULL,
+        consent_recording INTEGER NOT NULL,
+        clause_version TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('queued', 'calling', 'done')),
+        progress TEXT,
+        outcome TEXT,
+        cause TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        closed_at REAL
+    );
+    CREATE INDEX leads_due ON leads(status, next_attempt_at);
+    CREATE INDEX leads_widget_created ON leads(widget_id, created_at);
+    CREATE INDEX leads_phone_created ON leads(phone_e164, created_at);
+    CREATE TABLE attempts (
+        id TEXT PRIMARY KEY,
+        lead_id TEXT NOT NULL REFERENCES leads(id) ON DELETE CASCADE,
+        number INTEGER NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('active', 'done')),
+        started_at REAL NOT NULL,
+        ended_at REAL,
+        outcome TEXT,
+        q850 INTEGER,
+        cause TEXT,
+        agent TEXT,
+        agent_ring_s REAL,
+        visitor_ring_s REAL,
+        talk_s REAL,
+        connected INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX attempts_lead ON attempts(lead_id);
+    CREATE INDEX attempts_active ON attempts(status);
+    """,
+]
+
+
+class Store:
+    def __init__(self, db: aiosqlite.Connection):
+        self._db = db
+        # One connection serves every task: transactions must not interleave on it.
+        self._write_lock = asyncio.Lock()
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, path: Path | str) -> AsyncIterator[Store]:
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        db = await aiosqlite.connect(str(path), isolation_level=None)
+        try:
+            db.row_factory = sqlite3.Row
+            await db.execute("PRAGMA journal_mode=WAL")
+            await db.execute("PRAGMA foreign_keys=ON")
+            await db.execute("PRAGMA busy_timeout=5000")
+            store = cls(db)
+            await store.migrate()
+            yield store
+        finally:
+            await db.close()
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._write_lock:
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                await self._db.execute("ROLLBACK")
+                raise
+            await self._db.execute("COMMIT")
+
+    async def migrate(self) -> int:
+        async with self._db.execute("PRAGMA user_version") as cursor:
+            (version,) = await cursor.fetchone()
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            async with self._transaction() as db:
+                for statement in filter(str.strip, script.split(";")):
+                    await db.execute(statement)
+                await db.execute(f"PRAGMA user_version = {number}")
+        return len(MIGRATIONS)
+
+    async def schema_version(self) -> int:
+        async with self._db.execute("PRAGMA user_version") as cursor:
+            return (await cursor.fetchone())[0]
+
+    # ---- agents and groups -----------------------------------------------------------------
+
+    async def add_agent(self, agent: Agent) -> None:
+        try:
+            async with self._transaction() as db:
+                await db.execute(
+                    "INSERT INTO agents (name, endpoint, enabled) VALUES (?, ?, ?)",
+                    (agent.name, agent.endpoint, int(agent.enabled)),
+                )
+        except sqlite3.IntegrityError:
+            raise Conflict(f"agent {agent.name!r} exists already") from None
+
+    async def list_agents(self) -> list[Agent]:
+        async with self._db.execute("SELECT * FROM agents ORDER BY name") as cursor:
+            return [_agent(row) async for row in cursor]
+
+    async def add_group(
+        self, name: str, strategy: Strategy, ring_timeout: int, agent_names: list[str]
+    ) -> Group:
+        try:
+            async with self._transaction() as db:
+                await db.execute(
+                    "INSERT INTO agent_groups (name, strategy, ring_timeout) VALUES (?, ?, ?)",
+                    (name, strategy.value, ring_timeout),
+                )
+                for position, agent_name in enumerate(agent_names):
+                    async with db.execute(
+                        "SELECT 1 FROM agents WHERE name = ?", (agent_name,)
+                    ) as cursor:
+                        if await cursor.fetchone() is None:
+                            raise NotFound("agent", agent_name)
+                    await db.execute(
+                        "INSERT INTO group_members (group_name, agent_name, position)"
+                        " VALUES (?, ?, ?)",
+                        (name, agent_name, position),
+                    )
+        except sqlite3.IntegrityError:
+            raise Conflict(f"group {name!r} exists already (or an agent is listed twice)") from None
+        return await self.get_group(name)
+
+    async def get_group(self, name: str) -> Group:
+        async with self._db.execute("SELECT * FROM agent_groups WHERE name = ?", (name,)) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            raise NotFound("group", name)
+        async with self._db.execute(
+            "SELECT a.* FROM group_members m JOIN agents a ON a.name = m.agent_name"
+            " WHERE m.group_name = ? ORDER BY m.position",
+            (name,),
+        ) as cursor:
+            agents = tuple([_agent(r) async for r in cursor])
+        return Group(row["name"], Strategy(row["strategy"]), row["ring_timeout"], agents)
+
+    async def list_groups(self) -> list[Group]:
+        async with self._db.execute("SELECT name FROM agent_groups ORDER BY name") as cursor:
+            names = [row["name"] async for row in cursor]
+        return [await self.get_group(name) for name in names]
+
+    # ---- widgets ---------------------------------------------------------------------------
+
+    async def add_widget(self, widget_id: str, name: str, settings: WidgetSettings, now: float) -> Widget:
+        await self.get_group(settings.group)  # refuse a widget whose group does not exist
+        public_key = "wk_" + secrets.token_urlsafe(18)
+        try:
+            async with self._transaction() as db:
+                await db.execute(
+                    "INSERT INTO widgets (id, name, public_key, settings, created_at)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (widget_id, name, public_key, json.dumps(settings.to_json()), now),
+                )
+        except sqlite3.IntegrityError:
+            raise Conflict(f"widget {widget_id!r} exists already") from None
+        return Widget(widget_id, name, public_key, settings)
+
+    async def get_widget(self, widget_id: str) -> Widget:
+        return await self._widget_where("id = ?", widget_id, widget_id)
+
+    async def get_widget_by_key(self, public_key: str) -> Widget:
+        return await self._widget_where("public_key = ?", public_key, "with that public key")
+
+    async def list_widgets(self) -> list[Widget]:
+        async with self._db.execute("SELECT * FROM widgets ORDER BY id") as cursor:
+            return [_widget(row) async for row in cursor]
+
+    async def _widget_where(self, where: str, value: str, label: str) -> Widget:
+        async with self._db.execute(f"SELECT * FROM widgets WHERE {where}", (value,)) as cursor:
+            row = await cursor.fetchone()
+        if row is None:
+            raise NotFound("widget", label)
+        return _widget(row)
+
+    # ---- leads -----------------------------------------------------------------------------
+
+    async def create_lead(
+        self,
+        widget: Widget,
+        *,
+        phone_e164: str,
+        phone_region: str,
+        phone_kind: str,
+        name: str | None,
+        email: str | None,
+        consent: Consent,
+        now: float,
+    ) -> Lead:
+        """Persist a new lead, queued for dialling now, after the widget's rate limits pass.
+
+        Check and insert share one IMMEDIATE transaction so concurrent requests can't both
+        slip under a limit."""
+        lead_id = str(uuid.uuid4())
+        settings = widget.settings
+        async with self._transaction() as db:
+            async with db.execute(
+                "SELECT COUNT(*) FROM leads WHERE phone_e164 = ? AND created_at > ?",
+                (phone_e164, now - 86400),
+            ) as cursor:
+                (per_number,) = await cursor.fetchone()
+            if per_number >= settings.max_leads_per_number_per_day:
+                raise RateLimited("too many callback requests for this number today", 3600)
+            async with db.execute(
+                "SELECT COUNT(*) FROM leads WHERE widget_id = ? AND created_at > ?",
+                (widget.id, now - 3600),
+            ) as cursor:
+                (per_widget,) = await cursor.fetchone()
+            if per_widget >= settings.max_leads_per_hour:
+                raise RateLimited("this widget has reached its hourly limit of callbacks", 600)
+            await db.execute(
+                "INSERT INTO leads (id, widget_id, phone_e164, phone_region, phone_kind, name,"
+                " email, consent_marketing, consent_recording, clause_version, status,"
+                " next_attempt_at, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    lead_id, widget.id, phone_e164, phone_region, phone_kind, name, email,
+                    int(consent.marketing), int(consent.recording), consent.clause_version,
+                    LEAD_QUEUED, now, now, now,
+                ),
+            )
+        return await self.get_lead(lead_id)
+
+    async def get_lead(self, lead_id: str) -> Lead:
+        async with self._db.execute("SELECT * FROM leads WHERE id = ?", (lead_id,)) as cursor:
+            row = await cursor.fetchone()
+        if row is None:
+            raise NotFound("lead", lead_id)
+        return _lead(row)
+
+    async def list_leads(
+        self, *, widget_id: str | None = None, status: str | None = None, limit: int = 100
+    ) -> list[Lead]:
+        clauses, params = [], []
+        if widget_id is not None:
+            clauses.append("widget_id = ?")
+            params.append(widget_id)
+        if status is not None:
+            clauses.append("status = ?")
+            params.append(status)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        async with self._db.execute(
+            f"SELECT * FROM leads {where} ORDER BY created_at DESC LIMIT ?", (*params, limit)
+        ) as cursor:
+            return [_lead(row) async for row in cursor]
+
+    async def due_leads(self, now: float, limit: int) -> list[Lead]:
+        async with self._db.execute(
+            "SELECT * FROM leads WHERE status = ? AND next_attempt_at <= ?"
+            " ORDER BY next_attempt_at, created_at LIMIT ?",
+            (LEAD_QUEUED, now, limit),
+        ) as cursor:
+            return [_lead(row) async for row in cursor]
+
+    async def next_due_at(self) -> float | None:
+        async with self._db.execute(
+            "SELECT MIN(next_attempt_at) FROM leads WHERE status = ?", (LEAD_QUEUED,)
+        ) as cursor:
+            return (await cursor.fetchone())[0]
+
+    # ---- attempts --------------------------------------------------------------------------
+
+    async def start_attempt(self, lead_id: str, now: float) -> Attempt:
+        """Mark the lead as being called and open an attempt: committed before any dial."""
+        attempt_id = str(uuid.uuid4())
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "UPDATE leads SET status = ?, attempts = attempts + 1, progress = NULL,"
+                " next_attempt_at = NULL, updated_at = ? WHERE id = ? AND status = ?",
+                (LEAD_CALLING, now, lead_id, LEAD_QUEUED),
+            )
+            if cursor.rowcount != 1:
+                raise Conflict(f"lead {lead_id} is not queued")
+            async with db.execute("SELECT attempts FROM leads WHERE id = ?", (lead_id,)) as cur:
+                (number,) = await cur.fetchone()
+            await db.execute(
+                "INSERT INTO attempts (id, lead_id, number, status, started_at)"
+                " VALUES (?, ?, ?, 'active', ?)",
+                (attempt_id, lead_id, number, now),
+            )
+        return Attempt(attempt_id, lead_id, number, "active", now)
+
+    async def set_progress(self, lead_id: str, progress: str, connected: bool, attempt_id: str, now: float) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE leads SET progress = ?, updated_at = ? WHERE id = ?",
+                (progress, now, lead_id),
+            )
+            if connected:
+                await db.execute("UPDATE attempts SET connected = 1 WHERE id = ?", (attempt_id,))
+
+    async def finish_attempt(
+        self, attempt: Attempt, result: Result, now: float, retry_at: float | None
+    ) -> Lead:
+        """Close the attempt with its result; queue the lead again or close it, atomically."""
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE attempts SET status = 'done', ended_at = ?, outcome = ?, q850 = ?,"
+                " cause = ?, agent = ?, agent_ring_s = ?, visitor_ring_s = ?, talk_s = ?,"
+                " connected = ? WHERE id = ?",
+                (
+                    now, result.outcome.value, result.q850, result.cause, result.agent,
+                    result.agent_ring_s, result.visitor_ring_s, result.talk_s,
+                    int(result.connected), attempt.id,
+                ),
+            )
+            if retry_at is not None:
+                await db.execute(
+                    "UPDATE leads SET status = ?, next_attempt_at = ?, progress = NULL,"
+                    " outcome = ?, cause = ?, updated_at = ? WHERE id = ?",
+                    (LEAD_QUEUED, retry_at, result.outcome.value, result.cause, now,
+                     attempt.lead_id),
+                )
+            else:
+                await db.execute(
+                    "UPDATE leads SET status = ?, outcome = ?, cause = ?, progress = NULL,"
+                    " closed_at = ?, updated_at = ? WHERE id = ?",
+                    (LEAD_DONE, result.outcome.value, result.cause, now, now, attempt.lead_id),
+                )
+        return await self.get_lead(attempt.lead_id)
+
+    async def active_attempts(self) -> list[Attempt]:
+        async with self._db.execute(
+            "SELECT * FROM attempts WHERE status = 'active' ORDER BY started_at"
+        ) as cursor:
+            return [_attempt(row) async for row in cursor]
+
+    async def attempts_for(self, lead_id: str) -> list[Attempt]:
+        async with self._db.execute(
+            "SELECT * FROM attempts WHERE lead_id = ? ORDER BY number", (lead_id,)
+        ) as cursor:
+            return [_attempt(row) async for row in cursor]
+
+
+# ---- rows → records -------------------------------------------------------------------------
+
+
+def _agent(row: sqlite3.Row) -> Agent:
+    return Agent(row["name"], row["endpoint"], bool(row["enabled"]))
+
+
+def _widget(row: sqlite3.Row) -> Widget:
+    settings = widget_settings_from_input(json.loads(row["settings"]))
+    return Widget(row["id"], row["name"], row["public_key"], settings)
+
+
+def _lead(row: sqlite3.Row) -> Lead:
+    return Lead(
+        id=row["id"],
+        widget_id=row["widget_id"],
+        phone_e164=row["phone_e164"],
+        phone_region=row["phone_region"],
+        phone_kind=row["phone_kind"],
+        name=row["name"],
+        email=row["email"],
+        consent=Consent(
+            bool(row["consent_marketing"]), bool(row["consent_recording"]), row["clause_version"]
+        ),
+        status=row["status"],
+        progress=row["progress"],
+        outcome=row["outcome"],
+        cause=row["cause"],
+        attempts=row["attempts"],
+        next_attempt_at=row["next_attempt_at"],
+        created_at=row["created_at"],
+        closed_at=row["closed_at"],
+    )
+
+
+def _attempt(row: sqlite3.Row) -> Attempt:
+    fields: dict[str, Any] = {key: row[key] for key in row.keys()}
+    fields["connected"] = bool(fields["connected"])
+    return Attempt(**fields)
