@@ -264,7 +264,7 @@ class CallFlow:
                 return self._start(event)
             case Interrupted():
                 return self._interrupted(event)
-            case TimerFired(name="ending"):
+            case TimerFired(name="ending") if self.state is State.ENDING:
                 return self._finish_now()
             case LegGone():
                 if event.leg not in self.live:
@@ -322,10 +322,13 @@ class CallFlow:
         self.agent_answered_at = at
         self.live[leg].answered = True
         commands: list[Command] = [HangUp(other) for other in self.live if other != leg]
-        commands.append(Progress(State.WHISPER, agent=self._agent_endpoint()))
         if self.plan.whisper:
             self.state = State.WHISPER
-            commands += [Play(leg, self.plan.whisper), StartTimer("whisper", WHISPER_GUARD_S)]
+            commands += [
+                Progress(State.WHISPER, agent=self._agent_endpoint()),
+                Play(leg, self.plan.whisper),
+                StartTimer("whisper", WHISPER_GUARD_S),
+            ]
             return commands
         return commands + self._dial_visitor(at)
 
@@ -336,7 +339,7 @@ class CallFlow:
             case TimerFired(name="whisper"):
                 return self._dial_visitor(event.at)
             case LegGone(leg=leg) if leg == self.agent:
-                return [CancelTimer("whisper"), *self._end(self._agent_left_early(event))]
+                return self._end(self._agent_left_early(event))
         return []
 
     def _dial_visitor(self, at: float) -> list[Command]:
@@ -411,8 +414,10 @@ class CallFlow:
     def _end(self, result: Result) -> list[Command]:
         """Hang up whatever is still up; finish once Asterisk confirms every leg is gone."""
         self.pending = result
-        self.state = State.ENDING
         commands: list[Command] = [HangUp(leg) for leg in self.live]
+        if self.state is State.WHISPER:
+            commands.insert(0, CancelTimer("whisper"))
+        self.state = State.ENDING
         if self.bridged:
             commands.append(DestroyBridge())
             self.bridged = False
