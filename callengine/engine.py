@@ -20,6 +20,7 @@ from callengine import flow
 from callengine.asterisk.ari import (
     AriClient,
     AriError,
+    AsteriskShuttingDown,
     ChannelDestroyed,
     ChannelEnteredApp,
     ChannelRinging,
@@ -141,9 +142,15 @@ class Engine:
                 call.log.warning("Asterisk restarted during the call")
                 call.events.put_nowait(flow.Interrupted(now, "Asterisk restarted", gone))
                 continue
-            for leg in gone:
-                call.log.warning("leg %s vanished while events were lost", leg)
-                call.events.put_nowait(flow.LegGone(now, leg, 0, "vanished while disconnected"))
+            if gone and call.flow.state is not flow.State.CONNECTED:
+                # Why a ringing leg vanished is unknowable now (timeout? answered while our
+                # app was unregistered, which makes Asterisk hang it up?): try again later.
+                call.log.warning("legs %s vanished while events were lost", ", ".join(gone))
+                call.events.put_nowait(flow.Interrupted(now, "ARI events lost", gone))
+                continue
+            for leg in gone:  # a hangup during the talk: the call ended as calls do
+                call.log.info("leg %s hung up while events were lost", leg)
+                call.events.put_nowait(flow.LegGone(now, leg, 0, "hung up while disconnected"))
             for leg, state in ((leg, channels.get(cid)) for leg, cid in call.legs.items()):
                 flow_leg = call.flow.live.get(leg)
                 if state == "Up" and flow_leg is not None and not flow_leg.answered:
@@ -181,6 +188,9 @@ class Engine:
                         # Nothing enters our app but what we originate: refuse strangers.
                         log.warning("hanging up unexpected channel %s in our app", cid)
                         await self._quietly(self._ari.hangup(cid))
+                case AsteriskShuttingDown(channel_id=cid):
+                    self._ready.clear()  # no new calls until it is back (next Connected)
+                    self._route(cid, lambda leg: flow.Interrupted(now, "Asterisk shut down"))
                 case ChannelDestroyed(channel_id=cid, cause=cause, cause_text=text):
                     self._route(cid, lambda leg: flow.LegGone(now, leg, cause, text))
                 case PlaybackFinished(playback_id=pid):
@@ -338,9 +348,13 @@ class Engine:
         except AriError as exc:
             call.log.warning("originate %s failed: %s", shown, exc.message)
             self._channels.pop(channel_id, None)
-            call.events.put_nowait(
-                flow.LegGone(self._clock(), leg, 0, exc.message, originate_failed=True)
-            )
+            if exc.unavailable:  # Asterisk's problem, not this endpoint's
+                event: flow.Event = flow.Interrupted(
+                    self._clock(), "Asterisk unavailable", frozenset({leg})
+                )
+            else:
+                event = flow.LegGone(self._clock(), leg, 0, exc.message, originate_failed=True)
+            call.events.put_nowait(event)
             return
         call.created.add(leg)
         call.log.info("originated %s as %s (%s)", leg, channel_id, shown)

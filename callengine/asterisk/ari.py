@@ -9,6 +9,7 @@ below. Credentials travel in an Authorization header, never in a URL (URLs end u
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import random
 from collections.abc import AsyncIterator
@@ -23,10 +24,14 @@ log = logging.getLogger(__name__)
 class AriError(Exception):
     """ARI answered with an error status (or could not be reached)."""
 
-    def __init__(self, method: str, path: str, status: int, message: str):
+    def __init__(self, method: str, path: str, status: int, message: str, *,
+                 unavailable: bool = False):
         super().__init__(f"ARI {method} {path} → {status}: {message}")
         self.status = status
         self.message = message
+        # Not an answer from ARI at all: Asterisk down, or its HTTP server up without ARI
+        # loaded (seen during restarts: an HTML 404).
+        self.unavailable = unavailable or status == 0
 
 
 # ---- events -----------------------------------------------------------------------------------
@@ -65,15 +70,27 @@ class ChannelDestroyed:
 
 
 @dataclass(frozen=True)
+class AsteriskShuttingDown:
+    """Asterisk is hanging this channel up because it is stopping or restarting."""
+
+    channel_id: str
+
+
+@dataclass(frozen=True)
 class PlaybackFinished:
     playback_id: str
     channel_id: str | None
     failed: bool
 
 
-AriEvent = Connected | Disconnected | ChannelRinging | ChannelEnteredApp | ChannelDestroyed | (
-    PlaybackFinished
+AriEvent = (
+    Connected | Disconnected | ChannelRinging | ChannelEnteredApp | ChannelDestroyed
+    | AsteriskShuttingDown | PlaybackFinished
 )
+
+# ChannelHangupRequest with soft=true carries Asterisk's soft-hangup flags, not a Q.850 cause;
+# measured: `core restart now` → 4, our own DELETE → 32.
+SOFTHANGUP_SHUTDOWN = 0x04
 
 
 def parse_event(data: dict[str, Any]) -> AriEvent | None:
@@ -87,6 +104,10 @@ def parse_event(data: dict[str, Any]) -> AriEvent | None:
         return ChannelDestroyed(
             channel.get("id", ""), int(data.get("cause", 0)), data.get("cause_txt", "")
         )
+    if kind == "ChannelHangupRequest" and data.get("soft"):
+        if int(data.get("cause", 0)) & SOFTHANGUP_SHUTDOWN:
+            return AsteriskShuttingDown(data.get("channel", {}).get("id", ""))
+        return None
     if kind == "Dial" and data.get("dialstatus") == "RINGING":
         return ChannelRinging(data.get("peer", {}).get("id", ""))
     if kind == "ChannelStateChange" and data.get("channel", {}).get("state") == "Ringing":
@@ -119,7 +140,7 @@ class AriClient:
     ):
         self.base_url = base_url.rstrip("/")
         self.app = app
-        self._auth_header = aiohttp.BasicAuth(user, password).encode()
+        self._auth_header = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
         self._timeout = aiohttp.ClientTimeout(total=request_timeout)
         self._max_backoff = max_backoff
         self._session: aiohttp.ClientSession | None = None
@@ -149,7 +170,9 @@ class AriClient:
         try:
             async with self.session.request(method, url, params=clean, json=json) as response:
                 if response.status >= 400:
-                    raise AriError(method, path, response.status, await _error_text(response))
+                    is_json = response.content_type == "application/json"
+                    raise AriError(method, path, response.status, await _error_text(response),
+                                   unavailable=not is_json)
                 if response.status == 204 or response.content_length == 0:
                     return None
                 return await response.json(content_type=None)
@@ -258,8 +281,10 @@ def _param(value: Any) -> str:
 
 
 async def _error_text(response: aiohttp.ClientResponse) -> str:
+    if response.content_type != "application/json":
+        return response.reason or "not an ARI answer"
     try:
-        body = await response.json(content_type=None)
+        body = await response.json()
         return str(body.get("message") or body.get("error") or body)
     except (ValueError, aiohttp.ContentTypeError):
-        return (await response.text())[:200]
+        return response.reason or "malformed ARI answer"

@@ -1,0 +1,148 @@
+"""Running the engine in-process (or as a subprocess) against the test Asterisk."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from callengine.app import Running, running
+from callengine.config import AriConfig, Config, DialingConfig, HttpConfig
+from callengine.flow import Strategy
+from callengine.model import Agent, Lead, Widget, widget_settings_from_input
+from callengine.store import Store
+
+ADMIN_TOKEN = "test-admin-token-0123456789"
+VISITOR = "+48601234567"  # dialled as PJSIP/+48601234567@pstn → the "PSTN" sipp on 5070
+REPO = Path(__file__).resolve().parents[2]
+
+
+def make_config(tmp_path: Path, asterisk: Any, *, ari_url: str | None = None,
+                port: int = 0) -> Config:
+    return Config(
+        database=tmp_path / "callengine.db",
+        recordings_dir=tmp_path / "recordings",
+        ari=AriConfig(
+            url=ari_url or asterisk.ari_url,
+            user=asterisk.ari_user,
+            password=asterisk.ari_password,
+            app="callengine",
+        ),
+        http=HttpConfig(host="127.0.0.1", port=port, admin_token=ADMIN_TOKEN),
+        dialing=DialingConfig(max_concurrent_calls=5, poll_interval_s=0.2),
+        log_level="INFO",
+    )
+
+
+async def add_widget(
+    store: Store,
+    *,
+    agents: tuple[str, ...] = ("agent1",),
+    strategy: Strategy = Strategy.RING_ALL,
+    ring_timeout: int = 10,
+    widget_id: str = "shop",
+    **settings: Any,
+) -> Widget:
+    for name in agents:
+        if name not in {a.name for a in await store.list_agents()}:
+            await store.add_agent(Agent(name, f"PJSIP/{name}"))
+    group = f"g-{widget_id}"
+    await store.add_group(group, strategy, ring_timeout, list(agents))
+    raw = {"group": group, "allowed_regions": ["PL"], "caller_id": "Shop <+48221234567>",
+           "visitor_ring_timeout": 10, **settings}
+    return await store.add_widget(widget_id, "Shop", widget_settings_from_input(raw), time.time())
+
+
+async def submit_lead(base_url: str, widget: Widget, phone: str = VISITOR) -> str:
+    body = {"phone": phone, "consent": {"marketing": False, "recording": False},
+            "clause_version": "v1"}
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{base_url}/api/v1/widgets/{widget.public_key}/leads",
+                                json=body) as response:
+            assert response.status == 201, await response.text()
+            return (await response.json())["id"]
+
+
+async def wait_for_lead(store: Store, lead_id: str, *, status: str = "done",
+                        progress: str | None = None, timeout: float = 60) -> Lead:
+    deadline = time.monotonic() + timeout
+    while True:
+        lead = await store.get_lead(lead_id)
+        if lead.status == status and (progress is None or lead.progress == progress):
+            return lead
+        if time.monotonic() > deadline:
+            raise AssertionError(f"lead never reached {status}/{progress}: {lead}")
+        await asyncio.sleep(0.1)
+
+
+class EngineProcess:
+    """`callengine run` as a real process, to kill it with SIGKILL mid-call."""
+
+    def __init__(self, config_path: Path, env: dict[str, str]):
+        self.config_path = config_path
+        self.env = env
+        self.process: subprocess.Popen | None = None
+        self.log_path = config_path.parent / "engine.log"
+
+    def start(self) -> None:
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "callengine", "--config", str(self.config_path), "run"],
+            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}, cwd=REPO,
+        )
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def write_config(tmp_path: Path, asterisk: Any, port: int) -> tuple[Path, dict[str, str]]:
+    path = tmp_path / "callengine.toml"
+    path.write_text(
+        f"""
+[store]
+database = "callengine.db"
+recordings_dir = "recordings"
+
+[ari]
+url = "{asterisk.ari_url}"
+user = "{asterisk.ari_user}"
+app = "callengine"
+
+[http]
+host = "127.0.0.1"
+port = {port}
+
+[dialing]
+max_concurrent_calls = 5
+poll_interval_s = 0.2
+"""
+    )
+    env = {"CALLENGINE_ARI_PASSWORD": asterisk.ari_password,
+           "CALLENGINE_ADMIN_TOKEN": ADMIN_TOKEN}
+    return path, env
+
+
+__all__ = [
+    "ADMIN_TOKEN", "VISITOR", "EngineProcess", "Running", "add_widget", "make_config",
+    "running", "submit_lead", "wait_for_lead", "write_config",
+]
