@@ -27,6 +27,7 @@ CAUSE_NO_ANSWER = 19
 CAUSE_CALL_REJECTED = 21
 
 WHISPER_GUARD_S = 60.0  # a whisper that never reports its end must not hold an agent forever
+NOTICE_GUARD_S = 60.0  # likewise for the recording notice played to the visitor
 ENDING_GRACE_S = 10.0  # how long to wait for Asterisk to confirm every leg is gone
 
 
@@ -50,6 +51,7 @@ class State(str, enum.Enum):
     RINGING_AGENTS = "ringing-agents"
     WHISPER = "whisper"
     DIALLING_VISITOR = "dialling-visitor"
+    NOTICE = "recording-notice"
     CONNECTED = "connected"
     ENDING = "ending"
     DONE = "done"
@@ -66,6 +68,8 @@ class CallPlan:
     visitor_ring_timeout: int
     caller_id: str
     whisper: str | None = None  # Asterisk media URI played to the agent, e.g. "sound:beep"
+    record: bool = False  # record the bridged call (policy and consent decided beforehand)
+    recording_notice: str | None = None  # media played to the visitor before bridging
 
     def __post_init__(self) -> None:
         if not self.agent_endpoints:
@@ -168,6 +172,13 @@ class DestroyBridge:
 
 
 @dataclass(frozen=True)
+class StartRecording:
+    """Tap the bridged call's audio (both parties) into an encrypted recording."""
+
+    leg: str
+
+
+@dataclass(frozen=True)
 class StartTimer:
     name: str
     seconds: float
@@ -207,8 +218,8 @@ class Finish:
 
 
 Command = (
-    Originate | HangUp | Play | IndicateRinging | Bridge | DestroyBridge | StartTimer | CancelTimer
-    | Progress | Finish
+    Originate | HangUp | Play | IndicateRinging | Bridge | DestroyBridge | StartRecording
+    | StartTimer | CancelTimer | Progress | Finish
 )
 
 
@@ -250,6 +261,7 @@ class CallFlow:
     agent_answered_at: float | None = None
     visitor_dialled_at: float | None = None
     visitor_rang: bool = False
+    visitor_answered_at: float | None = None
     connected_at: float | None = None
     bridged: bool = False
     pending: Result | None = None  # decided, waiting for the legs to go
@@ -276,6 +288,7 @@ class CallFlow:
             State.RINGING_AGENTS: self._ringing_agents,
             State.WHISPER: self._whisper,
             State.DIALLING_VISITOR: self._dialling_visitor,
+            State.NOTICE: self._notice,
             State.CONNECTED: self._connected,
         }.get(self.state)
         if handler is None:
@@ -363,16 +376,16 @@ class CallFlow:
             case LegRinging(leg=leg) if leg == VISITOR:
                 self.visitor_rang = True
             case LegAnswered(leg=leg) if leg == VISITOR:
-                assert self.agent is not None
-                self.state = State.CONNECTED
-                self.connected_at = event.at
+                self.visitor_answered_at = event.at
                 self.live[VISITOR].answered = True
-                self.bridged = True
-                return [
-                    IndicateRinging(self.agent, on=False),
-                    Bridge((self.agent, VISITOR)),
-                    Progress(State.CONNECTED, agent=self._agent_endpoint()),
-                ]
+                if self.plan.record and self.plan.recording_notice:
+                    self.state = State.NOTICE
+                    return [
+                        Progress(State.NOTICE, agent=self._agent_endpoint()),
+                        Play(VISITOR, self.plan.recording_notice),
+                        StartTimer("notice", NOTICE_GUARD_S),
+                    ]
+                return self._connect(event.at)
             case LegGone(leg=leg) if leg == VISITOR:
                 if event.originate_failed:
                     result = self._result(
@@ -385,6 +398,37 @@ class CallFlow:
             case LegGone(leg=leg) if leg == self.agent:
                 return self._end(self._agent_left_early(event))
         return []
+
+    def _notice(self, event: Event) -> list[Command]:
+        match event:
+            case PlaybackDone(leg=leg) if leg == VISITOR:
+                return [CancelTimer("notice"), *self._connect(event.at)]
+            case TimerFired(name="notice"):
+                return self._connect(event.at)
+            case LegGone(leg=leg) if leg == VISITOR:
+                # They heard the call would be recorded and hung up: calling again is pushy.
+                result = self._result(
+                    Outcome.FAILED, cause="the visitor hung up during the recording notice",
+                    q850=event.cause, retryable=False,
+                )
+                return self._end(result)
+            case LegGone(leg=leg) if leg == self.agent:
+                return self._end(self._agent_left_early(event))
+        return []
+
+    def _connect(self, at: float) -> list[Command]:
+        assert self.agent is not None and self.agent in self.live
+        self.state = State.CONNECTED
+        self.connected_at = at
+        self.bridged = True
+        commands: list[Command] = [
+            IndicateRinging(self.agent, on=False),
+            Bridge((self.agent, VISITOR)),
+        ]
+        if self.plan.record:
+            commands.append(StartRecording(VISITOR))
+        commands.append(Progress(State.CONNECTED, agent=self._agent_endpoint()))
+        return commands
 
     def _connected(self, event: Event) -> list[Command]:
         match event:
@@ -415,8 +459,8 @@ class CallFlow:
         """Hang up whatever is still up; finish once Asterisk confirms every leg is gone."""
         self.pending = result
         commands: list[Command] = [HangUp(leg) for leg in self.live]
-        if self.state is State.WHISPER:
-            commands.insert(0, CancelTimer("whisper"))
+        if self.state in (State.WHISPER, State.NOTICE):
+            commands.insert(0, CancelTimer("whisper" if self.state is State.WHISPER else "notice"))
         self.state = State.ENDING
         if self.bridged:
             commands.append(DestroyBridge())
@@ -474,16 +518,17 @@ class CallFlow:
             self.agent_answered_at - self.started_at if self.agent_answered_at is not None else None
         )
         visitor_ring_s = None
-        if self.connected_at is not None and self.visitor_dialled_at is not None:
-            visitor_ring_s = self.connected_at - self.visitor_dialled_at
+        if self.visitor_answered_at is not None and self.visitor_dialled_at is not None:
+            visitor_ring_s = self.visitor_answered_at - self.visitor_dialled_at
         # Retrying is right only while the visitor has not talked to anyone yet.
-        retryable = outcome is not Outcome.CONNECTED and self.connected_at is None
+        fields.setdefault(
+            "retryable", outcome is not Outcome.CONNECTED and self.connected_at is None
+        )
         return Result(
             outcome=outcome,
             agent=self._agent_endpoint(),
             agent_ring_s=agent_ring_s,
             visitor_ring_s=visitor_ring_s,
-            retryable=retryable,
             connected=self.connected_at is not None,
             **fields,
         )
