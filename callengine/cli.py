@@ -9,10 +9,13 @@ import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from callengine import __version__
 from callengine.config import Config, ConfigError, load_config
+from callengine.crypto import RecordingError
+from callengine.recordings import RecordingUnavailable
 from callengine.logs import setup_logging
 from callengine.model import (
     InvalidInput,
@@ -138,6 +141,104 @@ def cmd_lead_show(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_keys_generate(config: Config | None, args: argparse.Namespace) -> int:
+    from callengine import crypto
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    private, public = crypto.generate_recipient_keypair()
+    crypto.save_private_key(out / f"{args.name}.key", private)
+    crypto.save_public_key(out / f"{args.name}.pub", public)
+    print(f"key id {crypto.key_id(public).hex()}: public {out / (args.name + '.pub')} "
+          f"(for recording hosts), private {out / (args.name + '.key')} (mode 0600; keep it "
+          "off the recording host unless it must play recordings)")
+    return 0
+
+
+def _recording_keys(config: Config, args: argparse.Namespace) -> list[bytes]:
+    from callengine.recordings import load_private_keys
+
+    paths = [Path(k) for k in args.key] if getattr(args, "key", None) else list(
+        config.recording.private_key_files
+    )
+    return load_private_keys(paths)
+
+
+def cmd_recording_list(config: Config, args: argparse.Namespace) -> int:
+    recordings = asyncio.run(_with_store(
+        config, lambda store: store.list_recordings(lead_id=args.lead,
+                                                    include_deleted=args.all)))
+    _print([r.view() for r in recordings])
+    return 0
+
+
+def cmd_recording_verify(config: Config, args: argparse.Namespace) -> int:
+    from callengine import crypto
+    from callengine.recordings import recording_path
+
+    keys = _recording_keys(config, args) or None
+    recordings = asyncio.run(_with_store(config, lambda store: store.list_recordings()))
+    if args.id:
+        recordings = [r for r in recordings if r.id in args.id]
+        missing = set(args.id) - {r.id for r in recordings}
+        if missing:
+            raise NotFound("recording", sorted(missing)[0])
+    failures = 0
+    for recording in recordings:
+        path = recording_path(config.recordings_dir, recording)
+        try:
+            report = crypto.verify(path, keys)
+            stored = recording.sha256
+            mismatch = stored is not None and stored != report.sha256
+            print(f"{recording.id}: {report}" + ("; SHA-256 DIFFERS FROM THE STORE" if mismatch
+                                                  else ""))
+            failures += mismatch
+        except (OSError, crypto.RecordingError) as exc:
+            print(f"{recording.id}: FAILED: {type(exc).__name__}: {exc}")
+            failures += 1
+    print(f"{len(recordings) - failures} of {len(recordings)} recordings verified"
+          + ("" if keys else " (structure only: no private key)"))
+    return 1 if failures else 0
+
+
+def cmd_recording_export(config: Config, args: argparse.Namespace) -> int:
+    from callengine.recordings import export, recording_path
+
+    recording = asyncio.run(_with_store(config, lambda store: store.get_recording(args.id)))
+    if recording.status == "deleted":
+        raise NotFound("recording", args.id)
+    fmt = args.format or Path(args.out).suffix.lstrip(".").lower() or "wav"
+    plain = export(recording_path(config.recordings_dir, recording), _recording_keys(config, args),
+                   Path(args.out), fmt)
+    print(f"exported {plain.size / 32000:.1f} s to {args.out}"
+          + ("" if plain.complete else " (incomplete recording: its sealed part)"))
+    return 0
+
+
+def cmd_recording_delete(config: Config, args: argparse.Namespace) -> int:
+    from callengine.recordings import recording_path, shred
+
+    async def delete(store: Store) -> bool:
+        recording = await store.get_recording(args.id)
+        removed = shred(recording_path(config.recordings_dir, recording))
+        await store.mark_recording_deleted(recording.id, time.time())
+        return removed
+
+    removed = asyncio.run(_with_store(config, delete))
+    print(f"recording {args.id} crypto-shredded" if removed
+          else f"recording {args.id}: file already gone; marked deleted")
+    return 0
+
+
+def cmd_prompt_import(config: Config, args: argparse.Namespace) -> int:
+    from callengine.recordings import import_prompt
+
+    name = check_name("name", args.name)
+    target = import_prompt(Path(args.file), config.prompts.dir, name)
+    print(f"prompt written to {target}; use it as sound:{config.prompts.dir_asterisk}/{name}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="callengine",
@@ -200,12 +301,46 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--limit", type=int, default=50)
     sub = command("show", cmd_lead_show, "one lead with its attempts", lead)
     sub.add_argument("id")
+
+    keys = commands.add_parser("keys", help="recording keys").add_subparsers(
+        dest="sub", required=True, metavar="ACTION")
+    sub = command("generate", cmd_keys_generate, "make a recipient key pair (X25519)", keys)
+    sub.add_argument("--out", required=True, help="directory for NAME.key and NAME.pub")
+    sub.add_argument("--name", default="recording")
+    sub.set_defaults(needs_config=False)
+
+    recording = commands.add_parser("recording", help="encrypted call recordings").add_subparsers(
+        dest="sub", required=True, metavar="ACTION")
+    sub = command("list", cmd_recording_list, "list recordings (numbers masked)", recording)
+    sub.add_argument("--lead")
+    sub.add_argument("--all", action="store_true", help="include deleted (tombstones)")
+    sub = command("verify", cmd_recording_verify,
+                  "authenticate recordings (structure only without a private key)", recording)
+    sub.add_argument("id", nargs="*")
+    sub.add_argument("--key", action="append", help="private key file (repeatable)")
+    sub = command("export", cmd_recording_export, "decrypt to WAV, MP3 or OGG", recording)
+    sub.add_argument("id")
+    sub.add_argument("--out", required=True)
+    sub.add_argument("--format", choices=["wav", "mp3", "ogg"])
+    sub.add_argument("--key", action="append", help="private key file (repeatable)")
+    sub = command("delete", cmd_recording_delete,
+                  "crypto-shred a recording (its key, then its file)", recording)
+    sub.add_argument("id")
+
+    prompt = commands.add_parser("prompt", help="prompts Asterisk plays").add_subparsers(
+        dest="sub", required=True, metavar="ACTION")
+    sub = command("import", cmd_prompt_import,
+                  "convert an audio file (any format ffmpeg reads) into a prompt", prompt)
+    sub.add_argument("file")
+    sub.add_argument("name")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if not getattr(args, "needs_config", True):
+            return args.handler(None, args)
         config = load_config(args.config)
         return args.handler(config, args)
     except ConfigError as exc:
@@ -217,8 +352,11 @@ def main(argv: list[str] | None = None) -> int:
     except json.JSONDecodeError as exc:
         print(f"callengine: --settings is not valid JSON: {exc}", file=sys.stderr)
         return 2
-    except (NotFound, Conflict) as exc:
+    except (NotFound, Conflict, RecordingUnavailable, FileExistsError) as exc:
         print(f"callengine: {exc}", file=sys.stderr)
+        return 1
+    except RecordingError as exc:
+        print(f"callengine: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -42,6 +42,34 @@ class DialingConfig:
 
 
 @dataclass(frozen=True)
+class AmiConfig:
+    host: str
+    port: int
+    user: str
+    secret: str  # empty: AMI not configured (only the FIFO recording route needs it)
+
+
+@dataclass(frozen=True)
+class RecordingConfig:
+    route: str  # "fifo" (engine and Asterisk share a host) or "rtp" (externalMedia)
+    public_key_file: Path | None  # None: this engine never records
+    private_key_files: tuple[Path, ...]  # empty: no playback here (export on another machine)
+    fifo_dir: Path  # where the engine makes FIFOs …
+    fifo_dir_asterisk: str  # … and the same directory as Asterisk sees it
+    fifo_group: int | None  # group id Asterisk runs as (may write FIFOs, not create files)
+    rtp_bind: str
+    rtp_advertise: str
+    rtp_ports: tuple[int, int]
+    orphan_check_s: float
+
+
+@dataclass(frozen=True)
+class PromptsConfig:
+    dir: Path  # where `callengine prompt import` writes converted prompts …
+    dir_asterisk: str  # … and the same directory as Asterisk sees it
+
+
+@dataclass(frozen=True)
 class Config:
     database: Path
     recordings_dir: Path
@@ -49,6 +77,9 @@ class Config:
     http: HttpConfig
     dialing: DialingConfig
     log_level: str
+    ami: AmiConfig
+    recording: RecordingConfig
+    prompts: PromptsConfig
 
 
 _DEFAULTS: dict[str, dict[str, Any]] = {
@@ -57,6 +88,19 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
     "http": {"host": "127.0.0.1", "port": 8080},
     "dialing": {"max_concurrent_calls": 20, "poll_interval_s": 1.0},
     "log": {"level": "INFO"},
+    "ami": {"host": "127.0.0.1", "port": 5038, "user": "callengine"},
+    "recording": {
+        "route": "fifo",
+        "fifo_dir": "var/asterisk/state/fifo",
+        "fifo_dir_asterisk": "/var/lib/callengine-asterisk/fifo",
+        "rtp_bind": "127.0.0.1",
+        "rtp_ports": [40000, 40999],
+        "orphan_check_s": 5.0,
+    },
+    "prompts": {
+        "dir": "var/asterisk/state/prompts",
+        "dir_asterisk": "/var/lib/callengine-asterisk/prompts",
+    },
 }
 _KNOWN = {
     "store": {"database", "recordings_dir"},
@@ -64,6 +108,12 @@ _KNOWN = {
     "http": {"host", "port", "admin_token_file"},
     "dialing": {"max_concurrent_calls", "poll_interval_s"},
     "log": {"level"},
+    "ami": {"host", "port", "user", "secret_file"},
+    "recording": {
+        "route", "public_key_file", "private_key_files", "fifo_dir", "fifo_dir_asterisk",
+        "fifo_group", "rtp_bind", "rtp_advertise", "rtp_ports", "orphan_check_s",
+    },
+    "prompts": {"dir", "dir_asterisk"},
 }
 
 
@@ -100,12 +150,14 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path, env: dict[str, str]) ->
             return default
         return value
 
-    def secret(name: str, env_var: str, section: str, file_key: str) -> str:
+    def secret(name: str, env_var: str, section: str, file_key: str,
+               required: bool = True) -> str:
         if env.get(env_var):
             return env[env_var].strip()
         file_value = get(section, file_key, str)
         if not file_value:
-            problems.append(f"{name}: set {env_var} or {section}.{file_key}")
+            if required:
+                problems.append(f"{name}: set {env_var} or {section}.{file_key}")
             return ""
         file_path = base_dir / file_value
         try:
@@ -133,6 +185,30 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path, env: dict[str, str]) ->
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         problems.append(f"log.level must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
 
+    route = get("recording", "route", str)
+    if route not in ("fifo", "rtp"):
+        problems.append(f"recording.route must be \"fifo\" or \"rtp\", got {route!r}")
+    public_key = get("recording", "public_key_file", str)
+    private_keys = get("recording", "private_key_files", list, [])
+    if private_keys is not None and not all(isinstance(k, str) for k in private_keys):
+        problems.append("recording.private_key_files must be a list of paths")
+        private_keys = []
+    for key_path in [public_key, *(private_keys or [])]:
+        if key_path and not (base_dir / key_path).is_file():
+            problems.append(f"recording key file not found: {base_dir / key_path}")
+    rtp_ports = get("recording", "rtp_ports", list)
+    if not (
+        isinstance(rtp_ports, list) and len(rtp_ports) == 2
+        and all(isinstance(p, int) and 1024 <= p <= 65535 for p in rtp_ports)
+        and rtp_ports[0] <= rtp_ports[1]
+    ):
+        problems.append("recording.rtp_ports must be [first, last] within 1024–65535")
+        rtp_ports = [40000, 40999]
+    fifo_group = get("recording", "fifo_group", int)
+    rtp_bind = get("recording", "rtp_bind", str) or "127.0.0.1"
+    ami_port = get("ami", "port", int)
+    orphan_check = get("recording", "orphan_check_s", float) or 5.0
+
     config = Config(
         database=base_dir / get("store", "database", str, ""),
         recordings_dir=base_dir / get("store", "recordings_dir", str, ""),
@@ -151,7 +227,35 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path, env: dict[str, str]) ->
         ),
         dialing=DialingConfig(max_concurrent_calls=max_calls or 1, poll_interval_s=poll or 1.0),
         log_level=level,
+        ami=AmiConfig(
+            host=get("ami", "host", str) or "",
+            port=ami_port or 5038,
+            user=get("ami", "user", str) or "",
+            secret=secret("AMI secret", "CALLENGINE_AMI_SECRET", "ami", "secret_file",
+                          required=False),
+        ),
+        recording=RecordingConfig(
+            route=route or "fifo",
+            public_key_file=base_dir / public_key if public_key else None,
+            private_key_files=tuple(base_dir / k for k in private_keys or []),
+            fifo_dir=base_dir / get("recording", "fifo_dir", str, ""),
+            fifo_dir_asterisk=get("recording", "fifo_dir_asterisk", str) or "",
+            fifo_group=fifo_group,
+            rtp_bind=rtp_bind,
+            rtp_advertise=get("recording", "rtp_advertise", str) or rtp_bind,
+            rtp_ports=(rtp_ports[0], rtp_ports[1]),
+            orphan_check_s=orphan_check,
+        ),
+        prompts=PromptsConfig(
+            dir=base_dir / get("prompts", "dir", str, ""),
+            dir_asterisk=get("prompts", "dir_asterisk", str) or "",
+        ),
     )
+    if config.recording.public_key_file and config.recording.route == "fifo" and not (
+        config.ami.secret
+    ):
+        problems.append("recording.route = \"fifo\" needs AMI: set CALLENGINE_AMI_SECRET or "
+                        "ami.secret_file")
     if config.http.admin_token and len(config.http.admin_token) < 16:
         problems.append("the admin token must be at least 16 characters")
     if problems:

@@ -944,3 +944,28 @@ def verify(path: str | os.PathLike, private_keys=None) -> VerifyReport:
         return VerifyReport(
             True, reader.info, _file_sha256(path), reader.bytes_out, reader.segments_read
         )
+
+
+# --------------------------------------------------------------------------
+# Crypto-shredding
+# --------------------------------------------------------------------------
+
+# The ephemeral public key and the wrapped data key: without them no private key can recover
+# the data key, so overwriting them makes every segment undecryptable for good.
+_KEY_MATERIAL_OFFSET = len(MAGIC) + 1 + KEY_ID_SIZE + 4
+_KEY_MATERIAL_SIZE = 32 + WRAPPED_KEY_SIZE
+
+
+def shred(path: str | os.PathLike) -> None:
+    """Destroy a recording: overwrite its wrapped key in place (fsync), then unlink the file.
+
+    The key goes first, so a crash between the two steps leaves an undecryptable file, never a
+    readable one. Copies elsewhere (backups) hold the same wrapped key: see docs/recording-format.md.
+    """
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.pwrite(fd, os.urandom(_KEY_MATERIAL_SIZE), _KEY_MATERIAL_OFFSET)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.unlink(path)

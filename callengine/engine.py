@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from callengine import flow
@@ -29,8 +30,10 @@ from callengine.asterisk.ari import (
     PlaybackFinished,
 )
 from callengine.config import DialingConfig
+from callengine.crypto import RecordingError, header_info
 from callengine.model import Attempt, Lead, Widget
 from callengine.numbers import VisitorNumber, dial_string_digits
+from callengine.recorder import RecordingSink, Tap
 from callengine.store import Conflict, NotFound, Store
 
 log = logging.getLogger(__name__)
@@ -42,6 +45,22 @@ BRIDGE_RETRIES = 5  # addChannel right after StasisStart sometimes answers 422 (
 def new_id() -> str:
     # Full-width uuids: ARI matches channel ids by prefix, so ids must never prefix each other.
     return ID_PREFIX + uuid.uuid4().hex
+
+
+@dataclass(frozen=True)
+class RecordingSetup:
+    """How this engine records: where ciphertext goes, for whom, through which tap."""
+
+    route: str
+    directory: Path
+    public_key: bytes  # the recipient's public key: this host can write, never read
+    new_tap: Callable[[], Tap]
+
+
+@dataclass
+class ActiveRecording:
+    tap: Tap
+    sink: RecordingSink
 
 
 class CallLog(logging.LoggerAdapter):
@@ -65,6 +84,8 @@ class ActiveCall:
     timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     bridge_id: str | None = None
     finished: bool = False
+    names: dict[str, str] = field(default_factory=dict)  # leg → Asterisk channel name
+    recording: ActiveRecording | None = None
 
 
 class Engine:
@@ -74,8 +95,10 @@ class Engine:
         ari: AriClient,
         dialing: DialingConfig,
         *,
+        recording: RecordingSetup | None = None,
         clock: Callable[[], float] = time.time,
     ):
+        self._recording = recording
         self._store = store
         self._ari = ari
         self._dialing = dialing
@@ -105,6 +128,7 @@ class Engine:
 
     async def run(self) -> None:
         await self._close_interrupted_attempts()
+        await self._close_interrupted_recordings()
         async with asyncio.TaskGroup() as tasks:
             self._tasks = tasks
             tasks.create_task(self._pump_events(), name="ari-events")
@@ -126,6 +150,26 @@ class Engine:
                 connected=attempt.connected,
             )
             await self._finish(lead, attempt, widget, result, CallLog(log, _call_ids(lead, attempt)))
+
+    async def _close_interrupted_recordings(self) -> None:
+        """Recordings left 'recording' by a killed engine: every sealed segment is still there
+        (and decrypts); mark them incomplete with what the file holds."""
+        if self._recording is None:
+            return
+        for recording in await self._store.recordings_in_progress():
+            path = self._recording.directory / recording.file_name
+            try:
+                info = header_info(path)
+                segments, size = info.segments, info.plaintext_size or 0
+                problem = "the engine stopped during the recording; sealed segments kept"
+            except (OSError, RecordingError) as exc:
+                segments, size, problem = 0, 0, f"unreadable after an engine stop: {exc}"
+            await self._store.finish_recording(
+                recording.id, status="incomplete", now=self._clock(),
+                duration_s=size / 32000, bytes_in=size, segments=segments, sha256=None,
+                problem=problem,
+            )
+            log.warning("[lead %s] recording %s marked incomplete", recording.lead_id, recording.id)
 
     async def _reconcile(self, asterisk_started: str) -> None:
         """After every (re)connect: Asterisk does not replay missed events, so compare."""
@@ -183,7 +227,10 @@ class Engine:
                     self._ready.clear()
                 case ChannelRinging(channel_id=cid):
                     self._route(cid, lambda leg: flow.LegRinging(now, leg))
-                case ChannelEnteredApp(channel_id=cid):
+                case ChannelEnteredApp(channel_id=cid, name=name):
+                    target = self._channels.get(cid)
+                    if target is not None:
+                        target[0].names[target[1]] = name
                     if not self._route(cid, lambda leg: flow.LegAnswered(now, leg)):
                         # Nothing enters our app but what we originate: refuse strangers.
                         log.warning("hanging up unexpected channel %s in our app", cid)
@@ -193,11 +240,11 @@ class Engine:
                     self._route(cid, lambda leg: flow.Interrupted(now, "Asterisk shut down"))
                 case ChannelDestroyed(channel_id=cid, cause=cause, cause_text=text):
                     self._route(cid, lambda leg: flow.LegGone(now, leg, cause, text))
-                case PlaybackFinished(playback_id=pid):
+                case PlaybackFinished(playback_id=pid, failed=failed):
                     target = self._playbacks.pop(pid, None)
                     if target is not None:
                         call, leg = target
-                        call.events.put_nowait(flow.PlaybackDone(now, leg))
+                        call.events.put_nowait(flow.PlaybackDone(now, leg, failed))
 
     def _route(self, channel_id: str, make: Callable[[str], flow.Event]) -> bool:
         target = self._channels.get(channel_id)
@@ -237,6 +284,10 @@ class Engine:
                 attempt = await self._store.start_attempt(lead.id, self._clock())
             except Conflict:
                 continue
+            wants_recording = widget.settings.should_record(lead.consent.recording)
+            if wants_recording and self._recording is None:
+                log.warning("[lead %s] widget %s records, but no recording key is configured:"
+                            " not recording", lead.id, widget.id)
             plan = flow.CallPlan(
                 agent_endpoints=free,
                 strategy=group.strategy,
@@ -250,6 +301,8 @@ class Engine:
                 visitor_ring_timeout=widget.settings.visitor_ring_timeout,
                 caller_id=widget.settings.caller_id,
                 whisper=widget.settings.whisper,
+                record=wants_recording and self._recording is not None,
+                recording_notice=widget.settings.recording_notice,
             )
             call = ActiveCall(
                 lead, attempt, widget, flow.CallFlow(plan), free,
@@ -301,13 +354,15 @@ class Engine:
                 try:
                     await self._ari.play(call.legs[leg], media, playback_id)
                 except AriError as exc:
-                    call.log.warning("whisper could not be played: %s", exc)
+                    call.log.warning("%s could not be played: %s", media, exc)
                     self._playbacks.pop(playback_id, None)
-                    call.events.put_nowait(flow.PlaybackDone(self._clock(), leg))
+                    call.events.put_nowait(flow.PlaybackDone(self._clock(), leg, failed=True))
             case flow.IndicateRinging(leg=leg, on=on):
                 await self._quietly(self._ari.ring(call.legs[leg], on))
             case flow.Bridge(legs=legs):
                 await self._bridge(call, legs)
+            case flow.StartRecording(leg=leg):
+                await self._start_recording(call, leg)
             case flow.DestroyBridge():
                 if call.bridge_id is not None:
                     await self._quietly(self._ari.destroy_bridge(call.bridge_id))
@@ -330,6 +385,7 @@ class Engine:
                 )
             case flow.Finish(result=result):
                 call.finished = True
+                await self._finish_recording(call, result.talk_s)
                 await self._finish(call.lead, call.attempt, call.widget, result, call.log)
 
     async def _originate(
@@ -388,6 +444,58 @@ class Engine:
             return
         call.log.info("agent and visitor bridged in %s", call.bridge_id)
 
+    async def _start_recording(self, call: ActiveCall, leg: str) -> None:
+        assert self._recording is not None and call.bridge_id is not None
+        setup = self._recording
+        try:
+            sink = RecordingSink(setup.directory, setup.public_key)
+        except OSError as exc:
+            call.log.error("recording not started: %s", exc)
+            return
+        await self._store.add_recording(
+            sink.recording_id, call.attempt, setup.route, sink.key_id, self._clock()
+        )
+        tap = setup.new_tap()
+        tap_channel_id = new_id()
+        call.legs["tap"] = tap_channel_id
+        self._channels[tap_channel_id] = (call, "tap")
+        try:
+            await tap.start(
+                sink, channel_id=call.legs[leg], channel_name=call.names.get(leg, ""),
+                bridge_id=call.bridge_id, tap_channel_id=tap_channel_id,
+            )
+        except Exception as exc:  # the call goes on unrecorded; the row says why
+            call.log.error("recording %s could not start: %s", sink.recording_id, exc)
+            summary = sink.abort()
+            await self._store.finish_recording(
+                sink.recording_id, status="failed", now=self._clock(), duration_s=0.0,
+                bytes_in=summary.bytes_in, segments=summary.segments, sha256=summary.sha256,
+                problem=f"tap failed to start: {exc}",
+            )
+            return
+        call.recording = ActiveRecording(tap, sink)
+        call.log.info("recording %s started (%s route)", sink.recording_id, setup.route)
+
+    async def _finish_recording(self, call: ActiveCall, talk_s: float | None) -> None:
+        if call.recording is None:
+            return
+        recording, call.recording = call.recording, None
+        try:
+            report = await recording.tap.finish(talk_s=talk_s or 0.0)
+            summary, problem = report.summary, report.problem
+        except Exception as exc:
+            call.log.exception("recording %s did not end cleanly", recording.sink.recording_id)
+            summary, problem = recording.sink.abort(), f"tap failed: {exc}"
+        await self._store.finish_recording(
+            summary.recording_id, status="complete" if summary.complete else "incomplete",
+            now=self._clock(), duration_s=summary.duration_s, bytes_in=summary.bytes_in,
+            segments=summary.segments, sha256=summary.sha256, problem=problem,
+        )
+        call.log.info(
+            "recording %s ended: %.1f s%s", summary.recording_id, summary.duration_s,
+            f" ({problem})" if problem else "",
+        )
+
     async def _finish(
         self, lead: Lead, attempt: Attempt, widget: Widget, result: flow.Result, call_log: CallLog
     ) -> None:
@@ -422,6 +530,7 @@ class Engine:
                     await self._execute(call, flow.HangUp(leg))
                 await self._execute(call, flow.DestroyBridge())
                 assert call.flow.pending is not None
+                await self._finish_recording(call, call.flow.pending.talk_s)
                 await self._finish(call.lead, call.attempt, call.widget, call.flow.pending, call.log)
         except Exception:
             call.log.exception("could not end the call cleanly; the next reconcile will")

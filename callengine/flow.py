@@ -111,6 +111,7 @@ class LegGone:
 class PlaybackDone:
     at: float
     leg: str
+    failed: bool = False  # the media could not be played
 
 
 @dataclass(frozen=True)
@@ -402,9 +403,10 @@ class CallFlow:
     def _notice(self, event: Event) -> list[Command]:
         match event:
             case PlaybackDone(leg=leg) if leg == VISITOR:
-                return [CancelTimer("notice"), *self._connect(event.at)]
+                # A notice the visitor could not hear makes the recording unlawful: don't record.
+                return [CancelTimer("notice"), *self._connect(event.at, record=not event.failed)]
             case TimerFired(name="notice"):
-                return self._connect(event.at)
+                return self._connect(event.at, record=False)
             case LegGone(leg=leg) if leg == VISITOR:
                 # They heard the call would be recorded and hung up: calling again is pushy.
                 result = self._result(
@@ -416,7 +418,7 @@ class CallFlow:
                 return self._end(self._agent_left_early(event))
         return []
 
-    def _connect(self, at: float) -> list[Command]:
+    def _connect(self, at: float, record: bool = True) -> list[Command]:
         assert self.agent is not None and self.agent in self.live
         self.state = State.CONNECTED
         self.connected_at = at
@@ -425,7 +427,7 @@ class CallFlow:
             IndicateRinging(self.agent, on=False),
             Bridge((self.agent, VISITOR)),
         ]
-        if self.plan.record:
+        if self.plan.record and record:
             commands.append(StartRecording(VISITOR))
         commands.append(Progress(State.CONNECTED, agent=self._agent_endpoint()))
         return commands
@@ -509,7 +511,7 @@ class CallFlow:
     def _agent_left_early(self, event: LegGone) -> Result:
         return self._result(
             Outcome.FAILED,
-            cause="the agent hung up before the visitor answered",
+            cause="the agent hung up before the call was bridged",
             q850=event.cause,
         )
 

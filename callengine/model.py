@@ -68,6 +68,12 @@ class WidgetSettings:
     max_leads_per_number_per_day: int = 3
     max_leads_per_hour: int = 200
     allowed_origins: tuple[str, ...] = ()
+    recording: str = "off"  # "off" or "on"
+    recording_requires_consent: bool = True  # record only leads whose visitor agreed
+    recording_notice: str | None = None  # media the visitor hears before a recorded call
+
+    def should_record(self, consented: bool) -> bool:
+        return self.recording == "on" and (consented or not self.recording_requires_consent)
 
     def number_policy(self) -> NumberPolicy:
         return NumberPolicy(
@@ -146,6 +152,39 @@ class Attempt:
     connected: bool = False
 
 
+@dataclass(frozen=True)
+class Recording:
+    id: str
+    lead_id: str
+    attempt_id: str
+    route: str
+    key_id: str
+    status: str  # recording, complete, incomplete, failed, deleted
+    started_at: float
+    widget_id: str
+    phone_e164: str = field(repr=False)
+    ended_at: float | None = None
+    duration_s: float | None = None
+    bytes: int | None = None
+    segments: int | None = None
+    sha256: str | None = None
+    problem: str | None = None
+    deleted_at: float | None = None
+
+    @property
+    def file_name(self) -> str:
+        return f"{self.id}.cerec"
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "lead": self.lead_id, "widget": self.widget_id,
+            "phone": mask(self.phone_e164), "status": self.status, "route": self.route,
+            "key_id": self.key_id, "started_at": self.started_at, "ended_at": self.ended_at,
+            "duration_s": self.duration_s, "bytes": self.bytes, "segments": self.segments,
+            "sha256": self.sha256, "problem": self.problem,
+        }
+
+
 # ---- validation of user input -------------------------------------------------------------------
 
 
@@ -213,6 +252,17 @@ def widget_settings_from_input(data: Any) -> WidgetSettings:
         if outcome not in ("agents-no-answer", "agents-busy", "failed", "visitor-busy",
                            "visitor-no-answer", "visitor-unreachable"):
             raise InvalidInput("retry_on", f"{outcome!r} is not a retryable outcome")
+    if values["recording"] not in ("off", "on"):
+        raise InvalidInput("recording", "must be \"off\" or \"on\"")
+    if not isinstance(values["recording_requires_consent"], bool):
+        raise InvalidInput("recording_requires_consent", "must be true or false")
+    notice = values["recording_notice"]
+    if notice is not None and (not isinstance(notice, str) or not _MEDIA.match(notice)):
+        raise InvalidInput("recording_notice", "expected an Asterisk media URI")
+    if values["recording"] == "on" and notice is None:
+        raise InvalidInput(
+            "recording_notice", "required when recording is on: visitors must hear it"
+        )
     origins = _str_tuple("allowed_origins", values["allowed_origins"])
     for origin in origins:
         if not re.match(r"^https?://[A-Za-z0-9.-]+(:\d+)?$", origin):
@@ -235,6 +285,9 @@ def widget_settings_from_input(data: Any) -> WidgetSettings:
         ),
         max_leads_per_hour=_int_in("max_leads_per_hour", values["max_leads_per_hour"], 1, 100000),
         allowed_origins=origins,
+        recording=values["recording"],
+        recording_requires_consent=values["recording_requires_consent"],
+        recording_notice=notice,
     )
 
 

@@ -28,6 +28,7 @@ from callengine.model import (
     Consent,
     Group,
     Lead,
+    Recording,
     Widget,
     WidgetSettings,
     widget_settings_from_input,
@@ -119,6 +120,28 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX attempts_lead ON attempts(lead_id);
     CREATE INDEX attempts_active ON attempts(status);
+    """,
+    # Recordings: metadata only; the audio is ciphertext in <recordings_dir>/<id>.cerec.
+    """
+    CREATE TABLE recordings (
+        id TEXT PRIMARY KEY,
+        lead_id TEXT NOT NULL REFERENCES leads(id) ON DELETE CASCADE,
+        attempt_id TEXT NOT NULL REFERENCES attempts(id) ON DELETE CASCADE,
+        route TEXT NOT NULL,
+        key_id TEXT NOT NULL,
+        status TEXT NOT NULL
+            CHECK (status IN ('recording', 'complete', 'incomplete', 'failed', 'deleted')),
+        started_at REAL NOT NULL,
+        ended_at REAL,
+        duration_s REAL,
+        bytes INTEGER,
+        segments INTEGER,
+        sha256 TEXT,
+        problem TEXT,
+        deleted_at REAL
+    );
+    CREATE INDEX recordings_lead ON recordings(lead_id);
+    CREATE INDEX recordings_status ON recordings(status)
     """,
 ]
 
@@ -421,6 +444,66 @@ class Store:
             return [_attempt(row) async for row in cursor]
 
 
+    # ---- recordings ------------------------------------------------------------------------
+
+    async def add_recording(
+        self, recording_id: str, attempt: Attempt, route: str, key_id: str, now: float
+    ) -> None:
+        """Registered before the tap starts: a crash mid-call leaves a row to mark incomplete."""
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT INTO recordings (id, lead_id, attempt_id, route, key_id, status,"
+                " started_at) VALUES (?, ?, ?, ?, ?, 'recording', ?)",
+                (recording_id, attempt.lead_id, attempt.id, route, key_id, now),
+            )
+
+    async def finish_recording(
+        self, recording_id: str, *, status: str, now: float, duration_s: float, bytes_in: int,
+        segments: int, sha256: str | None, problem: str | None,
+    ) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE recordings SET status = ?, ended_at = ?, duration_s = ?, bytes = ?,"
+                " segments = ?, sha256 = ?, problem = ? WHERE id = ?",
+                (status, now, duration_s, bytes_in, segments, sha256, problem, recording_id),
+            )
+
+    async def recordings_in_progress(self) -> list[Recording]:
+        return await self._recordings_where("r.status = 'recording'", ())
+
+    async def get_recording(self, recording_id: str) -> Recording:
+        found = await self._recordings_where("r.id = ?", (recording_id,))
+        if not found:
+            raise NotFound("recording", recording_id)
+        return found[0]
+
+    async def list_recordings(self, *, lead_id: str | None = None,
+                              include_deleted: bool = False) -> list[Recording]:
+        clauses, params = [], []
+        if lead_id is not None:
+            clauses.append("r.lead_id = ?")
+            params.append(lead_id)
+        if not include_deleted:
+            clauses.append("r.status != 'deleted'")
+        return await self._recordings_where(" AND ".join(clauses) or "1", tuple(params))
+
+    async def mark_recording_deleted(self, recording_id: str, now: float) -> None:
+        """The row stays as a tombstone (it holds no personal data): reports stay right."""
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE recordings SET status = 'deleted', deleted_at = ? WHERE id = ?",
+                (now, recording_id),
+            )
+
+    async def _recordings_where(self, where: str, params: tuple) -> list[Recording]:
+        async with self._db.execute(
+            "SELECT r.*, l.phone_e164, l.widget_id FROM recordings r"
+            f" JOIN leads l ON l.id = r.lead_id WHERE {where} ORDER BY r.started_at",
+            params,
+        ) as cursor:
+            return [_recording(row) async for row in cursor]
+
+
 # ---- rows → records -------------------------------------------------------------------------
 
 
@@ -454,6 +537,11 @@ def _lead(row: sqlite3.Row) -> Lead:
         created_at=row["created_at"],
         closed_at=row["closed_at"],
     )
+
+
+def _recording(row: sqlite3.Row) -> Recording:
+    fields: dict[str, Any] = {key: row[key] for key in row.keys()}
+    return Recording(**fields)
 
 
 def _attempt(row: sqlite3.Row) -> Attempt:

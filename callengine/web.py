@@ -13,6 +13,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -27,7 +28,9 @@ from callengine.model import (
     group_from_input,
     widget_settings_from_input,
 )
+from callengine.crypto import RecordingError
 from callengine.numbers import NumberRejected, check_number, mask
+from callengine.recordings import RecordingUnavailable, decrypt, recording_path, shred, wav_header
 from callengine.store import Conflict, NotFound, RateLimited, Store
 
 log = logging.getLogger(__name__)
@@ -53,6 +56,8 @@ class WebDeps:
     admin_token: str
     on_lead: Callable[[], None]  # tells the engine a lead is waiting
     clock: Callable[[], float] = time.time
+    recordings_dir: Path | None = None
+    private_keys: tuple[bytes, ...] = ()  # empty: playback refused on this host
 
 
 DEPS = web.AppKey("deps", WebDeps)
@@ -342,6 +347,53 @@ async def list_widgets(request: web.Request) -> web.Response:
     return web.json_response({"widgets": [widget_view(w) for w in widgets]})
 
 
+async def list_recordings(request: web.Request) -> web.Response:
+    require_admin(request)
+    recordings = await request.app[DEPS].store.list_recordings(lead_id=request.query.get("lead"))
+    return web.json_response({"recordings": [r.view() for r in recordings]})
+
+
+async def recording_audio(request: web.Request) -> web.StreamResponse:
+    """Decrypt on the fly into the response: plaintext exists only in memory, never on disk."""
+    require_admin(request)
+    deps = request.app[DEPS]
+    recording = await deps.store.get_recording(request.match_info["recording_id"])
+    if recording.status == "deleted" or deps.recordings_dir is None:
+        raise NotFound("recording", recording.id)
+    try:
+        plain = decrypt(recording_path(deps.recordings_dir, recording), list(deps.private_keys))
+    except RecordingUnavailable as exc:
+        raise Problem(409, "playback-unavailable", "Playback is not possible here",
+                      str(exc)) from None
+    except RecordingError as exc:
+        raise Problem(422, "recording-damaged", "The recording fails verification",
+                      f"{type(exc).__name__}: {exc}") from None
+    log.info("[lead %s] recording %s played back", recording.lead_id, recording.id)
+    response = web.StreamResponse(headers={
+        "Content-Type": "audio/wav",
+        "Content-Length": str(44 + plain.size),
+        "Cache-Control": "no-store",
+        "X-Recording-Complete": "true" if plain.complete else "false",
+    })
+    await response.prepare(request)
+    await response.write(wav_header(plain.size))
+    for chunk in plain.chunks:
+        await response.write(chunk)
+    await response.write_eof()
+    return response
+
+
+async def delete_recording(request: web.Request) -> web.Response:
+    require_admin(request)
+    deps = request.app[DEPS]
+    recording = await deps.store.get_recording(request.match_info["recording_id"])
+    if deps.recordings_dir is not None:
+        shred(recording_path(deps.recordings_dir, recording))
+    await deps.store.mark_recording_deleted(recording.id, deps.clock())
+    log.info("[lead %s] recording %s crypto-shredded", recording.lead_id, recording.id)
+    return web.Response(status=204)
+
+
 async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
@@ -359,4 +411,7 @@ def make_app(deps: WebDeps) -> web.Application:
     app.router.add_post("/api/v1/groups", create_group)
     app.router.add_get("/api/v1/widgets", list_widgets)
     app.router.add_post("/api/v1/widgets", create_widget)
+    app.router.add_get("/api/v1/recordings", list_recordings)
+    app.router.add_get("/api/v1/recordings/{recording_id}/audio", recording_audio)
+    app.router.add_delete("/api/v1/recordings/{recording_id}", delete_recording)
     return app

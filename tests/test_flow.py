@@ -12,7 +12,8 @@ the commands and then checks, for EVERY row, the machine-wide invariants in `che
   leg still up was at least told to hang up);
 - HangUp / Bridge only name legs the machine originated;
 - every timer the machine started is cancelled or has fired by the time it finishes;
-- Result.retryable is False exactly when the visitor was connected;
+- Result.retryable is False exactly when the visitor was connected (or refused the recording
+  notice by hanging up);
 - after DONE every further event returns [].
 
 Expected commands are either an exact list per event (`[[...], [...], ...]`, one inner list per
@@ -50,6 +51,7 @@ from callengine.flow import (
     Progress,
     Result,
     Start,
+    StartRecording,
     StartTimer,
     State,
     Strategy,
@@ -276,7 +278,10 @@ def check_invariants(plan: CallPlan, transcript: list) -> None:
                         f"Finish with timer(s) {sorted(timers)} still running "
                         f"(started, never cancelled nor fired){where}"
                     )
-                    assert result.retryable is (not result.connected), (
+                    # One exception: a visitor who hangs up on the recording notice is not
+                    # called again although they never talked to anyone.
+                    notice_refused = result.cause == "the visitor hung up during the recording notice"
+                    assert result.retryable is (not result.connected and not notice_refused), (
                         f"retryable={result.retryable} but connected={result.connected}{where}"
                     )
 
@@ -832,7 +837,7 @@ WHISPER = [
         ],
         full_result(
             outcome=Outcome.FAILED,
-            cause="the agent hung up before the visitor answered",
+            cause="the agent hung up before the call was bridged",
             q850=16,
             agent="PJSIP/agent1",
             agent_ring_s=5.0,
@@ -1017,7 +1022,7 @@ VISITOR_TABLE = [
         ],
         [*WHISPERED_CMDS, [], [HangUp(V), START_ENDING], [], [CANCEL_ENDING, FIN]],
         visitor_ended(
-            16, Outcome.FAILED, "the agent hung up before the visitor answered"
+            16, Outcome.FAILED, "the agent hung up before the call was bridged"
         ),
     ),
     Row(
@@ -1554,3 +1559,48 @@ def test_invariant_check_is_not_vacuous() -> None:
 def test_plan_needs_an_agent() -> None:
     with pytest.raises(ValueError):
         make_plan(agent_endpoints=())
+
+
+# ---- recording: the notice, then the bridge and the tap ------------------------------------
+
+NOTICE = "sound:/var/lib/callengine-asterisk/prompts/recording-notice"
+RECORD = {"record": True, "recording_notice": NOTICE, "whisper": None}
+TO_VISITOR_ANSWER = [start(0), ans(1, A0), gone(1.1, A1, 16), gone(1.1, A2, 16), ans(3, V)]
+
+RECORDING = [
+    Row("recorded call: notice to the visitor first, then bridge and tap", RECORD,
+        [*TO_VISITOR_ANSWER, played(6, V), gone(16, V, 16), gone(16.1, A0, 16)],
+        Sub(ans(3, V), Progress(State.NOTICE, agent="PJSIP/agent1"), Play(V, NOTICE),
+            StartTimer("notice", 60.0), played(6, V), CancelTimer("notice"),
+            IndicateRinging(A0, on=False), Bridge((A0, V)), StartRecording(V),
+            Progress(State.CONNECTED, agent="PJSIP/agent1"), forbid=[]),
+        {"outcome": Outcome.CONNECTED, "talk_s": 10, "visitor_ring_s": 2, "retryable": False}),
+    Row("no recording: no notice, no tap", {"whisper": None},
+        [*TO_VISITOR_ANSWER, gone(8, V, 16), gone(8.1, A0, 16)],
+        Sub(ans(3, V), Bridge((A0, V)), forbid=[StartRecording(V), Play(V, NOTICE)]),
+        {"outcome": Outcome.CONNECTED, "talk_s": 5}),
+    Row("the notice could not be played: bridged, never recorded", RECORD,
+        [*TO_VISITOR_ANSWER, PlaybackDone(4, V, failed=True), gone(9, V, 16), gone(9, A0, 16)],
+        Sub(Bridge((A0, V)), forbid=[StartRecording(V)]),
+        {"outcome": Outcome.CONNECTED, "talk_s": 5}),
+    Row("the notice guard fires: bridged, never recorded", RECORD,
+        [*TO_VISITOR_ANSWER, fired(63, "notice"), gone(70, V, 16), gone(70, A0, 16)],
+        Sub(Bridge((A0, V)), forbid=[StartRecording(V)]),
+        {"outcome": Outcome.CONNECTED, "talk_s": 7}),
+    Row("the visitor hangs up on the notice: failed, not retried", RECORD,
+        [*TO_VISITOR_ANSWER, gone(4, V, 16), gone(4.1, A0, 16)],
+        Sub(gone(4, V, 16), CancelTimer("notice"), HangUp(A0),
+            forbid=[Bridge((A0, V)), StartRecording(V)]),
+        {"outcome": Outcome.FAILED, "retryable": False, "connected": False,
+         "cause": "the visitor hung up during the recording notice"}),
+    Row("the agent hangs up during the notice: failed, retryable", RECORD,
+        [*TO_VISITOR_ANSWER, gone(4, A0, 16), gone(4.1, V, 16)],
+        Sub(gone(4, A0, 16), CancelTimer("notice"), HangUp(V), forbid=[Bridge((A0, V))]),
+        {"outcome": Outcome.FAILED, "retryable": True,
+         "cause": "the agent hung up before the call was bridged"}),
+]
+
+
+@table(RECORDING)
+def test_recording(row: Row) -> None:
+    run_row(row)

@@ -60,6 +60,7 @@ class ChannelEnteredApp:
 
     channel_id: str
     args: tuple[str, ...]
+    name: str = ""  # e.g. PJSIP/agent1-00000001 (what AMI actions want)
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,9 @@ def parse_event(data: dict[str, Any]) -> AriEvent | None:
     kind = data.get("type")
     if kind == "StasisStart":
         channel = data.get("channel", {})
-        return ChannelEnteredApp(channel.get("id", ""), tuple(data.get("args", [])))
+        return ChannelEnteredApp(
+            channel.get("id", ""), tuple(data.get("args", [])), channel.get("name", "")
+        )
     if kind == "ChannelDestroyed":
         channel = data.get("channel", {})
         return ChannelDestroyed(
@@ -238,6 +241,44 @@ class AriClient:
     async def bridge_ids(self) -> list[str]:
         return [b["id"] for b in await self.request("GET", "/bridges")]
 
+    async def external_media(
+        self, channel_id: str, external_host: str, format: str = "slin16"
+    ) -> ExternalMediaChannel:
+        """An externalMedia channel in our app sending RTP (UDP, client mode) to external_host
+        ("host:port"). Add it to a bridge to get the bridge's mix; expect 422 on addChannel
+        for a moment after this returns (the channel enters Stasis asynchronously)."""
+        body = await self.request(
+            "POST",
+            "/channels/externalMedia",
+            params={
+                "app": self.app,
+                "channelId": channel_id,
+                "external_host": external_host,
+                "format": format,
+                "encapsulation": "rtp",
+                "transport": "udp",
+                "connection_type": "client",
+                "direction": "both",
+            },
+        )
+        body = body or {}
+        variables = body.get("channelvars") or {}
+        port = variables.get("UNICASTRTP_LOCAL_PORT")
+        return ExternalMediaChannel(
+            channel_id=body.get("id", channel_id),
+            name=body.get("name", ""),
+            local_address=variables.get("UNICASTRTP_LOCAL_ADDRESS") or None,
+            local_port=int(port) if port else None,
+        )
+
+    async def channel_var(self, channel_id: str, name: str) -> str:
+        """A channel variable or function (GET /channels/{id}/variable); AriError 404 if the
+        channel is gone or the variable is not set."""
+        body = await self.request(
+            "GET", f"/channels/{channel_id}/variable", params={"variable": name}
+        )
+        return (body or {}).get("value", "")
+
     # -- events -------------------------------------------------------------------------------
 
     async def events(self) -> AsyncIterator[AriEvent]:
@@ -288,3 +329,13 @@ async def _error_text(response: aiohttp.ClientResponse) -> str:
         return str(body.get("message") or body.get("error") or body)
     except (ValueError, aiohttp.ContentTypeError):
         return response.reason or "malformed ARI answer"
+
+
+@dataclass(frozen=True)
+class ExternalMediaChannel:
+    """What POST /channels/externalMedia tells us about the new channel."""
+
+    channel_id: str
+    name: str  # UnicastRTP/<external_host>-<pointer>
+    local_address: str | None  # UNICASTRTP_LOCAL_ADDRESS: where Asterisk's RTP comes from
+    local_port: int | None  # UNICASTRTP_LOCAL_PORT

@@ -1,0 +1,142 @@
+"""Operations on stored recordings, shared by the CLI and the admin API: verify, decrypt to a
+stream, export, crypto-shred; and importing the prompts Asterisk plays (recording notice).
+
+Plaintext audio exists only in memory here, on its way to an explicit destination (an HTTP
+response, an export file the operator asked for). pydub is used to convert prompts (not personal
+data); exports to MP3/OGG pipe PCM into ffmpeg's stdin instead of going through pydub, because
+pydub's export writes a temporary WAV file to disk — a plaintext copy of the call.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from callengine import crypto
+from callengine.model import Recording
+from callengine.recorder import BYTES_PER_SAMPLE, SAMPLE_RATE
+
+EXPORT_FORMATS = ("wav", "mp3", "ogg")
+
+
+class RecordingUnavailable(Exception):
+    """The recording can't be played or exported here (no key, deleted, file missing)."""
+
+
+@dataclass(frozen=True)
+class Plaintext:
+    """A decrypted recording as a stream of PCM chunks (sln16 LE mono)."""
+
+    size: int
+    complete: bool
+    chunks: Iterator[bytes]
+
+
+def recording_path(directory: Path, recording: Recording) -> Path:
+    return directory / recording.file_name
+
+
+def load_private_keys(paths: tuple[Path, ...] | list[Path]) -> list[bytes]:
+    return [crypto.load_private_key(path) for path in paths]
+
+
+def decrypt(path: Path, private_keys: list[bytes]) -> Plaintext:
+    """Authenticate and decrypt; an incomplete file (engine killed) yields its sealed prefix.
+
+    Two passes: the first learns the exact size (a WAV header needs it up front), the second
+    streams. AES-GCM runs at GB/s, so the extra pass costs little and keeps memory flat."""
+    if not private_keys:
+        raise RecordingUnavailable(
+            "no private key is configured here: playback is refused on this host "
+            "(export it with `callengine recording export --key …` on a machine holding the key)"
+        )
+    if not path.exists():
+        raise RecordingUnavailable(f"the file of this recording is gone ({path.name})")
+    with crypto.open_recording(path, private_keys, recover=True) as reader:
+        size = sum(len(chunk) for chunk in reader)
+        complete = bool(reader.complete)
+
+    def chunks() -> Iterator[bytes]:
+        with crypto.open_recording(path, private_keys, recover=True) as reader:
+            yield from reader
+
+    return Plaintext(size, complete, chunks())
+
+
+def wav_header(data_size: int, sample_rate: int = SAMPLE_RATE, channels: int = 1) -> bytes:
+    # A 44-byte canonical PCM WAV header; `wave` can't write one for a stream it doesn't hold.
+    byte_rate = sample_rate * channels * BYTES_PER_SAMPLE
+    return struct.pack(
+        "<4sI4s4sIHHIIHH4sI", b"RIFF", 36 + data_size, b"WAVE", b"fmt ", 16, 1, channels,
+        sample_rate, byte_rate, channels * BYTES_PER_SAMPLE, 8 * BYTES_PER_SAMPLE, b"data",
+        data_size,
+    )
+
+
+def export(path: Path, private_keys: list[bytes], out: Path, fmt: str) -> Plaintext:
+    """Decrypt into `out` (WAV, MP3 or OGG). The operator asked for this plaintext file."""
+    if fmt not in EXPORT_FORMATS:
+        raise ValueError(f"format must be one of {', '.join(EXPORT_FORMATS)}")
+    plain = decrypt(path, private_keys)
+    if fmt == "wav":
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(wav_header(plain.size))
+            for chunk in plain.chunks:
+                f.write(chunk)
+        return plain
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        raise RecordingUnavailable("ffmpeg is needed for MP3/OGG export: apt-get install ffmpeg")
+    if out.exists():
+        raise FileExistsError(f"{out} exists already")
+    codec = ["-c:a", "libmp3lame", "-q:a", "4"] if fmt == "mp3" else ["-c:a", "libvorbis"]
+    process = subprocess.Popen(
+        [ffmpeg, "-loglevel", "error", "-f", "s16le", "-ar", str(SAMPLE_RATE), "-ac", "1",
+         "-i", "pipe:0", *codec, "-f", fmt, str(out)],
+        stdin=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    assert process.stdin is not None
+    try:
+        for chunk in plain.chunks:
+            process.stdin.write(chunk)
+    finally:
+        process.stdin.close()
+    _, err = process.communicate()
+    if process.returncode != 0:
+        out.unlink(missing_ok=True)
+        raise RecordingUnavailable(f"ffmpeg failed: {err.decode(errors='replace')[-300:]}")
+    os.chmod(out, 0o600)
+    return plain
+
+
+def shred(path: Path) -> bool:
+    """Crypto-shred the file (key first, then the file). False if it was gone already."""
+    try:
+        crypto.shred(path)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+# ---- prompts -------------------------------------------------------------------------------------
+
+
+def import_prompt(source: Path, prompts_dir: Path, name: str) -> Path:
+    """Convert any audio file pydub/ffmpeg reads into 8 kHz mono 16-bit WAV for Asterisk."""
+    from pydub import AudioSegment  # imported here: only this command needs it
+
+    audio = AudioSegment.from_file(source)
+    audio = audio.set_channels(1).set_frame_rate(8000).set_sample_width(2)
+    prompts_dir.mkdir(parents=True, exist_ok=True)
+    target = prompts_dir / f"{name}.wav"
+    partial = target.with_suffix(".wav.partial")
+    audio.export(partial, format="wav")
+    os.chmod(partial, 0o644)  # Asterisk (another user) must read it
+    os.replace(partial, target)  # never a half-written prompt under the real name
+    return target

@@ -1,0 +1,131 @@
+"""A callback end to end: the engine, a widget's lead, an agent's phone, the visitor's phone.
+
+Run through scripts/demo (which sets up and starts Asterisk). Everything lives in var/demo/;
+each run starts from an empty store."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.support.phones import Phone  # noqa: E402  (the sipp test phones)
+
+DEMO = REPO / "var" / "demo"
+PORT = 8085
+VISITOR = "+48 601 234 567"
+
+
+def callengine(*args: str) -> str:
+    result = subprocess.run(
+        [str(REPO / ".venv/bin/callengine"), "--config", str(DEMO / "callengine.toml"), *args],
+        check=True, capture_output=True, text=True,
+    )
+    return result.stdout.strip()
+
+
+def write_config() -> None:
+    if DEMO.exists():
+        shutil.rmtree(DEMO)
+    (DEMO / "secrets").mkdir(parents=True, mode=0o700)
+    token = DEMO / "secrets" / "admin_token"
+    token.write_text(secrets.token_urlsafe(24))
+    token.chmod(0o600)
+    (DEMO / "callengine.toml").write_text(f"""
+[store]
+database = "callengine.db"
+recordings_dir = "recordings"
+
+[ari]
+url = "http://127.0.0.1:8088/ari"
+user = "callengine"
+password_file = "../secrets/ari_password"
+
+[http]
+host = "127.0.0.1"
+port = {PORT}
+admin_token_file = "secrets/admin_token"
+
+[dialing]
+poll_interval_s = 0.5
+""")
+
+
+async def follow(public_key: str) -> str:
+    body = {"phone": VISITOR, "name": "Demo Visitor",
+            "consent": {"marketing": False, "recording": False}, "clause_version": "demo-1"}
+    base = f"http://127.0.0.1:{PORT}"
+    async with aiohttp.ClientSession() as session:
+        for _ in range(100):  # the engine is starting
+            try:
+                async with session.get(f"{base}/healthz") as response:
+                    if response.status == 200:
+                        break
+            except aiohttp.ClientError:
+                await asyncio.sleep(0.1)
+        async with session.post(f"{base}/api/v1/widgets/{public_key}/leads", json=body) as r:
+            lead = await r.json()
+            print(f"lead {lead['id']} submitted for {VISITOR[:4]}*** *** {VISITOR[-3:]}"
+                  f" → HTTP {r.status}, status {lead['status']}")
+        seen = None
+        started = time.monotonic()
+        while time.monotonic() - started < 60:
+            async with session.get(f"{base}{lead['status_url']}") as r:
+                state = await r.json()
+            shown = (state["status"], state["progress"], state["outcome"])
+            if shown != seen:
+                seen = shown
+                print(f"  {time.monotonic() - started:5.1f} s  {state['status']:<8}"
+                      f" {state['progress'] or '':<18} {state['outcome'] or ''}")
+            if state["status"] == "done":
+                return lead["id"]
+            await asyncio.sleep(0.1)
+        raise SystemExit("the callback did not finish within 60 s")
+
+
+def main() -> int:
+    write_config()
+    callengine("agent", "add", "alice", "PJSIP/agent1")
+    callengine("group", "add", "sales", "--agents", "alice", "--ring-timeout", "15")
+    public_key = callengine("widget", "add", "shop", "--group", "sales", "--regions", "PL",
+                            "--caller-id", '"Shop" <+48221234567>', "--quiet")
+    print(f"widget shop (public key {public_key}), group sales: alice = PJSIP/agent1")
+    env = {**os.environ}
+    log = open(DEMO / "engine.log", "wb")
+    engine = subprocess.Popen(
+        [str(REPO / ".venv/bin/callengine"), "--config", str(DEMO / "callengine.toml"), "run"],
+        stdout=log, stderr=subprocess.STDOUT, env=env,
+    )
+    try:
+        # Alice answers after 1.5 s; the visitor after 2 s and hangs up after 5 s of talk.
+        with Phone(5081, "answer", tone_hz=440, answer_after_ms=1500), \
+                Phone(5070, "answer", tone_hz=1000, answer_after_ms=2000, hangup_after_ms=5000):
+            lead_id = asyncio.run(follow(public_key))
+    finally:
+        engine.send_signal(signal.SIGTERM)
+        engine.wait(15)
+    shown = json.loads(callengine("lead", "show", lead_id))
+    attempt = shown["attempts_detail"][0]
+    print(f"stored: outcome {shown['outcome']}, agent {attempt['agent']},"
+          f" agent rang {attempt['agent_ring_s']:.1f} s, visitor rang"
+          f" {attempt['visitor_ring_s']:.1f} s, talk {attempt['talk_s']:.1f} s,"
+          f" Q.850 cause {attempt['q850']} ({attempt['cause'] or '-'})")
+    print(f"engine log: {DEMO / 'engine.log'}  (numbers masked, e.g. "
+          f"{shown['phone']})")
+    return 0 if shown["outcome"] == "connected" else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
