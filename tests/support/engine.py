@@ -14,7 +14,15 @@ from typing import Any
 import aiohttp
 
 from callengine.app import Running, running
-from callengine.config import AriConfig, Config, DialingConfig, HttpConfig
+from callengine.config import (
+    AmiConfig,
+    AriConfig,
+    Config,
+    DialingConfig,
+    HttpConfig,
+    PromptsConfig,
+    RecordingConfig,
+)
 from callengine.flow import Strategy
 from callengine.model import Agent, Lead, Widget, widget_settings_from_input
 from callengine.store import Store
@@ -25,7 +33,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def make_config(tmp_path: Path, asterisk: Any, *, ari_url: str | None = None,
-                port: int = 0) -> Config:
+                port: int = 0, recording_route: str = "fifo",
+                public_key_file: Path | None = None) -> Config:
+    ami = asterisk.ami
     return Config(
         database=tmp_path / "callengine.db",
         recordings_dir=tmp_path / "recordings",
@@ -38,6 +48,23 @@ def make_config(tmp_path: Path, asterisk: Any, *, ari_url: str | None = None,
         http=HttpConfig(host="127.0.0.1", port=port, admin_token=ADMIN_TOKEN),
         dialing=DialingConfig(max_concurrent_calls=5, poll_interval_s=0.2),
         log_level="INFO",
+        ami=AmiConfig(host=ami.host, port=ami.port, user=ami.username, secret=ami.secret),
+        recording=RecordingConfig(
+            route=recording_route,
+            public_key_file=public_key_file,
+            private_key_files=(),
+            fifo_dir=asterisk.host_path("/var/lib/callengine-asterisk/fifo"),
+            fifo_dir_asterisk="/var/lib/callengine-asterisk/fifo",
+            fifo_group=None,
+            rtp_bind="127.0.0.1",
+            rtp_advertise="127.0.0.1",
+            rtp_ports=(40000, 40999),
+            orphan_check_s=1.0,
+        ),
+        prompts=PromptsConfig(
+            dir=asterisk.host_path("/var/lib/callengine-asterisk/prompts"),
+            dir_asterisk="/var/lib/callengine-asterisk/prompts",
+        ),
     )
 
 

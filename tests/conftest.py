@@ -1,0 +1,88 @@
+"""Shared fixtures: the real Asterisk (session) and a clean slate per test.
+
+Tests that need Asterisk either use the `asterisk` fixture or are marked
+@pytest.mark.asterisk; both get `clean_asterisk`, which fails a test that
+leaves channels or bridges behind. Without the chroot or sipp these tests are
+skipped, except in CI (CI=true), where that is a failure.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sys
+
+import pytest
+
+from support.asterisk import LOCK_PATH, Asterisk, missing_prerequisites
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def pytest_collection_modifyitems(config, items):
+    # Using the fixture is enough to count as an Asterisk test.
+    for item in items:
+        if "asterisk" in getattr(item, "fixturenames", ()) and item.get_closest_marker("asterisk") is None:
+            item.add_marker(pytest.mark.asterisk)
+
+
+def _lock():
+    """Hold /tmp/callengine-asterisk.lock: one test run per machine uses the fixed ports."""
+    try:
+        fd = os.open(LOCK_PATH, os.O_RDWR | os.O_CREAT, 0o666)
+    except PermissionError:
+        fd = os.open(LOCK_PATH, os.O_RDONLY)  # another user's file: flock works read-only too
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(f"\nwaiting for {LOCK_PATH}: another test run uses Asterisk", file=sys.__stderr__, flush=True)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+@pytest.fixture(scope="session")
+def asterisk():
+    """The real Asterisk 22, freshly (re)started with the current configs.
+
+    Attributes: ari_url, ari_ws_url, ari_user, ari_password, ami (host, port,
+    username, secret), state_dir/host_path()/recording_dir; methods cli(cmd),
+    restart(), start(), stop(), async channels()/bridges()/ari(method, path).
+    """
+    missing = missing_prerequisites()
+    if missing:
+        message = "the real-Asterisk tests need: " + "; ".join(missing)
+        if _in_ci():
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    fd = _lock()
+    instance = Asterisk()
+    try:
+        # Stop first: a leftover instance may run with older configs.
+        instance.stop()
+        instance.start()
+        yield instance
+    finally:
+        try:
+            instance.stop()
+        finally:
+            os.close(fd)
+
+
+@pytest.fixture(autouse=True)
+def clean_asterisk(request):
+    """After an Asterisk test: 0 channels and 0 bridges within 5 s, or the test fails."""
+    if request.node.get_closest_marker("asterisk") is None:
+        yield None
+        return
+    instance = request.getfixturevalue("asterisk")
+    yield instance
+    channels, bridges = instance.wait_idle(5)
+    if channels or bridges:
+        instance.clear()  # so the next test starts clean
+        pytest.fail(
+            f"the test left {len(channels)} channel(s) {[c.get('name') for c in channels]} and "
+            f"{len(bridges)} bridge(s) {[b.get('id') for b in bridges]} after 5 s",
+            pytrace=False,
+        )
