@@ -164,7 +164,7 @@ async def test_failed_when_agent_hangs_up_while_visitor_rings(asterisk, tmp_path
         lead_id = await submit_lead(service.base_url, widget)
         lead = await wait_for_lead(service.store, lead_id, timeout=20)
     assert lead.outcome == "failed"
-    assert lead.cause == "the agent hung up before the visitor answered"
+    assert lead.cause == "the agent hung up before the call was bridged"
     assert visitor.calls_received == 1 and visitor.calls_cancelled == 1, visitor.calls()
 
 
