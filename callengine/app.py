@@ -12,9 +12,15 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from callengine.asterisk.ami import AmiClient
 from callengine.asterisk.ari import AriClient
 from callengine.config import Config
-from callengine.engine import Engine
+from callengine.crypto import load_public_key
+from callengine.engine import Engine, RecordingSetup
+from callengine.media.fifo import FifoTap, ensure_fifo_dir, fifo_watchdog
+from callengine.media.rtp import RtpTap
+from callengine.recorder import Tap
+from callengine.recordings import load_private_keys
 from callengine.store import Store
 from callengine.web import WebDeps, make_app
 
@@ -33,13 +39,44 @@ class Running:
 
 
 @asynccontextmanager
+async def _recording(config: Config, ari: AriClient) -> AsyncIterator[RecordingSetup | None]:
+    """The recording route the configuration asks for, with what it needs (AMI for FIFOs)."""
+    settings = config.recording
+    if settings.public_key_file is None:
+        yield None
+        return
+    public_key = load_public_key(settings.public_key_file)
+    config.recordings_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if settings.route == "rtp":
+        def new_rtp_tap() -> Tap:
+            return RtpTap(ari, settings.rtp_bind, settings.rtp_advertise, settings.rtp_ports)
+
+        yield RecordingSetup("rtp", config.recordings_dir, public_key, new_rtp_tap)
+        return
+    ensure_fifo_dir(settings.fifo_dir, settings.fifo_group)
+    async with AmiClient(config.ami.host, config.ami.port, config.ami.user,
+                         config.ami.secret) as ami:
+        def new_fifo_tap() -> Tap:
+            return FifoTap(ami, settings.fifo_dir, settings.fifo_dir_asterisk,
+                           settings.fifo_group)
+
+        yield RecordingSetup(
+            "fifo", config.recordings_dir, public_key, new_fifo_tap,
+            watchdog=lambda: fifo_watchdog(settings.fifo_dir, interval=settings.orphan_check_s),
+        )
+
+
+@asynccontextmanager
 async def running(config: Config) -> AsyncIterator[Running]:
     """The whole service, up until the block exits; tests use this directly."""
     async with Store.open(config.database) as store, AriClient(
         config.ari.url, config.ari.user, config.ari.password, config.ari.app
-    ) as ari:
-        engine = Engine(store, ari, config.dialing)
-        runner = web.AppRunner(make_app(WebDeps(store, config.http.admin_token, engine.wake)))
+    ) as ari, _recording(config, ari) as recording:
+        engine = Engine(store, ari, config.dialing, recording=recording)
+        private_keys = tuple(load_private_keys(config.recording.private_key_files))
+        deps = WebDeps(store, config.http.admin_token, engine.wake,
+                       recordings_dir=config.recordings_dir, private_keys=private_keys)
+        runner = web.AppRunner(make_app(deps))
         await runner.setup()
         site = web.TCPSite(runner, config.http.host, config.http.port)
         await site.start()

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +55,8 @@ class RecordingSetup:
     directory: Path
     public_key: bytes  # the recipient's public key: this host can write, never read
     new_tap: Callable[[], Tap]
+    # A background check the route needs for as long as the engine runs (FIFO: orphans).
+    watchdog: Callable[[], Coroutine[Any, Any, None]] | None = None
 
 
 @dataclass
@@ -133,6 +135,8 @@ class Engine:
             self._tasks = tasks
             tasks.create_task(self._pump_events(), name="ari-events")
             tasks.create_task(self._dispatch_forever(), name="dispatcher")
+            if self._recording is not None and self._recording.watchdog is not None:
+                tasks.create_task(self._recording.watchdog(), name="recording-watchdog")
 
     # ---- recovery -------------------------------------------------------------------------
 

@@ -18,6 +18,9 @@ from tests.support.engine import (
     make_config,
     submit_lead,
     wait_for_lead,
+    config_port,
+    free_port,
+    wait_http,
     write_config,
 )
 from tests.support.phones import Phone
@@ -124,7 +127,7 @@ async def test_asterisk_restart_mid_bridge_closes_the_lead(asterisk, tmp_path):
 
 
 async def test_engine_killed_mid_call_orphans_hung_up_and_lead_retried(asterisk, tmp_path):
-    config_path, env = write_config(tmp_path, asterisk, port=_free_port())
+    config_path, env = write_config(tmp_path, asterisk, port=free_port())
     engine = EngineProcess(config_path, env)
     async with Store.open(tmp_path / "callengine.db") as store:
         widget = await add_widget(store, agents=("agent1",), ring_timeout=5, max_attempts=2,
@@ -133,8 +136,8 @@ async def test_engine_killed_mid_call_orphans_hung_up_and_lead_retried(asterisk,
         async with Phone(5081, "ring_forever", tone_hz=440) as alice, \
                 Phone(5070, "answer", tone_hz=1000) as visitor:
             engine.start()
-            base_url = f"http://127.0.0.1:{_port_of(config_path)}"
-            await _wait_http(base_url)
+            base_url = f"http://127.0.0.1:{config_port(config_path)}"
+            await wait_http(base_url)
             lead_id = await submit_lead(base_url, widget)
             async with Store.open(tmp_path / "callengine.db") as store:
                 await wait_for_lead(store, lead_id, status="calling", progress="ringing-agents")
@@ -157,7 +160,7 @@ async def test_engine_killed_mid_call_orphans_hung_up_and_lead_retried(asterisk,
 
 async def test_engine_restart_picks_up_pending_leads(asterisk, tmp_path):
     """A lead taken while Asterisk is unreachable is stored and waits; the next engine calls it."""
-    dead = make_config(tmp_path, asterisk, ari_url=f"http://127.0.0.1:{_free_port()}/ari")
+    dead = make_config(tmp_path, asterisk, ari_url=f"http://127.0.0.1:{free_port()}/ari")
     async with running(dead) as service:
         widget = await add_widget(service.store, agents=("agent1",))
         lead_id = await submit_lead(service.base_url, widget)
@@ -173,31 +176,3 @@ async def test_engine_restart_picks_up_pending_leads(asterisk, tmp_path):
 
 async def _ringing(phone: Phone) -> bool:
     return phone.calls_received >= 1
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _port_of(config_path) -> int:
-    import tomllib
-
-    return tomllib.loads(config_path.read_text())["http"]["port"]
-
-
-async def _wait_http(base_url: str) -> None:
-    import aiohttp
-
-    async def up() -> bool:
-        try:
-            async with aiohttp.ClientSession() as session:
-                async with session.get(f"{base_url}/healthz") as response:
-                    return response.status == 200
-        except aiohttp.ClientError:
-            return False
-
-    await wait_until(up, 20, "the engine's HTTP API")

@@ -194,8 +194,8 @@ class RtpReceiver:
         stats = self.stats
         stats.datagrams += 1
         n = len(data)
-        if n > RTP_HEADER_SIZE and data[0] == 0x80 and not n & 1:
-            # Fast path: version 2, no padding, extension or CSRCs; even payload length.
+        if n > RTP_HEADER_SIZE and data[0] == 0x80:
+            # Fast path: version 2, no padding, extension or CSRCs.
             pt = data[1] & 0x7F
             seq, ssrc = _SEQ_SSRC.unpack_from(data, 2)
             payload = memoryview(data)[RTP_HEADER_SIZE:]
@@ -205,26 +205,25 @@ class RtpReceiver:
             except MalformedRtp:
                 stats.malformed += 1
                 return
-            if len(packet.payload) & 1:
-                stats.malformed += 1  # half a sample: not 16-bit PCM
-                return
             pt, seq, ssrc, payload = (
                 packet.payload_type, packet.sequence, packet.ssrc, packet.payload
             )
-        if ssrc != self.ssrc:
-            if self.ssrc is not None:
-                stats.foreign += 1
-                return
-            if self.payload_type is None:
-                self.payload_type = pt
-            elif pt != self.payload_type:
-                stats.other_payload_type += 1  # never lock on a non-audio packet
-                return
-            self.ssrc = ssrc
-            self._next = seq
+        if ssrc != self.ssrc and self.ssrc is not None:
+            stats.foreign += 1
+            return
+        if self.payload_type is None:
+            self.payload_type = pt  # only before the lock: the first packet's type
         if pt != self.payload_type:
             stats.other_payload_type += 1
-            payload = None  # still takes its sequence number: not a loss
+            if self.ssrc is None:
+                return  # never lock on a non-audio packet
+            payload = None  # it still takes its sequence number: not a loss
+        elif len(payload) & 1:
+            stats.malformed += 1  # half a sample: not 16-bit PCM
+            return
+        if self.ssrc is None:
+            self.ssrc = ssrc
+            self._next = seq
         self._sequence(seq, payload)
 
     def _sequence(self, seq: int, payload: memoryview | None) -> None:
@@ -357,6 +356,7 @@ class _RtpProtocol(asyncio.DatagramProtocol):
         self.source: tuple | None = None
         self.failure: BaseException | None = None
         self.socket_errors = 0
+        self.closed = asyncio.get_running_loop().create_future()
 
     def datagram_received(self, data: bytes, addr: tuple) -> None:
         if addr != self.source:
@@ -380,6 +380,10 @@ class _RtpProtocol(asyncio.DatagramProtocol):
 
     def error_received(self, exc: Exception) -> None:
         self.socket_errors += 1
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
 
 
 def _is_wildcard(host: str) -> bool:
@@ -602,8 +606,12 @@ class RtpTap:
                 if now == seen:
                     break
                 seen = now
-            transport.close()
+            transport.close()  # the socket closes on the loop's next turn: wait for it
             self._transport = None
+            try:
+                await asyncio.wait_for(asyncio.shield(protocol.closed), 1.0)
+            except asyncio.TimeoutError:
+                pass
             if protocol.socket_errors:
                 log.info("RTP tap %s: %d socket errors", self.tap_channel_id, protocol.socket_errors)
         return problems

@@ -94,6 +94,18 @@ class Asterisk:
         return self.state_dir / rel
 
     @property
+    def group_id(self) -> int | None:
+        """The group Asterisk runs as: the chroot's `asterisk` group when started as root
+        (scripts/asterisk drops to that user); None otherwise (one uid does everything)."""
+        if os.geteuid() != 0:
+            return None
+        for line in (self.chroot / "etc" / "group").read_text().splitlines():
+            name, _, gid, *_ = line.split(":")
+            if name == "asterisk":
+                return int(gid)
+        return None
+
+    @property
     def recording_dir(self) -> Path:
         """Host path of Asterisk's spool/recording (ARI recordings land here)."""
         return self.state_dir / "spool" / "recording"

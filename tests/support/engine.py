@@ -55,7 +55,7 @@ def make_config(tmp_path: Path, asterisk: Any, *, ari_url: str | None = None,
             private_key_files=(),
             fifo_dir=asterisk.host_path("/var/lib/callengine-asterisk/fifo"),
             fifo_dir_asterisk="/var/lib/callengine-asterisk/fifo",
-            fifo_group=None,
+            fifo_group=asterisk.group_id,
             rtp_bind="127.0.0.1",
             rtp_advertise="127.0.0.1",
             rtp_ports=(40000, 40999),
@@ -169,7 +169,37 @@ poll_interval_s = 0.2
     return path, env
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def config_port(config_path: Path) -> int:
+    import tomllib
+
+    return tomllib.loads(config_path.read_text())["http"]["port"]
+
+
+async def wait_http(base_url: str, timeout: float = 20) -> None:
+    """Until the engine's HTTP API answers /healthz."""
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        while True:
+            try:
+                async with session.get(f"{base_url}/healthz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            assert time.monotonic() < deadline, "the engine's HTTP API never came up"
+            await asyncio.sleep(0.1)
+
+
 __all__ = [
+    "config_port", "free_port", "wait_http",
     "ADMIN_TOKEN", "VISITOR", "EngineProcess", "Running", "add_widget", "make_config",
     "running", "submit_lead", "wait_for_lead", "write_config",
 ]

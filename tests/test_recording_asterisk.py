@@ -1,0 +1,190 @@
+"""Recording end to end through the engine, against the real Asterisk with sipp tones:
+the visitor hears the notice, the bridged call is tapped (FIFO and RTP routes), the audio is
+encrypted as it streams, and no plaintext audio ever rests on disk."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+
+import aiohttp
+import pytest
+
+from callengine import crypto
+from callengine.app import running
+from callengine.recordings import import_prompt
+from callengine.store import Store
+from tests.support.audio import assert_both_tones, decrypt, scan_for_plaintext
+from tests.support.engine import (
+    EngineProcess,
+    add_widget,
+    make_config,
+    submit_lead,
+    wait_for_lead,
+    config_port,
+    free_port,
+    wait_http,
+    write_config,
+)
+from tests.support.phones import Phone
+
+pytestmark = pytest.mark.asterisk
+
+NOTICE_NAME = "recording-notice"
+NOTICE = f"sound:/var/lib/callengine-asterisk/prompts/{NOTICE_NAME}"
+
+
+@pytest.fixture
+def keys(tmp_path):
+    private, public = crypto.generate_recipient_keypair()
+    crypto.save_public_key(tmp_path / "recording.pub", public)
+    crypto.save_private_key(tmp_path / "recording.key", private)
+    return private, tmp_path / "recording.pub"
+
+
+@pytest.fixture
+def notice(asterisk, tmp_path):
+    """A recording notice made the way an administrator would: any audio file, converted."""
+    source = tmp_path / "notice.ogg"
+    subprocess.run(["sox", "-n", "-r", "44100", "-c", "2", str(source), "synth", "0.8",
+                    "sine", "660"], check=True)
+    return import_prompt(source, asterisk.host_path("/var/lib/callengine-asterisk/prompts"),
+                         NOTICE_NAME)
+
+
+async def submit(base_url: str, widget, *, recording_consent: bool) -> str:
+    body = {"phone": "+48601234567", "clause_version": "v1",
+            "consent": {"marketing": False, "recording": recording_consent}}
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{base_url}/api/v1/widgets/{widget.public_key}/leads",
+                                json=body) as response:
+            assert response.status == 201, await response.text()
+            return (await response.json())["id"]
+
+
+async def watch_progress(store: Store, lead_id: str, timeout: float = 40) -> list[str]:
+    """Every progress value the lead shows until it is done (polled every 20 ms)."""
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lead = await store.get_lead(lead_id)
+        if lead.progress and (not seen or seen[-1] != lead.progress):
+            seen.append(lead.progress)
+        if lead.status == "done":
+            return seen
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"lead not done; progress so far {seen}")
+
+
+@pytest.mark.parametrize("route", ["fifo", "rtp"])
+async def test_recorded_call_holds_both_parties_encrypted(
+    asterisk, tmp_path, keys, notice, route
+):
+    private, public_file = keys
+    config = make_config(tmp_path, asterisk, recording_route=route, public_key_file=public_file)
+    watched_dirs = [tmp_path, asterisk.state_dir]
+    async with running(config) as service, \
+            Phone(5081, "answer", tone_hz=440, answer_after_ms=200), \
+            Phone(5070, "answer", tone_hz=1000, answer_after_ms=300, hangup_after_ms=5000):
+        widget = await add_widget(service.store, agents=("agent1",), recording="on",
+                                  recording_notice=NOTICE)
+        lead_id = await submit(service.base_url, widget, recording_consent=True)
+        progress_task = asyncio.create_task(watch_progress(service.store, lead_id))
+        await wait_for_lead(service.store, lead_id, status="calling", progress="connected")
+        await asyncio.sleep(2.5)
+        assert scan_for_plaintext(*watched_dirs) == []  # mid-call: nothing but ciphertext
+        progress = await progress_task
+        recording, = await service.store.list_recordings(lead_id=lead_id)
+        attempt, = await service.store.attempts_for(lead_id)
+    assert progress == ["ringing-agents", "whisper", "dialling-visitor", "recording-notice",
+                        "connected"]
+    assert recording.status == "complete" and recording.problem is None, recording
+    assert recording.route == route
+    path = config.recordings_dir / recording.file_name
+    assert path.stat().st_mode & 0o777 == 0o600
+    pcm = decrypt(path, private)
+    assert len(pcm) == recording.bytes
+    # The recording spans the talk: bridged → hangup (MixMonitor/RTP start a few ms late).
+    assert abs(len(pcm) / 32000 - attempt.talk_s) < 0.6, (len(pcm) / 32000, attempt.talk_s)
+    assert_both_tones(pcm)
+    assert scan_for_plaintext(*watched_dirs) == []
+    assert crypto.verify(path, [private]).authenticated
+
+
+@pytest.mark.parametrize(
+    "recording, consent, requires_consent",
+    [("off", True, True), ("on", False, True)],
+    ids=["recording-off", "no-consent"],
+)
+async def test_no_recording_no_notice(asterisk, tmp_path, keys, notice, recording, consent,
+                                      requires_consent):
+    _, public_file = keys
+    config = make_config(tmp_path, asterisk, public_key_file=public_file)
+    async with running(config) as service, \
+            Phone(5081, "answer", tone_hz=440, answer_after_ms=200), \
+            Phone(5070, "answer", tone_hz=1000, answer_after_ms=300, hangup_after_ms=1500):
+        widget = await add_widget(service.store, agents=("agent1",), recording=recording,
+                                  recording_notice=NOTICE,
+                                  recording_requires_consent=requires_consent)
+        lead_id = await submit(service.base_url, widget, recording_consent=consent)
+        progress = await watch_progress(service.store, lead_id)
+        lead = await service.store.get_lead(lead_id)
+        assert await service.store.list_recordings(lead_id=lead_id) == []
+    assert lead.outcome == "connected"
+    assert "recording-notice" not in progress
+    assert not any(config.recordings_dir.glob("*")), list(config.recordings_dir.glob("*"))
+    assert not any(asterisk.state_dir.joinpath("fifo").iterdir())
+
+
+async def test_engine_killed_mid_call_recording_kept_up_to_last_segment(
+    asterisk, tmp_path, keys, notice
+):
+    private, public_file = keys
+    config_path, env = write_config(tmp_path, asterisk, port=free_port())
+    with open(config_path, "a") as f:
+        f.write(f"""
+[ami]
+user = "{asterisk.ami.username}"
+
+[recording]
+route = "fifo"
+public_key_file = "{public_file}"
+fifo_dir = "{asterisk.state_dir / 'fifo'}"
+fifo_group = {asterisk.group_id if asterisk.group_id is not None else 0}
+orphan_check_s = 1.0
+""")
+    env["CALLENGINE_AMI_SECRET"] = asterisk.ami.secret
+    async with Store.open(tmp_path / "callengine.db") as store:
+        widget = await add_widget(store, agents=("agent1",), recording="on",
+                                  recording_notice=NOTICE, whisper=None)
+    engine = EngineProcess(config_path, env)
+    try:
+        async with Phone(5081, "answer", tone_hz=440, answer_after_ms=200), \
+                Phone(5070, "answer", tone_hz=1000, answer_after_ms=200):
+            engine.start()
+            base_url = f"http://127.0.0.1:{config_port(config_path)}"
+            await wait_http(base_url)
+            lead_id = await submit(base_url, widget, recording_consent=True)
+            async with Store.open(tmp_path / "callengine.db") as store:
+                await wait_for_lead(store, lead_id, status="calling", progress="connected")
+                await asyncio.sleep(5)  # > 2 sealed segments of 64 KiB (≈2 s each)
+                engine.kill()
+                assert scan_for_plaintext(tmp_path, asterisk.state_dir) == []
+                engine.start()  # hangs up the orphans, releases the FIFO, marks the file
+                lead = await wait_for_lead(store, lead_id, timeout=30)
+                recording, = await store.list_recordings(lead_id=lead_id)
+    finally:
+        engine.stop()
+    assert lead.cause == "interrupted: the engine restarted", engine.log()
+    assert recording.status == "incomplete"
+    path = tmp_path / "recordings" / recording.file_name
+    with pytest.raises(crypto.TruncatedError):
+        decrypt(path, private)
+    pcm = decrypt(path, private, recover=True)
+    # Every sealed segment is there and authentic: the first holds 65,480 plaintext bytes
+    # (the stream header shares it), the others 65,520; the one in memory died with the engine.
+    assert len(pcm) >= 65480 + 65520
+    assert (len(pcm) - 65480) % 65520 == 0
+    assert_both_tones(pcm)
+    assert not any((asterisk.state_dir / "fifo").iterdir())  # the watchdog released the FIFO
