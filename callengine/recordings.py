@@ -101,13 +101,14 @@ def export(path: Path, private_keys: list[bytes], out: Path, fmt: str) -> Plaint
          "-i", "pipe:0", *codec, "-f", fmt, str(out)],
         stdin=subprocess.PIPE, stderr=subprocess.PIPE,
     )
-    assert process.stdin is not None
+    assert process.stdin is not None and process.stderr is not None
     try:
         for chunk in plain.chunks:
             process.stdin.write(chunk)
     finally:
         process.stdin.close()
-    _, err = process.communicate()
+    err = process.stderr.read()  # -loglevel error: a few lines at most, no pipe deadlock
+    process.wait()
     if process.returncode != 0:
         out.unlink(missing_ok=True)
         raise RecordingUnavailable(f"ffmpeg failed: {err.decode(errors='replace')[-300:]}")

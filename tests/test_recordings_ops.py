@@ -1,0 +1,189 @@
+"""Operating on stored recordings, no Asterisk needed: the CLI (list, verify, export, delete),
+the admin API (playback decrypted on the fly, crypto-shred), and what each refuses."""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+import wave
+
+import numpy as np
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from callengine import cli, crypto
+from callengine.flow import Strategy
+from callengine.model import Agent, Consent, widget_settings_from_input
+from callengine.recorder import RecordingSink
+from callengine.store import Store
+from callengine.web import WebDeps, make_app
+from tests.support.audio import assert_both_tones, decrypt
+
+ADMIN = "admin-token-0123456789abcdef"
+SECONDS = 3
+
+
+def two_tones(seconds: float, rate: int = 16000) -> bytes:
+    t = np.arange(int(seconds * rate)) / rate
+    signal = 6000 * np.sin(2 * np.pi * 440 * t) + 6000 * np.sin(2 * np.pi * 1000 * t)
+    return signal.astype("<i2").tobytes()
+
+
+@pytest.fixture
+def setup(tmp_path, monkeypatch):
+    """A store with one recorded lead, a config file pointing at it, and the key pair."""
+    private, public = crypto.generate_recipient_keypair()
+    crypto.save_private_key(tmp_path / "rec.key", private)
+    crypto.save_public_key(tmp_path / "rec.pub", public)
+    (tmp_path / "callengine.toml").write_text(
+        '[store]\ndatabase = "ce.db"\nrecordings_dir = "recordings"\n'
+        '[recording]\nroute = "rtp"\npublic_key_file = "rec.pub"\n'
+        'private_key_files = ["rec.key"]\n'
+    )
+    (tmp_path / "nokey.toml").write_text(
+        '[store]\ndatabase = "ce.db"\nrecordings_dir = "recordings"\n'
+    )
+    monkeypatch.setenv("CALLENGINE_ARI_PASSWORD", "ari-secret")
+    monkeypatch.setenv("CALLENGINE_ADMIN_TOKEN", ADMIN)
+    (tmp_path / "recordings").mkdir()
+
+    async def make() -> str:
+        async with Store.open(tmp_path / "ce.db") as store:
+            await store.add_agent(Agent("alice", "PJSIP/agent1"))
+            await store.add_group("sales", Strategy.RING_ALL, 20, ["alice"])
+            widget = await store.add_widget(
+                "shop", "Shop", widget_settings_from_input(
+                    {"group": "sales", "allowed_regions": ["PL"]}), time.time())
+            lead = await store.create_lead(
+                widget, phone_e164="+48601234567", phone_region="PL", phone_kind="mobile",
+                name=None, email=None, consent=Consent(False, True, "v1"), now=time.time())
+            attempt = await store.start_attempt(lead.id, time.time())
+            sink = RecordingSink(tmp_path / "recordings", public)
+            await store.add_recording(sink.recording_id, attempt, "rtp", sink.key_id, time.time())
+            sink.feed(two_tones(SECONDS))
+            summary = sink.close()
+            await store.finish_recording(
+                sink.recording_id, status="complete", now=time.time(),
+                duration_s=summary.duration_s, bytes_in=summary.bytes_in,
+                segments=summary.segments, sha256=summary.sha256, problem=None)
+            return sink.recording_id
+
+    import asyncio
+
+    recording_id = asyncio.run(make())
+    return tmp_path, recording_id, private
+
+
+def run_cli(tmp_path, *args, config="callengine.toml") -> int:
+    return cli.main(["--config", str(tmp_path / config), *args])
+
+
+def test_list_masks_numbers(setup, capsys):
+    tmp_path, recording_id, _ = setup
+    assert run_cli(tmp_path, "recording", "list") == 0
+    out = capsys.readouterr().out
+    assert recording_id in out and "+48 *** *** 567" in out
+    assert "601234567" not in out
+
+
+def test_verify_authenticates_and_catches_tampering(setup, capsys):
+    tmp_path, recording_id, _ = setup
+    assert run_cli(tmp_path, "recording", "verify") == 0
+    assert "AUTHENTICATED" in capsys.readouterr().out
+    assert run_cli(tmp_path, "recording", "verify", config="nokey.toml") == 0
+    assert "structure only" in capsys.readouterr().out
+    path = tmp_path / "recordings" / f"{recording_id}.cerec"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    assert run_cli(tmp_path, "recording", "verify") == 1
+    assert "FAILED: TamperedError" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("fmt", ["wav", "mp3", "ogg"])
+def test_export_decrypts_to_audio(setup, capsys, fmt):
+    tmp_path, recording_id, _ = setup
+    out = tmp_path / f"call.{fmt}"
+    assert run_cli(tmp_path, "recording", "export", recording_id, "--out", str(out)) == 0
+    assert out.stat().st_mode & 0o777 == 0o600
+    if fmt == "wav":
+        with wave.open(str(out)) as w:
+            assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (16000, 1, 2)
+            pcm = w.readframes(w.getnframes())
+    else:
+        from pydub import AudioSegment
+
+        audio = AudioSegment.from_file(out, format=fmt).set_frame_rate(16000).set_channels(1)
+        pcm = audio.set_sample_width(2).raw_data
+    assert abs(len(pcm) / 32000 - SECONDS) < 0.1
+    assert_both_tones(pcm)
+
+
+def test_export_without_key_is_refused_clearly(setup, capsys):
+    tmp_path, recording_id, _ = setup
+    out = tmp_path / "call.wav"
+    assert run_cli(tmp_path, "recording", "export", recording_id, "--out", str(out),
+                   config="nokey.toml") == 1
+    assert "no private key" in capsys.readouterr().err
+    assert not out.exists()
+    # … and works on "another machine" given the key file
+    assert run_cli(tmp_path, "recording", "export", recording_id, "--out", str(out),
+                   "--key", str(tmp_path / "rec.key"), config="nokey.toml") == 0
+
+
+def test_delete_crypto_shreds(setup, capsys):
+    tmp_path, recording_id, _ = setup
+    path = tmp_path / "recordings" / f"{recording_id}.cerec"
+    assert run_cli(tmp_path, "recording", "delete", recording_id) == 0
+    assert "crypto-shredded" in capsys.readouterr().out
+    assert not path.exists()
+    assert run_cli(tmp_path, "recording", "list") == 0
+    assert recording_id not in capsys.readouterr().out
+    assert run_cli(tmp_path, "recording", "list", "--all") == 0
+    assert '"status": "deleted"' in capsys.readouterr().out
+    assert run_cli(tmp_path, "recording", "export", recording_id, "--out",
+                   str(tmp_path / "x.wav")) == 1
+
+
+def test_shred_destroys_the_key_before_the_file(setup, monkeypatch):
+    """If removing the file fails (crash, full disk), what is left can't be decrypted."""
+    tmp_path, recording_id, private = setup
+    path = tmp_path / "recordings" / f"{recording_id}.cerec"
+    monkeypatch.setattr(os, "unlink", lambda p: (_ for _ in ()).throw(OSError("disk gone")))
+    with pytest.raises(OSError):
+        crypto.shred(path)
+    monkeypatch.undo()
+    assert path.exists()
+    with pytest.raises(crypto.RecordingError):
+        decrypt(path, private)
+
+
+async def test_api_playback_and_delete(setup):
+    tmp_path, recording_id, private = setup
+    auth = {"Authorization": f"Bearer {ADMIN}"}
+    async with Store.open(tmp_path / "ce.db") as store:
+        no_key = make_app(WebDeps(store, ADMIN, lambda: None,
+                                  recordings_dir=tmp_path / "recordings"))
+        async with TestClient(TestServer(no_key)) as client:
+            response = await client.get(f"/api/v1/recordings/{recording_id}/audio", headers=auth)
+            assert response.status == 409
+            assert (await response.json())["type"].endswith("playback-unavailable")
+        app = make_app(WebDeps(store, ADMIN, lambda: None,
+                               recordings_dir=tmp_path / "recordings", private_keys=(private,)))
+        async with TestClient(TestServer(app)) as client:
+            url = f"/api/v1/recordings/{recording_id}/audio"
+            assert (await client.get(url)).status == 401
+            response = await client.get(url, headers=auth)
+            assert response.status == 200 and response.content_type == "audio/wav"
+            body = await response.read()
+            with wave.open(io.BytesIO(body)) as w:
+                pcm = w.readframes(w.getnframes())
+            assert len(pcm) == SECONDS * 32000
+            assert_both_tones(pcm)
+            listing = await client.get(f"/api/v1/recordings", headers=auth)
+            assert "601234567" not in await listing.text()
+            assert (await client.delete(f"/api/v1/recordings/{recording_id}",
+                                        headers=auth)).status == 204
+            assert (await client.get(url, headers=auth)).status == 404
+    assert not (tmp_path / "recordings" / f"{recording_id}.cerec").exists()
