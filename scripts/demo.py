@@ -21,6 +21,9 @@ import aiohttp
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from callengine import crypto  # noqa: E402
+from callengine.recordings import import_prompt  # noqa: E402
+from tests.support.asterisk import Asterisk  # noqa: E402  (paths and ids of the dev Asterisk)
 from tests.support.phones import Phone  # noqa: E402  (the sipp test phones)
 
 DEMO = REPO / "var" / "demo"
@@ -36,13 +39,19 @@ def callengine(*args: str) -> str:
     return result.stdout.strip()
 
 
-def write_config() -> None:
+def write_config(asterisk: Asterisk) -> None:
     if DEMO.exists():
         shutil.rmtree(DEMO)
     (DEMO / "secrets").mkdir(parents=True, mode=0o700)
     token = DEMO / "secrets" / "admin_token"
     token.write_text(secrets.token_urlsafe(24))
     token.chmod(0o600)
+    # The recipient key pair: the engine needs only the public key to record; the demo gives
+    # it the private key too, so it can verify what it recorded.
+    private, public = crypto.generate_recipient_keypair()
+    crypto.save_public_key(DEMO / "secrets" / "recording.pub", public)
+    crypto.save_private_key(DEMO / "secrets" / "recording.key", private)
+    fifo_group = asterisk.group_id
     (DEMO / "callengine.toml").write_text(f"""
 [store]
 database = "callengine.db"
@@ -60,12 +69,28 @@ admin_token_file = "secrets/admin_token"
 
 [dialing]
 poll_interval_s = 0.5
+
+[ami]
+user = "callengine"
+secret_file = "../secrets/ami_secret"
+
+[recording]
+route = "fifo"
+public_key_file = "secrets/recording.pub"
+private_key_files = ["secrets/recording.key"]
+fifo_dir = "../asterisk/state/fifo"
+fifo_dir_asterisk = "/var/lib/callengine-asterisk/fifo"
+{f"fifo_group = {fifo_group}" if fifo_group is not None else ""}
+
+[prompts]
+dir = "../asterisk/state/prompts"
+dir_asterisk = "/var/lib/callengine-asterisk/prompts"
 """)
 
 
 async def follow(public_key: str) -> str:
     body = {"phone": VISITOR, "name": "Demo Visitor",
-            "consent": {"marketing": False, "recording": False}, "clause_version": "demo-1"}
+            "consent": {"marketing": False, "recording": True}, "clause_version": "demo-1"}
     base = f"http://127.0.0.1:{PORT}"
     async with aiohttp.ClientSession() as session:
         for _ in range(100):  # the engine is starting
@@ -96,12 +121,22 @@ async def follow(public_key: str) -> str:
 
 
 def main() -> int:
-    write_config()
+    write_config(Asterisk())
+    # The recording notice: any audio file the administrator has, converted for Asterisk.
+    notice = DEMO / "notice.ogg"
+    subprocess.run(["sox", "-n", "-r", "44100", str(notice), "synth", "0.6", "sine", "660"],
+                   check=True)
+    print(callengine("prompt", "import", str(notice), "recording-notice"))
     callengine("agent", "add", "alice", "PJSIP/agent1")
     callengine("group", "add", "sales", "--agents", "alice", "--ring-timeout", "15")
-    public_key = callengine("widget", "add", "shop", "--group", "sales", "--regions", "PL",
-                            "--caller-id", '"Shop" <+48221234567>', "--quiet")
-    print(f"widget shop (public key {public_key}), group sales: alice = PJSIP/agent1")
+    public_key = callengine(
+        "widget", "add", "shop", "--group", "sales", "--regions", "PL",
+        "--caller-id", '"Shop" <+48221234567>', "--quiet", "--settings", json.dumps({
+            "recording": "on",
+            "recording_notice": "sound:/var/lib/callengine-asterisk/prompts/recording-notice",
+        }))
+    print(f"widget shop (public key {public_key}), group sales: alice = PJSIP/agent1,"
+          " calls recorded (with consent)")
     env = {**os.environ}
     log = open(DEMO / "engine.log", "wb")
     engine = subprocess.Popen(
@@ -122,9 +157,17 @@ def main() -> int:
           f" agent rang {attempt['agent_ring_s']:.1f} s, visitor rang"
           f" {attempt['visitor_ring_s']:.1f} s, talk {attempt['talk_s']:.1f} s,"
           f" Q.850 cause {attempt['q850']} ({attempt['cause'] or '-'})")
+    recording, = json.loads(callengine("recording", "list", "--lead", lead_id))
+    print(f"recording {recording['id']}: {recording['status']}, {recording['duration_s']:.1f} s,"
+          f" {recording['segments']} AES-256-GCM segments, key id {recording['key_id']}")
+    print("  " + callengine("recording", "verify", recording["id"]).splitlines()[0])
+    plaintext = [p for p in (DEMO / "recordings").iterdir() if not p.name.endswith(".cerec")]
+    print(f"  files under {DEMO / 'recordings'}: "
+          f"{len(list((DEMO / 'recordings').iterdir()))} ciphertext, {len(plaintext)} other")
     print(f"engine log: {DEMO / 'engine.log'}  (numbers masked, e.g. "
           f"{shown['phone']})")
-    return 0 if shown["outcome"] == "connected" else 1
+    ok = shown["outcome"] == "connected" and recording["status"] == "complete"
+    return 0 if ok and not plaintext else 1
 
 
 if __name__ == "__main__":
