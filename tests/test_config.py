@@ -1,0 +1,100 @@
+"""Configuration: TOML plus secrets from env or files, every problem reported at once."""
+
+from __future__ import annotations
+
+import pytest
+
+from callengine import cli
+from callengine.config import ConfigError, load_config
+
+ENV = {"CALLENGINE_ARI_PASSWORD": "ari-pass", "CALLENGINE_ADMIN_TOKEN": "a" * 20}
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "callengine.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_and_relative_paths(tmp_path):
+    config = load_config(write(tmp_path, ""), env=ENV)
+    assert config.database == tmp_path / "var/callengine.db"
+    assert config.ari.url == "http://127.0.0.1:8088/ari" and config.ari.password == "ari-pass"
+    assert config.recording.public_key_file is None  # never records without a key
+    assert config.recording.route == "fifo"
+
+
+def test_secrets_from_files(tmp_path):
+    (tmp_path / "ari").write_text("from-file\n")
+    (tmp_path / "token").write_text("t" * 24)
+    config = load_config(write(tmp_path, '[ari]\npassword_file = "ari"\n'
+                                         '[http]\nadmin_token_file = "token"\n'), env={})
+    assert config.ari.password == "from-file" and config.http.admin_token == "t" * 24
+
+
+def test_every_problem_reported_at_once(tmp_path):
+    (tmp_path / "empty").write_text("  \n")
+    path = write(tmp_path, """
+[ari]
+url = "ftp://x"
+password_file = "empty"
+surprise = 1
+[http]
+port = 70000
+[dialing]
+max_concurrent_calls = 0
+[recording]
+route = "carrier-pigeon"
+public_key_file = "missing.pub"
+[nonsense]
+""")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env={})
+    # Unknown names come first, alone: with a typo the other findings would mislead.
+    assert caught.value.problems == ["unknown key ari.surprise", "unknown section [nonsense]"]
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, """
+[ari]
+url = "ftp://x"
+password_file = "empty"
+[http]
+port = 70000
+[dialing]
+max_concurrent_calls = 0
+[recording]
+route = "carrier-pigeon"
+public_key_file = "missing.pub"
+"""), env={})
+    problems = caught.value.problems
+    assert any("ari.url" in p for p in problems)
+    assert any("is empty" in p for p in problems)
+    assert any("http.port" in p for p in problems)
+    assert any("max_concurrent_calls" in p for p in problems)
+    assert any("recording.route" in p for p in problems)
+    assert any("missing.pub" in p for p in problems)
+    assert any("admin token" in p for p in problems)
+    assert "ari-pass" not in str(caught.value)
+
+
+def test_fifo_route_needs_ami(tmp_path):
+    (tmp_path / "rec.pub").write_text("x")
+    path = write(tmp_path, '[recording]\npublic_key_file = "rec.pub"\n')
+    with pytest.raises(ConfigError, match="needs AMI"):
+        load_config(path, env=ENV)
+    assert load_config(path, env={**ENV, "CALLENGINE_AMI_SECRET": "s"}).ami.secret == "s"
+
+
+def test_short_admin_token_refused(tmp_path):
+    with pytest.raises(ConfigError, match="at least 16"):
+        load_config(write(tmp_path, ""), env={**ENV, "CALLENGINE_ADMIN_TOKEN": "short"})
+
+
+def test_cli_reports_config_errors_without_a_trace(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("CALLENGINE_ARI_PASSWORD", raising=False)
+    monkeypatch.delenv("CALLENGINE_ADMIN_TOKEN", raising=False)
+    path = write(tmp_path, "[ari\n")
+    assert cli.main(["--config", str(path), "check-config"]) == 2
+    err = capsys.readouterr().err
+    assert "not valid TOML" in err and "Traceback" not in err
+    assert cli.main(["--config", str(tmp_path / "nope.toml"), "check-config"]) == 2
+    assert "config file not found" in capsys.readouterr().err
