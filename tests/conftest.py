@@ -9,12 +9,14 @@ skipped, except in CI (CI=true), where that is a failure.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import sys
 
 import pytest
 
 from support.asterisk import LOCK_PATH, Asterisk, missing_prerequisites
+from support.logcheck import full_numbers_in
 
 
 def _in_ci() -> bool:
@@ -86,3 +88,37 @@ def clean_asterisk(request):
             f"{len(bridges)} bridge(s) {[b.get('id') for b in bridges]} after 5 s",
             pytrace=False,
         )
+
+
+# ---- no full phone number in any log line -------------------------------------------------------
+
+# Every callengine log record of every test is checked (the engine's own discipline: in-process
+# tests run without the redacting filter the entry point installs).
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.lines.append(f"{record.name}: {record.getMessage()}")
+        except Exception:  # a broken record is logging's problem, not this check's
+            pass
+
+
+@pytest.fixture(autouse=True)
+def no_phone_numbers_in_logs():
+    handler = _Collect()
+    engine_logger = logging.getLogger("callengine")
+    previous = engine_logger.level
+    engine_logger.setLevel(logging.DEBUG)  # every record reaches the root's handlers
+    logging.getLogger().addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logging.getLogger().removeHandler(handler)
+        engine_logger.setLevel(previous)
+    leaks = [line for line in handler.lines if full_numbers_in(line)]
+    assert not leaks, f"full phone numbers in log lines: {leaks[:5]}"

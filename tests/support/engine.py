@@ -26,6 +26,7 @@ from callengine.config import (
 from callengine.flow import Strategy
 from callengine.model import Agent, Lead, Widget, widget_settings_from_input
 from callengine.store import Store
+from tests.support.logcheck import full_numbers_in
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
 VISITOR = "+48601234567"  # dialled as PJSIP/+48601234567@pstn → the "PSTN" sipp on 5070
@@ -131,12 +132,15 @@ class EngineProcess:
         self.process.wait(10)
 
     def stop(self) -> None:
+        """Stop it gracefully; then its log must hold no full phone number."""
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(15)
             except subprocess.TimeoutExpired:
                 self.kill()
+        leaks = [line for line in self.log().splitlines() if full_numbers_in(line)]
+        assert not leaks, f"full phone numbers in the engine's log: {leaks[:3]}"
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
