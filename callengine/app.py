@@ -21,6 +21,7 @@ from callengine.media.fifo import FifoTap, ensure_fifo_dir, fifo_watchdog
 from callengine.media.rtp import RtpTap
 from callengine.recorder import Tap
 from callengine.recordings import load_private_keys
+from callengine.retention import Purger, start_schedule
 from callengine.store import Store
 from callengine.web import WebDeps, make_app
 
@@ -82,6 +83,8 @@ async def running(config: Config) -> AsyncIterator[Running]:
         await site.start()
         port = runner.addresses[0][1]
         log.info("HTTP API on %s:%d", config.http.host, port)
+        purges = start_schedule(Purger(store, config.recordings_dir),
+                                interval_s=config.retention_interval_s)
         try:
             async with asyncio.TaskGroup() as tasks:
                 engine_task = tasks.create_task(engine.run(), name="engine")
@@ -90,6 +93,7 @@ async def running(config: Config) -> AsyncIterator[Running]:
                 finally:
                     engine_task.cancel()
         finally:
+            purges.shutdown(wait=False)
             await runner.cleanup()
 
 

@@ -239,6 +239,30 @@ def cmd_prompt_import(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_purge(config: Config, args: argparse.Namespace) -> int:
+    from rich.progress import Progress as Bar
+
+    from callengine.retention import Purger
+
+    async def purge(store: Store):
+        purger = Purger(store, config.recordings_dir)
+        with Bar(transient=True) as bar:
+            tasks: dict[str, Any] = {}
+
+            def progress(what: str, done: int, total: int) -> None:
+                if what not in tasks:
+                    tasks[what] = bar.add_task(f"purging {what}", total=total)
+                bar.update(tasks[what], completed=done)
+
+            return await purger.run(time.time(), dry_run=args.dry_run, progress=progress)
+
+    report = asyncio.run(_with_store(config, purge))
+    for widget_id, (leads, recordings) in sorted(report.by_widget.items()):
+        print(f"  widget {widget_id}: {leads} expired lead(s), {recordings} expired recording(s)")
+    print(report.summary())
+    return 1 if report.skipped else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="callengine",
@@ -326,6 +350,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command("delete", cmd_recording_delete,
                   "crypto-shred a recording (its key, then its file)", recording)
     sub.add_argument("id")
+
+    sub = command("purge", cmd_purge,
+                  "purge leads and recordings past their widget's retention periods")
+    sub.add_argument("--dry-run", action="store_true", help="only say what would go")
 
     prompt = commands.add_parser("prompt", help="prompts Asterisk plays").add_subparsers(
         dest="sub", required=True, metavar="ACTION")

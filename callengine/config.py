@@ -80,6 +80,7 @@ class Config:
     ami: AmiConfig
     recording: RecordingConfig
     prompts: PromptsConfig
+    retention_interval_s: float = 3600.0  # how often the purge job runs (and once at start)
 
 
 _DEFAULTS: dict[str, dict[str, Any]] = {
@@ -101,6 +102,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "dir": "var/asterisk/state/prompts",
         "dir_asterisk": "/var/lib/callengine-asterisk/prompts",
     },
+    "retention": {"interval_s": 3600.0},
 }
 _KNOWN = {
     "store": {"database", "recordings_dir"},
@@ -114,6 +116,7 @@ _KNOWN = {
         "fifo_group", "rtp_bind", "rtp_advertise", "rtp_ports", "orphan_check_s",
     },
     "prompts": {"dir", "dir_asterisk"},
+    "retention": {"interval_s"},
 }
 
 
@@ -208,6 +211,9 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path, env: dict[str, str]) ->
     rtp_bind = get("recording", "rtp_bind", str) or "127.0.0.1"
     ami_port = get("ami", "port", int)
     orphan_check = get("recording", "orphan_check_s", float) or 5.0
+    retention_interval = get("retention", "interval_s", float) or 3600.0
+    if not 60 <= retention_interval <= 7 * 86400:
+        problems.append("retention.interval_s must be between 60 and 604800")
 
     config = Config(
         database=base_dir / get("store", "database", str, ""),
@@ -250,6 +256,7 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path, env: dict[str, str]) ->
             dir=base_dir / get("prompts", "dir", str, ""),
             dir_asterisk=get("prompts", "dir_asterisk", str) or "",
         ),
+        retention_interval_s=retention_interval,
     )
     if config.recording.public_key_file and config.recording.route == "fifo" and not (
         config.ami.secret

@@ -71,6 +71,8 @@ class WidgetSettings:
     recording: str = "off"  # "off" or "on"
     recording_requires_consent: bool = True  # record only leads whose visitor agreed
     recording_notice: str | None = None  # media the visitor hears before a recorded call
+    lead_retention_days: int = 365  # closed leads (with attempts, consents) are purged after
+    recording_retention_days: int = 90  # recordings are crypto-shredded after
 
     def should_record(self, consented: bool) -> bool:
         return self.recording == "on" and (consented or not self.recording_requires_consent)
@@ -288,6 +290,11 @@ def widget_settings_from_input(data: Any) -> WidgetSettings:
         recording=values["recording"],
         recording_requires_consent=values["recording_requires_consent"],
         recording_notice=notice,
+        lead_retention_days=_int_in("lead_retention_days", values["lead_retention_days"], 1,
+                                    36500),
+        recording_retention_days=_int_in(
+            "recording_retention_days", values["recording_retention_days"], 1, 36500
+        ),
     )
 
 

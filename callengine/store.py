@@ -143,6 +143,30 @@ MIGRATIONS: list[str] = [
     CREATE INDEX recordings_lead ON recordings(lead_id);
     CREATE INDEX recordings_status ON recordings(status)
     """,
+    # Retention: a purged lead leaves a tombstone without personal data, so counts and reports
+    # stay right; a lease keeps two purges (engine, CLI) from running at once.
+    """
+    CREATE TABLE lead_tombstones (
+        id TEXT PRIMARY KEY,
+        widget_id TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        closed_at REAL,
+        outcome TEXT,
+        attempts INTEGER NOT NULL,
+        consent_marketing INTEGER NOT NULL,
+        consent_recording INTEGER NOT NULL,
+        clause_version TEXT NOT NULL,
+        purged_at REAL NOT NULL,
+        reason TEXT NOT NULL
+    );
+    CREATE INDEX lead_tombstones_widget ON lead_tombstones(widget_id, created_at);
+    CREATE INDEX recordings_started ON recordings(started_at);
+    CREATE TABLE job_leases (
+        name TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        expires_at REAL NOT NULL
+    )
+    """,
 ]
 
 
@@ -502,6 +526,116 @@ class Store:
             params,
         ) as cursor:
             return [_recording(row) async for row in cursor]
+
+
+    # ---- retention -------------------------------------------------------------------------
+
+    async def acquire_lease(self, name: str, owner: str, now: float, ttl_s: float) -> bool:
+        """Take (or renew) the named lease; False while another owner holds an unexpired one."""
+        async with self._transaction() as db:
+            async with db.execute(
+                "SELECT owner, expires_at FROM job_leases WHERE name = ?", (name,)
+            ) as cursor:
+                row = await cursor.fetchone()
+            if row is not None and row["owner"] != owner and row["expires_at"] > now:
+                return False
+            await db.execute(
+                "INSERT INTO job_leases (name, owner, expires_at) VALUES (?, ?, ?)"
+                " ON CONFLICT(name) DO UPDATE SET owner = excluded.owner,"
+                " expires_at = excluded.expires_at",
+                (name, owner, now + ttl_s),
+            )
+        return True
+
+    async def release_lease(self, name: str, owner: str) -> None:
+        async with self._transaction() as db:
+            await db.execute("DELETE FROM job_leases WHERE name = ? AND owner = ?", (name, owner))
+
+    async def expired_recordings(
+        self, widget_id: str, cutoff: float, limit: int
+    ) -> list[tuple[str, str]]:
+        """(recording id, lead id) of live recordings of the widget started before cutoff."""
+        async with self._db.execute(
+            "SELECT r.id, r.lead_id FROM recordings r JOIN leads l ON l.id = r.lead_id"
+            " WHERE l.widget_id = ? AND r.started_at < ? AND r.status NOT IN"
+            " ('deleted', 'recording') LIMIT ?",
+            (widget_id, cutoff, limit),
+        ) as cursor:
+            return [(row[0], row[1]) async for row in cursor]
+
+    async def count_expired_recordings(self, widget_id: str, cutoff: float) -> int:
+        async with self._db.execute(
+            "SELECT COUNT(*) FROM recordings r JOIN leads l ON l.id = r.lead_id"
+            " WHERE l.widget_id = ? AND r.started_at < ? AND r.status NOT IN"
+            " ('deleted', 'recording')",
+            (widget_id, cutoff),
+        ) as cursor:
+            return (await cursor.fetchone())[0]
+
+    async def mark_recordings_deleted(self, recording_ids: list[str], now: float) -> None:
+        async with self._transaction() as db:
+            await db.executemany(
+                "UPDATE recordings SET status = 'deleted', deleted_at = ? WHERE id = ?",
+                [(now, rid) for rid in recording_ids],
+            )
+
+    async def expired_leads(self, widget_id: str, cutoff: float, limit: int) -> list[str]:
+        """Closed leads of the widget created before cutoff (open ones are never purged)."""
+        async with self._db.execute(
+            "SELECT id FROM leads WHERE widget_id = ? AND status = ? AND created_at < ?"
+            " LIMIT ?",
+            (widget_id, LEAD_DONE, cutoff, limit),
+        ) as cursor:
+            return [row[0] async for row in cursor]
+
+    async def count_expired_leads(self, widget_id: str, cutoff: float) -> int:
+        async with self._db.execute(
+            "SELECT COUNT(*) FROM leads WHERE widget_id = ? AND status = ? AND created_at < ?",
+            (widget_id, LEAD_DONE, cutoff),
+        ) as cursor:
+            return (await cursor.fetchone())[0]
+
+    async def live_recording_ids(self, lead_ids: list[str]) -> list[str]:
+        found: list[str] = []
+        for chunk in _chunks(lead_ids, 500):
+            marks = ",".join("?" * len(chunk))
+            async with self._db.execute(
+                f"SELECT id FROM recordings WHERE lead_id IN ({marks}) AND status != 'deleted'",
+                chunk,
+            ) as cursor:
+                found += [row[0] async for row in cursor]
+        return found
+
+    async def purge_leads(self, lead_ids: list[str], now: float, reason: str) -> int:
+        """Tombstone and delete the leads (attempts and recording rows go with them), in one
+        transaction: a crash leaves every lead of the batch either whole or purged."""
+        purged = 0
+        async with self._transaction() as db:
+            for chunk in _chunks(lead_ids, 500):
+                marks = ",".join("?" * len(chunk))
+                await db.execute(
+                    "INSERT OR REPLACE INTO lead_tombstones (id, widget_id, created_at,"
+                    " closed_at, outcome, attempts, consent_marketing, consent_recording,"
+                    " clause_version, purged_at, reason)"
+                    " SELECT id, widget_id, created_at, closed_at, outcome, attempts,"
+                    " consent_marketing, consent_recording, clause_version, ?, ?"
+                    f" FROM leads WHERE id IN ({marks})",
+                    (now, reason, *chunk),
+                )
+                cursor = await db.execute(f"DELETE FROM leads WHERE id IN ({marks})", chunk)
+                purged += cursor.rowcount
+        return purged
+
+    async def count_tombstones(self, widget_id: str | None = None) -> int:
+        where, params = ("WHERE widget_id = ?", (widget_id,)) if widget_id else ("", ())
+        async with self._db.execute(
+            f"SELECT COUNT(*) FROM lead_tombstones {where}", params
+        ) as cursor:
+            return (await cursor.fetchone())[0]
+
+
+def _chunks(items: list[str], size: int) -> list[list[str]]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
 
 
 # ---- rows → records -------------------------------------------------------------------------

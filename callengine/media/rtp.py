@@ -441,6 +441,7 @@ class RtpTap:
         self.tap_channel_id: str | None = None
         self.asterisk_address: str | None = None  # UNICASTRTP_LOCAL_ADDRESS/PORT: the sender
         self.asterisk_port: int | None = None
+        self.add_attempts = 0  # addChannel calls it took (422 retries + 1)
         self._reorder_window = reorder_window
         self._sink: RecordingSink | None = None
         self._transport: asyncio.DatagramTransport | None = None
@@ -530,6 +531,7 @@ class RtpTap:
         deadline = loop.time() + self.add_timeout
         pause = 0.02
         while True:
+            self.add_attempts += 1
             try:
                 await self.ari.add_to_bridge(bridge_id, [channel_id])
                 return

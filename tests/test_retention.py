@@ -1,0 +1,168 @@
+"""Retention purges with a controllable clock: what expires goes (recordings crypto-shredded,
+leads tombstoned), what doesn't stays; dry runs change nothing; purges never overlap and can be
+interrupted anywhere."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import pytest
+
+from callengine import cli, crypto, retention
+from callengine.flow import Outcome, Result, Strategy
+from callengine.model import Agent, Consent, widget_settings_from_input
+from callengine.recorder import RecordingSink
+from callengine.retention import DAY, Purger, start_schedule
+from callengine.store import Store
+
+NOW = 1_800_000_000.0
+
+
+async def add_lead(store, widget, *, age_days: float, closed: bool, phone: str,
+                   recording_age_days: float | None = None, public_key: bytes | None = None,
+                   recordings_dir=None) -> tuple[str, str | None]:
+    created = NOW - age_days * DAY
+    lead = await store.create_lead(
+        widget, phone_e164=phone, phone_region="PL", phone_kind="mobile", name="Ann",
+        email="ann@example.com", consent=Consent(True, True, "v7"), now=created)
+    attempt = await store.start_attempt(lead.id, created)
+    recording_id = None
+    if recording_age_days is not None:
+        sink = RecordingSink(recordings_dir, public_key)
+        await store.add_recording(sink.recording_id, attempt, "fifo", sink.key_id,
+                                  NOW - recording_age_days * DAY)
+        sink.feed(b"\x01\x02" * 40000)
+        summary = sink.close()
+        await store.finish_recording(sink.recording_id, status="complete", now=created,
+                                     duration_s=summary.duration_s, bytes_in=summary.bytes_in,
+                                     segments=summary.segments, sha256=summary.sha256,
+                                     problem=None)
+        recording_id = sink.recording_id
+    if closed:
+        await store.finish_attempt(attempt, Result(Outcome.CONNECTED, talk_s=30.0, connected=True),
+                                   created + 60, retry_at=None)
+    return lead.id, recording_id
+
+
+@pytest.fixture
+async def env(tmp_path):
+    _, public = crypto.generate_recipient_keypair()
+    recordings = tmp_path / "recordings"
+    recordings.mkdir()
+    async with Store.open(tmp_path / "ce.db") as store:
+        await store.add_agent(Agent("alice", "PJSIP/agent1"))
+        await store.add_group("sales", Strategy.RING_ALL, 20, ["alice"])
+        widget = await store.add_widget("shop", "Shop", widget_settings_from_input({
+            "group": "sales", "allowed_regions": ["PL"], "lead_retention_days": 30,
+            "recording_retention_days": 7, "max_leads_per_number_per_day": 100}), NOW - 400 * DAY)
+        leads = {
+            "old-closed": await add_lead(store, widget, age_days=40, closed=True,
+                                         phone="+48601000001", recording_age_days=40,
+                                         public_key=public, recordings_dir=recordings),
+            "old-open": await add_lead(store, widget, age_days=40, closed=False,
+                                       phone="+48601000002"),
+            "young-old-recording": await add_lead(store, widget, age_days=10, closed=True,
+                                                  phone="+48601000003", recording_age_days=10,
+                                                  public_key=public, recordings_dir=recordings),
+            "young": await add_lead(store, widget, age_days=2, closed=True, phone="+48601000004",
+                                    recording_age_days=2, public_key=public,
+                                    recordings_dir=recordings),
+        }
+        yield store, recordings, leads
+
+
+async def test_dry_run_says_what_would_go_and_changes_nothing(env):
+    store, recordings, leads = env
+    report = await Purger(store, recordings).run(NOW, dry_run=True)
+    assert (report.leads, report.recordings) == (1, 2)
+    assert len(list(recordings.iterdir())) == 3
+    assert len(await store.list_leads()) == 4
+    assert await store.count_tombstones() == 0
+
+
+async def test_purge_removes_exactly_what_expired(env):
+    store, recordings, leads = env
+    report = await Purger(store, recordings).run(NOW)
+    assert (report.leads, report.recordings, report.lead_recordings) == (1, 2, 0)
+    remaining = {lead.id for lead in await store.list_leads()}
+    assert remaining == {leads[k][0] for k in ("old-open", "young-old-recording", "young")}
+    assert await store.attempts_for(leads["old-closed"][0]) == []
+    files = {p.stem for p in recordings.iterdir()}
+    assert files == {leads["young"][1]}
+    old_recording = await store.get_recording(leads["young-old-recording"][1])
+    assert old_recording.status == "deleted"
+    # The tombstone keeps the counts and the consent facts, and no personal data.
+    assert await store.count_tombstones("shop") == 1
+    db = sqlite3.connect(recordings.parent / "ce.db")
+    row = db.execute("SELECT * FROM lead_tombstones").fetchone()
+    assert "601000001" not in repr(row) and "Ann" not in repr(row)
+    assert row[4] == "connected"
+    # a second purge finds nothing more
+    again = await Purger(store, recordings).run(NOW)
+    assert (again.leads, again.recordings) == (0, 0)
+
+
+async def test_expired_by_the_clock_alone(env):
+    store, recordings, _ = env
+    later = await Purger(store, recordings).run(NOW + 29 * DAY)  # the 2-day-old lead is 31 now
+    assert later.leads == 3  # old-closed, young-old-recording, young; old-open stays
+    assert not any(recordings.iterdir())
+
+
+async def test_purges_never_overlap(env):
+    store, recordings, _ = env
+    assert await store.acquire_lease(retention.LEASE, "other-host:1", NOW, 300)
+    report = await Purger(store, recordings).run(NOW)
+    assert report.skipped == "another purge is running"
+    assert len(await store.list_leads()) == 4
+    # a purge that died holding the lease blocks only until the lease expires
+    report = await Purger(store, recordings).run(NOW + 301)
+    assert report.leads == 1
+
+
+async def test_interrupted_purge_is_safe_and_the_next_one_finishes(env, monkeypatch):
+    store, recordings, leads = env
+    monkeypatch.setattr(retention, "RECORDING_BATCH", 1)
+    real = store.mark_recordings_deleted
+    calls = 0
+
+    async def crash_on_second_batch(ids, now):
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise RuntimeError("power cut")
+        await real(ids, now)
+
+    monkeypatch.setattr(store, "mark_recordings_deleted", crash_on_second_batch)
+    with pytest.raises(RuntimeError):
+        await Purger(store, recordings).run(NOW)
+    monkeypatch.setattr(store, "mark_recordings_deleted", real)
+    # the crash hit after the second batch's files were shredded, before its rows said so
+    assert len(list(recordings.iterdir())) == 1
+    report = await Purger(store, recordings).run(NOW)  # the lease was released: no wait
+    assert report.leads == 1
+    assert {p.stem for p in recordings.iterdir()} == {leads["young"][1]}
+    statuses = {r.id: r.status for r in await store.list_recordings(include_deleted=True)}
+    assert statuses[leads["young-old-recording"][1]] == "deleted"
+
+
+async def test_schedule_runs_at_start(env):
+    store, recordings, _ = env
+    scheduler = start_schedule(Purger(store, recordings), interval_s=3600, clock=lambda: NOW)
+    try:
+        for _ in range(100):
+            if await store.count_tombstones() == 1:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        scheduler.shutdown(wait=False)
+    assert await store.count_tombstones() == 1
+
+
+def test_cli_purge_dry_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CALLENGINE_ARI_PASSWORD", "x")
+    monkeypatch.setenv("CALLENGINE_ADMIN_TOKEN", "a" * 20)
+    (tmp_path / "c.toml").write_text('[store]\ndatabase = "ce.db"\n')
+    assert cli.main(["--config", str(tmp_path / "c.toml"), "purge", "--dry-run"]) == 0
+    assert "would purge 0 lead(s) and 0 recording(s)" in capsys.readouterr().out
