@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import os
+import secrets
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -13,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from callengine import __version__
+from callengine.access import Forbidden, Permission, Principal, Role, require, token_hash
+from callengine.access import verify_chain
 from callengine.config import Config, ConfigError, load_config
 from callengine.crypto import RecordingError
 from callengine.recordings import RecordingUnavailable
@@ -118,26 +122,103 @@ def cmd_widget_list(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def principal(args: argparse.Namespace) -> Principal:
+    """The CLI's actor for checks and the audit log: the OS user, in the role given."""
+    actor = os.environ.get("CALLENGINE_ACTOR") or f"cli:{getpass.getuser()}"
+    return Principal(actor, Role(args.role))
+
+
+def check(args: argparse.Namespace, permission: Permission) -> Principal:
+    who = principal(args)
+    require(who, permission)
+    return who
+
+
+async def _unmask(store: Store, args: argparse.Namespace, target: str) -> bool:
+    """Numbers stay masked unless --unmask is given by a role that may see them: audited."""
+    if not getattr(args, "unmask", False):
+        return False
+    who = check(args, Permission.UNMASK)
+    await store.audit(who, "numbers.unmask", target, "cli", time.time())
+    return True
+
+
 def cmd_lead_list(config: Config, args: argparse.Namespace) -> int:
-    leads = asyncio.run(
-        _with_store(
-            config,
-            lambda store: store.list_leads(widget_id=args.widget, status=args.status,
-                                           limit=args.limit),
-        )
-    )
-    _print([lead_admin_view(lead) for lead in leads])
+    check(args, Permission.READ_LEADS)
+
+    async def listing(store: Store) -> list[dict[str, Any]]:
+        leads = await store.list_leads(widget_id=args.widget, status=args.status,
+                                       limit=args.limit)
+        unmasked = bool(leads) and await _unmask(
+            store, args, "leads:" + ",".join(lead.id for lead in leads))
+        return [lead_admin_view(lead, unmasked) for lead in leads]
+
+    _print(asyncio.run(_with_store(config, listing)))
     return 0
 
 
 def cmd_lead_show(config: Config, args: argparse.Namespace) -> int:
+    check(args, Permission.READ_LEADS)
+
     async def show(store: Store) -> dict[str, Any]:
         lead = await store.get_lead(args.id)
-        view = lead_admin_view(lead)
+        view = lead_admin_view(lead, await _unmask(store, args, f"lead:{lead.id}"))
         view["attempts_detail"] = [a.__dict__ for a in await store.attempts_for(lead.id)]
         return view
 
     _print(asyncio.run(_with_store(config, show)))
+    return 0
+
+
+def cmd_token_create(config: Config, args: argparse.Namespace) -> int:
+    who = check(args, Permission.CONFIGURE)
+    name = check_name("name", args.name)
+    role = Role(args.token_role)
+    token = "ce_" + secrets.token_urlsafe(32)
+
+    async def create(store: Store) -> None:
+        await store.add_token(name, role, token_hash(token), time.time())
+        await store.audit(who, "tokens.create", f"token:{name}", role.value, time.time())
+
+    asyncio.run(_with_store(config, create))
+    print(token)
+    print(f"token {name} ({role.value}) created; it is shown only now", file=sys.stderr)
+    return 0
+
+
+def cmd_token_revoke(config: Config, args: argparse.Namespace) -> int:
+    who = check(args, Permission.CONFIGURE)
+
+    async def revoke(store: Store) -> None:
+        await store.revoke_token(args.name, time.time())
+        await store.audit(who, "tokens.revoke", f"token:{args.name}", "", time.time())
+
+    asyncio.run(_with_store(config, revoke))
+    print(f"token {args.name} revoked")
+    return 0
+
+
+def cmd_token_list(config: Config, args: argparse.Namespace) -> int:
+    check(args, Permission.CONFIGURE)
+    _print(asyncio.run(_with_store(config, lambda store: store.list_tokens())))
+    return 0
+
+
+def cmd_audit_verify(config: Config, args: argparse.Namespace) -> int:
+    entries = asyncio.run(_with_store(config, lambda store: store.audit_entries()))
+    problem = verify_chain(entries)
+    if problem:
+        print(f"audit log BROKEN: {problem}")
+        return 1
+    head = entries[-1].hash if entries else "(empty)"
+    print(f"audit log intact: {len(entries)} entries, head {head}")
+    return 0
+
+
+def cmd_audit_list(config: Config, args: argparse.Namespace) -> int:
+    check(args, Permission.CONFIGURE)
+    entries = asyncio.run(_with_store(config, lambda store: store.audit_entries()))
+    _print([e.__dict__ for e in entries[-args.last:]])
     return 0
 
 
@@ -204,7 +285,16 @@ def cmd_recording_verify(config: Config, args: argparse.Namespace) -> int:
 def cmd_recording_export(config: Config, args: argparse.Namespace) -> int:
     from callengine.recordings import export, recording_path
 
-    recording = asyncio.run(_with_store(config, lambda store: store.get_recording(args.id)))
+    who = check(args, Permission.PLAY_RECORDINGS)
+
+    async def find(store: Store):
+        found = await store.get_recording(args.id)
+        if found.status != "deleted":
+            await store.audit(who, "recordings.export", f"recording:{found.id}",
+                              f"lead:{found.lead_id}", time.time())
+        return found
+
+    recording = asyncio.run(_with_store(config, find))
     if recording.status == "deleted":
         raise NotFound("recording", args.id)
     fmt = args.format or Path(args.out).suffix.lstrip(".").lower() or "wav"
@@ -218,10 +308,14 @@ def cmd_recording_export(config: Config, args: argparse.Namespace) -> int:
 def cmd_recording_delete(config: Config, args: argparse.Namespace) -> int:
     from callengine.recordings import recording_path, shred
 
+    who = check(args, Permission.DELETE_RECORDINGS)
+
     async def delete(store: Store) -> bool:
         recording = await store.get_recording(args.id)
         removed = shred(recording_path(config.recordings_dir, recording))
         await store.mark_recording_deleted(recording.id, time.time())
+        await store.audit(who, "recordings.delete", f"recording:{recording.id}",
+                          f"lead:{recording.lead_id}", time.time())
         return removed
 
     removed = asyncio.run(_with_store(config, delete))
@@ -269,6 +363,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Self-hosted, privacy-first call-me-back engine for Asterisk.",
     )
     parser.add_argument("--version", action="version", version=f"callengine {__version__}")
+    parser.add_argument(
+        "--role", default=os.environ.get("CALLENGINE_ROLE", "admin"),
+        choices=[r.value for r in Role],
+        help="act in this role (default: $CALLENGINE_ROLE or admin); sensitive acts are audited",
+    )
     parser.add_argument(
         "-c", "--config", default=os.environ.get("CALLENGINE_CONFIG", "callengine.toml"),
         help="configuration file (default: $CALLENGINE_CONFIG or ./callengine.toml)",
@@ -323,8 +422,25 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--widget")
     sub.add_argument("--status", choices=["queued", "calling", "done"])
     sub.add_argument("--limit", type=int, default=50)
+    sub.add_argument("--unmask", action="store_true", help="show full numbers (audited)")
     sub = command("show", cmd_lead_show, "one lead with its attempts", lead)
     sub.add_argument("id")
+    sub.add_argument("--unmask", action="store_true", help="show the full number (audited)")
+
+    token = commands.add_parser("token", help="API tokens with roles").add_subparsers(
+        dest="sub", required=True, metavar="ACTION")
+    sub = command("create", cmd_token_create, "create a token (printed once)", token)
+    sub.add_argument("name")
+    sub.add_argument("token_role", metavar="ROLE", choices=[r.value for r in Role])
+    sub = command("revoke", cmd_token_revoke, "revoke a token", token)
+    sub.add_argument("name")
+    command("list", cmd_token_list, "list tokens (never the tokens themselves)", token)
+
+    audit = commands.add_parser("audit", help="the tamper-evident audit log").add_subparsers(
+        dest="sub", required=True, metavar="ACTION")
+    command("verify", cmd_audit_verify, "check the audit log's hash chain", audit)
+    sub = command("list", cmd_audit_list, "the last audit entries", audit)
+    sub.add_argument("--last", type=int, default=50)
 
     keys = commands.add_parser("keys", help="recording keys").add_subparsers(
         dest="sub", required=True, metavar="ACTION")
@@ -380,6 +496,9 @@ def main(argv: list[str] | None = None) -> int:
     except json.JSONDecodeError as exc:
         print(f"callengine: --settings is not valid JSON: {exc}", file=sys.stderr)
         return 2
+    except Forbidden as exc:
+        print(f"callengine: not allowed: {exc}", file=sys.stderr)
+        return 3
     except (NotFound, Conflict, RecordingUnavailable, FileExistsError) as exc:
         print(f"callengine: {exc}", file=sys.stderr)
         return 1

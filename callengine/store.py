@@ -18,6 +18,7 @@ from typing import Any
 
 import aiosqlite
 
+from callengine.access import GENESIS, AuditEntry, Principal, Role, chain_hash
 from callengine.flow import Result, Strategy
 from callengine.model import (
     LEAD_CALLING,
@@ -167,6 +168,31 @@ MIGRATIONS: list[str] = [
         expires_at REAL NOT NULL
     )
     """,
+    # Roles: API tokens (only their hashes) and the append-only, hash-chained audit log.
+    """
+    CREATE TABLE api_tokens (
+        name TEXT PRIMARY KEY,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'supervisor', 'agent', 'viewer')),
+        token_hash TEXT NOT NULL UNIQUE,
+        created_at REAL NOT NULL,
+        revoked_at REAL
+    );
+    CREATE TABLE audit_log (
+        seq INTEGER PRIMARY KEY,
+        at REAL NOT NULL,
+        actor TEXT NOT NULL,
+        role TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );
+    CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END
+    """,
 ]
 
 
@@ -209,7 +235,7 @@ class Store:
             (version,) = await cursor.fetchone()
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
             async with self._transaction() as db:
-                for statement in filter(str.strip, script.split(";")):
+                for statement in _statements(script):
                     await db.execute(statement)
                 await db.execute(f"PRAGMA user_version = {number}")
         return len(MIGRATIONS)
@@ -632,6 +658,81 @@ class Store:
             f"SELECT COUNT(*) FROM lead_tombstones {where}", params
         ) as cursor:
             return (await cursor.fetchone())[0]
+
+
+    # ---- tokens and audit ------------------------------------------------------------------
+
+    async def add_token(self, name: str, role: Role, token_hash: str, now: float) -> None:
+        try:
+            async with self._transaction() as db:
+                await db.execute(
+                    "INSERT INTO api_tokens (name, role, token_hash, created_at)"
+                    " VALUES (?, ?, ?, ?)",
+                    (name, role.value, token_hash, now),
+                )
+        except sqlite3.IntegrityError:
+            raise Conflict(f"token {name!r} exists already") from None
+
+    async def revoke_token(self, name: str, now: float) -> None:
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "UPDATE api_tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
+                (now, name),
+            )
+            if cursor.rowcount != 1:
+                raise NotFound("active token", name)
+
+    async def principal_for(self, token_hash: str) -> Principal | None:
+        async with self._db.execute(
+            "SELECT name, role FROM api_tokens WHERE token_hash = ? AND revoked_at IS NULL",
+            (token_hash,),
+        ) as cursor:
+            row = await cursor.fetchone()
+        return None if row is None else Principal(row["name"], Role(row["role"]))
+
+    async def list_tokens(self) -> list[dict[str, Any]]:
+        async with self._db.execute(
+            "SELECT name, role, created_at, revoked_at FROM api_tokens ORDER BY name"
+        ) as cursor:
+            return [dict(row) async for row in cursor]
+
+    async def audit(self, principal: Principal, action: str, target: str, detail: str,
+                    now: float) -> AuditEntry:
+        """Append one entry to the hash chain (never personal data in target or detail)."""
+        async with self._transaction() as db:
+            async with db.execute(
+                "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1"
+            ) as cursor:
+                last = await cursor.fetchone()
+            seq, prev = (last["seq"] + 1, last["hash"]) if last else (1, GENESIS)
+            entry_hash = chain_hash(prev, seq, now, principal.actor, principal.role.value,
+                                    action, target, detail)
+            await db.execute(
+                "INSERT INTO audit_log (seq, at, actor, role, action, target, detail,"
+                " prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (seq, now, principal.actor, principal.role.value, action, target, detail,
+                 prev, entry_hash),
+            )
+        return AuditEntry(seq, now, principal.actor, principal.role.value, action, target,
+                          detail, prev, entry_hash)
+
+    async def audit_entries(self) -> list[AuditEntry]:
+        async with self._db.execute("SELECT * FROM audit_log ORDER BY seq") as cursor:
+            return [AuditEntry(**dict(row)) async for row in cursor]
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements (a trigger's body holds ';' of its own)."""
+    statements, buffer = [], ""
+    for piece in script.split(";"):
+        buffer += piece + ";"
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip(" \n;"):
+                statements.append(buffer)
+            buffer = ""
+    if buffer.strip(" \n;"):
+        statements.append(buffer)
+    return statements
 
 
 def _chunks(items: list[str], size: int) -> list[list[str]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import logging
 import re
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from callengine.model import (
     group_from_input,
     widget_settings_from_input,
 )
+from callengine.access import Permission, Principal, Role, token_hash, verify_chain
 from callengine.crypto import RecordingError
 from callengine.numbers import NumberRejected, check_number, mask
 from callengine.recordings import RecordingUnavailable, decrypt, recording_path, shred, wav_header
@@ -131,13 +133,36 @@ async def json_body(request: web.Request) -> dict[str, Any]:
     return data
 
 
-def require_admin(request: web.Request) -> None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    expected = request.app[DEPS].admin_token
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected.encode()):
+async def authorize(request: web.Request, permission: Permission) -> Principal:
+    """Who is calling (bearer token: the configured admin token, or a token with a role) and
+    may they do this? 401 without a valid token, 403 when the role lacks the permission."""
+    deps = request.app[DEPS]
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    principal = None
+    if scheme.lower() == "bearer" and token:
+        if hmac.compare_digest(token.encode(), deps.admin_token.encode()):
+            principal = Principal("admin-token", Role.ADMIN)
+        else:
+            principal = await deps.store.principal_for(token_hash(token))
+    if principal is None:
         raise Problem(401, "unauthorized", "Authentication required",
-                      "send the admin token as 'Authorization: Bearer <token>'")
+                      "send an API token as 'Authorization: Bearer <token>'")
+    if not principal.may(permission):
+        raise Problem(403, "forbidden", "Not allowed",
+                      f"role {principal.role.value} may not {permission.value}")
+    return principal
+
+
+async def wants_unmasked(request: web.Request, principal: Principal, target: str) -> bool:
+    """Numbers are masked unless asked for (?unmask=true) by a role that may: audited."""
+    if request.query.get("unmask") not in ("1", "true", "yes"):
+        return False
+    if not principal.may(Permission.UNMASK):
+        raise Problem(403, "forbidden", "Not allowed",
+                      f"role {principal.role.value} may not {Permission.UNMASK.value}")
+    deps = request.app[DEPS]
+    await deps.store.audit(principal, "numbers.unmask", target, "api", deps.clock())
+    return True
 
 
 def _optional_text(data: dict[str, Any], name: str, limit: int) -> str | None:
@@ -149,11 +174,11 @@ def _optional_text(data: dict[str, Any], name: str, limit: int) -> str | None:
     return value.strip()
 
 
-def lead_admin_view(lead: Lead) -> dict[str, Any]:
+def lead_admin_view(lead: Lead, unmasked: bool = False) -> dict[str, Any]:
     return {
         "id": lead.id,
         "widget": lead.widget_id,
-        "phone": lead.phone_masked,
+        "phone": lead.phone_e164 if unmasked else lead.phone_masked,
         "region": lead.phone_region,
         "status": lead.status,
         "progress": lead.progress,
@@ -271,11 +296,11 @@ async def lead_public_status(request: web.Request) -> web.Response:
 
 
 async def get_lead(request: web.Request) -> web.Response:
-    require_admin(request)
+    principal = await authorize(request, Permission.READ_LEADS)
     store = request.app[DEPS].store
     lead = await store.get_lead(request.match_info["lead_id"])
     attempts = await store.attempts_for(lead.id)
-    view = lead_admin_view(lead)
+    view = lead_admin_view(lead, await wants_unmasked(request, principal, f"lead:{lead.id}"))
     view["attempts_detail"] = [
         {
             "number": a.number, "status": a.status, "outcome": a.outcome, "q850": a.q850,
@@ -289,7 +314,7 @@ async def get_lead(request: web.Request) -> web.Response:
 
 
 async def list_leads(request: web.Request) -> web.Response:
-    require_admin(request)
+    principal = await authorize(request, Permission.READ_LEADS)
     status = request.query.get("status")
     if status is not None and status not in ("queued", "calling", "done"):
         raise InvalidInput("status", "must be queued, calling or done")
@@ -302,11 +327,13 @@ async def list_leads(request: web.Request) -> web.Response:
     leads = await request.app[DEPS].store.list_leads(
         widget_id=request.query.get("widget"), status=status, limit=limit
     )
-    return web.json_response({"leads": [lead_admin_view(lead) for lead in leads]})
+    unmasked = bool(leads) and await wants_unmasked(
+        request, principal, "leads:" + ",".join(lead.id for lead in leads))
+    return web.json_response({"leads": [lead_admin_view(lead, unmasked) for lead in leads]})
 
 
 async def create_agent(request: web.Request) -> web.Response:
-    require_admin(request)
+    await authorize(request, Permission.CONFIGURE)
     data = await json_body(request)
     agent = agent_from_input(data.get("name"), data.get("endpoint"))
     await request.app[DEPS].store.add_agent(agent)
@@ -314,7 +341,7 @@ async def create_agent(request: web.Request) -> web.Response:
 
 
 async def create_group(request: web.Request) -> web.Response:
-    require_admin(request)
+    await authorize(request, Permission.CONFIGURE)
     data = await json_body(request)
     name, strategy, ring_timeout = group_from_input(
         data.get("name"), data.get("strategy", "ring-all"), data.get("ring_timeout", 20)
@@ -331,7 +358,7 @@ async def create_group(request: web.Request) -> web.Response:
 
 
 async def create_widget(request: web.Request) -> web.Response:
-    require_admin(request)
+    await authorize(request, Permission.CONFIGURE)
     deps = request.app[DEPS]
     data = await json_body(request)
     widget_id = check_name("id", data.get("id"))
@@ -342,20 +369,20 @@ async def create_widget(request: web.Request) -> web.Response:
 
 
 async def list_widgets(request: web.Request) -> web.Response:
-    require_admin(request)
+    await authorize(request, Permission.CONFIGURE)
     widgets = await request.app[DEPS].store.list_widgets()
     return web.json_response({"widgets": [widget_view(w) for w in widgets]})
 
 
 async def list_recordings(request: web.Request) -> web.Response:
-    require_admin(request)
+    await authorize(request, Permission.READ_LEADS)
     recordings = await request.app[DEPS].store.list_recordings(lead_id=request.query.get("lead"))
     return web.json_response({"recordings": [r.view() for r in recordings]})
 
 
 async def recording_audio(request: web.Request) -> web.StreamResponse:
     """Decrypt on the fly into the response: plaintext exists only in memory, never on disk."""
-    require_admin(request)
+    principal = await authorize(request, Permission.PLAY_RECORDINGS)
     deps = request.app[DEPS]
     recording = await deps.store.get_recording(request.match_info["recording_id"])
     if recording.status == "deleted" or deps.recordings_dir is None:
@@ -368,6 +395,8 @@ async def recording_audio(request: web.Request) -> web.StreamResponse:
     except RecordingError as exc:
         raise Problem(422, "recording-damaged", "The recording fails verification",
                       f"{type(exc).__name__}: {exc}") from None
+    await deps.store.audit(principal, "recordings.play", f"recording:{recording.id}",
+                           f"lead:{recording.lead_id}", deps.clock())
     log.info("[lead %s] recording %s played back", recording.lead_id, recording.id)
     response = web.StreamResponse(headers={
         "Content-Type": "audio/wav",
@@ -384,14 +413,41 @@ async def recording_audio(request: web.Request) -> web.StreamResponse:
 
 
 async def delete_recording(request: web.Request) -> web.Response:
-    require_admin(request)
+    principal = await authorize(request, Permission.DELETE_RECORDINGS)
     deps = request.app[DEPS]
     recording = await deps.store.get_recording(request.match_info["recording_id"])
     if deps.recordings_dir is not None:
         shred(recording_path(deps.recordings_dir, recording))
     await deps.store.mark_recording_deleted(recording.id, deps.clock())
+    await deps.store.audit(principal, "recordings.delete", f"recording:{recording.id}",
+                           f"lead:{recording.lead_id}", deps.clock())
     log.info("[lead %s] recording %s crypto-shredded", recording.lead_id, recording.id)
     return web.Response(status=204)
+
+
+async def create_token(request: web.Request) -> web.Response:
+    principal = await authorize(request, Permission.CONFIGURE)
+    deps = request.app[DEPS]
+    data = await json_body(request)
+    name = check_name("name", data.get("name"))
+    try:
+        role = Role(data.get("role"))
+    except ValueError:
+        raise InvalidInput("role", "must be admin, supervisor, agent or viewer") from None
+    token = "ce_" + secrets.token_urlsafe(32)
+    await deps.store.add_token(name, role, token_hash(token), deps.clock())
+    await deps.store.audit(principal, "tokens.create", f"token:{name}", role.value, deps.clock())
+    return web.json_response({"name": name, "role": role.value, "token": token}, status=201)
+
+
+async def audit_log(request: web.Request) -> web.Response:
+    await authorize(request, Permission.CONFIGURE)
+    entries = await request.app[DEPS].store.audit_entries()
+    return web.json_response({
+        "intact": verify_chain(entries) is None,
+        "problem": verify_chain(entries),
+        "entries": [entry.__dict__ for entry in entries],
+    })
 
 
 async def health(request: web.Request) -> web.Response:
@@ -414,4 +470,6 @@ def make_app(deps: WebDeps) -> web.Application:
     app.router.add_get("/api/v1/recordings", list_recordings)
     app.router.add_get("/api/v1/recordings/{recording_id}/audio", recording_audio)
     app.router.add_delete("/api/v1/recordings/{recording_id}", delete_recording)
+    app.router.add_post("/api/v1/tokens", create_token)
+    app.router.add_get("/api/v1/audit", audit_log)
     return app

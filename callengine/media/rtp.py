@@ -485,10 +485,11 @@ class RtpTap:
             if isinstance(exc, (AriError, OSError)):
                 raise RtpTapError(self._start_problem) from exc
             raise
+        # No channel name here: a trunk channel's name may carry the visitor's number.
         log.info(
-            "RTP tap %s for %s in bridge %s: %s ← %s:%s",
-            tap_channel_id, channel_name or channel_id, bridge_id, external_host,
-            self.asterisk_address, self.asterisk_port,
+            "RTP tap %s in bridge %s: %s ← %s:%s (%d addChannel attempts)",
+            tap_channel_id, bridge_id, external_host, self.asterisk_address,
+            self.asterisk_port, self.add_attempts,
         )
 
     async def _bind(self) -> None:

@@ -1,0 +1,139 @@
+"""Roles, masking and the tamper-evident audit log, through the API and the CLI."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from callengine import cli
+from callengine.access import Permission, Role, allowed, verify_chain
+from callengine.flow import Strategy
+from callengine.model import Agent, Consent, widget_settings_from_input
+from callengine.store import Store
+from callengine.web import WebDeps, make_app
+
+ADMIN = "admin-token-0123456789abcdef"
+
+
+@pytest.fixture
+async def env(tmp_path):
+    async with Store.open(tmp_path / "ce.db") as store:
+        await store.add_agent(Agent("alice", "PJSIP/agent1"))
+        await store.add_group("sales", Strategy.RING_ALL, 20, ["alice"])
+        widget = await store.add_widget("shop", "Shop", widget_settings_from_input(
+            {"group": "sales", "allowed_regions": ["PL"]}), time.time())
+        lead = await store.create_lead(
+            widget, phone_e164="+48601234567", phone_region="PL", phone_kind="mobile",
+            name=None, email=None, consent=Consent(False, False, "v1"), now=time.time())
+        app = make_app(WebDeps(store, ADMIN, lambda: None))
+        async with TestClient(TestServer(app)) as client:
+            yield client, store, lead, tmp_path
+
+
+async def token_for(client, role: str, name: str | None = None) -> dict[str, str]:
+    response = await client.post("/api/v1/tokens", json={"name": name or role, "role": role},
+                                 headers={"Authorization": f"Bearer {ADMIN}"})
+    assert response.status == 201
+    return {"Authorization": f"Bearer {(await response.json())['token']}"}
+
+
+def test_permission_matrix():
+    assert all(allowed(Role.ADMIN, p) for p in Permission)
+    assert allowed(Role.SUPERVISOR, Permission.UNMASK)
+    assert not allowed(Role.VIEWER, Permission.UNMASK)
+    assert not allowed(Role.AGENT, Permission.UNMASK)
+    assert allowed(Role.AGENT, Permission.PLAY_RECORDINGS)
+    assert not allowed(Role.SUPERVISOR, Permission.ERASE_SUBJECT)
+    assert not allowed(Role.VIEWER, Permission.CONFIGURE)
+
+
+async def test_masked_unless_a_permitted_role_asks(env):
+    client, store, lead, _ = env
+    viewer = await token_for(client, "viewer")
+    supervisor = await token_for(client, "supervisor")
+    url = f"/api/v1/leads/{lead.id}"
+    assert (await (await client.get(url, headers=viewer)).json())["phone"] == "+48 *** *** 567"
+    refused = await client.get(url + "?unmask=true", headers=viewer)
+    assert refused.status == 403 and (await refused.json())["type"].endswith("forbidden")
+    assert all(e.action != "numbers.unmask" for e in await store.audit_entries())
+    shown = await client.get(url + "?unmask=true", headers=supervisor)
+    assert (await shown.json())["phone"] == "+48601234567"
+    unmasks = [e for e in await store.audit_entries() if e.action == "numbers.unmask"]
+    assert len(unmasks) == 1 and unmasks[0].actor == "supervisor"
+    assert unmasks[0].target == f"lead:{lead.id}"
+    assert "601234567" not in repr(await store.audit_entries())  # no number in the log itself
+
+
+async def test_roles_limit_configuration_and_tokens_can_be_revoked(env):
+    client, store, _, _ = env
+    viewer = await token_for(client, "viewer", "v1")
+    response = await client.post("/api/v1/agents", json={"name": "x", "endpoint": "PJSIP/x"},
+                                 headers=viewer)
+    assert response.status == 403
+    await store.revoke_token("v1", time.time())
+    assert (await client.get("/api/v1/leads", headers=viewer)).status == 401
+
+
+async def test_audit_chain_detects_tampering(env):
+    client, store, lead, tmp_path = env
+    supervisor = await token_for(client, "supervisor")
+    for _ in range(3):
+        await client.get(f"/api/v1/leads/{lead.id}?unmask=1", headers=supervisor)
+    entries = await store.audit_entries()
+    assert len(entries) == 4 and verify_chain(entries) is None
+    # The store refuses edits outright …
+    db = sqlite3.connect(tmp_path / "ce.db")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        db.execute("UPDATE audit_log SET actor = 'nobody' WHERE seq = 2")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        db.execute("DELETE FROM audit_log WHERE seq = 2")
+    # … and someone who drops the guard still can't hide an edit.
+    db.execute("DROP TRIGGER audit_log_no_update")
+    db.execute("UPDATE audit_log SET actor = 'nobody' WHERE seq = 2")
+    db.commit()
+    assert "entry 2 was altered" in verify_chain(await store.audit_entries())
+    db.execute("UPDATE audit_log SET actor = 'supervisor' WHERE seq = 2")
+    db.execute("DROP TRIGGER audit_log_no_delete")
+    db.execute("DELETE FROM audit_log WHERE seq = 3")
+    db.commit()
+    assert "entry 3 is missing" in verify_chain(await store.audit_entries())
+    listing = await client.get("/api/v1/audit", headers={"Authorization": f"Bearer {ADMIN}"})
+    assert (await listing.json())["intact"] is False
+
+
+def test_cli_roles_unmask_and_audit_verify(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CALLENGINE_ARI_PASSWORD", "x")
+    monkeypatch.setenv("CALLENGINE_ADMIN_TOKEN", ADMIN)
+    monkeypatch.setenv("CALLENGINE_ACTOR", "ops-anna")
+    config = tmp_path / "c.toml"
+    config.write_text('[store]\ndatabase = "ce.db"\n')
+
+    import asyncio
+
+    async def seed() -> str:
+        async with Store.open(tmp_path / "ce.db") as store:
+            await store.add_agent(Agent("alice", "PJSIP/agent1"))
+            await store.add_group("sales", Strategy.RING_ALL, 20, ["alice"])
+            widget = await store.add_widget("shop", "Shop", widget_settings_from_input(
+                {"group": "sales", "allowed_regions": ["PL"]}), time.time())
+            lead = await store.create_lead(
+                widget, phone_e164="+48601234567", phone_region="PL", phone_kind="mobile",
+                name=None, email=None, consent=Consent(False, False, "v1"), now=time.time())
+            return lead.id
+
+    lead_id = asyncio.run(seed())
+    base = ["--config", str(config)]
+    assert cli.main([*base, "lead", "show", lead_id]) == 0
+    assert "+48 *** *** 567" in capsys.readouterr().out
+    assert cli.main([*base, "--role", "viewer", "lead", "show", lead_id, "--unmask"]) == 3
+    assert "may not numbers.unmask" in capsys.readouterr().err
+    assert cli.main([*base, "--role", "supervisor", "lead", "show", lead_id, "--unmask"]) == 0
+    assert "+48601234567" in capsys.readouterr().out
+    assert cli.main([*base, "audit", "verify"]) == 0
+    assert "intact: 1 entries" in capsys.readouterr().out
+    assert cli.main([*base, "audit", "list"]) == 0
+    out = capsys.readouterr().out
+    assert '"actor": "ops-anna"' in out and '"action": "numbers.unmask"' in out
