@@ -70,7 +70,7 @@ async def _recording(config: Config, ari: AriClient) -> AsyncIterator[RecordingS
 @asynccontextmanager
 async def running(config: Config) -> AsyncIterator[Running]:
     """The whole service, up until the block exits; tests use this directly."""
-    async with Store.open(config.database) as store, AriClient(
+    async with Store.open(config.database, config.data_key) as store, AriClient(
         config.ari.url, config.ari.user, config.ari.password, config.ari.app
     ) as ari, _recording(config, ari) as recording:
         engine = Engine(store, ari, config.dialing, recording=recording)

@@ -7,6 +7,7 @@ TOML file itself: each has an environment variable and a `*_file` key (see docs/
 
 from __future__ import annotations
 
+import base64
 import os
 import tomllib
 from dataclasses import dataclass
@@ -72,6 +73,7 @@ class PromptsConfig:
 @dataclass(frozen=True)
 class Config:
     database: Path
+    data_key: bytes  # encrypts personal fields in the store; keyed hash of numbers
     recordings_dir: Path
     ari: AriConfig
     http: HttpConfig
@@ -105,7 +107,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
     "retention": {"interval_s": 3600.0},
 }
 _KNOWN = {
-    "store": {"database", "recordings_dir"},
+    "store": {"database", "recordings_dir", "data_key_file"},
     "ari": {"url", "user", "app", "password_file"},
     "http": {"host", "port", "admin_token_file"},
     "dialing": {"max_concurrent_calls", "poll_interval_s"},
@@ -215,8 +217,13 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path, env: dict[str, str]) ->
     if not 60 <= retention_interval <= 7 * 86400:
         problems.append("retention.interval_s must be between 60 and 604800")
 
+    data_key = _data_key(
+        secret("store data key", "CALLENGINE_DATA_KEY", "store", "data_key_file"), problems
+    )
+
     config = Config(
         database=base_dir / get("store", "database", str, ""),
+        data_key=data_key,
         recordings_dir=base_dir / get("store", "recordings_dir", str, ""),
         ari=AriConfig(
             url=url or "",
@@ -268,3 +275,16 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path, env: dict[str, str]) ->
     if problems:
         raise ConfigError(problems)
     return config
+
+
+def _data_key(text: str, problems: list[str]) -> bytes:
+    """The data key is 32 random bytes written as base64 (`callengine keys data-key`)."""
+    if not text:
+        return b""
+    try:
+        key = base64.b64decode(text, validate=True)
+    except ValueError:
+        key = b""
+    if len(key) != 32:
+        problems.append("the store data key must be 32 bytes in base64 (callengine keys data-key)")
+    return key

@@ -19,6 +19,7 @@ from typing import Any
 import aiosqlite
 
 from callengine.access import GENESIS, AuditEntry, Principal, Role, chain_hash
+from callengine.crypto import FieldCipher
 from callengine.flow import Result, Strategy
 from callengine.model import (
     LEAD_CALLING,
@@ -82,11 +83,12 @@ MIGRATIONS: list[str] = [
     CREATE TABLE leads (
         id TEXT PRIMARY KEY,
         widget_id TEXT NOT NULL REFERENCES widgets(id),
-        phone_e164 TEXT NOT NULL,
+        phone_hash TEXT NOT NULL,  -- HMAC of the E.164 number: lookups without the number
+        phone_enc BLOB NOT NULL,  -- AES-256-GCM (crypto.FieldCipher), like name and e-mail
         phone_region TEXT NOT NULL,
         phone_kind TEXT NOT NULL,
-        name TEXT,
-        email TEXT,
+        name_enc BLOB,
+        email_enc BLOB,
         consent_marketing INTEGER NOT NULL,
         consent_recording INTEGER NOT NULL,
         clause_version TEXT NOT NULL,
@@ -102,7 +104,7 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX leads_due ON leads(status, next_attempt_at);
     CREATE INDEX leads_widget_created ON leads(widget_id, created_at);
-    CREATE INDEX leads_phone_created ON leads(phone_e164, created_at);
+    CREATE INDEX leads_phone_created ON leads(phone_hash, created_at);
     CREATE TABLE attempts (
         id TEXT PRIMARY KEY,
         lead_id TEXT NOT NULL REFERENCES leads(id) ON DELETE CASCADE,
@@ -197,14 +199,15 @@ MIGRATIONS: list[str] = [
 
 
 class Store:
-    def __init__(self, db: aiosqlite.Connection):
+    def __init__(self, db: aiosqlite.Connection, cipher: FieldCipher):
         self._db = db
+        self._cipher = cipher
         # One connection serves every task: transactions must not interleave on it.
         self._write_lock = asyncio.Lock()
 
     @classmethod
     @asynccontextmanager
-    async def open(cls, path: Path | str) -> AsyncIterator[Store]:
+    async def open(cls, path: Path | str, data_key: bytes) -> AsyncIterator[Store]:
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         db = await aiosqlite.connect(str(path), isolation_level=None)
@@ -213,7 +216,9 @@ class Store:
             await db.execute("PRAGMA journal_mode=WAL")
             await db.execute("PRAGMA foreign_keys=ON")
             await db.execute("PRAGMA busy_timeout=5000")
-            store = cls(db)
+            # Deleted rows are overwritten, not left in free pages: erasure leaves no trace.
+            await db.execute("PRAGMA secure_delete=ON")
+            store = cls(db, FieldCipher(data_key))
             await store.migrate()
             yield store
         finally:
@@ -355,10 +360,11 @@ class Store:
         slip under a limit."""
         lead_id = str(uuid.uuid4())
         settings = widget.settings
+        phone_hash = self._cipher.number_hash(phone_e164)
         async with self._transaction() as db:
             async with db.execute(
-                "SELECT COUNT(*) FROM leads WHERE phone_e164 = ? AND created_at > ?",
-                (phone_e164, now - 86400),
+                "SELECT COUNT(*) FROM leads WHERE phone_hash = ? AND created_at > ?",
+                (phone_hash, now - 86400),
             ) as cursor:
                 (per_number,) = await cursor.fetchone()
             if per_number >= settings.max_leads_per_number_per_day:
@@ -371,12 +377,16 @@ class Store:
             if per_widget >= settings.max_leads_per_hour:
                 raise RateLimited("this widget has reached its hourly limit of callbacks", 600)
             await db.execute(
-                "INSERT INTO leads (id, widget_id, phone_e164, phone_region, phone_kind, name,"
-                " email, consent_marketing, consent_recording, clause_version, status,"
-                " next_attempt_at, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO leads (id, widget_id, phone_hash, phone_enc, phone_region,"
+                " phone_kind, name_enc, email_enc, consent_marketing, consent_recording,"
+                " clause_version, status, next_attempt_at, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    lead_id, widget.id, phone_e164, phone_region, phone_kind, name, email,
+                    lead_id, widget.id, phone_hash,
+                    self._cipher.encrypt(phone_e164, f"leads.phone:{lead_id}"),
+                    phone_region, phone_kind,
+                    self._cipher.encrypt(name, f"leads.name:{lead_id}"),
+                    self._cipher.encrypt(email, f"leads.email:{lead_id}"),
                     int(consent.marketing), int(consent.recording), consent.clause_version,
                     LEAD_QUEUED, now, now, now,
                 ),
@@ -388,7 +398,7 @@ class Store:
             row = await cursor.fetchone()
         if row is None:
             raise NotFound("lead", lead_id)
-        return _lead(row)
+        return self._lead(row)
 
     async def list_leads(
         self, *, widget_id: str | None = None, status: str | None = None, limit: int = 100
@@ -404,7 +414,7 @@ class Store:
         async with self._db.execute(
             f"SELECT * FROM leads {where} ORDER BY created_at DESC LIMIT ?", (*params, limit)
         ) as cursor:
-            return [_lead(row) async for row in cursor]
+            return [self._lead(row) async for row in cursor]
 
     async def due_leads(self, now: float, limit: int) -> list[Lead]:
         async with self._db.execute(
@@ -412,7 +422,7 @@ class Store:
             " ORDER BY next_attempt_at, created_at LIMIT ?",
             (LEAD_QUEUED, now, limit),
         ) as cursor:
-            return [_lead(row) async for row in cursor]
+            return [self._lead(row) async for row in cursor]
 
     async def next_due_at(self) -> float | None:
         async with self._db.execute(
@@ -547,11 +557,11 @@ class Store:
 
     async def _recordings_where(self, where: str, params: tuple) -> list[Recording]:
         async with self._db.execute(
-            "SELECT r.*, l.phone_e164, l.widget_id FROM recordings r"
+            "SELECT r.*, l.phone_enc, l.widget_id FROM recordings r"
             f" JOIN leads l ON l.id = r.lead_id WHERE {where} ORDER BY r.started_at",
             params,
         ) as cursor:
-            return [_recording(row) async for row in cursor]
+            return [self._recording(row) async for row in cursor]
 
 
     # ---- retention -------------------------------------------------------------------------
@@ -721,6 +731,39 @@ class Store:
             return [AuditEntry(**dict(row)) async for row in cursor]
 
 
+    # ---- rows → records (personal fields decrypted here, and only here) ----------------------
+
+    def _lead(self, row: sqlite3.Row) -> Lead:
+        lead_id = row["id"]
+        return Lead(
+            id=lead_id,
+            widget_id=row["widget_id"],
+            phone_e164=self._cipher.decrypt(row["phone_enc"], f"leads.phone:{lead_id}") or "",
+            phone_region=row["phone_region"],
+            phone_kind=row["phone_kind"],
+            name=self._cipher.decrypt(row["name_enc"], f"leads.name:{lead_id}"),
+            email=self._cipher.decrypt(row["email_enc"], f"leads.email:{lead_id}"),
+            consent=Consent(
+                bool(row["consent_marketing"]), bool(row["consent_recording"]),
+                row["clause_version"],
+            ),
+            status=row["status"],
+            progress=row["progress"],
+            outcome=row["outcome"],
+            cause=row["cause"],
+            attempts=row["attempts"],
+            next_attempt_at=row["next_attempt_at"],
+            created_at=row["created_at"],
+            closed_at=row["closed_at"],
+        )
+
+    def _recording(self, row: sqlite3.Row) -> Recording:
+        fields: dict[str, Any] = {key: row[key] for key in row.keys() if key != "phone_enc"}
+        fields["phone_e164"] = self._cipher.decrypt(
+            row["phone_enc"], f"leads.phone:{row['lead_id']}") or ""
+        return Recording(**fields)
+
+
 def _statements(script: str) -> list[str]:
     """Split a migration into statements (a trigger's body holds ';' of its own)."""
     statements, buffer = [], ""
@@ -749,34 +792,6 @@ def _agent(row: sqlite3.Row) -> Agent:
 def _widget(row: sqlite3.Row) -> Widget:
     settings = widget_settings_from_input(json.loads(row["settings"]))
     return Widget(row["id"], row["name"], row["public_key"], settings)
-
-
-def _lead(row: sqlite3.Row) -> Lead:
-    return Lead(
-        id=row["id"],
-        widget_id=row["widget_id"],
-        phone_e164=row["phone_e164"],
-        phone_region=row["phone_region"],
-        phone_kind=row["phone_kind"],
-        name=row["name"],
-        email=row["email"],
-        consent=Consent(
-            bool(row["consent_marketing"]), bool(row["consent_recording"]), row["clause_version"]
-        ),
-        status=row["status"],
-        progress=row["progress"],
-        outcome=row["outcome"],
-        cause=row["cause"],
-        attempts=row["attempts"],
-        next_attempt_at=row["next_attempt_at"],
-        created_at=row["created_at"],
-        closed_at=row["closed_at"],
-    )
-
-
-def _recording(row: sqlite3.Row) -> Recording:
-    fields: dict[str, Any] = {key: row[key] for key in row.keys()}
-    return Recording(**fields)
 
 
 def _attempt(row: sqlite3.Row) -> Attempt:

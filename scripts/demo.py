@@ -6,6 +6,7 @@ each run starts from an empty store."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import secrets
@@ -46,6 +47,9 @@ def write_config(asterisk: Asterisk) -> None:
     token = DEMO / "secrets" / "admin_token"
     token.write_text(secrets.token_urlsafe(24))
     token.chmod(0o600)
+    data_key = DEMO / "secrets" / "data.key"  # encrypts numbers, names, e-mails in the store
+    data_key.write_text(base64.b64encode(crypto.generate_data_key()).decode())
+    data_key.chmod(0o600)
     # The recipient key pair: the engine needs only the public key to record; the demo gives
     # it the private key too, so it can verify what it recorded.
     private, public = crypto.generate_recipient_keypair()
@@ -56,6 +60,7 @@ def write_config(asterisk: Asterisk) -> None:
 [store]
 database = "callengine.db"
 recordings_dir = "recordings"
+data_key_file = "secrets/data.key"
 
 [ari]
 url = "http://127.0.0.1:8088/ari"

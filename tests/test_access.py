@@ -13,6 +13,7 @@ from callengine.access import Permission, Role, allowed, verify_chain
 from callengine.flow import Strategy
 from callengine.model import Agent, Consent, widget_settings_from_input
 from callengine.store import Store
+from tests.support.engine import DATA_KEY, DATA_KEY_B64
 from callengine.web import WebDeps, make_app
 
 ADMIN = "admin-token-0123456789abcdef"
@@ -20,7 +21,7 @@ ADMIN = "admin-token-0123456789abcdef"
 
 @pytest.fixture
 async def env(tmp_path):
-    async with Store.open(tmp_path / "ce.db") as store:
+    async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
         await store.add_agent(Agent("alice", "PJSIP/agent1"))
         await store.add_group("sales", Strategy.RING_ALL, 20, ["alice"])
         widget = await store.add_widget("shop", "Shop", widget_settings_from_input(
@@ -107,6 +108,7 @@ async def test_audit_chain_detects_tampering(env):
 def test_cli_roles_unmask_and_audit_verify(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("CALLENGINE_ARI_PASSWORD", "x")
     monkeypatch.setenv("CALLENGINE_ADMIN_TOKEN", ADMIN)
+    monkeypatch.setenv("CALLENGINE_DATA_KEY", DATA_KEY_B64)
     monkeypatch.setenv("CALLENGINE_ACTOR", "ops-anna")
     config = tmp_path / "c.toml"
     config.write_text('[store]\ndatabase = "ce.db"\n')
@@ -114,7 +116,7 @@ def test_cli_roles_unmask_and_audit_verify(tmp_path, monkeypatch, capsys):
     import asyncio
 
     async def seed() -> str:
-        async with Store.open(tmp_path / "ce.db") as store:
+        async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
             await store.add_agent(Agent("alice", "PJSIP/agent1"))
             await store.add_group("sales", Strategy.RING_ALL, 20, ["alice"])
             widget = await store.add_widget("shop", "Shop", widget_settings_from_input(

@@ -7,7 +7,8 @@ import pytest
 from callengine import cli
 from callengine.config import ConfigError, load_config
 
-ENV = {"CALLENGINE_ARI_PASSWORD": "ari-pass", "CALLENGINE_ADMIN_TOKEN": "a" * 20}
+ENV = {"CALLENGINE_ARI_PASSWORD": "ari-pass", "CALLENGINE_ADMIN_TOKEN": "a" * 20,
+       "CALLENGINE_DATA_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}
 
 
 def write(tmp_path, text: str):
@@ -27,8 +28,11 @@ def test_defaults_and_relative_paths(tmp_path):
 def test_secrets_from_files(tmp_path):
     (tmp_path / "ari").write_text("from-file\n")
     (tmp_path / "token").write_text("t" * 24)
+    (tmp_path / "data.key").write_text(ENV["CALLENGINE_DATA_KEY"] + "\n")
     config = load_config(write(tmp_path, '[ari]\npassword_file = "ari"\n'
-                                         '[http]\nadmin_token_file = "token"\n'), env={})
+                                         '[http]\nadmin_token_file = "token"\n'
+                                         '[store]\ndata_key_file = "data.key"\n'), env={})
+    assert config.data_key == bytes(range(32))
     assert config.ari.password == "from-file" and config.http.admin_token == "t" * 24
 
 

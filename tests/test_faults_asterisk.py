@@ -13,6 +13,7 @@ import pytest
 from callengine.app import running
 from callengine.store import Store
 from tests.support.engine import (
+    DATA_KEY,
     EngineProcess,
     add_widget,
     make_config,
@@ -129,7 +130,7 @@ async def test_asterisk_restart_mid_bridge_closes_the_lead(asterisk, tmp_path):
 async def test_engine_killed_mid_call_orphans_hung_up_and_lead_retried(asterisk, tmp_path):
     config_path, env = write_config(tmp_path, asterisk, port=free_port())
     engine = EngineProcess(config_path, env)
-    async with Store.open(tmp_path / "callengine.db") as store:
+    async with Store.open(tmp_path / "callengine.db", DATA_KEY) as store:
         widget = await add_widget(store, agents=("agent1",), ring_timeout=5, max_attempts=2,
                                   retry_delay_s=1)
     try:
@@ -139,7 +140,7 @@ async def test_engine_killed_mid_call_orphans_hung_up_and_lead_retried(asterisk,
             base_url = f"http://127.0.0.1:{config_port(config_path)}"
             await wait_http(base_url)
             lead_id = await submit_lead(base_url, widget)
-            async with Store.open(tmp_path / "callengine.db") as store:
+            async with Store.open(tmp_path / "callengine.db", DATA_KEY) as store:
                 await wait_for_lead(store, lead_id, status="calling", progress="ringing-agents")
                 await wait_until(lambda: _ringing(alice), 10, "the agent's phone to ring")
                 engine.kill()

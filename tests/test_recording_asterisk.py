@@ -17,6 +17,7 @@ from callengine.recordings import import_prompt
 from callengine.store import Store
 from tests.support.audio import assert_both_tones, decrypt, scan_for_plaintext
 from tests.support.engine import (
+    DATA_KEY,
     EngineProcess,
     add_widget,
     make_config,
@@ -155,7 +156,7 @@ fifo_group = {asterisk.group_id if asterisk.group_id is not None else 0}
 orphan_check_s = 1.0
 """)
     env["CALLENGINE_AMI_SECRET"] = asterisk.ami.secret
-    async with Store.open(tmp_path / "callengine.db") as store:
+    async with Store.open(tmp_path / "callengine.db", DATA_KEY) as store:
         widget = await add_widget(store, agents=("agent1",), recording="on",
                                   recording_notice=NOTICE, whisper=None)
     engine = EngineProcess(config_path, env)
@@ -166,7 +167,7 @@ orphan_check_s = 1.0
             base_url = f"http://127.0.0.1:{config_port(config_path)}"
             await wait_http(base_url)
             lead_id = await submit(base_url, widget, recording_consent=True)
-            async with Store.open(tmp_path / "callengine.db") as store:
+            async with Store.open(tmp_path / "callengine.db", DATA_KEY) as store:
                 await wait_for_lead(store, lead_id, status="calling", progress="connected")
                 await asyncio.sleep(5)  # > 2 sealed segments of 64 KiB (≈2 s each)
                 engine.kill()

@@ -17,6 +17,7 @@ from callengine.flow import Strategy
 from callengine.model import Agent, Consent, widget_settings_from_input
 from callengine.recorder import RecordingSink
 from callengine.store import Store
+from tests.support.engine import DATA_KEY, DATA_KEY_B64
 from callengine.web import WebDeps, make_app
 from tests.support.audio import assert_both_tones, decrypt
 
@@ -46,10 +47,11 @@ def setup(tmp_path, monkeypatch):
     )
     monkeypatch.setenv("CALLENGINE_ARI_PASSWORD", "ari-secret")
     monkeypatch.setenv("CALLENGINE_ADMIN_TOKEN", ADMIN)
+    monkeypatch.setenv("CALLENGINE_DATA_KEY", DATA_KEY_B64)
     (tmp_path / "recordings").mkdir()
 
     async def make() -> str:
-        async with Store.open(tmp_path / "ce.db") as store:
+        async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
             await store.add_agent(Agent("alice", "PJSIP/agent1"))
             await store.add_group("sales", Strategy.RING_ALL, 20, ["alice"])
             widget = await store.add_widget(
@@ -162,7 +164,7 @@ def test_shred_destroys_the_key_before_the_file(setup, monkeypatch):
 async def test_api_playback_and_delete(setup):
     tmp_path, recording_id, private = setup
     auth = {"Authorization": f"Bearer {ADMIN}"}
-    async with Store.open(tmp_path / "ce.db") as store:
+    async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
         no_key = make_app(WebDeps(store, ADMIN, lambda: None,
                                   recordings_dir=tmp_path / "recordings"))
         async with TestClient(TestServer(no_key)) as client:

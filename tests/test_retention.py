@@ -15,6 +15,7 @@ from callengine.model import Agent, Consent, widget_settings_from_input
 from callengine.recorder import RecordingSink
 from callengine.retention import DAY, Purger, start_schedule
 from callengine.store import Store
+from tests.support.engine import DATA_KEY, DATA_KEY_B64
 
 NOW = 1_800_000_000.0
 
@@ -50,7 +51,7 @@ async def env(tmp_path):
     _, public = crypto.generate_recipient_keypair()
     recordings = tmp_path / "recordings"
     recordings.mkdir()
-    async with Store.open(tmp_path / "ce.db") as store:
+    async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
         await store.add_agent(Agent("alice", "PJSIP/agent1"))
         await store.add_group("sales", Strategy.RING_ALL, 20, ["alice"])
         widget = await store.add_widget("shop", "Shop", widget_settings_from_input({
@@ -163,6 +164,7 @@ async def test_schedule_runs_at_start(env):
 def test_cli_purge_dry_run(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("CALLENGINE_ARI_PASSWORD", "x")
     monkeypatch.setenv("CALLENGINE_ADMIN_TOKEN", "a" * 20)
+    monkeypatch.setenv("CALLENGINE_DATA_KEY", DATA_KEY_B64)
     (tmp_path / "c.toml").write_text('[store]\ndatabase = "ce.db"\n')
     assert cli.main(["--config", str(tmp_path / "c.toml"), "purge", "--dry-run"]) == 0
     assert "would purge 0 lead(s) and 0 recording(s)" in capsys.readouterr().out

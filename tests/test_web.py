@@ -8,6 +8,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from callengine.flow import Strategy
 from callengine.model import Agent, widget_settings_from_input
 from callengine.store import Store
+from tests.support.engine import DATA_KEY
 from callengine.web import WebDeps, make_app
 
 ADMIN = "admin-token-0123456789abcdef"
@@ -27,7 +28,7 @@ class Clock:
 async def env(tmp_path):
     clock = Clock()
     woken = []
-    async with Store.open(tmp_path / "t.db") as store:
+    async with Store.open(tmp_path / "t.db", DATA_KEY) as store:
         await store.add_agent(Agent("alice", "PJSIP/agent1"))
         await store.add_group("sales", Strategy.RING_ALL, 20, ["alice"])
         settings = widget_settings_from_input(
@@ -171,3 +172,16 @@ async def test_cors_only_for_allowed_origins(env):
     assert ok.headers["Access-Control-Allow-Origin"] == "https://shop.example"
     other = await client.options(url, headers={"Origin": "https://evil.example"})
     assert "Access-Control-Allow-Origin" not in other.headers
+
+
+async def test_personal_data_is_encrypted_at_rest(env, tmp_path):
+    client, store, widget, *_ = env
+    body = lead_body(name="Zofia Przykładowa", email="zofia@example.com")
+    response = await client.post(f"/api/v1/widgets/{widget.public_key}/leads", json=body)
+    assert response.status == 201
+    lead = await store.get_lead((await response.json())["id"])
+    assert (lead.phone_e164, lead.name, lead.email) == (
+        "+48601234567", "Zofia Przykładowa", "zofia@example.com")
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob("t.db*"))
+    for secret in (b"601234567", "Przykładowa".encode(), b"zofia@example.com"):
+        assert secret not in raw

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import signal
 import subprocess
@@ -29,6 +30,8 @@ from callengine.store import Store
 from tests.support.logcheck import full_numbers_in
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
+DATA_KEY = bytes(range(32))  # the store's data key in tests (a real one comes from a secret)
+DATA_KEY_B64 = base64.b64encode(DATA_KEY).decode()
 VISITOR = "+48601234567"  # dialled as PJSIP/+48601234567@pstn → the "PSTN" sipp on 5070
 REPO = Path(__file__).resolve().parents[2]
 
@@ -39,6 +42,7 @@ def make_config(tmp_path: Path, asterisk: Any, *, ari_url: str | None = None,
     ami = asterisk.ami
     return Config(
         database=tmp_path / "callengine.db",
+        data_key=DATA_KEY,
         recordings_dir=tmp_path / "recordings",
         ari=AriConfig(
             url=ari_url or asterisk.ari_url,
@@ -169,7 +173,7 @@ poll_interval_s = 0.2
 """
     )
     env = {"CALLENGINE_ARI_PASSWORD": asterisk.ari_password,
-           "CALLENGINE_ADMIN_TOKEN": ADMIN_TOKEN}
+           "CALLENGINE_ADMIN_TOKEN": ADMIN_TOKEN, "CALLENGINE_DATA_KEY": DATA_KEY_B64}
     return path, env
 
 
@@ -203,6 +207,7 @@ async def wait_http(base_url: str, timeout: float = 20) -> None:
 
 
 __all__ = [
+    "DATA_KEY", "DATA_KEY_B64",
     "config_port", "free_port", "wait_http",
     "ADMIN_TOKEN", "VISITOR", "EngineProcess", "Running", "add_widget", "make_config",
     "running", "submit_lead", "wait_for_lead", "write_config",
