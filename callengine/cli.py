@@ -19,6 +19,7 @@ from callengine.access import Forbidden, Permission, Principal, Role, require, t
 from callengine.access import verify_chain
 from callengine.config import Config, ConfigError, load_config
 from callengine.crypto import RecordingError
+from callengine.numbers import NumberRejected
 from callengine.recordings import RecordingUnavailable
 from callengine.logs import setup_logging
 from callengine.model import (
@@ -371,6 +372,55 @@ def cmd_purge(config: Config, args: argparse.Namespace) -> int:
     return 1 if report.skipped else 0
 
 
+def cmd_subject_export(config: Config, args: argparse.Namespace) -> int:
+    from rich.progress import Progress as Bar
+
+    from callengine.numbers import any_number
+    from callengine.subjects import export_subject
+
+    who = check(args, Permission.EXPORT_SUBJECT)
+    number = any_number(args.number)
+    keys = _recording_keys(config, args) if args.audio else []
+
+    async def export(store: Store) -> dict[str, Any]:
+        with Bar(transient=True) as bar:
+            task = bar.add_task("decrypting recordings", total=None)
+            return await export_subject(
+                store, number.e164, who, time.time(), recordings_dir=config.recordings_dir,
+                private_keys=keys, audio_dir=Path(args.audio) if args.audio else None,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+
+    data = asyncio.run(_with_store(config, export))
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    if args.out:
+        fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text + "\n")
+    else:
+        print(text)
+    recordings = sum(len(lead["recordings"]) for lead in data["leads"])
+    print(f"exported {len(data['leads'])} lead(s), {recordings} recording(s) for {number}"
+          + (f" (audio in {args.audio})" if args.audio else ""), file=sys.stderr)
+    return 0
+
+
+def cmd_subject_erase(config: Config, args: argparse.Namespace) -> int:
+    from callengine.numbers import any_number
+    from callengine.subjects import erase_subject
+
+    who = check(args, Permission.ERASE_SUBJECT)
+    number = any_number(args.number)
+    if not args.yes:
+        print(f"this erases everything held about {number}; add --yes to do it", file=sys.stderr)
+        return 2
+    erasure = asyncio.run(_with_store(config, lambda store: erase_subject(
+        store, number.e164, who, time.time(), recordings_dir=config.recordings_dir)))
+    print(f"erased {erasure.leads} lead(s) and crypto-shredded {erasure.recordings} "
+          f"recording(s) of {number}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="callengine",
@@ -485,6 +535,19 @@ def build_parser() -> argparse.ArgumentParser:
                   "crypto-shred a recording (its key, then its file)", recording)
     sub.add_argument("id")
 
+    subject = commands.add_parser("subject", help="data-subject rights").add_subparsers(
+        dest="sub", required=True, metavar="ACTION")
+    sub = command("export", cmd_subject_export,
+                  "everything held about a number, as JSON (audited)", subject)
+    sub.add_argument("number")
+    sub.add_argument("--out", help="write the JSON here (mode 0600) instead of stdout")
+    sub.add_argument("--audio", help="also decrypt the recordings into this directory")
+    sub.add_argument("--key", action="append", help="private key file (repeatable)")
+    sub = command("erase", cmd_subject_erase,
+                  "erase everything held about a number (audited)", subject)
+    sub.add_argument("number")
+    sub.add_argument("--yes", action="store_true", help="really erase")
+
     sub = command("purge", cmd_purge,
                   "purge leads and recordings past their widget's retention periods")
     sub.add_argument("--dry-run", action="store_true", help="only say what would go")
@@ -517,6 +580,9 @@ def main(argv: list[str] | None = None) -> int:
     except Forbidden as exc:
         print(f"callengine: not allowed: {exc}", file=sys.stderr)
         return 3
+    except NumberRejected as exc:
+        print(f"callengine: {exc}", file=sys.stderr)
+        return 2
     except (NotFound, Conflict, RecordingUnavailable, FileExistsError) as exc:
         print(f"callengine: {exc}", file=sys.stderr)
         return 1

@@ -424,3 +424,13 @@ def dial_string_digits(number: VisitorNumber, fmt: str = "e164") -> str:
     if fmt == "e164-digits":
         return digits
     return "00" + digits
+
+
+def any_number(raw: str) -> VisitorNumber:
+    """Parse a number for lookups (data-subject requests): valid, any region, any kind.
+
+    Never used to decide what may be dialled; that is check_number with a widget's policy."""
+    policy = NumberPolicy(
+        allowed_regions=frozenset(phonenumbers.SUPPORTED_REGIONS), allowed_kinds=KINDS
+    )
+    return check_number(raw, policy)

@@ -670,6 +670,21 @@ class Store:
             return (await cursor.fetchone())[0]
 
 
+    # ---- data subjects ---------------------------------------------------------------------
+
+    async def leads_for_number(self, e164: str) -> list[Lead]:
+        async with self._db.execute(
+            "SELECT * FROM leads WHERE phone_hash = ? ORDER BY created_at",
+            (self._cipher.number_hash(e164),),
+        ) as cursor:
+            return [self._lead(row) async for row in cursor]
+
+    async def forget_deleted_pages(self) -> None:
+        """After an erasure: fold the WAL back into the database file and truncate it, so old
+        page images holding the erased rows don't linger in the log (secure_delete zeroes the
+        pages in the database itself)."""
+        await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     # ---- tokens and audit ------------------------------------------------------------------
 
     async def add_token(self, name: str, role: Role, token_hash: str, now: float) -> None:

@@ -31,9 +31,10 @@ from callengine.model import (
 )
 from callengine.access import Permission, Principal, Role, token_hash, verify_chain
 from callengine.crypto import RecordingError
-from callengine.numbers import NumberRejected, check_number, mask
+from callengine.numbers import NumberRejected, any_number, check_number, mask
 from callengine.recordings import RecordingUnavailable, decrypt, recording_path, shred, wav_header
 from callengine.store import Conflict, NotFound, RateLimited, Store
+from callengine.subjects import erase_subject, export_subject
 
 log = logging.getLogger(__name__)
 
@@ -450,6 +451,36 @@ async def audit_log(request: web.Request) -> web.Response:
     })
 
 
+async def _subject_number(request: web.Request) -> str:
+    data = await json_body(request)
+    raw = data.get("phone")
+    if not isinstance(raw, str):
+        raise InvalidInput("phone", "required: the data subject's number")
+    try:
+        return any_number(raw).e164
+    except NumberRejected as exc:
+        raise Problem(422, f"number-{exc.code}", "Not a valid number", str(exc),
+                      field="phone") from None
+
+
+async def subject_export(request: web.Request) -> web.Response:
+    principal = await authorize(request, Permission.EXPORT_SUBJECT)
+    deps = request.app[DEPS]
+    e164 = await _subject_number(request)
+    data = await export_subject(deps.store, e164, principal, deps.clock(),
+                                recordings_dir=deps.recordings_dir or Path("."))
+    return web.json_response(data, headers={"Cache-Control": "no-store"})
+
+
+async def subject_erase(request: web.Request) -> web.Response:
+    principal = await authorize(request, Permission.ERASE_SUBJECT)
+    deps = request.app[DEPS]
+    e164 = await _subject_number(request)
+    erasure = await erase_subject(deps.store, e164, principal, deps.clock(),
+                                  recordings_dir=deps.recordings_dir or Path("."))
+    return web.json_response({"leads": erasure.leads, "recordings": erasure.recordings})
+
+
 async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
@@ -472,4 +503,6 @@ def make_app(deps: WebDeps) -> web.Application:
     app.router.add_delete("/api/v1/recordings/{recording_id}", delete_recording)
     app.router.add_post("/api/v1/tokens", create_token)
     app.router.add_get("/api/v1/audit", audit_log)
+    app.router.add_post("/api/v1/subjects/export", subject_export)
+    app.router.add_post("/api/v1/subjects/erase", subject_erase)
     return app

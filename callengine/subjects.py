@@ -1,0 +1,107 @@
+"""Data-subject rights: everything held about a phone number, exported or erased.
+
+Export gathers each lead (with its consents and the information-clause version), its attempts
+and its recordings' metadata; with a private key and a directory it also decrypts the
+recordings to WAV files there (the subject asked for them). Erasure crypto-shreds the
+recordings, then deletes the leads with everything hanging off them, leaving tombstones with no
+personal data; the store's pages and log are then scrubbed, so no trace of the number remains.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from callengine import crypto
+from callengine.access import Principal
+from callengine.recordings import decrypt, recording_path, wav_header
+from callengine.store import Store
+
+Progress = Callable[[int, int], None]  # (done, total)
+
+
+@dataclass(frozen=True)
+class Erasure:
+    leads: int
+    recordings: int
+
+
+async def export_subject(
+    store: Store, e164: str, principal: Principal, now: float, *,
+    recordings_dir: Path, private_keys: list[bytes] | None = None,
+    audio_dir: Path | None = None, progress: Progress | None = None,
+) -> dict[str, Any]:
+    leads = await store.leads_for_number(e164)
+    exported: list[dict[str, Any]] = []
+    recordings_total = 0
+    for lead in leads:
+        recordings = await store.list_recordings(lead_id=lead.id)
+        recordings_total += len(recordings)
+        exported.append({
+            "id": lead.id,
+            "widget": lead.widget_id,
+            "created_at": lead.created_at,
+            "phone": lead.phone_e164,
+            "name": lead.name,
+            "email": lead.email,
+            "consent": {
+                "marketing": lead.consent.marketing,
+                "recording": lead.consent.recording,
+                "information_clause_version": lead.consent.clause_version,
+            },
+            "status": lead.status,
+            "outcome": lead.outcome,
+            "attempts": [
+                {"number": a.number, "started_at": a.started_at, "ended_at": a.ended_at,
+                 "outcome": a.outcome, "cause": a.cause, "talk_s": a.talk_s}
+                for a in await store.attempts_for(lead.id)
+            ],
+            "recordings": [
+                {"id": r.id, "status": r.status, "started_at": r.started_at,
+                 "duration_s": r.duration_s}
+                for r in recordings
+            ],
+        })
+    await store.audit(principal, "subjects.export",
+                      "leads:" + ",".join(lead.id for lead in leads) if leads else "leads:none",
+                      "with audio" if audio_dir else "metadata", now)
+    if audio_dir is not None and private_keys:
+        audio_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        done = 0
+        for lead_view in exported:
+            for recording_view in lead_view["recordings"]:
+                recording = await store.get_recording(recording_view["id"])
+                plain = decrypt(recording_path(recordings_dir, recording), private_keys)
+                target = audio_dir / f"{recording.id}.wav"
+                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as f:
+                    f.write(wav_header(plain.size))
+                    for chunk in plain.chunks:
+                        f.write(chunk)
+                recording_view["file"] = target.name
+                done += 1
+                if progress:
+                    progress(done, recordings_total)
+    return {"subject": e164, "exported_at": now, "leads": exported}
+
+
+async def erase_subject(
+    store: Store, e164: str, principal: Principal, now: float, *, recordings_dir: Path,
+) -> Erasure:
+    leads = await store.leads_for_number(e164)
+    lead_ids = [lead.id for lead in leads]
+    recording_ids = await store.live_recording_ids(lead_ids)
+    for recording_id in recording_ids:  # each: key overwritten and synced, then the file
+        try:
+            crypto.shred(recordings_dir / f"{recording_id}.cerec")
+        except FileNotFoundError:
+            pass
+    erased = await store.purge_leads(lead_ids, now, reason="erasure") if lead_ids else 0
+    await store.forget_deleted_pages()
+    await store.audit(principal, "subjects.erase",
+                      "leads:" + ",".join(lead_ids) if lead_ids else "leads:none",
+                      f"{len(recording_ids)} recording(s) crypto-shredded", now)
+    return Erasure(erased, len(recording_ids))
