@@ -421,6 +421,28 @@ def cmd_subject_erase(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(config: Config, args: argparse.Namespace) -> int:
+    from callengine.reports import call_report, parse_day, to_csv
+
+    check(args, Permission.READ_REPORTS)
+    try:
+        start, end = parse_day(args.start), parse_day(args.end)
+    except ValueError as exc:
+        raise InvalidInput("period", str(exc)) from None
+
+    async def build(store: Store) -> list[dict[str, Any]]:
+        rows = await call_report(store, args.widget, start, end)
+        if rows and await _unmask(store, args, f"report:{args.widget}:{args.start}..{args.end}"):
+            rows = await call_report(store, args.widget, start, end, unmasked=True)
+        return rows
+
+    rows = asyncio.run(_with_store(config, build))
+    print(to_csv(rows) if args.format == "csv" else json.dumps(rows, indent=2), end="")
+    if args.format == "json":
+        print()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="callengine",
@@ -547,6 +569,14 @@ def build_parser() -> argparse.ArgumentParser:
                   "erase everything held about a number (audited)", subject)
     sub.add_argument("number")
     sub.add_argument("--yes", action="store_true", help="really erase")
+
+    sub = command("report", cmd_report,
+                  "calls of a widget in a period: outcomes, durations, consents (masked)")
+    sub.add_argument("widget")
+    sub.add_argument("--from", dest="start", required=True, help="first day, e.g. 2026-11-01")
+    sub.add_argument("--to", dest="end", required=True, help="day after the last, e.g. 2026-12-01")
+    sub.add_argument("--format", choices=["csv", "json"], default="csv")
+    sub.add_argument("--unmask", action="store_true", help="full numbers (audited)")
 
     sub = command("purge", cmd_purge,
                   "purge leads and recordings past their widget's retention periods")

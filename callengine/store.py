@@ -670,6 +670,33 @@ class Store:
             return (await cursor.fetchone())[0]
 
 
+    # ---- reports -------------------------------------------------------------------------
+
+    async def report_rows(self, widget_id: str, start: float, end: float
+                          ) -> list[tuple[Lead | None, dict[str, Any]]]:
+        """Every lead of the widget created in [start, end), with its last attempt and whether
+        it was recorded; purged and erased leads come from their tombstones (no Lead)."""
+        rows: list[tuple[Lead | None, dict[str, Any]]] = []
+        async with self._db.execute(
+            "SELECT l.*, a.agent AS a_agent, a.agent_ring_s AS a_agent_ring_s,"
+            " a.visitor_ring_s AS a_visitor_ring_s, a.talk_s AS a_talk_s, a.q850 AS a_q850,"
+            " (SELECT COUNT(*) FROM recordings r WHERE r.lead_id = l.id) AS a_recordings"
+            " FROM leads l LEFT JOIN attempts a ON a.lead_id = l.id AND a.number = l.attempts"
+            " WHERE l.widget_id = ? AND l.created_at >= ? AND l.created_at < ?"
+            " ORDER BY l.created_at",
+            (widget_id, start, end),
+        ) as cursor:
+            async for row in cursor:
+                extra = {key[2:]: row[key] for key in row.keys() if key.startswith("a_")}
+                rows.append((self._lead(row), extra))
+        async with self._db.execute(
+            "SELECT * FROM lead_tombstones WHERE widget_id = ? AND created_at >= ?"
+            " AND created_at < ? ORDER BY created_at",
+            (widget_id, start, end),
+        ) as cursor:
+            rows += [(None, dict(row)) async for row in cursor]
+        return rows
+
     # ---- data subjects ---------------------------------------------------------------------
 
     async def leads_for_number(self, e164: str) -> list[Lead]:

@@ -34,6 +34,7 @@ from callengine.crypto import RecordingError
 from callengine.numbers import NumberRejected, any_number, check_number, mask
 from callengine.recordings import RecordingUnavailable, decrypt, recording_path, shred, wav_header
 from callengine.store import Conflict, NotFound, RateLimited, Store
+from callengine.reports import call_report, parse_day, to_csv
 from callengine.subjects import erase_subject, export_subject
 
 log = logging.getLogger(__name__)
@@ -481,6 +482,25 @@ async def subject_erase(request: web.Request) -> web.Response:
     return web.json_response({"leads": erasure.leads, "recordings": erasure.recordings})
 
 
+async def report(request: web.Request) -> web.Response:
+    principal = await authorize(request, Permission.READ_REPORTS)
+    deps = request.app[DEPS]
+    widget_id = request.query.get("widget", "")
+    fmt = request.query.get("format", "json")
+    if fmt not in ("json", "csv"):
+        raise InvalidInput("format", "must be json or csv")
+    try:
+        start = parse_day(request.query.get("from", ""))
+        end = parse_day(request.query.get("to", ""))
+    except ValueError as exc:
+        raise InvalidInput("from/to", str(exc)) from None
+    unmasked = await wants_unmasked(request, principal, f"report:{widget_id}")
+    rows = await call_report(deps.store, widget_id, start, end, unmasked=unmasked)
+    if fmt == "csv":
+        return web.Response(text=to_csv(rows), content_type="text/csv")
+    return web.json_response({"widget": widget_id, "rows": rows})
+
+
 async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
@@ -505,4 +525,5 @@ def make_app(deps: WebDeps) -> web.Application:
     app.router.add_get("/api/v1/audit", audit_log)
     app.router.add_post("/api/v1/subjects/export", subject_export)
     app.router.add_post("/api/v1/subjects/erase", subject_erase)
+    app.router.add_get("/api/v1/reports/calls", report)
     return app
