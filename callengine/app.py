@@ -20,9 +20,9 @@ from callengine.engine import Engine, RecordingSetup
 from callengine.media.fifo import FifoTap, ensure_fifo_dir, fifo_watchdog
 from callengine.media.rtp import RtpTap
 from callengine.recorder import Tap
-from callengine.recordings import load_private_keys
+from callengine.recordings import RecordingVault, load_private_keys
 from callengine.retention import Purger, start_schedule
-from callengine.store import Store
+from callengine.store import KeyStore, Store
 from callengine.web import WebDeps, make_app
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,8 @@ class Running:
 
 
 @asynccontextmanager
-async def _recording(config: Config, ari: AriClient) -> AsyncIterator[RecordingSetup | None]:
+async def _recording(config: Config, ari: AriClient, vault: RecordingVault
+                     ) -> AsyncIterator[RecordingSetup | None]:
     """The recording route the configuration asks for, with what it needs (AMI for FIFOs)."""
     settings = config.recording
     if settings.public_key_file is None:
@@ -52,7 +53,7 @@ async def _recording(config: Config, ari: AriClient) -> AsyncIterator[RecordingS
         def new_rtp_tap() -> Tap:
             return RtpTap(ari, settings.rtp_bind, settings.rtp_advertise, settings.rtp_ports)
 
-        yield RecordingSetup("rtp", config.recordings_dir, public_key, new_rtp_tap)
+        yield RecordingSetup("rtp", vault, public_key, new_rtp_tap)
         return
     ensure_fifo_dir(settings.fifo_dir, settings.fifo_group)
     async with AmiClient(config.ami.host, config.ami.port, config.ami.user,
@@ -62,7 +63,7 @@ async def _recording(config: Config, ari: AriClient) -> AsyncIterator[RecordingS
                            settings.fifo_group)
 
         yield RecordingSetup(
-            "fifo", config.recordings_dir, public_key, new_fifo_tap,
+            "fifo", vault, public_key, new_fifo_tap,
             watchdog=lambda: fifo_watchdog(settings.fifo_dir, interval=settings.orphan_check_s),
         )
 
@@ -70,31 +71,40 @@ async def _recording(config: Config, ari: AriClient) -> AsyncIterator[RecordingS
 @asynccontextmanager
 async def running(config: Config) -> AsyncIterator[Running]:
     """The whole service, up until the block exits; tests use this directly."""
-    async with Store.open(config.database, config.data_key) as store, AriClient(
-        config.ari.url, config.ari.user, config.ari.password, config.ari.app
-    ) as ari, _recording(config, ari) as recording:
-        engine = Engine(store, ari, config.dialing, recording=recording)
-        private_keys = tuple(load_private_keys(config.recording.private_key_files))
-        deps = WebDeps(store, config.http.admin_token, engine.wake,
-                       recordings_dir=config.recordings_dir, private_keys=private_keys)
-        runner = web.AppRunner(make_app(deps))
-        await runner.setup()
-        site = web.TCPSite(runner, config.http.host, config.http.port)
-        await site.start()
-        port = runner.addresses[0][1]
-        log.info("HTTP API on %s:%d", config.http.host, port)
-        purges = start_schedule(Purger(store, config.recordings_dir),
-                                interval_s=config.retention_interval_s)
-        try:
-            async with asyncio.TaskGroup() as tasks:
-                engine_task = tasks.create_task(engine.run(), name="engine")
-                try:
-                    yield Running(store, engine, port)
-                finally:
-                    engine_task.cancel()
-        finally:
-            purges.shutdown(wait=False)
-            await runner.cleanup()
+    async with Store.open(config.database, config.data_key) as store, \
+            KeyStore.open(config.keystore) as keystore, AriClient(
+                config.ari.url, config.ari.user, config.ari.password, config.ari.app
+            ) as ari:
+        vault = RecordingVault(config.recordings_dir, keystore,
+                               load_private_keys(config.recording.private_key_files))
+        async with _recording(config, ari, vault) as recording:
+            async with _serve(config, store, ari, vault, recording) as service:
+                yield service
+
+
+@asynccontextmanager
+async def _serve(config: Config, store: Store, ari: AriClient, vault: RecordingVault,
+                 recording: RecordingSetup | None) -> AsyncIterator[Running]:
+    """The engine, the HTTP API and the retention schedule, stopped in reverse order."""
+    engine = Engine(store, ari, config.dialing, recording=recording)
+    runner = web.AppRunner(make_app(WebDeps(store, config.http.admin_token, engine.wake,
+                                            vault=vault)))
+    await runner.setup()
+    site = web.TCPSite(runner, config.http.host, config.http.port)
+    await site.start()
+    port = runner.addresses[0][1]
+    log.info("HTTP API on %s:%d", config.http.host, port)
+    purges = start_schedule(Purger(store, vault), interval_s=config.retention_interval_s)
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            engine_task = tasks.create_task(engine.run(), name="engine")
+            try:
+                yield Running(store, engine, port)
+            finally:
+                engine_task.cancel()
+    finally:
+        purges.shutdown(wait=False)
+        await runner.cleanup()
 
 
 async def serve(config: Config) -> None:

@@ -29,7 +29,8 @@ from callengine.model import (
     group_from_input,
     widget_settings_from_input,
 )
-from callengine.store import Conflict, NotFound, Store
+from callengine.recordings import RecordingVault, load_private_keys
+from callengine.store import Conflict, KeyStore, NotFound, Store
 from callengine.web import lead_admin_view, widget_view
 
 
@@ -251,13 +252,16 @@ def cmd_keys_data_key(config: Config | None, args: argparse.Namespace) -> int:
     return 0
 
 
-def _recording_keys(config: Config, args: argparse.Namespace) -> list[bytes]:
-    from callengine.recordings import load_private_keys
-
+async def _with_vault(config: Config, args: argparse.Namespace,
+                      work: Callable[[Store, RecordingVault], Awaitable[Any]]) -> Any:
+    """The store plus the recordings: files, keystore, and the private keys given with --key
+    (or the configured ones); without any, recordings can be listed and shredded, not opened."""
     paths = [Path(k) for k in args.key] if getattr(args, "key", None) else list(
-        config.recording.private_key_files
-    )
-    return load_private_keys(paths)
+        config.recording.private_key_files)
+    async with Store.open(config.database, config.data_key) as store, \
+            KeyStore.open(getattr(args, "keystore", None) or config.keystore) as keystore:
+        vault = RecordingVault(config.recordings_dir, keystore, load_private_keys(paths))
+        return await work(store, vault)
 
 
 def cmd_recording_list(config: Config, args: argparse.Namespace) -> int:
@@ -270,72 +274,65 @@ def cmd_recording_list(config: Config, args: argparse.Namespace) -> int:
 
 def cmd_recording_verify(config: Config, args: argparse.Namespace) -> int:
     from callengine import crypto
-    from callengine.recordings import recording_path
 
-    keys = _recording_keys(config, args) or None
-    recordings = asyncio.run(_with_store(config, lambda store: store.list_recordings()))
-    if args.id:
-        recordings = [r for r in recordings if r.id in args.id]
-        missing = set(args.id) - {r.id for r in recordings}
-        if missing:
-            raise NotFound("recording", sorted(missing)[0])
-    failures = 0
-    for recording in recordings:
-        path = recording_path(config.recordings_dir, recording)
-        try:
-            report = crypto.verify(path, keys)
-            stored = recording.sha256
-            mismatch = stored is not None and stored != report.sha256
-            print(f"{recording.id}: {report}" + ("; SHA-256 DIFFERS FROM THE STORE" if mismatch
-                                                  else ""))
-            failures += mismatch
-        except (OSError, crypto.RecordingError) as exc:
-            print(f"{recording.id}: FAILED: {type(exc).__name__}: {exc}")
-            failures += 1
-    print(f"{len(recordings) - failures} of {len(recordings)} recordings verified"
-          + ("" if keys else " (structure only: no private key)"))
+    async def verify(store: Store, vault: RecordingVault) -> tuple[int, int, bool]:
+        recordings = await store.list_recordings()
+        if args.id:
+            recordings = [r for r in recordings if r.id in args.id]
+            missing = set(args.id) - {r.id for r in recordings}
+            if missing:
+                raise NotFound("recording", sorted(missing)[0])
+        failures = 0
+        for recording in recordings:
+            try:
+                report = await vault.verify(recording)
+                mismatch = recording.sha256 is not None and recording.sha256 != report.sha256
+                print(f"{recording.id}: {report}"
+                      + ("; SHA-256 DIFFERS FROM THE STORE" if mismatch else ""))
+                failures += mismatch
+            except (OSError, crypto.RecordingError, RecordingUnavailable) as exc:
+                print(f"{recording.id}: FAILED: {type(exc).__name__}: {exc}")
+                failures += 1
+        return len(recordings), failures, bool(vault.private_keys)
+
+    total, failures, keyed = asyncio.run(_with_vault(config, args, verify))
+    print(f"{total - failures} of {total} recordings verified"
+          + ("" if keyed else " (structure only: no private key)"))
     return 1 if failures else 0
 
 
 def cmd_recording_export(config: Config, args: argparse.Namespace) -> int:
-    from callengine.recordings import export, recording_path
-
     who = check(args, Permission.PLAY_RECORDINGS)
-
-    async def find(store: Store):
-        found = await store.get_recording(args.id)
-        if found.status != "deleted":
-            await store.audit(who, "recordings.export", f"recording:{found.id}",
-                              f"lead:{found.lead_id}", time.time())
-        return found
-
-    recording = asyncio.run(_with_store(config, find))
-    if recording.status == "deleted":
-        raise NotFound("recording", args.id)
     fmt = args.format or Path(args.out).suffix.lstrip(".").lower() or "wav"
-    plain = export(recording_path(config.recordings_dir, recording), _recording_keys(config, args),
-                   Path(args.out), fmt)
+
+    async def export(store: Store, vault: RecordingVault):
+        recording = await store.get_recording(args.id)
+        if recording.status == "deleted":
+            raise NotFound("recording", args.id)
+        await store.audit(who, "recordings.export", f"recording:{recording.id}",
+                          f"lead:{recording.lead_id}", time.time())
+        return await vault.export(recording, Path(args.out), fmt)
+
+    plain = asyncio.run(_with_vault(config, args, export))
     print(f"exported {plain.size / 32000:.1f} s to {args.out}"
           + ("" if plain.complete else " (incomplete recording: its sealed part)"))
     return 0
 
 
 def cmd_recording_delete(config: Config, args: argparse.Namespace) -> int:
-    from callengine.recordings import recording_path, shred
-
     who = check(args, Permission.DELETE_RECORDINGS)
 
-    async def delete(store: Store) -> bool:
+    async def delete(store: Store, vault: RecordingVault) -> int:
         recording = await store.get_recording(args.id)
-        removed = shred(recording_path(config.recordings_dir, recording))
+        removed = await vault.shred([recording.id])
         await store.mark_recording_deleted(recording.id, time.time())
         await store.audit(who, "recordings.delete", f"recording:{recording.id}",
                           f"lead:{recording.lead_id}", time.time())
         return removed
 
-    removed = asyncio.run(_with_store(config, delete))
+    removed = asyncio.run(_with_vault(config, args, delete))
     print(f"recording {args.id} crypto-shredded" if removed
-          else f"recording {args.id}: file already gone; marked deleted")
+          else f"recording {args.id}: key destroyed, file already gone; marked deleted")
     return 0
 
 
@@ -353,8 +350,8 @@ def cmd_purge(config: Config, args: argparse.Namespace) -> int:
 
     from callengine.retention import Purger
 
-    async def purge(store: Store):
-        purger = Purger(store, config.recordings_dir)
+    async def purge(store: Store, vault: RecordingVault):
+        purger = Purger(store, vault)
         with Bar(transient=True) as bar:
             tasks: dict[str, Any] = {}
 
@@ -365,7 +362,7 @@ def cmd_purge(config: Config, args: argparse.Namespace) -> int:
 
             return await purger.run(time.time(), dry_run=args.dry_run, progress=progress)
 
-    report = asyncio.run(_with_store(config, purge))
+    report = asyncio.run(_with_vault(config, args, purge))
     for widget_id, (leads, recordings) in sorted(report.by_widget.items()):
         print(f"  widget {widget_id}: {leads} expired lead(s), {recordings} expired recording(s)")
     print(report.summary())
@@ -380,18 +377,16 @@ def cmd_subject_export(config: Config, args: argparse.Namespace) -> int:
 
     who = check(args, Permission.EXPORT_SUBJECT)
     number = any_number(args.number)
-    keys = _recording_keys(config, args) if args.audio else []
-
-    async def export(store: Store) -> dict[str, Any]:
+    async def export(store: Store, vault: RecordingVault) -> dict[str, Any]:
         with Bar(transient=True) as bar:
             task = bar.add_task("decrypting recordings", total=None)
             return await export_subject(
-                store, number.e164, who, time.time(), recordings_dir=config.recordings_dir,
-                private_keys=keys, audio_dir=Path(args.audio) if args.audio else None,
+                store, number.e164, who, time.time(), vault=vault,
+                audio_dir=Path(args.audio) if args.audio else None,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
 
-    data = asyncio.run(_with_store(config, export))
+    data = asyncio.run(_with_vault(config, args, export))
     text = json.dumps(data, indent=2, ensure_ascii=False)
     if args.out:
         fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -414,8 +409,8 @@ def cmd_subject_erase(config: Config, args: argparse.Namespace) -> int:
     if not args.yes:
         print(f"this erases everything held about {number}; add --yes to do it", file=sys.stderr)
         return 2
-    erasure = asyncio.run(_with_store(config, lambda store: erase_subject(
-        store, number.e164, who, time.time(), recordings_dir=config.recordings_dir)))
+    erasure = asyncio.run(_with_vault(config, args, lambda store, vault: erase_subject(
+        store, number.e164, who, time.time(), vault=vault)))
     print(f"erased {erasure.leads} lead(s) and crypto-shredded {erasure.recordings} "
           f"recording(s) of {number}")
     return 0
@@ -553,6 +548,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--out", required=True)
     sub.add_argument("--format", choices=["wav", "mp3", "ogg"])
     sub.add_argument("--key", action="append", help="private key file (repeatable)")
+    sub.add_argument("--keystore", help="keystore file (default: the configured one)")
     sub = command("delete", cmd_recording_delete,
                   "crypto-shred a recording (its key, then its file)", recording)
     sub.add_argument("id")

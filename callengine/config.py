@@ -73,6 +73,7 @@ class PromptsConfig:
 @dataclass(frozen=True)
 class Config:
     database: Path
+    keystore: Path  # sealed per-recording keys; kept out of backups (docs/backup.md)
     data_key: bytes  # encrypts personal fields in the store; keyed hash of numbers
     recordings_dir: Path
     ari: AriConfig
@@ -86,7 +87,8 @@ class Config:
 
 
 _DEFAULTS: dict[str, dict[str, Any]] = {
-    "store": {"database": "var/callengine.db", "recordings_dir": "recordings"},
+    "store": {"database": "var/callengine.db", "recordings_dir": "recordings",
+              "keystore": "var/keystore/keystore.db"},
     "ari": {"url": "http://127.0.0.1:8088/ari", "user": "callengine", "app": "callengine"},
     "http": {"host": "127.0.0.1", "port": 8080},
     "dialing": {"max_concurrent_calls": 20, "poll_interval_s": 1.0},
@@ -107,7 +109,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
     "retention": {"interval_s": 3600.0},
 }
 _KNOWN = {
-    "store": {"database", "recordings_dir", "data_key_file"},
+    "store": {"database", "recordings_dir", "data_key_file", "keystore"},
     "ari": {"url", "user", "app", "password_file"},
     "http": {"host", "port", "admin_token_file"},
     "dialing": {"max_concurrent_calls", "poll_interval_s"},
@@ -223,6 +225,7 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path, env: dict[str, str]) ->
 
     config = Config(
         database=base_dir / get("store", "database", str, ""),
+        keystore=base_dir / get("store", "keystore", str, ""),
         data_key=data_key,
         recordings_dir=base_dir / get("store", "recordings_dir", str, ""),
         ari=AriConfig(

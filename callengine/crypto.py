@@ -1026,3 +1026,45 @@ class FieldCipher:
 
 def generate_data_key() -> bytes:
     return os.urandom(32)
+
+
+# --------------------------------------------------------------------------
+# Sealed secrets: the per-recording keys kept in the keystore
+# --------------------------------------------------------------------------
+
+SEAL_INFO = b"callengine-seal-v1/X25519"
+_SEAL = struct.Struct(">8s32s")  # key id, ephemeral public key; then AES-256-GCM ciphertext
+
+
+def seal(secret: bytes, recipient_public_key: KeyLike, context: bytes) -> bytes:
+    """Encrypt a small secret for a recipient key (the same X25519 + HKDF + AES-256-GCM wrap as
+    a recording header). `context` is authenticated: a sealed value can't be moved elsewhere."""
+    recipient = _as_public_key(recipient_public_key)
+    recipient_raw = recipient.public_bytes_raw()
+    ephemeral = X25519PrivateKey.generate()
+    eph_pub = ephemeral.public_key().public_bytes_raw()
+    kek = _derive_seal_key(ephemeral.exchange(recipient), eph_pub, recipient_raw)
+    kid = hashlib.sha256(recipient_raw).digest()[:KEY_ID_SIZE]
+    return _SEAL.pack(kid, eph_pub) + AESGCM(kek).encrypt(_WRAP_NONCE, secret, context)
+
+
+def open_sealed(blob: bytes, private_keys, context: bytes) -> bytes:
+    if len(blob) < _SEAL.size + TINK_TAG_SIZE:
+        raise TamperedError("sealed key is too short")
+    kid, eph_pub = _SEAL.unpack_from(blob)
+    for priv in _private_key_list(private_keys):
+        pub = priv.public_key().public_bytes_raw()
+        if hashlib.sha256(pub).digest()[:KEY_ID_SIZE] != kid:
+            continue
+        kek = _derive_seal_key(priv.exchange(X25519PublicKey.from_public_bytes(eph_pub)),
+                               eph_pub, pub)
+        try:
+            return AESGCM(kek).decrypt(_WRAP_NONCE, blob[_SEAL.size:], context)
+        except InvalidTag:
+            raise TamperedError("sealed key does not authenticate") from None
+    raise WrongKeyError(f"sealed for key id {kid.hex()}; no private key given matches")
+
+
+def _derive_seal_key(shared: bytes, ephemeral_pub: bytes, recipient_pub: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=ephemeral_pub + recipient_pub,
+                info=SEAL_INFO).derive(shared)

@@ -30,10 +30,11 @@ from callengine.asterisk.ari import (
     PlaybackFinished,
 )
 from callengine.config import DialingConfig
-from callengine.crypto import RecordingError, header_info
+from callengine.crypto import RecordingError, header_info, key_id
 from callengine.model import Attempt, Lead, Widget
 from callengine.numbers import VisitorNumber, dial_string_digits
-from callengine.recorder import RecordingSink, Tap
+from callengine.recorder import RecordingSink, Tap, new_recording_id
+from callengine.recordings import RecordingVault
 from callengine.store import Conflict, NotFound, Store
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ class RecordingSetup:
     """How this engine records: where ciphertext goes, for whom, through which tap."""
 
     route: str
-    directory: Path
+    vault: RecordingVault  # files and their sealed keys
     public_key: bytes  # the recipient's public key: this host can write, never read
     new_tap: Callable[[], Tap]
     # A background check the route needs for as long as the engine runs (FIFO: orphans).
@@ -161,7 +162,7 @@ class Engine:
         if self._recording is None:
             return
         for recording in await self._store.recordings_in_progress():
-            path = self._recording.directory / recording.file_name
+            path = self._recording.vault.directory / recording.file_name
             try:
                 info = header_info(path)
                 segments, size = info.segments, info.plaintext_size or 0
@@ -451,13 +452,17 @@ class Engine:
     async def _start_recording(self, call: ActiveCall, leg: str) -> None:
         assert self._recording is not None and call.bridge_id is not None
         setup = self._recording
+        recording_id = new_recording_id()
         try:
-            sink = RecordingSink(setup.directory, setup.public_key)
+            file_key = await setup.vault.new_file_key(recording_id, setup.public_key,
+                                                      self._clock())
+            sink = RecordingSink(setup.vault.directory, file_key, recording_id=recording_id)
         except OSError as exc:
             call.log.error("recording not started: %s", exc)
             return
         await self._store.add_recording(
-            sink.recording_id, call.attempt, setup.route, sink.key_id, self._clock()
+            sink.recording_id, call.attempt, setup.route, key_id(setup.public_key).hex(),
+            self._clock(),
         )
         tap = setup.new_tap()
         tap_channel_id = new_id()

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from callengine import crypto
 from callengine.model import Recording
-from callengine.recorder import BYTES_PER_SAMPLE, SAMPLE_RATE
+from callengine.recorder import BYTES_PER_SAMPLE, FILE_SUFFIX, SAMPLE_RATE
+from callengine.store import KeyStore
 
 EXPORT_FORMATS = ("wav", "mp3", "ogg")
 
@@ -41,28 +42,99 @@ def recording_path(directory: Path, recording: Recording) -> Path:
     return directory / recording.file_name
 
 
+def key_context(recording_id: str) -> bytes:
+    return b"callengine-recording-key:" + recording_id.encode()
+
+
+class RecordingVault:
+    """Where recordings live and how they open: ciphertext files in a directory, one sealed
+    key per recording in the keystore, and (optionally, on hosts that may play them back) the
+    recipient's private keys.
+
+    Each recording gets its own X25519 key pair: the file is written to its public key, its
+    private key is sealed for the recipient and kept only in the keystore. Opening a recording
+    takes the recipient's private key *and* the keystore entry; shredding deletes the entry,
+    which makes every copy of the file undecryptable, backups included."""
+
+    def __init__(self, directory: Path, keystore: KeyStore, private_keys: list[bytes] | None = None):
+        self.directory = directory
+        self.keystore = keystore
+        self.private_keys = list(private_keys or [])
+
+    async def new_file_key(self, recording_id: str, recipient_public_key: bytes,
+                           now: float) -> bytes:
+        """Make, seal and store the recording's key pair; return the public key to write to."""
+        file_private, file_public = crypto.generate_recipient_keypair()
+        sealed = crypto.seal(file_private, recipient_public_key, key_context(recording_id))
+        await self.keystore.put(recording_id, sealed, now)
+        return file_public
+
+    async def file_key(self, recording_id: str) -> bytes:
+        if not self.private_keys:
+            raise RecordingUnavailable(
+                "no private key is configured here: playback is refused on this host "
+                "(export it with `callengine recording export --key …` on a machine holding "
+                "the key)"
+            )
+        sealed = await self.keystore.get(recording_id)
+        if sealed is None:
+            raise RecordingUnavailable(
+                f"recording {recording_id} has no key in the keystore: it was crypto-shredded"
+            )
+        return crypto.open_sealed(sealed, self.private_keys, key_context(recording_id))
+
+    async def open(self, recording: Recording) -> Plaintext:
+        key = await self.file_key(recording.id)
+        return decrypt(recording_path(self.directory, recording), [key])
+
+    async def verify(self, recording: Recording) -> crypto.VerifyReport:
+        path = recording_path(self.directory, recording)
+        if not self.private_keys:
+            return crypto.verify(path)
+        return crypto.verify(path, [await self.file_key(recording.id)])
+
+    async def export(self, recording: Recording, out: Path, fmt: str) -> Plaintext:
+        key = await self.file_key(recording.id)
+        return export(recording_path(self.directory, recording), [key], out, fmt)
+
+    async def shred(self, recording_ids: list[str]) -> int:
+        """Keys out of the keystore first (the shred), then each file's wrapped key overwritten
+        (durable for the whole batch at once), then the files removed. Returns files removed."""
+        if not recording_ids:
+            return 0
+        await self.keystore.delete(recording_ids)
+        present = []
+        for recording_id in recording_ids:
+            path = self.directory / f"{recording_id}{FILE_SUFFIX}"
+            try:
+                crypto.destroy_key(path, sync=False)
+                present.append(path)
+            except FileNotFoundError:
+                pass  # shredded by an earlier, interrupted run
+        if present:
+            os.sync()
+        for path in present:
+            path.unlink(missing_ok=True)
+        return len(present)
+
+
 def load_private_keys(paths: tuple[Path, ...] | list[Path]) -> list[bytes]:
     return [crypto.load_private_key(path) for path in paths]
 
 
-def decrypt(path: Path, private_keys: list[bytes]) -> Plaintext:
+def decrypt(path: Path, file_keys: list[bytes]) -> Plaintext:
     """Authenticate and decrypt; an incomplete file (engine killed) yields its sealed prefix.
 
     Two passes: the first learns the exact size (a WAV header needs it up front), the second
     streams. AES-GCM runs at GB/s, so the extra pass costs little and keeps memory flat."""
-    if not private_keys:
-        raise RecordingUnavailable(
-            "no private key is configured here: playback is refused on this host "
-            "(export it with `callengine recording export --key …` on a machine holding the key)"
-        )
     if not path.exists():
         raise RecordingUnavailable(f"the file of this recording is gone ({path.name})")
-    with crypto.open_recording(path, private_keys, recover=True) as reader:
+    with crypto.open_recording(path, file_keys, recover=True) as reader:
         size = sum(len(chunk) for chunk in reader)
         complete = bool(reader.complete)
 
     def chunks() -> Iterator[bytes]:
-        with crypto.open_recording(path, private_keys, recover=True) as reader:
+        with crypto.open_recording(path, file_keys, recover=True) as reader:
             yield from reader
 
     return Plaintext(size, complete, chunks())
@@ -78,11 +150,11 @@ def wav_header(data_size: int, sample_rate: int = SAMPLE_RATE, channels: int = 1
     )
 
 
-def export(path: Path, private_keys: list[bytes], out: Path, fmt: str) -> Plaintext:
+def export(path: Path, file_keys: list[bytes], out: Path, fmt: str) -> Plaintext:
     """Decrypt into `out` (WAV, MP3 or OGG). The operator asked for this plaintext file."""
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"format must be one of {', '.join(EXPORT_FORMATS)}")
-    plain = decrypt(path, private_keys)
+    plain = decrypt(path, file_keys)
     if fmt == "wav":
         fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as f:
@@ -114,15 +186,6 @@ def export(path: Path, private_keys: list[bytes], out: Path, fmt: str) -> Plaint
         raise RecordingUnavailable(f"ffmpeg failed: {err.decode(errors='replace')[-300:]}")
     os.chmod(out, 0o600)
     return plain
-
-
-def shred(path: Path) -> bool:
-    """Crypto-shred the file (key first, then the file). False if it was gone already."""
-    try:
-        crypto.shred(path)
-    except FileNotFoundError:
-        return False
-    return True
 
 
 # ---- prompts -------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from callengine import crypto
+from callengine.recordings import RecordingVault
 from callengine.store import Store
 
 log = logging.getLogger(__name__)
@@ -53,9 +53,9 @@ Progress = Callable[[str, int, int], None]  # (what, done so far, total)
 
 
 class Purger:
-    def __init__(self, store: Store, recordings_dir: Path, *, owner: str | None = None):
+    def __init__(self, store: Store, vault: RecordingVault, *, owner: str | None = None):
         self._store = store
-        self._recordings_dir = recordings_dir
+        self._vault = vault
         self._owner = owner or f"{socket.gethostname()}:{os.getpid()}"
 
     async def run(self, now: float, *, dry_run: bool = False,
@@ -95,7 +95,7 @@ class Purger:
                 ):
                     await self._renew(now)
                     ids = [recording_id for recording_id, _ in batch]
-                    self._shred(ids)
+                    await self._vault.shred(ids)
                     await self._store.mark_recordings_deleted(ids, now)
                     report.recordings += len(ids)
                     if progress:
@@ -105,7 +105,7 @@ class Purger:
                 while lead_ids := await self._store.expired_leads(widget.id, cutoff, LEAD_BATCH):
                     await self._renew(now)
                     recording_ids = await self._store.live_recording_ids(lead_ids)
-                    self._shred(recording_ids)  # keys gone before the rows that name them
+                    await self._vault.shred(recording_ids)  # keys go before the rows naming them
                     report.lead_recordings += len(recording_ids)
                     report.leads += await self._store.purge_leads(
                         lead_ids, now, reason="retention")
@@ -121,22 +121,6 @@ class Purger:
     async def _renew(self, now: float) -> None:
         if not await self._store.acquire_lease(LEASE, self._owner, now, LEASE_TTL_S):
             raise RuntimeError("the purge lease was taken over; stopping this purge")
-
-    def _shred(self, recording_ids: list[str]) -> None:
-        """Overwrite every file's wrapped key, make that durable once for the whole batch, then
-        remove the files: the order a crash can't turn into a readable leftover."""
-        paths = [self._recordings_dir / f"{rid}.cerec" for rid in recording_ids]
-        present = []
-        for path in paths:
-            try:
-                crypto.destroy_key(path, sync=False)
-                present.append(path)
-            except FileNotFoundError:
-                pass  # shredded by an earlier, interrupted purge
-        if present:
-            os.sync()
-        for path in present:
-            path.unlink(missing_ok=True)
 
 
 def start_schedule(purger: Purger, *, interval_s: float = 3600.0,

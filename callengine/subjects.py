@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from callengine import crypto
 from callengine.access import Principal
-from callengine.recordings import decrypt, recording_path, wav_header
+from callengine.recordings import RecordingVault, wav_header
 from callengine.store import Store
 
 Progress = Callable[[int, int], None]  # (done, total)
@@ -31,8 +30,8 @@ class Erasure:
 
 async def export_subject(
     store: Store, e164: str, principal: Principal, now: float, *,
-    recordings_dir: Path, private_keys: list[bytes] | None = None,
-    audio_dir: Path | None = None, progress: Progress | None = None,
+    vault: RecordingVault | None, audio_dir: Path | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     leads = await store.leads_for_number(e164)
     exported: list[dict[str, Any]] = []
@@ -68,13 +67,13 @@ async def export_subject(
     await store.audit(principal, "subjects.export",
                       "leads:" + ",".join(lead.id for lead in leads) if leads else "leads:none",
                       "with audio" if audio_dir else "metadata", now)
-    if audio_dir is not None and private_keys:
+    if audio_dir is not None and vault is not None:
         audio_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         done = 0
         for lead_view in exported:
             for recording_view in lead_view["recordings"]:
                 recording = await store.get_recording(recording_view["id"])
-                plain = decrypt(recording_path(recordings_dir, recording), private_keys)
+                plain = await vault.open(recording)
                 target = audio_dir / f"{recording.id}.wav"
                 fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
                 with os.fdopen(fd, "wb") as f:
@@ -89,16 +88,14 @@ async def export_subject(
 
 
 async def erase_subject(
-    store: Store, e164: str, principal: Principal, now: float, *, recordings_dir: Path,
+    store: Store, e164: str, principal: Principal, now: float, *,
+    vault: RecordingVault | None,
 ) -> Erasure:
     leads = await store.leads_for_number(e164)
     lead_ids = [lead.id for lead in leads]
     recording_ids = await store.live_recording_ids(lead_ids)
-    for recording_id in recording_ids:  # each: key overwritten and synced, then the file
-        try:
-            crypto.shred(recordings_dir / f"{recording_id}.cerec")
-        except FileNotFoundError:
-            pass
+    if vault is not None:  # keys out of the keystore first: that is the shred
+        await vault.shred(recording_ids)
     erased = await store.purge_leads(lead_ids, now, reason="erasure") if lead_ids else 0
     await store.forget_deleted_pages()
     await store.audit(principal, "subjects.erase",

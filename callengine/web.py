@@ -32,7 +32,7 @@ from callengine.model import (
 from callengine.access import Permission, Principal, Role, token_hash, verify_chain
 from callengine.crypto import RecordingError
 from callengine.numbers import NumberRejected, any_number, check_number, mask
-from callengine.recordings import RecordingUnavailable, decrypt, recording_path, shred, wav_header
+from callengine.recordings import RecordingUnavailable, RecordingVault, wav_header
 from callengine.store import Conflict, NotFound, RateLimited, Store
 from callengine.reports import call_report, parse_day, to_csv
 from callengine.subjects import erase_subject, export_subject
@@ -60,8 +60,7 @@ class WebDeps:
     admin_token: str
     on_lead: Callable[[], None]  # tells the engine a lead is waiting
     clock: Callable[[], float] = time.time
-    recordings_dir: Path | None = None
-    private_keys: tuple[bytes, ...] = ()  # empty: playback refused on this host
+    vault: RecordingVault | None = None  # recordings; without private keys, no playback
 
 
 DEPS = web.AppKey("deps", WebDeps)
@@ -387,10 +386,10 @@ async def recording_audio(request: web.Request) -> web.StreamResponse:
     principal = await authorize(request, Permission.PLAY_RECORDINGS)
     deps = request.app[DEPS]
     recording = await deps.store.get_recording(request.match_info["recording_id"])
-    if recording.status == "deleted" or deps.recordings_dir is None:
+    if recording.status == "deleted" or deps.vault is None:
         raise NotFound("recording", recording.id)
     try:
-        plain = decrypt(recording_path(deps.recordings_dir, recording), list(deps.private_keys))
+        plain = await deps.vault.open(recording)
     except RecordingUnavailable as exc:
         raise Problem(409, "playback-unavailable", "Playback is not possible here",
                       str(exc)) from None
@@ -418,8 +417,8 @@ async def delete_recording(request: web.Request) -> web.Response:
     principal = await authorize(request, Permission.DELETE_RECORDINGS)
     deps = request.app[DEPS]
     recording = await deps.store.get_recording(request.match_info["recording_id"])
-    if deps.recordings_dir is not None:
-        shred(recording_path(deps.recordings_dir, recording))
+    if deps.vault is not None:
+        await deps.vault.shred([recording.id])
     await deps.store.mark_recording_deleted(recording.id, deps.clock())
     await deps.store.audit(principal, "recordings.delete", f"recording:{recording.id}",
                            f"lead:{recording.lead_id}", deps.clock())
@@ -468,8 +467,7 @@ async def subject_export(request: web.Request) -> web.Response:
     principal = await authorize(request, Permission.EXPORT_SUBJECT)
     deps = request.app[DEPS]
     e164 = await _subject_number(request)
-    data = await export_subject(deps.store, e164, principal, deps.clock(),
-                                recordings_dir=deps.recordings_dir or Path("."))
+    data = await export_subject(deps.store, e164, principal, deps.clock(), vault=deps.vault)
     return web.json_response(data, headers={"Cache-Control": "no-store"})
 
 
@@ -477,8 +475,7 @@ async def subject_erase(request: web.Request) -> web.Response:
     principal = await authorize(request, Permission.ERASE_SUBJECT)
     deps = request.app[DEPS]
     e164 = await _subject_number(request)
-    erasure = await erase_subject(deps.store, e164, principal, deps.clock(),
-                                  recordings_dir=deps.recordings_dir or Path("."))
+    erasure = await erase_subject(deps.store, e164, principal, deps.clock(), vault=deps.vault)
     return web.json_response({"leads": erasure.leads, "recordings": erasure.recordings})
 
 

@@ -60,6 +60,7 @@ def write_config(asterisk: Asterisk) -> None:
 [store]
 database = "callengine.db"
 recordings_dir = "recordings"
+keystore = "keystore/keystore.db"
 data_key_file = "secrets/data.key"
 
 [ari]

@@ -7,14 +7,15 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import time
+from pathlib import Path
 
 import aiohttp
 import pytest
 
 from callengine import crypto
 from callengine.app import running
-from callengine.recordings import import_prompt
-from callengine.store import Store
+from callengine.recordings import RecordingVault, import_prompt
+from callengine.store import KeyStore, Store
 from tests.support.audio import assert_both_tones, decrypt, scan_for_plaintext
 from tests.support.engine import (
     DATA_KEY,
@@ -52,6 +53,12 @@ def notice(asterisk, tmp_path):
                     "sine", "660"], check=True)
     return import_prompt(source, asterisk.host_path("/var/lib/callengine-asterisk/prompts"),
                          NOTICE_NAME)
+
+
+async def file_key(keystore_path, recording_id: str, private: bytes) -> bytes:
+    """The recording's own key: its keystore entry opened with the recipient's private key."""
+    async with KeyStore.open(keystore_path) as keystore:
+        return await RecordingVault(Path("."), keystore, [private]).file_key(recording_id)
 
 
 async def submit(base_url: str, widget, *, recording_consent: bool) -> str:
@@ -104,13 +111,14 @@ async def test_recorded_call_holds_both_parties_encrypted(
     assert recording.route == route
     path = config.recordings_dir / recording.file_name
     assert path.stat().st_mode & 0o777 == 0o600
-    pcm = decrypt(path, private)
+    key = await file_key(config.keystore, recording.id, private)
+    pcm = decrypt(path, key)
     assert len(pcm) == recording.bytes
     # The recording spans the talk: bridged → hangup (MixMonitor/RTP start a few ms late).
     assert abs(len(pcm) / 32000 - attempt.talk_s) < 0.6, (len(pcm) / 32000, attempt.talk_s)
     assert_both_tones(pcm)
     assert scan_for_plaintext(*watched_dirs) == []
-    assert crypto.verify(path, [private]).authenticated
+    assert crypto.verify(path, [key]).authenticated
 
 
 @pytest.mark.parametrize(
@@ -180,9 +188,10 @@ orphan_check_s = 1.0
     assert lead.cause == "interrupted: the engine restarted", engine.log()
     assert recording.status == "incomplete"
     path = tmp_path / "recordings" / recording.file_name
+    key = await file_key(tmp_path / "keystore" / "keystore.db", recording.id, private)
     with pytest.raises(crypto.TruncatedError):
-        decrypt(path, private)
-    pcm = decrypt(path, private, recover=True)
+        decrypt(path, key)
+    pcm = decrypt(path, key, recover=True)
     # Every sealed segment is there and authentic: the first holds 65,480 plaintext bytes
     # (the stream header shares it), the others 65,520; the one in memory died with the engine.
     assert len(pcm) >= 65480 + 65520

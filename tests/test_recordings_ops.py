@@ -7,6 +7,7 @@ import io
 import os
 import time
 import wave
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,20 +16,15 @@ from aiohttp.test_utils import TestClient, TestServer
 from callengine import cli, crypto
 from callengine.flow import Strategy
 from callengine.model import Agent, Consent, widget_settings_from_input
-from callengine.recorder import RecordingSink
-from callengine.store import Store
+from callengine.recordings import RecordingUnavailable, RecordingVault
+from callengine.store import KeyStore, Store
 from tests.support.engine import DATA_KEY, DATA_KEY_B64
 from callengine.web import WebDeps, make_app
 from tests.support.audio import assert_both_tones, decrypt
+from tests.support.recordings import seed_recording, two_tones
 
 ADMIN = "admin-token-0123456789abcdef"
 SECONDS = 3
-
-
-def two_tones(seconds: float, rate: int = 16000) -> bytes:
-    t = np.arange(int(seconds * rate)) / rate
-    signal = 6000 * np.sin(2 * np.pi * 440 * t) + 6000 * np.sin(2 * np.pi * 1000 * t)
-    return signal.astype("<i2").tobytes()
 
 
 @pytest.fixture
@@ -38,12 +34,12 @@ def setup(tmp_path, monkeypatch):
     crypto.save_private_key(tmp_path / "rec.key", private)
     crypto.save_public_key(tmp_path / "rec.pub", public)
     (tmp_path / "callengine.toml").write_text(
-        '[store]\ndatabase = "ce.db"\nrecordings_dir = "recordings"\n'
+        '[store]\ndatabase = "ce.db"\nrecordings_dir = "recordings"\nkeystore = "ks.db"\n'
         '[recording]\nroute = "rtp"\npublic_key_file = "rec.pub"\n'
         'private_key_files = ["rec.key"]\n'
     )
     (tmp_path / "nokey.toml").write_text(
-        '[store]\ndatabase = "ce.db"\nrecordings_dir = "recordings"\n'
+        '[store]\ndatabase = "ce.db"\nrecordings_dir = "recordings"\nkeystore = "ks.db"\n'
     )
     monkeypatch.setenv("CALLENGINE_ARI_PASSWORD", "ari-secret")
     monkeypatch.setenv("CALLENGINE_ADMIN_TOKEN", ADMIN)
@@ -51,7 +47,9 @@ def setup(tmp_path, monkeypatch):
     (tmp_path / "recordings").mkdir()
 
     async def make() -> str:
-        async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
+        async with Store.open(tmp_path / "ce.db", DATA_KEY) as store, \
+                KeyStore.open(tmp_path / "ks.db") as keystore:
+            vault = RecordingVault(tmp_path / "recordings", keystore)
             await store.add_agent(Agent("alice", "PJSIP/agent1"))
             await store.add_group("sales", Strategy.RING_ALL, 20, ["alice"])
             widget = await store.add_widget(
@@ -61,15 +59,7 @@ def setup(tmp_path, monkeypatch):
                 widget, phone_e164="+48601234567", phone_region="PL", phone_kind="mobile",
                 name=None, email=None, consent=Consent(False, True, "v1"), now=time.time())
             attempt = await store.start_attempt(lead.id, time.time())
-            sink = RecordingSink(tmp_path / "recordings", public)
-            await store.add_recording(sink.recording_id, attempt, "rtp", sink.key_id, time.time())
-            sink.feed(two_tones(SECONDS))
-            summary = sink.close()
-            await store.finish_recording(
-                sink.recording_id, status="complete", now=time.time(),
-                duration_s=summary.duration_s, bytes_in=summary.bytes_in,
-                segments=summary.segments, sha256=summary.sha256, problem=None)
-            return sink.recording_id
+            return await seed_recording(store, vault, attempt, public, two_tones(SECONDS))
 
     import asyncio
 
@@ -148,31 +138,51 @@ def test_delete_crypto_shreds(setup, capsys):
                    str(tmp_path / "x.wav")) == 1
 
 
-def test_shred_destroys_the_key_before_the_file(setup, monkeypatch):
-    """If removing the file fails (crash, full disk), what is left can't be decrypted."""
+async def test_shred_destroys_the_keys_before_the_file(setup, monkeypatch):
+    """If removing the file fails (crash, full disk), what is left can't be decrypted: the
+    keystore entry is gone and the file's own wrapped key is overwritten."""
     tmp_path, recording_id, private = setup
     path = tmp_path / "recordings" / f"{recording_id}.cerec"
-    monkeypatch.setattr(os, "unlink", lambda p: (_ for _ in ()).throw(OSError("disk gone")))
-    with pytest.raises(OSError):
-        crypto.shred(path)
-    monkeypatch.undo()
-    assert path.exists()
-    with pytest.raises(crypto.RecordingError):
-        decrypt(path, private)
+    async with KeyStore.open(tmp_path / "ks.db") as keystore:
+        vault = RecordingVault(tmp_path / "recordings", keystore, [private])
+        file_key = await vault.file_key(recording_id)  # what a thief could have had before
+        monkeypatch.setattr(Path, "unlink", lambda *a, **k: (_ for _ in ()).throw(
+            OSError("disk gone")))
+        with pytest.raises(OSError):
+            await vault.shred([recording_id])
+        monkeypatch.undo()
+        assert path.exists()
+        with pytest.raises(RecordingUnavailable, match="crypto-shredded"):
+            await vault.file_key(recording_id)
+    with pytest.raises(crypto.RecordingError):  # even the old file key no longer opens it
+        decrypt(path, [file_key])
+
+
+def test_a_copy_of_the_file_is_useless_after_the_shred(setup, capsys):
+    """A backup copy of the ciphertext can't be opened once the keystore entry is gone."""
+    tmp_path, recording_id, _ = setup
+    path = tmp_path / "recordings" / f"{recording_id}.cerec"
+    copy = tmp_path / "copy.cerec"
+    copy.write_bytes(path.read_bytes())
+    assert run_cli(tmp_path, "recording", "delete", recording_id) == 0
+    path.write_bytes(copy.read_bytes())  # "restored from a backup"
+    assert run_cli(tmp_path, "recording", "verify", recording_id) == 1
+    assert "crypto-shredded" in capsys.readouterr().out
 
 
 async def test_api_playback_and_delete(setup):
     tmp_path, recording_id, private = setup
     auth = {"Authorization": f"Bearer {ADMIN}"}
-    async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
+    async with Store.open(tmp_path / "ce.db", DATA_KEY) as store, \
+            KeyStore.open(tmp_path / "ks.db") as keystore:
         no_key = make_app(WebDeps(store, ADMIN, lambda: None,
-                                  recordings_dir=tmp_path / "recordings"))
+                                  vault=RecordingVault(tmp_path / "recordings", keystore)))
         async with TestClient(TestServer(no_key)) as client:
             response = await client.get(f"/api/v1/recordings/{recording_id}/audio", headers=auth)
             assert response.status == 409
             assert (await response.json())["type"].endswith("playback-unavailable")
-        app = make_app(WebDeps(store, ADMIN, lambda: None,
-                               recordings_dir=tmp_path / "recordings", private_keys=(private,)))
+        app = make_app(WebDeps(store, ADMIN, lambda: None, vault=RecordingVault(
+            tmp_path / "recordings", keystore, [private])))
         async with TestClient(TestServer(app)) as client:
             url = f"/api/v1/recordings/{recording_id}/audio"
             assert (await client.get(url)).status == 401
@@ -183,7 +193,7 @@ async def test_api_playback_and_delete(setup):
                 pcm = w.readframes(w.getnframes())
             assert len(pcm) == SECONDS * 32000
             assert_both_tones(pcm)
-            listing = await client.get(f"/api/v1/recordings", headers=auth)
+            listing = await client.get("/api/v1/recordings", headers=auth)
             assert "601234567" not in await listing.text()
             assert (await client.delete(f"/api/v1/recordings/{recording_id}",
                                         headers=auth)).status == 204

@@ -16,7 +16,8 @@ from callengine.flow import Outcome, Result, Strategy
 from callengine.model import Agent, Consent, widget_settings_from_input
 from callengine.reports import parse_day
 from callengine.retention import Purger
-from callengine.store import Store
+from callengine.recordings import RecordingVault
+from callengine.store import KeyStore, Store
 from callengine.web import WebDeps, make_app
 from tests.support.engine import DATA_KEY, DATA_KEY_B64
 
@@ -54,7 +55,9 @@ def setup(tmp_path, monkeypatch):
                 attempt = await store.start_attempt(lead.id, at)
                 if result:
                     await store.finish_attempt(attempt, result, at + 90, retry_at=None)
-            await Purger(store, tmp_path).run(NOV + 38.5 * 86400)  # purges the Nov 2 lead
+            async with KeyStore.open(tmp_path / "ks.db") as keystore:
+                vault = RecordingVault(tmp_path, keystore)
+                await Purger(store, vault).run(NOV + 38.5 * 86400)  # purges the Nov 2 lead
 
     asyncio.run(seed())
     return tmp_path

@@ -12,17 +12,18 @@ import pytest
 from callengine import cli, crypto, retention
 from callengine.flow import Outcome, Result, Strategy
 from callengine.model import Agent, Consent, widget_settings_from_input
-from callengine.recorder import RecordingSink
+from callengine.recordings import RecordingVault
 from callengine.retention import DAY, Purger, start_schedule
-from callengine.store import Store
+from callengine.store import KeyStore, Store
 from tests.support.engine import DATA_KEY, DATA_KEY_B64
+from tests.support.recordings import seed_recording
 
 NOW = 1_800_000_000.0
 
 
 async def add_lead(store, widget, *, age_days: float, closed: bool, phone: str,
                    recording_age_days: float | None = None, public_key: bytes | None = None,
-                   recordings_dir=None) -> tuple[str, str | None]:
+                   vault: RecordingVault | None = None) -> tuple[str, str | None]:
     created = NOW - age_days * DAY
     lead = await store.create_lead(
         widget, phone_e164=phone, phone_region="PL", phone_kind="mobile", name="Ann",
@@ -30,16 +31,9 @@ async def add_lead(store, widget, *, age_days: float, closed: bool, phone: str,
     attempt = await store.start_attempt(lead.id, created)
     recording_id = None
     if recording_age_days is not None:
-        sink = RecordingSink(recordings_dir, public_key)
-        await store.add_recording(sink.recording_id, attempt, "fifo", sink.key_id,
-                                  NOW - recording_age_days * DAY)
-        sink.feed(b"\x01\x02" * 40000)
-        summary = sink.close()
-        await store.finish_recording(sink.recording_id, status="complete", now=created,
-                                     duration_s=summary.duration_s, bytes_in=summary.bytes_in,
-                                     segments=summary.segments, sha256=summary.sha256,
-                                     problem=None)
-        recording_id = sink.recording_id
+        recording_id = await seed_recording(store, vault, attempt, public_key,
+                                            b"\x01\x02" * 40000,
+                                            started_at=NOW - recording_age_days * DAY)
     if closed:
         await store.finish_attempt(attempt, Result(Outcome.CONNECTED, talk_s=30.0, connected=True),
                                    created + 60, retry_at=None)
@@ -51,7 +45,9 @@ async def env(tmp_path):
     _, public = crypto.generate_recipient_keypair()
     recordings = tmp_path / "recordings"
     recordings.mkdir()
-    async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
+    async with Store.open(tmp_path / "ce.db", DATA_KEY) as store, \
+            KeyStore.open(tmp_path / "ks.db") as keystore:
+        vault = RecordingVault(recordings, keystore)
         await store.add_agent(Agent("alice", "PJSIP/agent1"))
         await store.add_group("sales", Strategy.RING_ALL, 20, ["alice"])
         widget = await store.add_widget("shop", "Shop", widget_settings_from_input({
@@ -60,22 +56,23 @@ async def env(tmp_path):
         leads = {
             "old-closed": await add_lead(store, widget, age_days=40, closed=True,
                                          phone="+48601000001", recording_age_days=40,
-                                         public_key=public, recordings_dir=recordings),
+                                         public_key=public, vault=vault),
             "old-open": await add_lead(store, widget, age_days=40, closed=False,
                                        phone="+48601000002"),
             "young-old-recording": await add_lead(store, widget, age_days=10, closed=True,
                                                   phone="+48601000003", recording_age_days=10,
-                                                  public_key=public, recordings_dir=recordings),
+                                                  public_key=public, vault=vault),
             "young": await add_lead(store, widget, age_days=2, closed=True, phone="+48601000004",
                                     recording_age_days=2, public_key=public,
-                                    recordings_dir=recordings),
+                                    vault=vault),
         }
-        yield store, recordings, leads
+        yield store, vault, leads
 
 
 async def test_dry_run_says_what_would_go_and_changes_nothing(env):
-    store, recordings, leads = env
-    report = await Purger(store, recordings).run(NOW, dry_run=True)
+    store, vault, leads = env
+    recordings = vault.directory
+    report = await Purger(store, vault).run(NOW, dry_run=True)
     assert (report.leads, report.recordings) == (1, 2)
     assert len(list(recordings.iterdir())) == 3
     assert len(await store.list_leads()) == 4
@@ -83,8 +80,9 @@ async def test_dry_run_says_what_would_go_and_changes_nothing(env):
 
 
 async def test_purge_removes_exactly_what_expired(env):
-    store, recordings, leads = env
-    report = await Purger(store, recordings).run(NOW)
+    store, vault, leads = env
+    recordings = vault.directory
+    report = await Purger(store, vault).run(NOW)
     assert (report.leads, report.recordings, report.lead_recordings) == (1, 2, 0)
     remaining = {lead.id for lead in await store.list_leads()}
     assert remaining == {leads[k][0] for k in ("old-open", "young-old-recording", "young")}
@@ -100,30 +98,33 @@ async def test_purge_removes_exactly_what_expired(env):
     assert "601000001" not in repr(row) and "Ann" not in repr(row)
     assert row[4] == "connected"
     # a second purge finds nothing more
-    again = await Purger(store, recordings).run(NOW)
+    again = await Purger(store, vault).run(NOW)
     assert (again.leads, again.recordings) == (0, 0)
 
 
 async def test_expired_by_the_clock_alone(env):
-    store, recordings, _ = env
-    later = await Purger(store, recordings).run(NOW + 29 * DAY)  # the 2-day-old lead is 31 now
+    store, vault, _ = env
+    recordings = vault.directory
+    later = await Purger(store, vault).run(NOW + 29 * DAY)  # the 2-day-old lead is 31 now
     assert later.leads == 3  # old-closed, young-old-recording, young; old-open stays
     assert not any(recordings.iterdir())
 
 
 async def test_purges_never_overlap(env):
-    store, recordings, _ = env
+    store, vault, _ = env
+    recordings = vault.directory
     assert await store.acquire_lease(retention.LEASE, "other-host:1", NOW, 300)
-    report = await Purger(store, recordings).run(NOW)
+    report = await Purger(store, vault).run(NOW)
     assert report.skipped == "another purge is running"
     assert len(await store.list_leads()) == 4
     # a purge that died holding the lease blocks only until the lease expires
-    report = await Purger(store, recordings).run(NOW + 301)
+    report = await Purger(store, vault).run(NOW + 301)
     assert report.leads == 1
 
 
 async def test_interrupted_purge_is_safe_and_the_next_one_finishes(env, monkeypatch):
-    store, recordings, leads = env
+    store, vault, leads = env
+    recordings = vault.directory
     monkeypatch.setattr(retention, "RECORDING_BATCH", 1)
     real = store.mark_recordings_deleted
     calls = 0
@@ -137,11 +138,11 @@ async def test_interrupted_purge_is_safe_and_the_next_one_finishes(env, monkeypa
 
     monkeypatch.setattr(store, "mark_recordings_deleted", crash_on_second_batch)
     with pytest.raises(RuntimeError):
-        await Purger(store, recordings).run(NOW)
+        await Purger(store, vault).run(NOW)
     monkeypatch.setattr(store, "mark_recordings_deleted", real)
     # the crash hit after the second batch's files were shredded, before its rows said so
     assert len(list(recordings.iterdir())) == 1
-    report = await Purger(store, recordings).run(NOW)  # the lease was released: no wait
+    report = await Purger(store, vault).run(NOW)  # the lease was released: no wait
     assert report.leads == 1
     assert {p.stem for p in recordings.iterdir()} == {leads["young"][1]}
     statuses = {r.id: r.status for r in await store.list_recordings(include_deleted=True)}
@@ -149,8 +150,9 @@ async def test_interrupted_purge_is_safe_and_the_next_one_finishes(env, monkeypa
 
 
 async def test_schedule_runs_at_start(env):
-    store, recordings, _ = env
-    scheduler = start_schedule(Purger(store, recordings), interval_s=3600, clock=lambda: NOW)
+    store, vault, _ = env
+    recordings = vault.directory
+    scheduler = start_schedule(Purger(store, vault), interval_s=3600, clock=lambda: NOW)
     try:
         for _ in range(100):
             if await store.count_tombstones() == 1:

@@ -7,7 +7,6 @@ import json
 import time
 import wave
 
-import numpy as np
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -15,20 +14,15 @@ from callengine import cli, crypto
 from callengine.crypto import FieldCipher
 from callengine.flow import Strategy
 from callengine.model import Agent, Consent, widget_settings_from_input
-from callengine.recorder import RecordingSink
-from callengine.store import Store
+from callengine.recordings import RecordingVault
+from callengine.store import KeyStore, Store
 from callengine.web import WebDeps, make_app
 from tests.support.audio import assert_both_tones
 from tests.support.engine import DATA_KEY, DATA_KEY_B64
+from tests.support.recordings import seed_recording, two_tones
 
 ADMIN = "admin-token-0123456789abcdef"
 ANNA, BOB = "+48601234567", "+48601999888"
-
-
-def tones(seconds: float) -> bytes:
-    t = np.arange(int(seconds * 16000)) / 16000
-    return (6000 * np.sin(2 * np.pi * 440 * t) + 6000 * np.sin(2 * np.pi * 1000 * t)
-            ).astype("<i2").tobytes()
 
 
 @pytest.fixture
@@ -37,14 +31,16 @@ def setup(tmp_path, monkeypatch):
     crypto.save_private_key(tmp_path / "rec.key", private)
     (tmp_path / "recordings").mkdir()
     (tmp_path / "c.toml").write_text(
-        '[store]\ndatabase = "ce.db"\nrecordings_dir = "recordings"\n'
+        '[store]\ndatabase = "ce.db"\nrecordings_dir = "recordings"\nkeystore = "ks.db"\n'
         '[recording]\nroute = "rtp"\nprivate_key_files = ["rec.key"]\n')
     for name, value in (("CALLENGINE_ARI_PASSWORD", "x"), ("CALLENGINE_ADMIN_TOKEN", ADMIN),
                         ("CALLENGINE_DATA_KEY", DATA_KEY_B64), ("CALLENGINE_ACTOR", "dpo")):
         monkeypatch.setenv(name, value)
 
     async def seed() -> None:
-        async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
+        async with Store.open(tmp_path / "ce.db", DATA_KEY) as store, \
+                KeyStore.open(tmp_path / "ks.db") as keystore:
+            vault = RecordingVault(tmp_path / "recordings", keystore)
             await store.add_agent(Agent("alice", "PJSIP/agent1"))
             await store.add_group("sales", Strategy.RING_ALL, 20, ["alice"])
             widget = await store.add_widget("shop", "Shop", widget_settings_from_input(
@@ -56,15 +52,7 @@ def setup(tmp_path, monkeypatch):
                     name=name, email=f"{name.split()[0].lower()}@example.com",
                     consent=Consent(True, True, clause), now=time.time())
                 attempt = await store.start_attempt(lead.id, time.time())
-                sink = RecordingSink(tmp_path / "recordings", public)
-                await store.add_recording(sink.recording_id, attempt, "rtp", sink.key_id,
-                                          time.time())
-                sink.feed(tones(1))
-                summary = sink.close()
-                await store.finish_recording(
-                    sink.recording_id, status="complete", now=time.time(), duration_s=1.0,
-                    bytes_in=summary.bytes_in, segments=summary.segments,
-                    sha256=summary.sha256, problem=None)
+                await seed_recording(store, vault, attempt, public, two_tones(1))
 
     asyncio.run(seed())
     return tmp_path
@@ -118,8 +106,10 @@ def test_erase_leaves_no_trace(setup, capsys):
 async def test_api_export_and_erase(setup):
     tmp_path = setup
     admin = {"Authorization": f"Bearer {ADMIN}"}
-    async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
-        app = make_app(WebDeps(store, ADMIN, lambda: None, recordings_dir=tmp_path / "recordings"))
+    async with Store.open(tmp_path / "ce.db", DATA_KEY) as store, \
+            KeyStore.open(tmp_path / "ks.db") as keystore:
+        app = make_app(WebDeps(store, ADMIN, lambda: None,
+                               vault=RecordingVault(tmp_path / "recordings", keystore)))
         async with TestClient(TestServer(app)) as client:
             response = await client.post("/api/v1/subjects/export", json={"phone": ANNA},
                                          headers=admin)

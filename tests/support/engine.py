@@ -42,6 +42,7 @@ def make_config(tmp_path: Path, asterisk: Any, *, ari_url: str | None = None,
     ami = asterisk.ami
     return Config(
         database=tmp_path / "callengine.db",
+        keystore=tmp_path / "keystore.db",
         data_key=DATA_KEY,
         recordings_dir=tmp_path / "recordings",
         ari=AriConfig(
@@ -157,6 +158,7 @@ def write_config(tmp_path: Path, asterisk: Any, port: int) -> tuple[Path, dict[s
 [store]
 database = "callengine.db"
 recordings_dir = "recordings"
+keystore = "keystore/keystore.db"
 
 [ari]
 url = "{asterisk.ari_url}"

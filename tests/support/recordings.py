@@ -1,0 +1,36 @@
+"""Seeding recordings the way the engine makes them: a key pair per recording, its private key
+sealed in the keystore, the audio encrypted as it is fed."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from callengine.model import Attempt
+from callengine.recorder import RecordingSink, new_recording_id
+from callengine.recordings import RecordingVault
+from callengine.store import Store
+
+
+def two_tones(seconds: float, rate: int = 16000) -> bytes:
+    """The mix of a test call: the agent's 440 Hz and the visitor's 1000 Hz."""
+    t = np.arange(int(seconds * rate)) / rate
+    signal = 6000 * np.sin(2 * np.pi * 440 * t) + 6000 * np.sin(2 * np.pi * 1000 * t)
+    return signal.astype("<i2").tobytes()
+
+
+async def seed_recording(store: Store, vault: RecordingVault, attempt: Attempt,
+                         recipient_public_key: bytes, pcm: bytes, *,
+                         started_at: float | None = None) -> str:
+    recording_id = new_recording_id()
+    file_key = await vault.new_file_key(recording_id, recipient_public_key, time.time())
+    sink = RecordingSink(vault.directory, file_key, recording_id=recording_id)
+    await store.add_recording(recording_id, attempt, "rtp", sink.key_id,
+                              started_at if started_at is not None else time.time())
+    sink.feed(pcm)
+    summary = sink.close()
+    await store.finish_recording(recording_id, status="complete", now=time.time(),
+                                 duration_s=summary.duration_s, bytes_in=summary.bytes_in,
+                                 segments=summary.segments, sha256=summary.sha256, problem=None)
+    return recording_id
