@@ -15,8 +15,8 @@ import sys
 
 import pytest
 
-from support.asterisk import LOCK_PATH, Asterisk, missing_prerequisites
-from support.logcheck import full_numbers_in
+from tests.support.asterisk import LOCK_PATH, Asterisk, missing_prerequisites
+from tests.support.logcheck import full_numbers_in
 
 
 def _in_ci() -> bool:

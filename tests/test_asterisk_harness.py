@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from support.asterisk import SCRIPT, AriApp
-from support.phones import PSTN_PORT, VISITOR_TONE_HZ, Phone, agent_port
+from tests.support.asterisk import SCRIPT, AriApp
+from tests.support.phones import PSTN_PORT, VISITOR_TONE_HZ, Phone, agent_port
 
 pytestmark = pytest.mark.asterisk
 

@@ -21,6 +21,7 @@ def test_detects_full_numbers(line):
 @pytest.mark.parametrize("line", [
     "[lead 3f2a51c0-1a2b-4c3d-9e8f-123456789abc #1] ringing", "number +48 *** *** 567",
     "talk 12.345 s at 1700000000.123", "channel ce-2f81588a7b0e4fa5b0acc9c945cad4ae",
+    "bridge 3b1f2c44-4771-9603-17ab-5c2d1e0f9a8b", "lead 12345678-4771-9603-1700-123456789012",
 ])
 def test_leaves_other_lines_alone(line):
     assert not full_numbers_in(line)

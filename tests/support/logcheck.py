@@ -8,7 +8,9 @@ import phonenumbers
 
 # A full number is a run of 9+ digits, separators allowed, that phonenumbers accepts as a valid
 # number with a "+" (after dropping a 00 international prefix).
-_DIGIT_RUN = re.compile(r"\+?\d[\d \-]{7,18}\d")
+# The run must stand alone: not part of a longer word, hex string or dashed id (UUIDs hold
+# runs like 4771-9603-17 that phonenumbers would accept).
+_DIGIT_RUN = re.compile(r"(?<![\w\-])\+?\d[\d \-]{7,18}\d(?![\w\-])")
 
 
 def full_numbers_in(text: str) -> list[str]:
