@@ -1,0 +1,134 @@
+"""Encrypted backups: restore into an empty directory finds every lead and a playable
+recording; a backup taken before an erasure cannot bring the erased recording back."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import wave
+
+import pytest
+
+from callengine import cli, crypto
+from callengine.flow import Strategy
+from callengine.model import Agent, Consent, widget_settings_from_input
+from callengine.recordings import RecordingUnavailable, RecordingVault
+from callengine.store import KeyStore, Store
+from tests.support.audio import assert_both_tones, scan_for_plaintext
+from tests.support.engine import DATA_KEY, DATA_KEY_B64
+from tests.support.recordings import seed_recording, two_tones
+
+ADMIN = "admin-token-0123456789abcdef"
+ANNA, BOB = "+48601234567", "+48601999888"
+
+
+@pytest.fixture
+def live(tmp_path, monkeypatch):
+    """A live installation: store, recordings, keystore, keys, config."""
+    private, public = crypto.generate_recipient_keypair()
+    crypto.save_private_key(tmp_path / "rec.key", private)
+    crypto.save_public_key(tmp_path / "rec.pub", public)
+    (tmp_path / "recordings").mkdir()
+    (tmp_path / "c.toml").write_text(
+        '[store]\ndatabase = "ce.db"\nrecordings_dir = "recordings"\nkeystore = "ks/ks.db"\n'
+        '[recording]\nroute = "rtp"\npublic_key_file = "rec.pub"\n'
+        'private_key_files = ["rec.key"]\n')
+    for name, value in (("CALLENGINE_ARI_PASSWORD", "x"), ("CALLENGINE_ADMIN_TOKEN", ADMIN),
+                        ("CALLENGINE_DATA_KEY", DATA_KEY_B64)):
+        monkeypatch.setenv(name, value)
+
+    async def seed() -> dict[str, str]:
+        async with Store.open(tmp_path / "ce.db", DATA_KEY) as store, \
+                KeyStore.open(tmp_path / "ks" / "ks.db") as keystore:
+            vault = RecordingVault(tmp_path / "recordings", keystore)
+            await store.add_agent(Agent("alice", "PJSIP/agent1"))
+            await store.add_group("sales", Strategy.RING_ALL, 20, ["alice"])
+            widget = await store.add_widget("shop", "Shop", widget_settings_from_input(
+                {"group": "sales", "allowed_regions": ["PL"]}), time.time())
+            ids = {}
+            for phone, name in ((ANNA, "Anna"), (BOB, "Bob")):
+                lead = await store.create_lead(
+                    widget, phone_e164=phone, phone_region="PL", phone_kind="mobile", name=name,
+                    email=None, consent=Consent(False, True, "v2"), now=time.time())
+                attempt = await store.start_attempt(lead.id, time.time())
+                ids[phone] = await seed_recording(store, vault, attempt, public, two_tones(2))
+            return ids
+
+    recordings = asyncio.run(seed())
+    return tmp_path, private, recordings
+
+
+def run(tmp_path, *args) -> int:
+    return cli.main(["--config", str(tmp_path / "c.toml"), *args])
+
+
+async def play(restored, keystore_path, recording_id: str, private: bytes) -> bytes:
+    async with Store.open(restored / "callengine.db", DATA_KEY) as store, \
+            KeyStore.open(keystore_path) as keystore:
+        recording = await store.get_recording(recording_id)
+        plain = await RecordingVault(restored / "recordings", keystore, [private]).open(recording)
+        return b"".join(plain.chunks)
+
+
+def test_backup_and_restore(live, capsys):
+    tmp_path, private, recordings = live
+    backup = tmp_path / "monday.cebak"
+    assert run(tmp_path, "backup", "--out", str(backup)) == 0
+    assert "2 lead(s), 2 recording(s)" in capsys.readouterr().out
+    assert backup.stat().st_mode & 0o777 == 0o600
+    raw = backup.read_bytes()
+    assert b"SQLite format 3" not in raw and b"Anna" not in raw  # all of it encrypted
+    assert scan_for_plaintext(tmp_path) == []
+    restored = tmp_path / "restored"
+    assert cli.main(["restore", str(backup), "--into", str(restored),
+                     "--key", str(tmp_path / "rec.key")]) == 0
+    assert (restored / "data.key").read_text().strip() == DATA_KEY_B64
+
+    async def check() -> None:
+        async with Store.open(restored / "callengine.db", DATA_KEY) as store:
+            leads = await store.list_leads()
+            assert sorted(lead.name for lead in leads) == ["Anna", "Bob"]
+            assert {lead.phone_e164 for lead in leads} == {ANNA, BOB}
+        pcm = await play(restored, tmp_path / "ks" / "ks.db", recordings[ANNA], private)
+        assert_both_tones(pcm)
+        assert len(pcm) == 2 * 32000
+
+    asyncio.run(check())
+    # a second restore into the same directory is refused, nothing touched
+    assert cli.main(["restore", str(backup), "--into", str(restored),
+                     "--key", str(tmp_path / "rec.key")]) == 1
+    assert "not empty" in capsys.readouterr().err
+
+
+def test_backup_before_erasure_cannot_resurrect_the_recording(live, capsys):
+    tmp_path, private, recordings = live
+    backup = tmp_path / "monday.cebak"
+    assert run(tmp_path, "backup", "--out", str(backup)) == 0
+    assert run(tmp_path, "subject", "erase", ANNA, "--yes") == 0
+    restored = tmp_path / "restored"
+    assert cli.main(["restore", str(backup), "--into", str(restored),
+                     "--key", str(tmp_path / "rec.key")]) == 0
+    assert (restored / "recordings" / f"{recordings[ANNA]}.cerec").exists()  # the ciphertext …
+    with pytest.raises(RecordingUnavailable, match="crypto-shredded"):  # … but its key is gone
+        asyncio.run(play(restored, tmp_path / "ks" / "ks.db", recordings[ANNA], private))
+    assert_both_tones(asyncio.run(play(restored, tmp_path / "ks" / "ks.db", recordings[BOB],
+                                       private)))
+
+
+def test_restore_refuses_wrong_key_and_tampering(live, capsys):
+    tmp_path, _, _ = live
+    backup = tmp_path / "b.cebak"
+    assert run(tmp_path, "backup", "--out", str(backup)) == 0
+    other, _ = crypto.generate_recipient_keypair()
+    crypto.save_private_key(tmp_path / "other.key", other)
+    assert cli.main(["restore", str(backup), "--into", str(tmp_path / "r1"),
+                     "--key", str(tmp_path / "other.key")]) == 1
+    assert "WrongKeyError" in capsys.readouterr().err
+    data = bytearray(backup.read_bytes())
+    data[len(data) // 2] ^= 0x40
+    backup.write_bytes(bytes(data))
+    assert cli.main(["restore", str(backup), "--into", str(tmp_path / "r2"),
+                     "--key", str(tmp_path / "rec.key")]) == 1
+    assert "TamperedError" in capsys.readouterr().err
+    assert not (tmp_path / "r2").exists() and not (tmp_path / "r1").exists()
+    assert not list(tmp_path.glob(".r*.restoring-*"))  # nothing half-restored left behind
