@@ -20,6 +20,7 @@ from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from callengine.access import Principal, Role
 from callengine.recordings import RecordingVault
 from callengine.store import Store
 
@@ -30,6 +31,7 @@ LEASE = "purge"
 LEASE_TTL_S = 300.0  # renewed every batch; a purge that died frees the lease after this
 RECORDING_BATCH = 1000
 LEAD_BATCH = 5000
+RETENTION = Principal("retention", Role.ADMIN)  # who the audit log says purged
 
 
 @dataclass
@@ -116,6 +118,9 @@ class Purger:
             await self._store.release_lease(LEASE, self._owner)
         if report.leads or report.recordings or report.lead_recordings:
             log.info("retention: %s", report.summary())
+            await self._store.audit(
+                RETENTION, "retention.purge", f"leads:{report.leads}",
+                f"recordings:{report.recordings + report.lead_recordings}", now)
         return report
 
     async def _renew(self, now: float) -> None:
