@@ -368,18 +368,6 @@ def asterisk_uid(asterisk) -> int:
     raise AssertionError("no Uid line")
 
 
-def asterisk_gid(asterisk) -> int | None:
-    """Group Asterisk writes the FIFOs as: the chroot's `asterisk` group when we are root (and
-    scripts/asterisk makes Asterisk drop to that user); None otherwise (one uid)."""
-    if os.geteuid() != 0:
-        return None
-    for line in (asterisk.chroot / "etc" / "group").read_text().splitlines():
-        name, _, gid, *_ = line.split(":")
-        if name == "asterisk":
-            return int(gid)
-    return None
-
-
 @dataclass
 class FifoEnv:
     dir: Path  # host path
@@ -390,7 +378,7 @@ class FifoEnv:
 @pytest.fixture
 def fifo_env(asterisk):
     d = asterisk.state_dir / FIFO_SUBDIR
-    group = asterisk_gid(asterisk)
+    group = asterisk.group_id
     ensure_fifo_dir(d, group)
     for leftover in d.iterdir():  # a previous run that died
         leftover.unlink()
