@@ -238,10 +238,16 @@ def test_runs_as_ordinary_user(asterisk):
     for path in (tmp_path, chroot, var):
         os.chown(path, nobody, nobody)
     env = dict(os.environ, CALLENGINE_CHROOT=str(chroot), CALLENGINE_VAR=str(var), HOME=str(tmp_path))
+    # The checkout itself may sit below a directory only root can enter (CI clones anywhere):
+    # the user runs a copy of what the script reads.
+    repo = tmp_path / "repo"
+    for part in ("scripts", "asterisk-conf", "dialplan", "tests/asterisk-test"):
+        shutil.copytree(SCRIPT.parents[1] / part, repo / part)
+    script = repo / "scripts" / "asterisk"
 
     def as_nobody(*args, check=True):
         return subprocess.run(
-            ["setpriv", f"--reuid={nobody}", f"--regid={nobody}", "--clear-groups", "--", str(SCRIPT), *args],
+            ["setpriv", f"--reuid={nobody}", f"--regid={nobody}", "--clear-groups", "--", str(script), *args],
             env=env, capture_output=True, text=True, timeout=60, check=check,
         )
 
