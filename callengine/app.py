@@ -94,16 +94,21 @@ async def _serve(config: Config, store: Store, ari: AriClient, vault: RecordingV
     await site.start()
     port = runner.addresses[0][1]
     log.info("HTTP API on %s:%d", config.http.host, port)
-    purges = start_schedule(Purger(store, vault), interval_s=config.retention_interval_s)
     try:
-        async with asyncio.TaskGroup() as tasks:
-            engine_task = tasks.create_task(engine.run(), name="engine")
+        # The purge gets its own connection: with WAL, intake keeps reading while it writes.
+        async with Store.open(config.database, config.data_key) as purge_store:
+            purges = start_schedule(Purger(purge_store, vault),
+                                    interval_s=config.retention_interval_s)
             try:
-                yield Running(store, engine, port)
+                async with asyncio.TaskGroup() as tasks:
+                    engine_task = tasks.create_task(engine.run(), name="engine")
+                    try:
+                        yield Running(store, engine, port)
+                    finally:
+                        engine_task.cancel()
             finally:
-                engine_task.cancel()
+                purges.shutdown(wait=False)
     finally:
-        purges.shutdown(wait=False)
         await runner.cleanup()
 
 
