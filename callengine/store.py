@@ -670,7 +670,10 @@ class Store:
     async def checkpoint(self) -> None:
         """Fold the WAL back now (PASSIVE: never waits), so the next small write doesn't pay
         for merging a whole purge batch."""
-        await self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        try:
+            await self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.OperationalError:
+            pass  # busy or a statement open on this connection: the next batch will do it
 
     async def count_tombstones(self, widget_id: str | None = None) -> int:
         where, params = ("WHERE widget_id = ?", (widget_id,)) if widget_id else ("", ())
