@@ -1,0 +1,876 @@
+"""How fast does a retention purge go, and what does it do to lead intake while it runs?
+
+    .venv/bin/python bench/bench_purge.py [--leads 1000000] [--recordings 100000]
+    .venv/bin/python bench/bench_purge.py --quick          # 50,000 leads, 5,000 recordings
+
+Targets (the issue): purge 1,000,000 expired leads and 100,000 recordings in <= 60 s on a
+2-core machine; intake p99 latency while the purge runs <= 2x the idle p99.
+
+Seeding (not measured). A fresh store, keystore and recordings directory in a temporary
+directory on disk (`--dir`, default /var/tmp; the file system type is printed, tmpfs is
+refused unless --allow-tmpfs). One widget (lead retention 30 days, recording retention 7 days,
+rate limits at their maxima). N closed leads created 35..400 days ago, each with one finished
+attempt; M of them (evenly spread) with one real recording: 2 s of 16 kHz audio written by
+RecordingSink to its own X25519 key, that key sealed for the recipient and kept in the
+keystore, as the engine does (RecordingVault.new_file_key). Rows are bulk-inserted with
+sqlite3 directly (the Store API does one transaction per row: far too slow for a million);
+personal fields are encrypted with the store's own FieldCipher, so rows are as big as real
+ones. Rows are built, and recordings written, by a process pool, then os.sync() so no dirty
+page of the seeding is left for the purge's os.sync() to pay for.
+
+Measured, in this process, as the engine runs it: the real aiohttp app (make_app) on
+127.0.0.1 and `Purger.run(now)` on the same event loop and the same Store (the engine's
+APScheduler job runs the purge in the engine's own loop). The load generator is a
+subprocess (this script with --loadgen), so its clock isn't stalled by what it measures: an
+open loop at --rate requests/s, each a valid lead for a fresh Polish mobile number (no rate
+limit can trip), latency from send to the last byte of the response.
+
+  1. idle:   --idle-seconds of intake, no purge (after a short warm-up)
+  2. purge:  intake at the same rate while Purger.run(now) purges everything expired
+
+Printed: purge wall time and CPU (this process, and per thread: event loop, store's SQLite
+thread, keystore's SQLite thread), leads/s and recordings/s per phase, where the purge's time
+goes (every Store/vault call it makes is timed by wrapping it), event-loop stalls, I/O, and
+intake p50/p95/p99 idle vs during the purge with the p99 ratio. With --profile FILE, py-spy
+samples this process during the purge (raw collapsed stacks to FILE; top frames printed).
+
+Diagnosis only (each is printed in yellow when used; none is the shipped code):
+--what-if-index adds an index on recordings(attempt_id); --what-if-live-recordings adds a
+partial index of live recordings and drives the purge's two recording queries from it;
+--what-if-pragma and --what-if-lead-batch change the store connection or the batch size.
+--max-purge-seconds cancels the purge (safe: batches are atomic) and extrapolates.
+
+Checked afterwards (exit 1 if any fails; timings are never asserted): the purge reports N
+leads and M recordings; no expired lead is left; N tombstones; no recording file, no
+recording row and no keystore entry is left; every accepted intake lead is still there.
+With --max-purge-seconds: consistency instead (every expired lead kept or tombstoned, no key
+without its file, no file without its live row).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import shutil
+import signal
+import sqlite3
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import defaultdict
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+DAY = 86400.0
+WIDGET_ID = "shop"
+LEAD_RETENTION_DAYS = 30
+RECORDING_RETENTION_DAYS = 7
+OLDEST_DAYS, YOUNGEST_DAYS = 400.0, 35.0  # seeded leads' ages: all past both retentions
+DATA_KEY = bytes(range(32))  # as tests/support/engine.py
+ADMIN_TOKEN = "bench-admin-token-0123456789"
+AUDIO_SECONDS = 2.0
+SEED_CHUNK = 10_000  # leads per seeding task
+FIRST = ["Anna", "Piotr", "Maria", "Krzysztof", "Katarzyna", "Tomasz", "Agnieszka", "Paweł"]
+LAST = ["Nowak", "Kowalska", "Wiśniewski", "Wójcik", "Kamińska", "Lewandowski", "Zielińska"]
+
+
+# ---- seeding (worker processes) ---------------------------------------------------------------
+
+_W: dict[str, Any] = {}
+
+
+def _worker_init(data_key: bytes, recipient_public: bytes, recordings_dir: str) -> None:
+    from callengine.crypto import FieldCipher
+
+    rate = 16000
+    n = int(AUDIO_SECONDS * rate)
+    tone = struct.pack(f"<{n}h", *(int(8000 * math.sin(2 * math.pi * 440 * i / rate))
+                                  for i in range(n)))
+    _W.update(cipher=FieldCipher(data_key), public=recipient_public,
+              dir=Path(recordings_dir), pcm=tone)
+
+
+@dataclass
+class SeedPlan:
+    leads: int
+    recordings: int
+    now: float
+
+    @property
+    def rec_every(self) -> int:
+        return max(1, self.leads // self.recordings) if self.recordings else 0
+
+    def has_recording(self, i: int) -> bool:
+        return bool(self.recordings) and i % self.rec_every == 0 and i // self.rec_every < self.recordings
+
+
+def _seed_chunk(start: int, stop: int, plan: SeedPlan) -> tuple[list, list, list, list]:
+    """Rows for leads [start, stop) and their attempts; recordings written to disk, with their
+    rows and sealed keys. Column lists: see the INSERTs in seed()."""
+    from callengine import crypto
+    from callengine.recorder import RecordingSink, new_recording_id
+    from callengine.recordings import key_context
+
+    cipher, public, directory, pcm = _W["cipher"], _W["public"], _W["dir"], _W["pcm"]
+    recipient_kid = crypto.key_id(public).hex()
+    span = (OLDEST_DAYS - YOUNGEST_DAYS) * DAY
+    leads, attempts, recordings, keys = [], [], [], []
+    for i in range(start, stop):
+        lead_id, attempt_id = str(uuid.uuid4()), str(uuid.uuid4())
+        created = plan.now - OLDEST_DAYS * DAY + span * i / plan.leads  # oldest first, as in life
+        phone = f"+4850{i:07d}"
+        name = f"{FIRST[i % len(FIRST)]} {LAST[(i // len(FIRST)) % len(LAST)]}"
+        email = f"lead{i}@example.com"
+        recorded = plan.has_recording(i)
+        closed = created + 150.0
+        leads.append((
+            lead_id, WIDGET_ID, cipher.number_hash(phone),
+            cipher.encrypt(phone, f"leads.phone:{lead_id}"), "PL", "mobile",
+            cipher.encrypt(name, f"leads.name:{lead_id}"),
+            cipher.encrypt(email, f"leads.email:{lead_id}"),
+            i % 2, int(recorded), "v7", "done", None, "connected", None, 1, None,
+            created, closed, closed,
+        ))
+        attempts.append((attempt_id, lead_id, 1, "done", created + 5.0, closed, "connected",
+                         16, None, "alice", 4.0, 7.5, 120.0, 1))
+        if recorded:
+            recording_id = new_recording_id()
+            # As RecordingVault.new_file_key: a key pair per recording, its private half sealed
+            # for the recipient and kept in the keystore, the file written to its public half.
+            file_private, file_public = crypto.generate_recipient_keypair()
+            sealed = crypto.seal(file_private, public, key_context(recording_id))
+            sink = RecordingSink(directory, file_public, recording_id=recording_id)
+            sink.feed(pcm)
+            summary = sink.close()
+            started = created + 40.0
+            recordings.append((recording_id, lead_id, attempt_id, "fifo", recipient_kid,
+                               "complete", started, started + summary.duration_s,
+                               summary.duration_s, summary.bytes_in, summary.segments,
+                               summary.sha256, None, None))
+            keys.append((recording_id, sealed, started))
+    return leads, attempts, recordings, keys
+
+
+# These mirror the schema in callengine/store.py (MIGRATIONS) and the keystore's table
+# (store.KeyStore): bulk inserts for seeding speed only; the purge itself runs the real code.
+INSERT_LEAD = (
+    "INSERT INTO leads (id, widget_id, phone_hash, phone_enc, phone_region, phone_kind,"
+    " name_enc, email_enc, consent_marketing, consent_recording, clause_version, status,"
+    " progress, outcome, cause, attempts, next_attempt_at, created_at, updated_at, closed_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+INSERT_ATTEMPT = (
+    "INSERT INTO attempts (id, lead_id, number, status, started_at, ended_at, outcome, q850,"
+    " cause, agent, agent_ring_s, visitor_ring_s, talk_s, connected)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+INSERT_RECORDING = (
+    "INSERT INTO recordings (id, lead_id, attempt_id, route, key_id, status, started_at,"
+    " ended_at, duration_s, bytes, segments, sha256, problem, deleted_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# --what-if-*: proposals measured on the seeded store, not the shipped schema or queries.
+WHAT_IF_INDEX = "CREATE INDEX bench_recordings_attempt ON recordings(attempt_id)"
+WHAT_IF_LIVE_INDEX = ("CREATE INDEX bench_recordings_live ON recordings(started_at)"
+                      " WHERE status NOT IN ('deleted', 'recording')")
+WHAT_IF_LIVE_FROM = (  # CROSS JOIN: SQLite keeps the recordings (the partial index) outermost
+    " FROM recordings r CROSS JOIN leads l ON l.id = r.lead_id"
+    " WHERE r.status NOT IN ('deleted', 'recording') AND r.started_at < ? AND l.widget_id = ?")
+INSERT_KEY = "INSERT INTO recording_keys (recording_id, sealed_key, created_at) VALUES (?, ?, ?)"
+
+
+async def create_store(paths: Paths, now: float) -> str:
+    """Schema, agent, group and widget through the real Store; returns the widget's public key."""
+    from callengine.flow import Strategy
+    from callengine.model import Agent, widget_settings_from_input
+    from callengine.store import KeyStore, Store
+
+    async with Store.open(paths.db, DATA_KEY) as store, KeyStore.open(paths.keystore):
+        await store.add_agent(Agent("alice", "PJSIP/alice"))
+        await store.add_group("sales", Strategy.RING_ALL, 20, ["alice"])
+        widget = await store.add_widget(WIDGET_ID, "Shop", widget_settings_from_input({
+            "group": "sales", "allowed_regions": ["PL"],
+            "lead_retention_days": LEAD_RETENTION_DAYS,
+            "recording_retention_days": RECORDING_RETENTION_DAYS,
+            "max_leads_per_number_per_day": 100, "max_leads_per_hour": 100_000,
+        }), now - 500 * DAY)
+        return widget.public_key
+
+
+def seed(paths: Paths, plan: SeedPlan, recipient_public: bytes, console) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    db = sqlite3.connect(paths.db, isolation_level=None)
+    keys_db = sqlite3.connect(paths.keystore, isolation_level=None)
+    for conn in (db, keys_db):
+        conn.execute("PRAGMA synchronous=OFF")
+        conn.execute("PRAGMA cache_size=-262144")
+    workers = os.cpu_count() or 2
+    chunks = [(s, min(s + SEED_CHUNK, plan.leads)) for s in range(0, plan.leads, SEED_CHUNK)]
+    pool = ProcessPoolExecutor(workers, mp_context=get_context("fork"), initializer=_worker_init,
+                               initargs=(DATA_KEY, recipient_public, str(paths.recordings)))
+    columns = (TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    with pool, Progress(*columns, console=console) as progress:
+        lead_task = progress.add_task("leads + attempts", total=plan.leads)
+        rec_task = progress.add_task("recordings (files)", total=plan.recordings)
+        pending: list[Future] = []
+        queue = iter(chunks)
+
+        def submit() -> None:
+            chunk = next(queue, None)
+            if chunk is not None:
+                pending.append(pool.submit(_seed_chunk, *chunk, plan))
+
+        for _ in range(workers * 2):  # bounded: rows don't pile up in memory
+            submit()
+        while pending:
+            leads, attempts, recordings, keys = pending.pop(0).result()
+            submit()
+            db.execute("BEGIN")
+            db.executemany(INSERT_LEAD, leads)
+            db.executemany(INSERT_ATTEMPT, attempts)
+            db.executemany(INSERT_RECORDING, recordings)
+            db.execute("COMMIT")
+            if keys:
+                keys_db.execute("BEGIN")
+                keys_db.executemany(INSERT_KEY, keys)
+                keys_db.execute("COMMIT")
+            progress.advance(lead_task, len(leads))
+            progress.advance(rec_task, len(recordings))
+    for conn in (db, keys_db):
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.close()
+
+
+# ---- load generator (subprocess) ----------------------------------------------------------
+
+
+def loadgen_main(args: argparse.Namespace) -> None:
+    """Open loop: request k is sent at t0 + k/rate whatever happened to the ones before, until
+    --duration elapses or a line (or EOF) arrives on stdin; then waits for every answer and
+    prints [[sent (CLOCK_MONOTONIC, system-wide), latency s, HTTP status or 0], ...] as JSON."""
+    asyncio.run(_loadgen(args))
+
+
+async def _loadgen(args: argparse.Namespace) -> None:
+    import aiohttp
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+
+    def watch_stdin() -> None:
+        sys.stdin.readline()
+        loop.call_soon_threadsafe(stop.set)
+
+    if args.duration <= 0:  # else stdin is not ours to watch (communicate() closes it at once)
+        threading.Thread(target=watch_stdin, daemon=True).start()
+    results: list[list[float]] = []
+    timeout = aiohttp.ClientTimeout(total=60)
+
+    async def send(session: aiohttp.ClientSession, k: int) -> None:
+        body = {"phone": f"+4869{args.number_base + k:07d}", "name": "Jan Kowalski",
+                "email": f"visitor{k}@example.com",
+                "consent": {"marketing": False, "recording": True}, "clause_version": "v7"}
+        sent = time.monotonic()
+        status = 0
+        try:
+            async with session.post(args.loadgen, json=body) as response:
+                await response.read()
+                status = response.status
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            pass
+        results.append([sent, time.monotonic() - sent, status])
+
+    async with aiohttp.ClientSession(timeout=timeout,
+                                     connector=aiohttp.TCPConnector(limit=0)) as session:
+        tasks = []
+        t0 = time.monotonic()
+        k = 0
+        while not stop.is_set() and (args.duration <= 0 or k / args.rate < args.duration):
+            delay = t0 + k / args.rate - time.monotonic()
+            if delay > 0:
+                try:
+                    await asyncio.wait_for(stop.wait(), delay)
+                    break
+                except asyncio.TimeoutError:
+                    pass
+            tasks.append(asyncio.create_task(send(session, k)))
+            k += 1
+        await asyncio.gather(*tasks)
+    json.dump(results, sys.stdout)
+
+
+class LoadGen:
+    def __init__(self, url: str, rate: float, number_base: int, duration: float = 0.0):
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "--loadgen", url, "--rate", str(rate),
+             "--number-base", str(number_base), "--duration", str(duration)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=REPO)
+
+    async def results(self, stop: bool = False) -> list[list[float]]:
+        def finish() -> bytes:
+            out, _ = self.process.communicate(b"stop\n" if stop else None)
+            return out
+
+        out = await asyncio.to_thread(finish)
+        if self.process.returncode != 0:
+            raise RuntimeError(f"load generator failed ({self.process.returncode})")
+        return json.loads(out)
+
+
+# ---- measuring ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Paths:
+    root: Path
+    db: Path = field(init=False)
+    keystore: Path = field(init=False)
+    recordings: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.db = self.root / "callengine.db"
+        self.keystore = self.root / "keystore.db"
+        self.recordings = self.root / "recordings"
+
+
+class Timers:
+    """Wall time of each call the purge makes (wrapped on the instances: the code is the real
+    code), with the first time each was seen, to split the purge into its phases."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, list[float]] = defaultdict(list)
+        self.first: dict[str, float] = {}
+        self.samples: dict[str, list[tuple[float, float]]] = defaultdict(list)
+        self._patched: list[tuple[Any, str, Any]] = []
+
+    def restore(self) -> None:
+        for obj, name, original in reversed(self._patched):
+            setattr(obj, name, original)
+        self._patched.clear()
+
+    def record(self, name: str, start: float, keep: bool) -> None:
+        elapsed = time.monotonic() - start
+        self.calls[name].append(elapsed)
+        self.first.setdefault(name, start)
+        if keep:
+            self.samples[name].append((start, elapsed))
+
+    def wrap(self, obj: Any, name: str, label: str | None = None, keep: bool = False) -> None:
+        original = getattr(obj, name)
+        self._patched.append((obj, name, original))
+        label = label or name
+
+        if asyncio.iscoroutinefunction(original):
+            async def timed(*args, **kwargs):
+                start = time.monotonic()
+                try:
+                    return await original(*args, **kwargs)
+                finally:
+                    self.record(label, start, keep)
+        else:
+            def timed(*args, **kwargs):
+                start = time.monotonic()
+                try:
+                    return original(*args, **kwargs)
+                finally:
+                    self.record(label, start, keep)
+        setattr(obj, name, timed)
+
+
+class LoopLag:
+    """How late a 10 ms sleep wakes up: the event loop was busy (blocked) for that long."""
+
+    def __init__(self) -> None:
+        self.lags: list[tuple[float, float]] = []
+        self._task: asyncio.Task | None = None
+
+    async def _run(self) -> None:
+        while True:
+            start = time.monotonic()
+            await asyncio.sleep(0.01)
+            self.lags.append((start, time.monotonic() - start - 0.01))
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+
+    def window(self, t0: float, t1: float) -> list[float]:
+        return [lag for start, lag in self.lags if t0 <= start <= t1]
+
+
+def thread_cpu() -> dict[int, float]:
+    """CPU seconds (user + system) of each thread of this process, by native thread id."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            stat = Path(f"/proc/self/task/{tid}/stat").read_text()
+        except FileNotFoundError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        out[int(tid)] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def machine_cpu() -> tuple[float, float, float]:
+    """(busy, iowait, total) jiffies of the whole machine."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle, iowait = values[3], values[4]
+    total = sum(values[:8])
+    return total - idle - iowait, iowait, total
+
+
+def proc_io() -> dict[str, int]:
+    out = {}
+    for line in Path("/proc/self/io").read_text().splitlines():
+        key, _, value = line.partition(":")
+        out[key] = int(value)
+    return out
+
+
+def fs_of(path: Path) -> str:
+    best, kind = "", "?"
+    target = str(path.resolve())
+    for line in Path("/proc/mounts").read_text().splitlines():
+        device, mount, fstype = line.split()[:3]
+        if (target == mount or target.startswith(mount.rstrip("/") + "/")) and len(mount) > len(best):
+            best, kind = mount, f"{fstype} on {device} (mounted at {mount})"
+    return kind
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
+
+
+def du(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.iterdir()) if path.is_dir() else path.stat().st_size
+
+
+# ---- the run ---------------------------------------------------------------------------------
+
+
+async def measure(args: argparse.Namespace, paths: Paths, public_key: str, plan: SeedPlan,
+                  console) -> list[str]:
+    from aiohttp import web
+    from rich.table import Table
+
+    from callengine import crypto, recordings as recordings_mod, retention
+    from callengine.recordings import RecordingVault
+    from callengine.retention import Purger, PurgeReport
+    from callengine.store import KeyStore, Store
+    from callengine.web import WebDeps, make_app
+
+    failures: list[str] = []
+    py_spy = None
+    if args.profile:
+        py_spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
+        if py_spy is None:
+            raise SystemExit("--profile needs py-spy (pip install py-spy)")
+    async with Store.open(paths.db, DATA_KEY) as store, KeyStore.open(paths.keystore) as keystore:
+        vault = RecordingVault(paths.recordings, keystore)
+        timers = Timers()
+        for pragma in args.what_if_pragma:
+            await store._db.execute(f"PRAGMA {pragma}")
+            console.print(f"[yellow]what-if[/]: PRAGMA {pragma} on the store's connection")
+        if args.what_if_lead_batch:
+            retention.LEAD_BATCH = args.what_if_lead_batch
+            console.print(f"[yellow]what-if[/]: retention.LEAD_BATCH = {args.what_if_lead_batch}")
+        if args.what_if_live_recordings:
+            what_if_recording_queries(store)
+            console.print("[yellow]what-if[/]: Store.expired_recordings and"
+                          " count_expired_recordings replaced by:"
+                          f" SELECT r.id, r.lead_id{WHAT_IF_LIVE_FROM} LIMIT ?")
+        runner = web.AppRunner(make_app(WebDeps(store, ADMIN_TOKEN, lambda: None, vault=vault)),
+                               access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        url = f"http://127.0.0.1:{port}/api/v1/widgets/{public_key}/leads"
+        lag = LoopLag()
+        lag.start()
+        for name in ("get_widget_by_key", "create_lead"):
+            timers.wrap(store, name, f"intake.{name}", keep=True)
+
+        idle: list[list[float]] = []
+        idle_cpu = 0.0
+        if args.rate > 0:
+            console.print(f"[bold]idle intake[/]: {args.rate:g} req/s for {args.idle_seconds:g} s "
+                          f"(after {args.warmup:g} s of warm-up) → {url.split('/api')[0]}")
+            c0, w0 = time.process_time(), time.monotonic()
+            idle_all = await LoadGen(url, args.rate, 0, args.warmup + args.idle_seconds).results()
+            idle_cpu = (time.process_time() - c0) / (time.monotonic() - w0)
+            start = min(r[0] for r in idle_all) + args.warmup
+            idle = [r for r in idle_all if r[0] >= start]
+
+        # Every call the purge makes, timed.
+        for name in ("list_widgets", "acquire_lease", "release_lease", "count_expired_leads",
+                     "count_expired_recordings", "expired_recordings", "mark_recordings_deleted",
+                     "expired_leads", "live_recording_ids", "purge_leads"):
+            timers.wrap(store, name, f"store.{name}")
+        timers.wrap(vault, "shred", "vault.shred")
+        timers.wrap(keystore, "delete", "  keystore.delete")
+        timers.wrap(crypto, "destroy_key", "  crypto.destroy_key (each file)")
+        timers.wrap(recordings_mod.os, "sync", "  os.sync")
+        purger = Purger(store, vault)
+
+        loadgen = LoadGen(url, args.rate, 5_000_000) if args.rate > 0 else None
+        if loadgen:
+            await asyncio.sleep(2.0)
+        profiler = None
+        if args.profile:
+            profiler = subprocess.Popen(
+                [py_spy, "record", "--pid", str(os.getpid()), "--rate", "100", "--threads",
+                 "--nonblocking", "--format", "raw", "--output", args.profile],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            await asyncio.sleep(1.0)
+        now = time.time()
+        threads0, cpu0, machine0, io0 = thread_cpu(), time.process_time(), machine_cpu(), proc_io()
+        t0 = time.monotonic()
+        last_note = [t0]
+        done_so_far = {"recordings": 0, "leads": 0}  # committed batches, for a capped run
+
+        def progress(what: str, done: int, total: int) -> None:
+            done_so_far[what] = done
+            moment = time.monotonic()
+            if moment - last_note[0] >= 5 or done == total:
+                last_note[0] = moment
+                console.print(f"  {moment - t0:6.1f} s  {what}: {done:,}/{total:,}")
+
+        console.print(f"[bold]purge[/]: Purger.run(now) with intake at {args.rate:g} req/s")
+        task = asyncio.create_task(purger.run(now, progress=progress))
+        await asyncio.wait({task}, timeout=args.max_purge_seconds or None)
+        capped = not task.done()
+        if capped:
+            # Interrupting a purge is safe by design (atomic batches): the rest stays for later.
+            t1 = time.monotonic()
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+            report = PurgeReport(recordings=done_so_far["recordings"], leads=done_so_far["leads"])
+        else:
+            report = task.result()
+            t1 = time.monotonic()
+        threads1, cpu1, machine1, io1 = thread_cpu(), time.process_time(), machine_cpu(), proc_io()
+        if profiler:
+            profiler.send_signal(signal.SIGINT)
+            await asyncio.to_thread(profiler.wait, 30)
+        during: list[list[float]] = []
+        if loadgen:
+            await asyncio.sleep(1.0)
+            during_all = await loadgen.results(stop=True)
+            during = [r for r in during_all if t0 <= r[0] <= t1]
+        lag.stop()
+        timers.restore()
+        await runner.cleanup()
+
+        # ---- figures ----
+        wall, cpu = t1 - t0, cpu1 - cpu0
+        names = {threading.main_thread().native_id: "event loop (main)",
+                 store._db._thread.native_id: "store SQLite thread",
+                 keystore._db._thread.native_id: "keystore SQLite thread"}
+        per_thread: dict[str, float] = defaultdict(float)
+        for tid, seconds in threads1.items():
+            per_thread[names.get(tid, "other threads")] += seconds - threads0.get(tid, 0.0)
+        busy = machine1[0] - machine0[0]
+        iowait = machine1[1] - machine0[1]
+        total = machine1[2] - machine0[2]
+        ncpu = os.cpu_count() or 1
+        first_leads = timers.first.get("store.expired_leads", t1)
+        rec_phase = first_leads - t0
+        lead_phase = t1 - first_leads
+        console.print()
+        console.print(f"[bold]purge result[/]: {report.summary()} "
+                      f"(recordings {report.recordings:,}, leads {report.leads:,}, "
+                      f"recordings with their lead {report.lead_recordings:,})")
+        if capped:
+            console.print(f"[red]INCOMPLETE[/]: cancelled after --max-purge-seconds "
+                          f"{args.max_purge_seconds:g}; counts are committed batches only")
+        console.print(f"purge wall time     {wall:8.2f} s   (target ≤ 60 s)")
+        console.print(f"purge CPU (process) {cpu:8.2f} s   = {cpu / wall:.2f} cores"
+                      f"; intake at idle costs {idle_cpu:.3f} cores of it")
+        for name in ("event loop (main)", "store SQLite thread", "keystore SQLite thread",
+                     "other threads"):
+            console.print(f"    {name:<24}{per_thread.get(name, 0.0):8.2f} s")
+        console.print(f"machine CPU         busy {busy / total * ncpu:.2f} of {ncpu} cores, "
+                      f"iowait {iowait / total * ncpu:.2f} cores")
+        console.print(f"I/O of this process  wrote {(io1['write_bytes'] - io0['write_bytes']) / 1e6:,.0f} MB,"
+                      f" read {(io1['read_bytes'] - io0['read_bytes']) / 1e6:,.0f} MB")
+        console.print(f"recordings phase    {rec_phase:8.2f} s   "
+                      f"{report.recordings / rec_phase if rec_phase > 0 else 0:10,.0f} recordings/s")
+        console.print(f"leads phase         {lead_phase:8.2f} s   "
+                      f"{report.leads / lead_phase if lead_phase > 0 else 0:10,.0f} leads/s")
+        console.print(f"overall             {report.leads / wall:10,.0f} leads/s, "
+                      f"{(report.recordings + report.lead_recordings) / wall:,.0f} recordings/s")
+        if capped:
+            if "store.expired_leads" not in timers.first:
+                rate = report.recordings / rec_phase if report.recordings else 0.0
+                console.print(f"extrapolated: recordings phase alone ≈ "
+                              f"{plan.recordings / rate if rate else float('inf'):,.0f} s")
+            elif report.leads:
+                rate = report.leads / lead_phase
+                console.print(
+                    f"extrapolated at this rate: {rec_phase + plan.leads / rate:,.0f} s in all"
+                    f" ({plan.leads - report.leads:,} leads to go at {rate:,.0f}/s; an upper"
+                    f" bound if the cost per lead falls as the tables shrink)")
+            else:
+                console.print("extrapolated: no lead batch committed within the cap")
+
+        table = Table(title="where the purge's time goes (wall time of each call, awaited in turn)")
+        for column in ("call", "calls", "total s", "% of purge", "mean ms", "max ms"):
+            table.add_column(column, justify="left" if column == "call" else "right")
+        for name, values in timers.calls.items():
+            if name.startswith("intake."):
+                continue
+            table.add_row(name, f"{len(values):,}", f"{sum(values):.2f}",
+                          f"{100 * sum(values) / wall:.1f}",
+                          f"{1000 * statistics.fmean(values):.1f}", f"{1000 * max(values):.1f}")
+        console.print(table)
+        stalls = lag.window(t0, t1)
+        if stalls:
+            long = [s for s in stalls if s > 0.05]
+            console.print(f"event loop stalls during the purge: max {1000 * max(stalls):.0f} ms, "
+                          f"{len(long)} over 50 ms totalling {sum(long):.2f} s")
+
+        if args.rate > 0:
+            table = Table(title=f"intake latency (ms), open loop at {args.rate:g} req/s")
+            for column in ("", "requests", "not 201", "p50", "p95", "p99", "max"):
+                table.add_column(column, justify="right")
+            rows = {}
+            for label, sample in (("idle", idle), ("during purge", during)):
+                ok = [r[1] for r in sample]
+                rows[label] = ok
+                bad = sum(1 for r in sample if r[2] != 201)
+                table.add_row(label, f"{len(sample):,}", f"{bad}",
+                              *(f"{1000 * pct(ok, q):.1f}" for q in (50, 95, 99, 100)))
+            console.print(table)
+            idle99, during99 = pct(rows["idle"], 99), pct(rows["during purge"], 99)
+            console.print(f"intake p99 during/idle = {during99 * 1000:.1f} / {idle99 * 1000:.1f} ms"
+                          f" = [bold]{during99 / idle99:.1f}x[/] (target ≤ 2)")
+            for name in ("intake.get_widget_by_key", "intake.create_lead"):
+                inside = [e for s, e in timers.samples[name] if t0 <= s <= t1]
+                before = [e for s, e in timers.samples[name] if s < t0 - 2.0]
+                console.print(f"  server side {name[7:]:<18} p99 idle {1000 * pct(before, 99):7.1f} ms,"
+                              f" during purge {1000 * pct(inside, 99):7.1f} ms")
+            accepted = sum(1 for r in idle_all + during_all if r[2] == 201)
+        if profiler:
+            print_profile(Path(args.profile), console)
+
+    # ---- checks (plain sqlite3, the store closed) ----
+    cutoff = now - LEAD_RETENTION_DAYS * DAY
+    db = sqlite3.connect(paths.db)
+    expired_left = db.execute("SELECT COUNT(*) FROM leads WHERE status = 'done' AND created_at < ?",
+                              (cutoff,)).fetchone()[0]
+    tombstones = db.execute("SELECT COUNT(*) FROM lead_tombstones WHERE reason = 'retention'"
+                            ).fetchone()[0]
+    recording_rows = db.execute("SELECT COUNT(*) FROM recordings").fetchone()[0]
+    attempts_left = db.execute("SELECT COUNT(*) FROM attempts").fetchone()[0]
+    leads_left = db.execute("SELECT COUNT(*) FROM leads").fetchone()[0]
+    db.close()
+    keys_left = sqlite3.connect(paths.keystore).execute(
+        "SELECT COUNT(*) FROM recording_keys").fetchone()[0]
+    files_left = sum(1 for _ in paths.recordings.iterdir())
+    live_rows = db_count(paths.db, "SELECT COUNT(*) FROM recordings WHERE status != 'deleted'")
+    if capped:
+        # Not finished: what went, went whole, in the order that can't leave a readable file.
+        checks = [
+            ("every expired lead kept or tombstoned", tombstones + expired_left == plan.leads,
+             f"{tombstones:,} tombstones + {expired_left:,} left"),
+            ("tombstones ≥ committed batches", tombstones >= report.leads, f"{tombstones:,}"),
+            ("every lead left has its attempt", attempts_left == expired_left, f"{attempts_left:,}"),
+            ("no key without its file", keys_left <= files_left,
+             f"{keys_left:,} keys, {files_left:,} files"),
+            ("no file without its live row", files_left <= live_rows,
+             f"{files_left:,} files, {live_rows:,} live rows"),
+        ]
+    else:
+        checks = [
+            ("purge reported every lead", report.leads == plan.leads, f"{report.leads:,}"),
+            ("purge reported every recording", report.recordings + report.lead_recordings
+             == plan.recordings, f"{report.recordings + report.lead_recordings:,}"),
+            ("expired leads left", expired_left == 0, f"{expired_left:,}"),
+            ("tombstones", tombstones == plan.leads, f"{tombstones:,}"),
+            ("attempt rows left", attempts_left == 0, f"{attempts_left:,}"),
+            ("recording files left", files_left == 0, f"{files_left:,}"),
+            ("recording rows left", recording_rows == 0, f"{recording_rows:,}"),
+            ("keystore entries left", keys_left == 0, f"{keys_left:,}"),
+        ]
+    if args.rate > 0:
+        checks.append(("every accepted intake lead kept", leads_left - expired_left == accepted,
+                       f"{leads_left - expired_left:,} of {accepted:,}"))
+    console.print()
+    for what, ok, value in checks:
+        console.print(f"  {'[green]ok[/]  ' if ok else '[red]FAIL[/]'} {what}: {value}")
+        if not ok:
+            failures.append(what)
+    console.print(f"store after purge: {du(paths.db) / 1e6:,.0f} MB"
+                  f" (+ WAL {du(paths.db.with_name(paths.db.name + '-wal')) / 1e6 if paths.db.with_name(paths.db.name + '-wal').exists() else 0:,.0f} MB)")
+    return failures
+
+
+def what_if_recording_queries(store) -> None:
+    """The purge's recording queries, driven by the live-recordings partial index (instance
+    attributes only: the shipped Store is untouched)."""
+    db = store._db
+
+    async def expired_recordings(widget_id: str, cutoff: float, limit: int):
+        async with db.execute(f"SELECT r.id, r.lead_id{WHAT_IF_LIVE_FROM} LIMIT ?",
+                              (cutoff, widget_id, limit)) as cursor:
+            return [(row[0], row[1]) async for row in cursor]
+
+    async def count_expired_recordings(widget_id: str, cutoff: float) -> int:
+        async with db.execute(f"SELECT COUNT(*){WHAT_IF_LIVE_FROM}", (cutoff, widget_id)) as cursor:
+            return (await cursor.fetchone())[0]
+
+    store.expired_recordings = expired_recordings
+    store.count_expired_recordings = count_expired_recordings
+
+
+def db_count(path: Path, sql: str) -> int:
+    db = sqlite3.connect(path)
+    try:
+        return db.execute(sql).fetchone()[0]
+    finally:
+        db.close()
+
+
+def print_profile(path: Path, console) -> None:
+    """Top frames of py-spy's collapsed stacks: self samples, and callengine frames inclusive."""
+    if not path.exists():
+        console.print(f"(no profile at {path}: py-spy failed?)")
+        return
+    own: dict[str, int] = defaultdict(int)
+    inclusive: dict[str, int] = defaultdict(int)
+    threads: dict[str, int] = defaultdict(int)
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        n = int(count)
+        frames = stack.split(";")
+        total += n
+        threads[frames[0] if frames[0].startswith(("thread", "process")) else "?"] += n
+        own[frames[-1]] += n
+        for frame in set(frames):
+            if "callengine/" in frame or "aiosqlite" in frame:
+                inclusive[frame] += n
+    console.print(f"py-spy: {total} samples (100 Hz, active threads)")
+    for title, counts in (("self", own), ("inclusive (callengine, aiosqlite)", inclusive)):
+        console.print(f"  top {title}:")
+        for frame, n in sorted(counts.items(), key=lambda kv: -kv[1])[:12]:
+            console.print(f"    {100 * n / total:5.1f} %  {frame[:150]}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--leads", type=int, default=1_000_000)
+    ap.add_argument("--recordings", type=int, default=100_000)
+    ap.add_argument("--quick", action="store_true", help="50,000 leads and 5,000 recordings")
+    ap.add_argument("--rate", type=float, default=20.0, help="intake requests/s (0: no intake)")
+    ap.add_argument("--idle-seconds", type=float, default=30.0)
+    ap.add_argument("--warmup", type=float, default=3.0)
+    ap.add_argument("--dir", default="/var/tmp", help="where the temporary store goes (on disk)")
+    ap.add_argument("--allow-tmpfs", action="store_true")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    ap.add_argument("--profile", metavar="FILE", help="py-spy the purge into FILE (raw stacks)")
+    ap.add_argument("--what-if-index", action="store_true",
+                    help="diagnosis, not the shipped schema: add an index on"
+                         " recordings(attempt_id) after seeding")
+    ap.add_argument("--what-if-live-recordings", action="store_true",
+                    help="diagnosis, not the shipped code: a partial index of live recordings"
+                         " by start time, and the purge's two recording queries driven by it")
+    ap.add_argument("--what-if-pragma", action="append", default=[], metavar="NAME=VALUE",
+                    help="diagnosis: a PRAGMA on the store's connection before the purge"
+                         " (repeatable), e.g. cache_size=-262144")
+    ap.add_argument("--what-if-lead-batch", type=int, default=0, metavar="N",
+                    help="diagnosis: retention.LEAD_BATCH for this run")
+    ap.add_argument("--max-purge-seconds", type=float, default=0.0,
+                    help="cancel the purge after this long (0: never) and extrapolate; the"
+                         " checks then test consistency instead of completeness")
+    ap.add_argument("--loadgen", help=argparse.SUPPRESS)
+    ap.add_argument("--number-base", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--duration", type=float, default=0.0, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.loadgen:
+        loadgen_main(args)
+        return 0
+    if args.quick:
+        args.leads, args.recordings = 50_000, 5_000
+        args.idle_seconds = min(args.idle_seconds, 15.0)
+    if args.recordings > args.leads:
+        ap.error("at most one recording per lead: --recordings must be ≤ --leads")
+
+    from rich.console import Console
+
+    from callengine import crypto
+
+    console = Console(highlight=False)
+    root = Path(tempfile.mkdtemp(prefix="bench-purge-", dir=args.dir))
+    fs = fs_of(root)
+    if fs.startswith("tmpfs") and not args.allow_tmpfs:
+        shutil.rmtree(root)
+        sys.exit(f"{root} is on tmpfs: give an on-disk --dir (or --allow-tmpfs)")
+    paths = Paths(root)
+    paths.recordings.mkdir(mode=0o700)
+    console.print(f"[bold]bench_purge[/]: {args.leads:,} leads, {args.recordings:,} recordings "
+                  f"({AUDIO_SECONDS:g} s each); {os.cpu_count()} CPUs; Python "
+                  f"{sys.version.split()[0]}, SQLite {sqlite3.sqlite_version}")
+    console.print(f"store in {root}: {fs}")
+    try:
+        now = time.time()
+        plan = SeedPlan(args.leads, args.recordings, now)
+        _, recipient_public = crypto.generate_recipient_keypair()
+        public_key = asyncio.run(create_store(paths, now))
+        s0 = time.monotonic()
+        seed(paths, plan, recipient_public, console)
+        for wanted, sql in ((args.what_if_index, WHAT_IF_INDEX),
+                            (args.what_if_live_recordings, WHAT_IF_LIVE_INDEX)):
+            if wanted:
+                db = sqlite3.connect(paths.db)
+                db.execute(sql)
+                db.close()
+                console.print(f"[yellow]what-if[/]: {sql} (not in the shipped schema)")
+        os.sync()
+        console.print(f"seeded in {time.monotonic() - s0:.0f} s (not measured): store "
+                      f"{du(paths.db) / 1e6:,.0f} MB, keystore {du(paths.keystore) / 1e6:,.1f} MB, "
+                      f"recordings {du(paths.recordings) / 1e6:,.0f} MB; os.sync() done")
+        failures = asyncio.run(measure(args, paths, public_key, plan, console))
+    finally:
+        if args.keep:
+            console.print(f"kept {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+    if failures:
+        console.print(f"[red]purge result wrong[/]: {', '.join(failures)}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
