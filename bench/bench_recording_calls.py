@@ -12,6 +12,8 @@ Stasis app ("bench"). On the same shape of calls, one method at a time:
      encrypting to a fresh X25519 public key.
   C  RTP route: callengine RtpTap (ARI externalMedia slin16 into the bridge) + RecordingSink.
   D  no recording (context: what the calls alone cost).
+  E  what-if, not shipped code (only with --methods …E): B with MixMonitor writing 8 kHz .sln
+     instead of .sln16; fifo.FIFO_SUFFIX / BYTES_PER_SECOND are patched for E's runs only.
 
 The methods are interleaved across repetitions (A B C D, then B C D A, ...): every run builds
 its N calls, starts the recordings (paced), waits `--settle` s, then measures for `--window` s:
@@ -72,6 +74,7 @@ from callengine.asterisk.ari import (  # noqa: E402
     Disconnected,
 )
 from callengine.crypto import generate_recipient_keypair, open_recording  # noqa: E402
+from callengine.media import fifo as fifo_mod  # noqa: E402
 from callengine.media.fifo import FifoTap, ensure_fifo_dir, release_orphaned_fifos  # noqa: E402
 from callengine.media.rtp import RtpTap  # noqa: E402
 from callengine.recorder import RecordingSink  # noqa: E402
@@ -95,7 +98,9 @@ METHODS = {
     "B": "FIFO route (FifoTap) + encryption",
     "C": "RTP route (RtpTap) + encryption",
     "D": "no recording",
+    "E": "what-if: FIFO route at 8 kHz (.sln)",
 }
+WHAT_IF = {"E"}  # not shipped code: runs with the library's constants patched (see what_if_sln8)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 console = Console(width=None if sys.stdout.isatty() else 180, highlight=False)
@@ -198,6 +203,26 @@ class Events:
 
 
 # ---- one call and one run ----------------------------------------------------------------------
+
+
+def audio_rate(method: str) -> int:
+    """Bytes per second of audio a method's recordings hold."""
+    return {"A": WAV_BYTES_PER_SECOND, "E": BYTES_PER_SECOND // 2}.get(method, BYTES_PER_SECOND)
+
+
+@contextlib.contextmanager
+def what_if_sln8(active: bool):
+    """For method E: FifoTap makes `<id>.sln` FIFOs (MixMonitor then writes 8 kHz slin) and
+    checks 16,000 B/s. FifoTap reads both module constants at call time (start/finish)."""
+    if not active:
+        yield
+        return
+    saved = fifo_mod.FIFO_SUFFIX, fifo_mod.BYTES_PER_SECOND
+    fifo_mod.FIFO_SUFFIX, fifo_mod.BYTES_PER_SECOND = ".sln", BYTES_PER_SECOND // 2
+    try:
+        yield
+    finally:
+        fifo_mod.FIFO_SUFFIX, fifo_mod.BYTES_PER_SECOND = saved
 
 
 def new_id() -> str:
@@ -348,6 +373,10 @@ class Bench:
         return results
 
     async def one_run(self, result: RunResult) -> None:
+        with what_if_sln8(result.method == "E"):
+            await self._one_run(result)
+
+    async def _one_run(self, result: RunResult) -> None:
         calls: list[Call] = []
         try:
             t0 = time.monotonic()
@@ -410,13 +439,14 @@ class Bench:
                     await self.ami.mix_monitor(call.agent_name, call.wav_inner)
                 except Exception as exc:
                     raise Broken(f"MixMonitor for call {call.index} failed: {exc}") from exc
-            elif method in "BC":
-                if method == "B":
+            elif method in "BCE":
+                if method in "BE":
                     tap = FifoTap(self.ami, self.fifo_dir, self.fifo_dir_inner, self.fifo_group)
                 else:
                     tap = RtpTap(self.ari, "127.0.0.1", port_range=RTP_PORTS)
                     call.tap_channel = new_id()
-                sink = RecordingSink(self.recordings_dir, self.public)
+                sink = RecordingSink(self.recordings_dir, self.public,
+                                     sample_rate=audio_rate(method) // 2)
                 try:
                     await tap.start(sink, channel_id=call.agent, channel_name=call.agent_name,
                                     bridge_id=call.bridge, tap_channel_id=call.tap_channel or "")
@@ -458,7 +488,7 @@ class Bench:
         result.sipp_cpu_s = after.sipp - before.sipp
         total = after.total - before.total
         result.machine_busy = (after.busy - before.busy) / total if total else float("nan")
-        rate = WAV_BYTES_PER_SECOND if result.method == "A" else BYTES_PER_SECOND
+        rate = audio_rate(result.method)
         if result.method != "D":
             result.window_bytes = bytes1 - bytes0
             result.window_expected = round(len(calls) * result.window_s * rate)
@@ -517,7 +547,7 @@ class Bench:
         for call in calls:  # a sink whose tap never started
             if call.sink is not None and call.tap is None and not call.sink.closed:
                 call.sink.abort()
-        taps = [c.tap_channel for c in calls if c.tap_channel]
+        taps = [c.tap_channel for c in calls if c.tap_channel and c.tap is not None]
         if taps and not await self.events.wait(lambda: all(t in destroyed for t in taps), 10):
             problems.append(f"{sum(t not in destroyed for t in taps)} tap channels not destroyed")
         for call in calls:
@@ -585,7 +615,7 @@ class Bench:
         for call in calls:
             if call.sink is None or call.tap is None or call.started_at is None:
                 continue
-            expected = round((call.ended_at - call.started_at) * BYTES_PER_SECOND)
+            expected = round((call.ended_at - call.started_at) * audio_rate(method))
             received = call.audio_bytes()
             result.expected_bytes += expected
             result.received_bytes += received
@@ -609,7 +639,7 @@ class Bench:
             assert call.sink is not None
             with open_recording(call.sink.path, self.private) as reader:
                 pcm = reader.read_all()
-            fractions = band_fractions(pcm)
+            fractions = band_fractions(pcm, audio_rate(method) // 2)
             result.tones.append((fractions[AGENT_TONE_HZ], fractions[VISITOR_TONE_HZ]))
             if min(fractions.values()) < 0.1:
                 result.problems.append(f"call {call.index}: tones missing {fractions}")
@@ -721,6 +751,9 @@ def report(results: list[RunResult], env: dict) -> dict:
             " ".join(f"{x:.3f}" for x in rs) or "–",
         )
     console.print(summary)
+    if any(r.method in WHAT_IF for r in results):
+        console.print("[yellow]E is a what-if, not shipped code: FifoTap with fifo.FIFO_SUFFIX "
+                      "patched to .sln (8 kHz) for E's runs.[/yellow]")
     b = out["methods"].get("B", {}).get("ratio_vs_A")
     c = out["methods"].get("C", {}).get("ratio_vs_A")
     if b is not None:
