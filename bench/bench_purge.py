@@ -10,7 +10,8 @@ Seeding (not measured). A fresh store, keystore and recordings directory in a te
 directory on disk (`--dir`, default /var/tmp; the file system type is printed, tmpfs is
 refused unless --allow-tmpfs). One widget (lead retention 30 days, recording retention 7 days,
 rate limits at their maxima). N closed leads created 35..400 days ago, each with one finished
-attempt; M of them (evenly spread) with one real recording: 2 s of 16 kHz audio written by
+attempt; M of them (evenly spread) with one real recording: 2 s of 8 kHz audio (the default
+rate) written by
 RecordingSink to its own X25519 key, that key sealed for the recipient and kept in the
 keystore, as the engine does (RecordingVault.new_file_key). Rows are bulk-inserted with
 sqlite3 directly (the Store API does one transaction per row: far too slow for a million);
@@ -18,9 +19,10 @@ personal fields are encrypted with the store's own FieldCipher, so rows are as b
 ones. Rows are built, and recordings written, by a process pool, then os.sync() so no dirty
 page of the seeding is left for the purge's os.sync() to pay for.
 
-Measured, in this process, as the engine runs it: the real aiohttp app (make_app) on
-127.0.0.1 and `Purger.run(now)` on the same event loop and the same Store (the engine's
-APScheduler job runs the purge in the engine's own loop). The load generator is a
+Measured, in this process, as the engine runs it (app.py): the real aiohttp app (make_app) on
+127.0.0.1 and `Purger.run(now)` on the same event loop (the engine's APScheduler job runs the
+purge in the engine's own loop), the purge on its own Store connection sharing the intake
+Store's write lock. The load generator is a
 subprocess (this script with --loadgen), so its clock isn't stalled by what it measures: an
 open loop at --rate requests/s, each a valid lead for a fresh Polish mobile number (no rate
 limit can trip), latency from send to the last byte of the response.
@@ -35,9 +37,8 @@ intake p50/p95/p99 idle vs during the purge with the p99 ratio. With --profile F
 samples this process during the purge (raw collapsed stacks to FILE; top frames printed).
 
 Diagnosis only (each is printed in yellow when used; none is the shipped code):
---what-if-index adds an index on recordings(attempt_id); --what-if-live-recordings adds a
-partial index of live recordings and drives the purge's two recording queries from it;
---what-if-pragma and --what-if-lead-batch change the store connection or the batch size.
+--what-if-pragma runs a PRAGMA on the purge's connection; --what-if-hold-ms changes the
+transaction hold the purge sizes its batches for.
 --max-purge-seconds cancels the purge (safe: batches are atomic) and extrapolates.
 
 Checked afterwards (exit 1 if any fails; timings are never asserted): the purge reports N
@@ -83,6 +84,8 @@ OLDEST_DAYS, YOUNGEST_DAYS = 400.0, 35.0  # seeded leads' ages: all past both re
 DATA_KEY = bytes(range(32))  # as tests/support/engine.py
 ADMIN_TOKEN = "bench-admin-token-0123456789"
 AUDIO_SECONDS = 2.0
+AUDIO_RATE = 8000  # Hz of the seeded recordings: recording.sample_rate's default
+OTHER_THREADS = "purge-sqlite + file removal"
 SEED_CHUNK = 10_000  # leads per seeding task
 FIRST = ["Anna", "Piotr", "Maria", "Krzysztof", "Katarzyna", "Tomasz", "Agnieszka", "Paweł"]
 LAST = ["Nowak", "Kowalska", "Wiśniewski", "Wójcik", "Kamińska", "Lewandowski", "Zielińska"]
@@ -96,7 +99,7 @@ _W: dict[str, Any] = {}
 def _worker_init(data_key: bytes, recipient_public: bytes, recordings_dir: str) -> None:
     from callengine.crypto import FieldCipher
 
-    rate = 16000
+    rate = AUDIO_RATE
     n = int(AUDIO_SECONDS * rate)
     tone = struct.pack(f"<{n}h", *(int(8000 * math.sin(2 * math.pi * 440 * i / rate))
                                   for i in range(n)))
@@ -118,6 +121,14 @@ class SeedPlan:
         return bool(self.recordings) and i % self.rec_every == 0 and i // self.rec_every < self.recordings
 
 
+def uuid7_at(t: float) -> str:
+    """A UUIDv7 (RFC 9562) for time t: what uuid6.uuid7() would have made then."""
+    raw = bytearray(int(t * 1000).to_bytes(6, "big") + os.urandom(10))
+    raw[6] = 0x70 | (raw[6] & 0x0F)  # version 7
+    raw[8] = 0x80 | (raw[8] & 0x3F)  # RFC 9562 variant
+    return str(uuid.UUID(bytes=bytes(raw)))
+
+
 def _seed_chunk(start: int, stop: int, plan: SeedPlan) -> tuple[list, list, list, list]:
     """Rows for leads [start, stop) and their attempts; recordings written to disk, with their
     rows and sealed keys. Column lists: see the INSERTs in seed()."""
@@ -130,8 +141,9 @@ def _seed_chunk(start: int, stop: int, plan: SeedPlan) -> tuple[list, list, list
     span = (OLDEST_DAYS - YOUNGEST_DAYS) * DAY
     leads, attempts, recordings, keys = [], [], [], []
     for i in range(start, stop):
-        lead_id, attempt_id = str(uuid.uuid4()), str(uuid.uuid4())
         created = plan.now - OLDEST_DAYS * DAY + span * i / plan.leads  # oldest first, as in life
+        # UUIDv7 as the Store makes them, stamped with the row's own (past) creation time
+        lead_id, attempt_id = uuid7_at(created), uuid7_at(created + 5.0)
         phone = f"+4850{i:07d}"
         name = f"{FIRST[i % len(FIRST)]} {LAST[(i // len(FIRST)) % len(LAST)]}"
         email = f"lead{i}@example.com"
@@ -153,14 +165,15 @@ def _seed_chunk(start: int, stop: int, plan: SeedPlan) -> tuple[list, list, list
             # for the recipient and kept in the keystore, the file written to its public half.
             file_private, file_public = crypto.generate_recipient_keypair()
             sealed = crypto.seal(file_private, public, key_context(recording_id))
-            sink = RecordingSink(directory, file_public, recording_id=recording_id)
+            sink = RecordingSink(directory, file_public, recording_id=recording_id,
+                                 sample_rate=AUDIO_RATE)
             sink.feed(pcm)
             summary = sink.close()
             started = created + 40.0
             recordings.append((recording_id, lead_id, attempt_id, "fifo", recipient_kid,
                                "complete", started, started + summary.duration_s,
                                summary.duration_s, summary.bytes_in, summary.segments,
-                               summary.sha256, None, None))
+                               summary.sha256, None, None, summary.sample_rate))
             keys.append((recording_id, sealed, started))
     return leads, attempts, recordings, keys
 
@@ -180,16 +193,9 @@ INSERT_ATTEMPT = (
 )
 INSERT_RECORDING = (
     "INSERT INTO recordings (id, lead_id, attempt_id, route, key_id, status, started_at,"
-    " ended_at, duration_s, bytes, segments, sha256, problem, deleted_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ended_at, duration_s, bytes, segments, sha256, problem, deleted_at, sample_rate)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-# --what-if-*: proposals measured on the seeded store, not the shipped schema or queries.
-WHAT_IF_INDEX = "CREATE INDEX bench_recordings_attempt ON recordings(attempt_id)"
-WHAT_IF_LIVE_INDEX = ("CREATE INDEX bench_recordings_live ON recordings(started_at)"
-                      " WHERE status NOT IN ('deleted', 'recording')")
-WHAT_IF_LIVE_FROM = (  # CROSS JOIN: SQLite keeps the recordings (the partial index) outermost
-    " FROM recordings r CROSS JOIN leads l ON l.id = r.lead_id"
-    " WHERE r.status NOT IN ('deleted', 'recording') AND r.started_at < ? AND l.widget_id = ?")
 INSERT_KEY = "INSERT INTO recording_keys (recording_id, sealed_key, created_at) VALUES (?, ?, ?)"
 
 
@@ -479,7 +485,7 @@ async def measure(args: argparse.Namespace, paths: Paths, public_key: str, plan:
     from callengine import crypto, recordings as recordings_mod, retention
     from callengine.recordings import RecordingVault
     from callengine.retention import Purger, PurgeReport
-    from callengine.store import KeyStore, Store
+    from callengine.store import KeyStore, PurgeBatches, Store
     from callengine.web import WebDeps, make_app
 
     failures: list[str] = []
@@ -488,20 +494,19 @@ async def measure(args: argparse.Namespace, paths: Paths, public_key: str, plan:
         py_spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
         if py_spy is None:
             raise SystemExit("--profile needs py-spy (pip install py-spy)")
-    async with Store.open(paths.db, DATA_KEY) as store, KeyStore.open(paths.keystore) as keystore:
+    # As app.py runs them: intake on the engine's Store, the purge on its own connection, the
+    # two taking turns on one write lock.
+    async with Store.open(paths.db, DATA_KEY) as store, \
+            Store.open(paths.db, DATA_KEY, write_lock=store.write_lock) as purge_store, \
+            KeyStore.open(paths.keystore) as keystore:
         vault = RecordingVault(paths.recordings, keystore)
         timers = Timers()
         for pragma in args.what_if_pragma:
-            await store._db.execute(f"PRAGMA {pragma}")
-            console.print(f"[yellow]what-if[/]: PRAGMA {pragma} on the store's connection")
-        if args.what_if_lead_batch:
-            retention.LEAD_BATCH = args.what_if_lead_batch
-            console.print(f"[yellow]what-if[/]: retention.LEAD_BATCH = {args.what_if_lead_batch}")
-        if args.what_if_live_recordings:
-            what_if_recording_queries(store)
-            console.print("[yellow]what-if[/]: Store.expired_recordings and"
-                          " count_expired_recordings replaced by:"
-                          f" SELECT r.id, r.lead_id{WHAT_IF_LIVE_FROM} LIMIT ?")
+            await purge_store._db.execute(f"PRAGMA {pragma}")
+            console.print(f"[yellow]what-if[/]: PRAGMA {pragma} on the purge's connection")
+        if args.what_if_hold_ms:
+            retention.HOLD_TARGET_S = args.what_if_hold_ms / 1000
+            console.print(f"[yellow]what-if[/]: retention.HOLD_TARGET_S = {retention.HOLD_TARGET_S}")
         runner = web.AppRunner(make_app(WebDeps(store, ADMIN_TOKEN, lambda: None, vault=vault)),
                                access_log=None)
         await runner.setup()
@@ -527,14 +532,18 @@ async def measure(args: argparse.Namespace, paths: Paths, public_key: str, plan:
 
         # Every call the purge makes, timed.
         for name in ("list_widgets", "acquire_lease", "release_lease", "count_expired_leads",
-                     "count_expired_recordings", "expired_recordings", "mark_recordings_deleted",
-                     "expired_leads", "live_recording_ids", "purge_leads"):
-            timers.wrap(store, name, f"store.{name}")
-        timers.wrap(vault, "shred", "vault.shred")
+                     "count_expired_recordings", "live_recording_id_set"):
+            timers.wrap(purge_store, name, f"store.{name}")
+        for name in ("expired_recordings", "mark_recordings_deleted", "lead_batch",
+                     "purge_leads"):
+            timers.wrap(PurgeBatches, name, f"batches.{name}")  # the class: made per purge
+        timers.wrap(PurgeBatches, "_checkpoint", "  batches._checkpoint (its own thread)")
         timers.wrap(keystore, "delete", "  keystore.delete")
         timers.wrap(crypto, "destroy_key", "  crypto.destroy_key (each file)")
         timers.wrap(recordings_mod.os, "sync", "  os.sync")
-        purger = Purger(store, vault)
+        timers.wrap(vault, "destroy_keys", "vault.destroy_keys")
+        timers.wrap(vault, "remove_files", "  vault.remove_files (worker thread)")
+        purger = Purger(purge_store, vault)
 
         loadgen = LoadGen(url, args.rate, 5_000_000) if args.rate > 0 else None
         if loadgen:
@@ -591,16 +600,21 @@ async def measure(args: argparse.Namespace, paths: Paths, public_key: str, plan:
         # ---- figures ----
         wall, cpu = t1 - t0, cpu1 - cpu0
         names = {threading.main_thread().native_id: "event loop (main)",
-                 store._db._thread.native_id: "store SQLite thread",
+                 store._db._thread.native_id: "intake SQLite thread",
+                 purge_store._db._thread.native_id: "purge's Store thread (aiosqlite)",
                  keystore._db._thread.native_id: "keystore SQLite thread"}
         per_thread: dict[str, float] = defaultdict(float)
         for tid, seconds in threads1.items():
-            per_thread[names.get(tid, "other threads")] += seconds - threads0.get(tid, 0.0)
+            if tid in names:
+                per_thread[names[tid]] += seconds - threads0.get(tid, 0.0)
+        # The rest (by difference, since threads that ended are gone from /proc): PurgeBatches'
+        # purge-sqlite thread, file removal in to_thread workers.
+        per_thread[OTHER_THREADS] = cpu1 - cpu0 - sum(per_thread.values())
         busy = machine1[0] - machine0[0]
         iowait = machine1[1] - machine0[1]
         total = machine1[2] - machine0[2]
         ncpu = os.cpu_count() or 1
-        first_leads = timers.first.get("store.expired_leads", t1)
+        first_leads = timers.first.get("batches.lead_batch", t1)
         rec_phase = first_leads - t0
         lead_phase = t1 - first_leads
         console.print()
@@ -613,9 +627,10 @@ async def measure(args: argparse.Namespace, paths: Paths, public_key: str, plan:
         console.print(f"purge wall time     {wall:8.2f} s   (target ≤ 60 s)")
         console.print(f"purge CPU (process) {cpu:8.2f} s   = {cpu / wall:.2f} cores"
                       f"; intake at idle costs {idle_cpu:.3f} cores of it")
-        for name in ("event loop (main)", "store SQLite thread", "keystore SQLite thread",
-                     "other threads"):
-            console.print(f"    {name:<24}{per_thread.get(name, 0.0):8.2f} s")
+        for name in ("event loop (main)", "intake SQLite thread",
+                     "purge's Store thread (aiosqlite)", "keystore SQLite thread",
+                     OTHER_THREADS):
+            console.print(f"    {name:<34}{per_thread.get(name, 0.0):8.2f} s")
         console.print(f"machine CPU         busy {busy / total * ncpu:.2f} of {ncpu} cores, "
                       f"iowait {iowait / total * ncpu:.2f} cores")
         console.print(f"I/O of this process  wrote {(io1['write_bytes'] - io0['write_bytes']) / 1e6:,.0f} MB,"
@@ -627,7 +642,7 @@ async def measure(args: argparse.Namespace, paths: Paths, public_key: str, plan:
         console.print(f"overall             {report.leads / wall:10,.0f} leads/s, "
                       f"{(report.recordings + report.lead_recordings) / wall:,.0f} recordings/s")
         if capped:
-            if "store.expired_leads" not in timers.first:
+            if "batches.lead_batch" not in timers.first:
                 rate = report.recordings / rec_phase if report.recordings else 0.0
                 console.print(f"extrapolated: recordings phase alone ≈ "
                               f"{plan.recordings / rate if rate else float('inf'):,.0f} s")
@@ -694,7 +709,14 @@ async def measure(args: argparse.Namespace, paths: Paths, public_key: str, plan:
     keys_left = sqlite3.connect(paths.keystore).execute(
         "SELECT COUNT(*) FROM recording_keys").fetchone()[0]
     files_left = sum(1 for _ in paths.recordings.iterdir())
-    live_rows = db_count(paths.db, "SELECT COUNT(*) FROM recordings WHERE status != 'deleted'")
+    live_ids = {row[0] for row in sqlite3.connect(paths.db).execute(
+        "SELECT id FROM recordings WHERE status != 'deleted'")}
+    key_ids = {row[0] for row in sqlite3.connect(paths.keystore).execute(
+        "SELECT recording_id FROM recording_keys")}
+    file_ids = {p.name.removesuffix(".cerec") for p in paths.recordings.iterdir()}
+    # A file whose row went keeps nothing readable: its key was destroyed first (the next
+    # purge's sweep removes it).
+    unreadable_orphans = {f for f in file_ids if f not in live_ids and f not in key_ids}
     if capped:
         # Not finished: what went, went whole, in the order that can't leave a readable file.
         checks = [
@@ -704,8 +726,10 @@ async def measure(args: argparse.Namespace, paths: Paths, public_key: str, plan:
             ("every lead left has its attempt", attempts_left == expired_left, f"{attempts_left:,}"),
             ("no key without its file", keys_left <= files_left,
              f"{keys_left:,} keys, {files_left:,} files"),
-            ("no file without its live row", files_left <= live_rows,
-             f"{files_left:,} files, {live_rows:,} live rows"),
+            ("every file has a live row or no key", all(
+                f in live_ids or f not in key_ids for f in file_ids),
+             f"{files_left:,} files, {len(live_ids):,} live rows, "
+             f"{len(unreadable_orphans):,} keyless orphans"),
         ]
     else:
         checks = [
@@ -730,24 +754,6 @@ async def measure(args: argparse.Namespace, paths: Paths, public_key: str, plan:
     console.print(f"store after purge: {du(paths.db) / 1e6:,.0f} MB"
                   f" (+ WAL {du(paths.db.with_name(paths.db.name + '-wal')) / 1e6 if paths.db.with_name(paths.db.name + '-wal').exists() else 0:,.0f} MB)")
     return failures
-
-
-def what_if_recording_queries(store) -> None:
-    """The purge's recording queries, driven by the live-recordings partial index (instance
-    attributes only: the shipped Store is untouched)."""
-    db = store._db
-
-    async def expired_recordings(widget_id: str, cutoff: float, limit: int):
-        async with db.execute(f"SELECT r.id, r.lead_id{WHAT_IF_LIVE_FROM} LIMIT ?",
-                              (cutoff, widget_id, limit)) as cursor:
-            return [(row[0], row[1]) async for row in cursor]
-
-    async def count_expired_recordings(widget_id: str, cutoff: float) -> int:
-        async with db.execute(f"SELECT COUNT(*){WHAT_IF_LIVE_FROM}", (cutoff, widget_id)) as cursor:
-            return (await cursor.fetchone())[0]
-
-    store.expired_recordings = expired_recordings
-    store.count_expired_recordings = count_expired_recordings
 
 
 def db_count(path: Path, sql: str) -> int:
@@ -799,17 +805,11 @@ def main() -> int:
     ap.add_argument("--allow-tmpfs", action="store_true")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     ap.add_argument("--profile", metavar="FILE", help="py-spy the purge into FILE (raw stacks)")
-    ap.add_argument("--what-if-index", action="store_true",
-                    help="diagnosis, not the shipped schema: add an index on"
-                         " recordings(attempt_id) after seeding")
-    ap.add_argument("--what-if-live-recordings", action="store_true",
-                    help="diagnosis, not the shipped code: a partial index of live recordings"
-                         " by start time, and the purge's two recording queries driven by it")
     ap.add_argument("--what-if-pragma", action="append", default=[], metavar="NAME=VALUE",
                     help="diagnosis: a PRAGMA on the store's connection before the purge"
                          " (repeatable), e.g. cache_size=-262144")
-    ap.add_argument("--what-if-lead-batch", type=int, default=0, metavar="N",
-                    help="diagnosis: retention.LEAD_BATCH for this run")
+    ap.add_argument("--what-if-hold-ms", type=float, default=0.0, metavar="MS",
+                    help="diagnosis: retention.HOLD_TARGET_S for this run")
     ap.add_argument("--max-purge-seconds", type=float, default=0.0,
                     help="cancel the purge after this long (0: never) and extrapolate; the"
                          " checks then test consistency instead of completeness")
@@ -849,13 +849,6 @@ def main() -> int:
         public_key = asyncio.run(create_store(paths, now))
         s0 = time.monotonic()
         seed(paths, plan, recipient_public, console)
-        for wanted, sql in ((args.what_if_index, WHAT_IF_INDEX),
-                            (args.what_if_live_recordings, WHAT_IF_LIVE_INDEX)):
-            if wanted:
-                db = sqlite3.connect(paths.db)
-                db.execute(sql)
-                db.close()
-                console.print(f"[yellow]what-if[/]: {sql} (not in the shipped schema)")
         os.sync()
         console.print(f"seeded in {time.monotonic() - s0:.0f} s (not measured): store "
                       f"{du(paths.db) / 1e6:,.0f} MB, keystore {du(paths.keystore) / 1e6:,.1f} MB, "

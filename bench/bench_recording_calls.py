@@ -8,12 +8,13 @@ Stasis app ("bench"). On the same shape of calls, one method at a time:
 
   A  MixMonitor (AMI) on the agent leg → a plaintext .wav in Asterisk's state dir: what FreePBX
      and Wazo do. The baseline; the files are deleted afterwards.
-  B  FIFO route: callengine FifoTap (MixMonitor → named pipe, .sln16) + RecordingSink
-     encrypting to a fresh X25519 public key.
-  C  RTP route: callengine RtpTap (ARI externalMedia slin16 into the bridge) + RecordingSink.
+  B  FIFO route: callengine FifoTap (MixMonitor → named pipe) + RecordingSink encrypting to a
+     fresh X25519 public key, at --sample-rate (default: the engine's, 8 kHz: `.sln`).
+  C  RTP route: callengine RtpTap (ARI externalMedia into the bridge) + RecordingSink, at
+     --sample-rate (8 kHz: slin).
   D  no recording (context: what the calls alone cost).
-  E  what-if, not shipped code (only with --methods …E): B with MixMonitor writing 8 kHz .sln
-     instead of .sln16; fifo.FIFO_SUFFIX / BYTES_PER_SECOND are patched for E's runs only.
+  E  (only with --methods …E) B at 16 kHz (`.sln16`, recording.sample_rate = 16000: for
+     wideband codecs, and the FIFO route's only format before 8 kHz became the default).
 
 The methods are interleaved across repetitions (A B C D, then B C D A, ...): every run builds
 its N calls, starts the recordings (paced), waits `--settle` s, then measures for `--window` s:
@@ -26,7 +27,8 @@ Correctness (the benchmark exits 1 if any fails; timings are never asserted). Lo
 missing tones mark the run (check = FAIL) and the benchmark goes on, so an overloaded machine
 still gets its figures; a failed set-up or cleanup stops it at once. Every call is
 answered and bridged; every B/C recording is complete and its audio bytes match its duration
-(FIFO: bytes read vs 32,000 B/s since MixMonitor started; RTP: audio bytes received, RTP
+(FIFO: bytes read vs 16,000 B/s at 8 kHz, 32,000 at 16 kHz, since MixMonitor started; RTP:
+audio bytes received, RTP
 sequence gaps counted as lost) within 1 % overall; a sample of recordings per run is decrypted
 and must hold both tones (FFT); A's WAVs exist with ≈ 16,000 B/s; afterwards 0 channels,
 0 bridges, no FIFO, no WAV, no temp files.
@@ -74,10 +76,14 @@ from callengine.asterisk.ari import (  # noqa: E402
     Disconnected,
 )
 from callengine.crypto import generate_recipient_keypair, open_recording  # noqa: E402
-from callengine.media import fifo as fifo_mod  # noqa: E402
 from callengine.media.fifo import FifoTap, ensure_fifo_dir, release_orphaned_fifos  # noqa: E402
 from callengine.media.rtp import RtpTap  # noqa: E402
-from callengine.recorder import RecordingSink  # noqa: E402
+from callengine.recorder import (  # noqa: E402
+    DEFAULT_SAMPLE_RATE,
+    SAMPLE_RATES,
+    RecordingSink,
+    bytes_per_second,
+)
 from support.asterisk import CHROOT_STATE_DIR, LOCK_PATH, Asterisk, missing_prerequisites  # noqa: E402
 from support.phones import (  # noqa: E402
     AGENT_TONE_HZ,
@@ -88,8 +94,8 @@ from support.phones import (  # noqa: E402
 )
 
 APP = "bench"
-BYTES_PER_SECOND = 32_000  # sln16 as the engine records it
-WAV_BYTES_PER_SECOND = 16_000  # MixMonitor's .wav: 8 kHz 16-bit mono
+WAV_RATE = 8000  # MixMonitor's .wav: 8 kHz 16-bit mono
+WAV_BYTES_PER_SECOND = bytes_per_second(WAV_RATE)
 MAX_LOST = 0.01  # more audio lost than this share (overall, per run) = broken
 RTP_PORTS = (40000, 40999)
 FIFO_SUBDIR = "fifo"  # scripts/asterisk makes <state>/fifo (engine-owned, Asterisk's group, 0710)
@@ -98,9 +104,8 @@ METHODS = {
     "B": "FIFO route (FifoTap) + encryption",
     "C": "RTP route (RtpTap) + encryption",
     "D": "no recording",
-    "E": "what-if: FIFO route at 8 kHz (.sln)",
+    "E": "FIFO route at 16 kHz (.sln16) + encryption",
 }
-WHAT_IF = {"E"}  # not shipped code: runs with the library's constants patched (see what_if_sln8)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 console = Console(width=None if sys.stdout.isatty() else 180, highlight=False)
@@ -205,24 +210,9 @@ class Events:
 # ---- one call and one run ----------------------------------------------------------------------
 
 
-def audio_rate(method: str) -> int:
-    """Bytes per second of audio a method's recordings hold."""
-    return {"A": WAV_BYTES_PER_SECOND, "E": BYTES_PER_SECOND // 2}.get(method, BYTES_PER_SECOND)
-
-
-@contextlib.contextmanager
-def what_if_sln8(active: bool):
-    """For method E: FifoTap makes `<id>.sln` FIFOs (MixMonitor then writes 8 kHz slin) and
-    checks 16,000 B/s. FifoTap reads both module constants at call time (start/finish)."""
-    if not active:
-        yield
-        return
-    saved = fifo_mod.FIFO_SUFFIX, fifo_mod.BYTES_PER_SECOND
-    fifo_mod.FIFO_SUFFIX, fifo_mod.BYTES_PER_SECOND = ".sln", BYTES_PER_SECOND // 2
-    try:
-        yield
-    finally:
-        fifo_mod.FIFO_SUFFIX, fifo_mod.BYTES_PER_SECOND = saved
+def sample_rate_of(method: str, engine_rate: int) -> int:
+    """The sample rate of a method's recordings (B and C: --sample-rate)."""
+    return {"A": WAV_RATE, "E": 16000}.get(method, engine_rate)
 
 
 def new_id() -> str:
@@ -312,7 +302,7 @@ class RunResult:
         return self.lost_bytes / self.expected_bytes if self.expected_bytes else 0.0
 
 
-def band_fractions(pcm: bytes, rate: int = 16000) -> dict[int, float]:
+def band_fractions(pcm: bytes, rate: int) -> dict[int, float]:
     """Share of the signal's energy within ±15 Hz of each test tone."""
     x = np.frombuffer(pcm[: len(pcm) // 2 * 2], dtype="<i2").astype(np.float64)
     x -= x.mean()
@@ -372,11 +362,14 @@ class Bench:
                 await asyncio.sleep(self.args.pause)
         return results
 
-    async def one_run(self, result: RunResult) -> None:
-        with what_if_sln8(result.method == "E"):
-            await self._one_run(result)
+    def sample_rate(self, method: str) -> int:
+        return sample_rate_of(method, self.args.sample_rate)
 
-    async def _one_run(self, result: RunResult) -> None:
+    def audio_rate(self, method: str) -> int:
+        """Bytes per second of audio a method's recordings hold."""
+        return bytes_per_second(self.sample_rate(method))
+
+    async def one_run(self, result: RunResult) -> None:
         calls: list[Call] = []
         try:
             t0 = time.monotonic()
@@ -446,7 +439,7 @@ class Bench:
                     tap = RtpTap(self.ari, "127.0.0.1", port_range=RTP_PORTS)
                     call.tap_channel = new_id()
                 sink = RecordingSink(self.recordings_dir, self.public,
-                                     sample_rate=audio_rate(method) // 2)
+                                     sample_rate=self.sample_rate(method))
                 try:
                     await tap.start(sink, channel_id=call.agent, channel_name=call.agent_name,
                                     bridge_id=call.bridge, tap_channel_id=call.tap_channel or "")
@@ -488,7 +481,7 @@ class Bench:
         result.sipp_cpu_s = after.sipp - before.sipp
         total = after.total - before.total
         result.machine_busy = (after.busy - before.busy) / total if total else float("nan")
-        rate = audio_rate(result.method)
+        rate = self.audio_rate(result.method)
         if result.method != "D":
             result.window_bytes = bytes1 - bytes0
             result.window_expected = round(len(calls) * result.window_s * rate)
@@ -615,7 +608,7 @@ class Bench:
         for call in calls:
             if call.sink is None or call.tap is None or call.started_at is None:
                 continue
-            expected = round((call.ended_at - call.started_at) * audio_rate(method))
+            expected = round((call.ended_at - call.started_at) * self.audio_rate(method))
             received = call.audio_bytes()
             result.expected_bytes += expected
             result.received_bytes += received
@@ -639,7 +632,7 @@ class Bench:
             assert call.sink is not None
             with open_recording(call.sink.path, self.private) as reader:
                 pcm = reader.read_all()
-            fractions = band_fractions(pcm, audio_rate(method) // 2)
+            fractions = band_fractions(pcm, self.sample_rate(method))
             result.tones.append((fractions[AGENT_TONE_HZ], fractions[VISITOR_TONE_HZ]))
             if min(fractions.values()) < 0.1:
                 result.problems.append(f"call {call.index}: tones missing {fractions}")
@@ -751,9 +744,6 @@ def report(results: list[RunResult], env: dict) -> dict:
             " ".join(f"{x:.3f}" for x in rs) or "–",
         )
     console.print(summary)
-    if any(r.method in WHAT_IF for r in results):
-        console.print("[yellow]E is a what-if, not shipped code: FifoTap with fifo.FIFO_SUFFIX "
-                      "patched to .sln (8 kHz) for E's runs.[/yellow]")
     b = out["methods"].get("B", {}).get("ratio_vs_A")
     c = out["methods"].get("C", {}).get("ratio_vs_A")
     if b is not None:
@@ -814,6 +804,7 @@ async def main_async(
             "settle_s": args.settle,
             "reps": args.reps,
             "methods": args.methods,
+            "sample rate (B, C)": args.sample_rate,
             "cores": os.cpu_count(),
             "cpu": _cpu_model(),
             "asterisk": info.get("system", {}).get("version", "?"),
@@ -878,6 +869,9 @@ def main() -> int:
     ap.add_argument("--recordings-dir", type=Path, default=None,
                     help="where the encrypted recordings go (a temp dir inside it; default: the "
                          "system temp dir, a disk here; /dev/shm takes the disk out)")
+    ap.add_argument("--sample-rate", type=int, default=DEFAULT_SAMPLE_RATE, choices=SAMPLE_RATES,
+                    help="B's and C's recordings, as recording.sample_rate (default "
+                         f"{DEFAULT_SAMPLE_RATE}; E is always 16000)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     ap.add_argument("--keep-asterisk", action="store_true",

@@ -53,18 +53,20 @@ async def _recording(config: Config, ari: AriClient, vault: RecordingVault
         def new_rtp_tap() -> Tap:
             return RtpTap(ari, settings.rtp_bind, settings.rtp_advertise, settings.rtp_ports)
 
-        yield RecordingSetup("rtp", vault, public_key, new_rtp_tap)
+        yield RecordingSetup("rtp", vault, public_key, new_rtp_tap,
+                             sample_rate=settings.sample_rate)
         return
     ensure_fifo_dir(settings.fifo_dir, settings.fifo_group)
     async with AmiClient(config.ami.host, config.ami.port, config.ami.user,
                          config.ami.secret) as ami:
         def new_fifo_tap() -> Tap:
             return FifoTap(ami, settings.fifo_dir, settings.fifo_dir_asterisk,
-                           settings.fifo_group)
+                           settings.fifo_group, slack_s=settings.fifo_slack_s)
 
         yield RecordingSetup(
             "fifo", vault, public_key, new_fifo_tap,
             watchdog=lambda: fifo_watchdog(settings.fifo_dir, interval=settings.orphan_check_s),
+            sample_rate=settings.sample_rate,
         )
 
 
@@ -95,8 +97,10 @@ async def _serve(config: Config, store: Store, ari: AriClient, vault: RecordingV
     port = runner.addresses[0][1]
     log.info("HTTP API on %s:%d", config.http.host, port)
     try:
-        # The purge gets its own connection: with WAL, intake keeps reading while it writes.
-        async with Store.open(config.database, config.data_key) as purge_store:
+        # The purge gets its own connection: with WAL, intake keeps reading while it writes;
+        # writers of both take turns on one lock.
+        async with Store.open(config.database, config.data_key,
+                              write_lock=store.write_lock) as purge_store:
             purges = start_schedule(Purger(purge_store, vault),
                                     interval_s=config.retention_interval_s)
             try:

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from callengine.media.fifo import DEFAULT_SLACK_S as DEFAULT_FIFO_SLACK_S
+from callengine.recorder import DEFAULT_SAMPLE_RATE, SAMPLE_RATES
+
 
 class ConfigError(Exception):
     def __init__(self, problems: list[str]):
@@ -62,6 +65,8 @@ class RecordingConfig:
     rtp_advertise: str
     rtp_ports: tuple[int, int]
     orphan_check_s: float
+    sample_rate: int = DEFAULT_SAMPLE_RATE  # 8000 (telephone audio) or 16000 (wideband codecs)
+    fifo_slack_s: float = DEFAULT_FIFO_SLACK_S  # seconds of audio each FIFO's pipe holds
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,8 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "rtp_bind": "127.0.0.1",
         "rtp_ports": [40000, 40999],
         "orphan_check_s": 5.0,
+        "sample_rate": DEFAULT_SAMPLE_RATE,
+        "fifo_slack_s": DEFAULT_FIFO_SLACK_S,
     },
     "prompts": {
         "dir": "var/asterisk/state/prompts",
@@ -118,6 +125,7 @@ _KNOWN = {
     "recording": {
         "route", "public_key_file", "private_key_files", "fifo_dir", "fifo_dir_asterisk",
         "fifo_group", "rtp_bind", "rtp_advertise", "rtp_ports", "orphan_check_s",
+        "sample_rate", "fifo_slack_s",
     },
     "prompts": {"dir", "dir_asterisk"},
     "retention": {"interval_s"},
@@ -215,6 +223,14 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path, env: dict[str, str]) ->
     rtp_bind = get("recording", "rtp_bind", str) or "127.0.0.1"
     ami_port = get("ami", "port", int)
     orphan_check = get("recording", "orphan_check_s", float) or 5.0
+    sample_rate = get("recording", "sample_rate", int)
+    if sample_rate is not None and sample_rate not in SAMPLE_RATES:
+        problems.append(
+            f"recording.sample_rate must be 8000 (telephone audio) or 16000 (wideband codecs), "
+            f"got {sample_rate}")
+    fifo_slack = get("recording", "fifo_slack_s", float)
+    if fifo_slack is not None and not 1 <= fifo_slack <= 600:
+        problems.append(f"recording.fifo_slack_s must be between 1 and 600, got {fifo_slack:g}")
     retention_interval = get("retention", "interval_s", float) or 3600.0
     if not 60 <= retention_interval <= 7 * 86400:
         problems.append("retention.interval_s must be between 60 and 604800")
@@ -261,6 +277,8 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path, env: dict[str, str]) ->
             rtp_advertise=get("recording", "rtp_advertise", str) or rtp_bind,
             rtp_ports=(rtp_ports[0], rtp_ports[1]),
             orphan_check_s=orphan_check,
+            sample_rate=sample_rate if sample_rate in SAMPLE_RATES else DEFAULT_SAMPLE_RATE,
+            fifo_slack_s=fifo_slack or DEFAULT_FIFO_SLACK_S,
         ),
         prompts=PromptsConfig(
             dir=base_dir / get("prompts", "dir", str, ""),

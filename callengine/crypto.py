@@ -574,7 +574,7 @@ class RecordingWriter(_SegmentSealer):
     write(bytes) is cheap (a copy into a preallocated buffer); a segment is
     sealed and os.write()n as soon as the byte after it arrives. A kill -9
     therefore loses at most the one segment still in memory (<= 65,520
-    plaintext bytes at the default size, about 2 s of 16 kHz sln16).
+    plaintext bytes at the default size, about 4 s of 8 kHz audio, 2 s of 16 kHz).
     Not thread-safe: one writer per stream.
     """
 

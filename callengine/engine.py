@@ -33,7 +33,13 @@ from callengine.config import DialingConfig
 from callengine.crypto import RecordingError, header_info, key_id
 from callengine.model import Attempt, Lead, Widget
 from callengine.numbers import VisitorNumber, dial_string_digits
-from callengine.recorder import RecordingSink, Tap, new_recording_id
+from callengine.recorder import (
+    DEFAULT_SAMPLE_RATE,
+    RecordingSink,
+    Tap,
+    bytes_per_second,
+    new_recording_id,
+)
 from callengine.recordings import RecordingVault
 from callengine.store import Conflict, NotFound, Store
 
@@ -58,6 +64,7 @@ class RecordingSetup:
     new_tap: Callable[[], Tap]
     # A background check the route needs for as long as the engine runs (FIFO: orphans).
     watchdog: Callable[[], Coroutine[Any, Any, None]] | None = None
+    sample_rate: int = DEFAULT_SAMPLE_RATE  # of new recordings; the taps follow the sink's
 
 
 @dataclass
@@ -171,8 +178,8 @@ class Engine:
                 segments, size, problem = 0, 0, f"unreadable after an engine stop: {exc}"
             await self._store.finish_recording(
                 recording.id, status="incomplete", now=self._clock(),
-                duration_s=size / 32000, bytes_in=size, segments=segments, sha256=None,
-                problem=problem,
+                duration_s=size / bytes_per_second(recording.sample_rate), bytes_in=size,
+                segments=segments, sha256=None, problem=problem,
             )
             log.warning("[lead %s] recording %s marked incomplete", recording.lead_id, recording.id)
 
@@ -456,13 +463,14 @@ class Engine:
         try:
             file_key = await setup.vault.new_file_key(recording_id, setup.public_key,
                                                       self._clock())
-            sink = RecordingSink(setup.vault.directory, file_key, recording_id=recording_id)
+            sink = RecordingSink(setup.vault.directory, file_key, recording_id=recording_id,
+                                 sample_rate=setup.sample_rate)
         except OSError as exc:
             call.log.error("recording not started: %s", exc)
             return
         await self._store.add_recording(
             sink.recording_id, call.attempt, setup.route, key_id(setup.public_key).hex(),
-            self._clock(),
+            self._clock(), sample_rate=sink.sample_rate,
         )
         tap = setup.new_tap()
         tap_channel_id = new_id()
@@ -499,6 +507,7 @@ class Engine:
             summary.recording_id, status="complete" if summary.complete else "incomplete",
             now=self._clock(), duration_s=summary.duration_s, bytes_in=summary.bytes_in,
             segments=summary.segments, sha256=summary.sha256, problem=problem,
+            sample_rate=summary.sample_rate,
         )
         call.log.info(
             "recording %s ended: %.1f s%s", summary.recording_id, summary.duration_s,

@@ -165,6 +165,7 @@ class Recording:
     started_at: float
     widget_id: str
     phone_e164: str = field(repr=False)
+    sample_rate: int  # Hz of the PCM inside (the file does not say; rows from before: 16000)
     ended_at: float | None = None
     duration_s: float | None = None
     bytes: int | None = None
@@ -183,7 +184,7 @@ class Recording:
             "phone": mask(self.phone_e164), "status": self.status, "route": self.route,
             "key_id": self.key_id, "started_at": self.started_at, "ended_at": self.ended_at,
             "duration_s": self.duration_s, "bytes": self.bytes, "segments": self.segments,
-            "sha256": self.sha256, "problem": self.problem,
+            "sha256": self.sha256, "problem": self.problem, "sample_rate": self.sample_rate,
         }
 
 

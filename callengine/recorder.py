@@ -16,12 +16,30 @@ from typing import Protocol
 from callengine.crypto import RecordingWriter
 
 FILE_SUFFIX = ".cerec"
-SAMPLE_RATE = 16000  # sln16: 16 kHz, 16-bit signed little-endian mono PCM per track
-BYTES_PER_SAMPLE = 2
+BYTES_PER_SAMPLE = 2  # 16-bit signed little-endian mono PCM per track
+# The rates a recording may have: Asterisk's slin (8 kHz) and slin16 (16 kHz). Each recording
+# keeps its own (RecordingSink.sample_rate, the store's recordings.sample_rate); the CEREC file
+# itself does not say, it only holds bytes.
+SAMPLE_RATES = (8000, 16000)
+# Telephone audio (G.711, the trunk) is 8 kHz narrowband: recording it at 16 kHz only makes
+# Asterisk resample and doubles every byte. 16000 is for wideband codecs (G.722, Opus).
+DEFAULT_SAMPLE_RATE = 8000
 
 
 def new_recording_id() -> str:
     return secrets.token_hex(16)
+
+
+def check_sample_rate(sample_rate: int) -> int:
+    if sample_rate not in SAMPLE_RATES:
+        raise ValueError(f"sample rate must be one of {', '.join(map(str, SAMPLE_RATES))} Hz, "
+                         f"got {sample_rate!r}")
+    return sample_rate
+
+
+def bytes_per_second(sample_rate: int, tracks: int = 1) -> int:
+    """Bytes of PCM per second of audio at this rate (16,000 at 8 kHz, 32,000 at 16 kHz)."""
+    return sample_rate * BYTES_PER_SAMPLE * tracks
 
 
 @dataclass(frozen=True)
@@ -33,12 +51,12 @@ class RecordingSummary:
     segments: int
     sha256: str | None
     complete: bool
-    sample_rate: int = SAMPLE_RATE
+    sample_rate: int = DEFAULT_SAMPLE_RATE
     tracks: int = 1
 
     @property
     def duration_s(self) -> float:
-        return self.bytes_in / (self.sample_rate * BYTES_PER_SAMPLE * self.tracks)
+        return self.bytes_in / bytes_per_second(self.sample_rate, self.tracks)
 
 
 class RecordingSink:
@@ -50,12 +68,12 @@ class RecordingSink:
         recipient_public_key: bytes,
         *,
         recording_id: str | None = None,
-        sample_rate: int = SAMPLE_RATE,
+        sample_rate: int = DEFAULT_SAMPLE_RATE,
         tracks: int = 1,
     ):
         self.recording_id = recording_id or new_recording_id()
         self.path = Path(directory) / f"{self.recording_id}{FILE_SUFFIX}"
-        self.sample_rate = sample_rate
+        self.sample_rate = check_sample_rate(sample_rate)  # the taps take their format from it
         self.tracks = tracks
         self.bytes_in = 0
         self._writer = RecordingWriter(self.path, recipient_public_key)
@@ -63,6 +81,10 @@ class RecordingSink:
     @property
     def key_id(self) -> str:
         return self._writer.key_id
+
+    @property
+    def bytes_per_second(self) -> int:
+        return bytes_per_second(self.sample_rate, self.tracks)
 
     @property
     def closed(self) -> bool:
@@ -120,8 +142,10 @@ class Tap(Protocol):
         bridge_id: str,
         tap_channel_id: str,
     ) -> None:
-        """Begin streaming. channel_* name a party of the bridged call; tap_channel_id is the
-        id a tap must use for any channel it creates (the engine routes its events)."""
+        """Begin streaming, in the sink's sample rate. channel_* name a party of the bridged
+        call; tap_channel_id is the id a tap must use for any channel it creates (the engine
+        routes its events). Raises if the call cannot be recorded safely; then nothing of the
+        tap is left (the sink is the caller's to abort)."""
 
     async def finish(self, *, talk_s: float, timeout: float = 5.0) -> TapReport:
         """The call ended: drain what is left, close the sink, report."""

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from callengine import crypto
 from callengine.model import Recording
-from callengine.recorder import BYTES_PER_SAMPLE, FILE_SUFFIX, SAMPLE_RATE
+from callengine.recorder import BYTES_PER_SAMPLE, FILE_SUFFIX, bytes_per_second
 from callengine.store import KeyStore
 
 EXPORT_FORMATS = ("wav", "mp3", "ogg")
@@ -32,11 +32,20 @@ class RecordingUnavailable(Exception):
 
 @dataclass(frozen=True)
 class Plaintext:
-    """A decrypted recording as a stream of PCM chunks (sln16 LE mono)."""
+    """A decrypted recording as a stream of PCM chunks (16-bit LE mono at sample_rate: the
+    recording's own rate, from the store; the file does not say)."""
 
     size: int
     complete: bool
     chunks: Iterator[bytes]
+    sample_rate: int
+
+    @property
+    def duration_s(self) -> float:
+        return self.size / bytes_per_second(self.sample_rate)
+
+    def wav_header(self) -> bytes:
+        return wav_header(self.size, self.sample_rate)
 
 
 def recording_path(directory: Path, recording: Recording) -> Path:
@@ -86,7 +95,7 @@ class RecordingVault:
 
     async def open(self, recording: Recording) -> Plaintext:
         key = await self.file_key(recording.id)
-        return decrypt(recording_path(self.directory, recording), [key])
+        return decrypt(recording_path(self.directory, recording), [key], recording.sample_rate)
 
     async def verify(self, recording: Recording) -> crypto.VerifyReport:
         path = recording_path(self.directory, recording)
@@ -96,19 +105,31 @@ class RecordingVault:
 
     async def export(self, recording: Recording, out: Path, fmt: str) -> Plaintext:
         key = await self.file_key(recording.id)
-        return export(recording_path(self.directory, recording), [key], out, fmt)
+        return export(recording_path(self.directory, recording), [key], out, fmt,
+                      recording.sample_rate)
 
     async def shred(self, recording_ids: list[str]) -> int:
-        """Keys out of the keystore first (the shred), then each file's wrapped key overwritten
-        (durable for the whole batch at once), then the files removed. Returns files removed."""
+        """Keys out of the keystore first (the shred), then the files. Returns files removed."""
         if not recording_ids:
             return 0
-        await self.keystore.delete(recording_ids)
-        # File work in a thread: a batch of overwrites, a sync and unlinks blocks for 0.5 s per
-        # thousand files (measured), which the event loop must not wait out.
-        return await asyncio.to_thread(self._shred_files, recording_ids)
+        await self.destroy_keys(recording_ids)
+        return await asyncio.to_thread(self.remove_files, recording_ids)
 
-    def _shred_files(self, recording_ids: list[str]) -> int:
+    async def destroy_keys(self, recording_ids: list[str], *, final: bool = True) -> None:
+        """The crypto-shred itself: with its keystore entry gone, every copy of a file,
+        backups included, is undecryptable. The files still have to go (`remove_files`).
+        final=False (a purge, batch after batch): the keystore's log keeps the deletions until
+        `keys_destroyed()` folds it."""
+        if recording_ids:
+            await self.keystore.delete(recording_ids, truncate_log=final)
+
+    async def keys_destroyed(self) -> None:
+        await self.keystore.truncate_log()
+
+    def remove_files(self, recording_ids: list[str]) -> int:
+        """Blocking (run it in a thread: 0.5 s per thousand files, measured). Each file's
+        wrapped key is overwritten and made durable before the unlink (the kernel drops an
+        unlinked file's unwritten pages), then the files go. Returns files removed."""
         present = []
         for recording_id in recording_ids:
             path = self.directory / f"{recording_id}{FILE_SUFFIX}"
@@ -116,19 +137,31 @@ class RecordingVault:
                 crypto.destroy_key(path, sync=False)
                 present.append(path)
             except FileNotFoundError:
-                pass  # shredded by an earlier, interrupted run
+                pass  # removed by an earlier, interrupted run
         if present:
-            os.sync()
+            os.sync()  # one sync for the whole batch
         for path in present:
             path.unlink(missing_ok=True)
         return len(present)
+
+    async def orphan_files(self, live_ids: set[str]) -> list[str]:
+        """Ids of files no live recording row names and whose key is gone: what a purge
+        interrupted between shredding keys and removing files leaves behind. Both conditions,
+        so a restore whose keystore is not back yet, or a recording whose row is being
+        written, is never touched."""
+        suffix = len(FILE_SUFFIX)
+        candidates = await asyncio.to_thread(
+            lambda: [entry.name[:-suffix] for entry in os.scandir(self.directory)
+                     if entry.name.endswith(FILE_SUFFIX)
+                     and entry.name[:-suffix] not in live_ids])
+        return [rid for rid in candidates if await self.keystore.get(rid) is None]
 
 
 def load_private_keys(paths: tuple[Path, ...] | list[Path]) -> list[bytes]:
     return [crypto.load_private_key(path) for path in paths]
 
 
-def decrypt(path: Path, file_keys: list[bytes]) -> Plaintext:
+def decrypt(path: Path, file_keys: list[bytes], sample_rate: int) -> Plaintext:
     """Authenticate and decrypt; an incomplete file (engine killed) yields its sealed prefix.
 
     Two passes: the first learns the exact size (a WAV header needs it up front), the second
@@ -143,10 +176,10 @@ def decrypt(path: Path, file_keys: list[bytes]) -> Plaintext:
         with crypto.open_recording(path, file_keys, recover=True) as reader:
             yield from reader
 
-    return Plaintext(size, complete, chunks())
+    return Plaintext(size, complete, chunks(), sample_rate)
 
 
-def wav_header(data_size: int, sample_rate: int = SAMPLE_RATE, channels: int = 1) -> bytes:
+def wav_header(data_size: int, sample_rate: int, channels: int = 1) -> bytes:
     # A 44-byte canonical PCM WAV header; `wave` can't write one for a stream it doesn't hold.
     byte_rate = sample_rate * channels * BYTES_PER_SAMPLE
     return struct.pack(
@@ -156,15 +189,16 @@ def wav_header(data_size: int, sample_rate: int = SAMPLE_RATE, channels: int = 1
     )
 
 
-def export(path: Path, file_keys: list[bytes], out: Path, fmt: str) -> Plaintext:
+def export(path: Path, file_keys: list[bytes], out: Path, fmt: str,
+           sample_rate: int) -> Plaintext:
     """Decrypt into `out` (WAV, MP3 or OGG). The operator asked for this plaintext file."""
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"format must be one of {', '.join(EXPORT_FORMATS)}")
-    plain = decrypt(path, file_keys)
+    plain = decrypt(path, file_keys, sample_rate)
     if fmt == "wav":
         fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as f:
-            f.write(wav_header(plain.size))
+            f.write(plain.wav_header())
             for chunk in plain.chunks:
                 f.write(chunk)
         return plain
@@ -175,7 +209,7 @@ def export(path: Path, file_keys: list[bytes], out: Path, fmt: str) -> Plaintext
         raise FileExistsError(f"{out} exists already")
     codec = ["-c:a", "libmp3lame", "-q:a", "4"] if fmt == "mp3" else ["-c:a", "libvorbis"]
     process = subprocess.Popen(
-        [ffmpeg, "-loglevel", "error", "-f", "s16le", "-ar", str(SAMPLE_RATE), "-ac", "1",
+        [ffmpeg, "-loglevel", "error", "-f", "s16le", "-ar", str(plain.sample_rate), "-ac", "1",
          "-i", "pipe:0", *codec, "-f", fmt, str(out)],
         stdin=subprocess.PIPE, stderr=subprocess.PIPE,
     )

@@ -11,13 +11,15 @@ import json
 import os
 import secrets
 import sqlite3
-import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
+from uuid6 import uuid7
 
 from callengine.access import GENESIS, AuditEntry, Principal, Role, chain_hash
 from callengine.crypto import FieldCipher
@@ -198,19 +200,53 @@ MIGRATIONS: list[str] = [
     CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END
     """,
+    # Indexes shaped for the retention purge (bench/bench_purge.py), which deletes the oldest
+    # leads with their attempts and recordings:
+    # - the per-number index keyed by day first, so the purge empties neighbouring pages instead
+    #   of touching a random page per lead (keyed by HMAC alone, every day's leads were spread
+    #   over the whole tree); rate limits look up today's and yesterday's entries;
+    # - the "what is in progress" indexes made partial: they hold only queued leads, active
+    #   attempts and recordings being made, so purging finished rows never touches them.
+    """
+    DROP INDEX leads_phone_created;
+    CREATE INDEX leads_day_phone ON leads(CAST(created_at / 86400 AS INTEGER), phone_hash);
+    DROP INDEX leads_due;
+    CREATE INDEX leads_queued ON leads(next_attempt_at) WHERE status = 'queued';
+    DROP INDEX attempts_active;
+    CREATE INDEX attempts_active ON attempts(started_at) WHERE status = 'active';
+    DROP INDEX recordings_status;
+    CREATE INDEX recordings_in_progress ON recordings(started_at) WHERE status = 'recording'
+    """,
+    # Each recording's sample rate (8000 or 16000 Hz): the ciphertext does not say, and bytes
+    # become seconds or audio only through it. Every recording before this was 16 kHz.
+    """
+    ALTER TABLE recordings ADD COLUMN sample_rate INTEGER NOT NULL DEFAULT 16000
+        CHECK (sample_rate > 0)
+    """,
 ]
+
+# The leading expression of leads_day_phone: a query must spell it exactly so to use the index.
+LEAD_DAY = "CAST(created_at / 86400 AS INTEGER)"
 
 
 class Store:
-    def __init__(self, db: aiosqlite.Connection, cipher: FieldCipher):
+    def __init__(self, db: aiosqlite.Connection, cipher: FieldCipher,
+                 write_lock: asyncio.Lock | None = None):
         self._db = db
         self._cipher = cipher
-        # One connection serves every task: transactions must not interleave on it.
-        self._write_lock = asyncio.Lock()
+        # One connection serves every task: transactions must not interleave on it. Stores of
+        # one process on the same database share the lock (see `open`).
+        self.write_lock = write_lock or asyncio.Lock()
+        self._path: Path | None = None
 
     @classmethod
     @asynccontextmanager
-    async def open(cls, path: Path | str, data_key: bytes) -> AsyncIterator[Store]:
+    async def open(cls, path: Path | str, data_key: bytes, *,
+                   write_lock: asyncio.Lock | None = None) -> AsyncIterator[Store]:
+        """write_lock: pass another Store's `write_lock` when this process opens a second
+        connection to the same database (the purge's). Writers then queue in turn on the lock
+        instead of in SQLite's busy handler, which polls with growing sleeps and lets a writer
+        that commits and begins again at once starve the others."""
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         db = await aiosqlite.connect(str(path), isolation_level=None)
@@ -221,7 +257,8 @@ class Store:
             await db.execute("PRAGMA busy_timeout=5000")
             # Deleted rows are overwritten, not left in free pages: erasure leaves no trace.
             await db.execute("PRAGMA secure_delete=ON")
-            store = cls(db, FieldCipher(data_key))
+            store = cls(db, FieldCipher(data_key), write_lock)
+            store._path = None if str(path) == ":memory:" else Path(path)
             await store.migrate()
             yield store
         finally:
@@ -229,7 +266,7 @@ class Store:
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        async with self._write_lock:
+        async with self.write_lock:
             await self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
@@ -361,13 +398,16 @@ class Store:
 
         Check and insert share one IMMEDIATE transaction so concurrent requests can't both
         slip under a limit."""
-        lead_id = str(uuid.uuid4())
+        # UUIDv7: time-ordered, so the ids of leads (and attempts) made together sit together in
+        # their indexes and the purge of old ones rewrites few pages (random v4 ids: 2x slower).
+        lead_id = str(uuid7())
         settings = widget.settings
         phone_hash = self._cipher.number_hash(phone_e164)
         async with self._transaction() as db:
             async with db.execute(
-                "SELECT COUNT(*) FROM leads WHERE phone_hash = ? AND created_at > ?",
-                (phone_hash, now - 86400),
+                f"SELECT COUNT(*) FROM leads WHERE {LEAD_DAY} IN (?, ?) AND phone_hash = ?"
+                " AND created_at > ?",
+                (_day(now - 86400), _day(now), phone_hash, now - 86400),
             ) as cursor:
                 (per_number,) = await cursor.fetchone()
             if per_number >= settings.max_leads_per_number_per_day:
@@ -421,15 +461,16 @@ class Store:
 
     async def due_leads(self, now: float, limit: int) -> list[Lead]:
         async with self._db.execute(
-            "SELECT * FROM leads WHERE status = ? AND next_attempt_at <= ?"
+            # status spelled out (not bound): that is how SQLite sees leads_queued applies
+            f"SELECT * FROM leads WHERE status = '{LEAD_QUEUED}' AND next_attempt_at <= ?"
             " ORDER BY next_attempt_at, created_at LIMIT ?",
-            (LEAD_QUEUED, now, limit),
+            (now, limit),
         ) as cursor:
             return [self._lead(row) async for row in cursor]
 
     async def next_due_at(self) -> float | None:
         async with self._db.execute(
-            "SELECT MIN(next_attempt_at) FROM leads WHERE status = ?", (LEAD_QUEUED,)
+            f"SELECT MIN(next_attempt_at) FROM leads WHERE status = '{LEAD_QUEUED}'"
         ) as cursor:
             return (await cursor.fetchone())[0]
 
@@ -437,7 +478,7 @@ class Store:
 
     async def start_attempt(self, lead_id: str, now: float) -> Attempt:
         """Mark the lead as being called and open an attempt: committed before any dial."""
-        attempt_id = str(uuid.uuid4())
+        attempt_id = str(uuid7())
         async with self._transaction() as db:
             cursor = await db.execute(
                 "UPDATE leads SET status = ?, attempts = attempts + 1, progress = NULL,"
@@ -510,25 +551,29 @@ class Store:
     # ---- recordings ------------------------------------------------------------------------
 
     async def add_recording(
-        self, recording_id: str, attempt: Attempt, route: str, key_id: str, now: float
+        self, recording_id: str, attempt: Attempt, route: str, key_id: str, now: float, *,
+        sample_rate: int,
     ) -> None:
         """Registered before the tap starts: a crash mid-call leaves a row to mark incomplete."""
         async with self._transaction() as db:
             await db.execute(
                 "INSERT INTO recordings (id, lead_id, attempt_id, route, key_id, status,"
-                " started_at) VALUES (?, ?, ?, ?, ?, 'recording', ?)",
-                (recording_id, attempt.lead_id, attempt.id, route, key_id, now),
+                " started_at, sample_rate) VALUES (?, ?, ?, ?, ?, 'recording', ?, ?)",
+                (recording_id, attempt.lead_id, attempt.id, route, key_id, now, sample_rate),
             )
 
     async def finish_recording(
         self, recording_id: str, *, status: str, now: float, duration_s: float, bytes_in: int,
-        segments: int, sha256: str | None, problem: str | None,
+        segments: int, sha256: str | None, problem: str | None, sample_rate: int | None = None,
     ) -> None:
+        """sample_rate: the sink's (None keeps the row's: it was set by add_recording)."""
         async with self._transaction() as db:
             await db.execute(
                 "UPDATE recordings SET status = ?, ended_at = ?, duration_s = ?, bytes = ?,"
-                " segments = ?, sha256 = ?, problem = ? WHERE id = ?",
-                (status, now, duration_s, bytes_in, segments, sha256, problem, recording_id),
+                " segments = ?, sha256 = ?, problem = ?, sample_rate = COALESCE(?, sample_rate)"
+                " WHERE id = ?",
+                (status, now, duration_s, bytes_in, segments, sha256, problem, sample_rate,
+                 recording_id),
             )
 
     async def recordings_in_progress(self) -> list[Recording]:
@@ -590,62 +635,30 @@ class Store:
         async with self._transaction() as db:
             await db.execute("DELETE FROM job_leases WHERE name = ? AND owner = ?", (name, owner))
 
-    async def expired_recordings(
-        self, widget_id: str, cutoff: float, limit: int
-    ) -> list[tuple[str, str]]:
-        """(recording id, lead id) of live recordings of the widget started before cutoff."""
-        # CROSS JOIN keeps SQLite walking the partial index of live recordings (measured: the
-        # plain join walked every lead of the widget and re-skipped deleted recordings).
-        async with self._db.execute(
-            "SELECT r.id, r.lead_id FROM recordings r CROSS JOIN leads l ON l.id = r.lead_id"
-            " WHERE r.status NOT IN ('deleted', 'recording') AND r.started_at < ?"
-            " AND l.widget_id = ? LIMIT ?",
-            (cutoff, widget_id, limit),
-        ) as cursor:
-            return [(row[0], row[1]) async for row in cursor]
-
     async def count_expired_recordings(self, widget_id: str, cutoff: float) -> int:
         async with self._db.execute(
-            "SELECT COUNT(*) FROM recordings r CROSS JOIN leads l ON l.id = r.lead_id"
-            " WHERE r.status NOT IN ('deleted', 'recording') AND r.started_at < ?"
-            " AND l.widget_id = ?",
-            (cutoff, widget_id),
+            f"SELECT COUNT(*) {_EXPIRED_RECORDINGS}", (cutoff, widget_id)
         ) as cursor:
             return (await cursor.fetchone())[0]
 
-    async def mark_recordings_deleted(self, recording_ids: list[str], now: float) -> None:
-        async with self._transaction() as db:
-            await db.executemany(
-                "UPDATE recordings SET status = 'deleted', deleted_at = ? WHERE id = ?",
-                [(now, rid) for rid in recording_ids],
-            )
-
-    async def expired_leads(self, widget_id: str, cutoff: float, limit: int) -> list[str]:
-        """Closed leads of the widget created before cutoff (open ones are never purged)."""
-        async with self._db.execute(
-            "SELECT id FROM leads WHERE widget_id = ? AND status = ? AND created_at < ?"
-            " LIMIT ?",
-            (widget_id, LEAD_DONE, cutoff, limit),
-        ) as cursor:
-            return [row[0] async for row in cursor]
-
     async def count_expired_leads(self, widget_id: str, cutoff: float) -> int:
         async with self._db.execute(
-            "SELECT COUNT(*) FROM leads WHERE widget_id = ? AND status = ? AND created_at < ?",
-            (widget_id, LEAD_DONE, cutoff),
+            f"SELECT COUNT(*) {_EXPIRED_LEADS}", (widget_id, cutoff)
         ) as cursor:
             return (await cursor.fetchone())[0]
 
     async def live_recording_ids(self, lead_ids: list[str]) -> list[str]:
         found: list[str] = []
         for chunk in _chunks(lead_ids, 500):
-            marks = ",".join("?" * len(chunk))
-            async with self._db.execute(
-                f"SELECT id FROM recordings WHERE lead_id IN ({marks}) AND status != 'deleted'",
-                chunk,
-            ) as cursor:
-                found += [row[0] async for row in cursor]
+            async with self._db.execute(_live_recordings_of(len(chunk)), chunk) as cursor:
+                found += [row[0] for row in await cursor.fetchall()]
         return found
+
+    async def live_recording_id_set(self) -> set[str]:
+        async with self._db.execute(
+            "SELECT id FROM recordings WHERE status != 'deleted'"
+        ) as cursor:
+            return {row[0] for row in await cursor.fetchall()}
 
     async def purge_leads(self, lead_ids: list[str], now: float, reason: str) -> int:
         """Tombstone and delete the leads (attempts and recording rows go with them), in one
@@ -653,27 +666,25 @@ class Store:
         purged = 0
         async with self._transaction() as db:
             for chunk in _chunks(lead_ids, 500):
-                marks = ",".join("?" * len(chunk))
-                await db.execute(
-                    "INSERT OR REPLACE INTO lead_tombstones (id, widget_id, created_at,"
-                    " closed_at, outcome, attempts, consent_marketing, consent_recording,"
-                    " clause_version, purged_at, reason)"
-                    " SELECT id, widget_id, created_at, closed_at, outcome, attempts,"
-                    " consent_marketing, consent_recording, clause_version, ?, ?"
-                    f" FROM leads WHERE id IN ({marks})",
-                    (now, reason, *chunk),
-                )
-                cursor = await db.execute(f"DELETE FROM leads WHERE id IN ({marks})", chunk)
+                tombstone, delete = _purge_statements(len(chunk))
+                await db.execute(tombstone, (now, reason, *chunk))
+                cursor = await db.execute(delete, chunk)
                 purged += cursor.rowcount
         return purged
 
-    async def checkpoint(self) -> None:
-        """Fold the WAL back now (PASSIVE: never waits), so the next small write doesn't pay
-        for merging a whole purge batch."""
+    @asynccontextmanager
+    async def purge_batches(self, thread_initializer: Callable[[], None] | None = None
+                            ) -> AsyncIterator[PurgeBatches]:
+        """The retention purge's hot path, on a connection of its own (see PurgeBatches);
+        thread_initializer runs first in its worker thread."""
+        if self._path is None:
+            raise ValueError("an in-memory store has no second connection for a purge")
+        batches = PurgeBatches(self._path, self.write_lock, thread_initializer)
         try:
-            await self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        except sqlite3.OperationalError:
-            pass  # busy or a statement open on this connection: the next batch will do it
+            await batches.open()
+            yield batches
+        finally:
+            await batches.close()
 
     async def count_tombstones(self, widget_id: str | None = None) -> int:
         where, params = ("WHERE widget_id = ?", (widget_id,)) if widget_id else ("", ())
@@ -714,8 +725,9 @@ class Store:
 
     async def leads_for_number(self, e164: str) -> list[Lead]:
         async with self._db.execute(
-            "SELECT * FROM leads WHERE phone_hash = ? ORDER BY created_at",
-            (self._cipher.number_hash(e164),),
+            # Every day of leads_day_phone: the index alone says which rows hold the number.
+            f"SELECT * FROM leads WHERE {LEAD_DAY} >= ? AND phone_hash = ? ORDER BY created_at",
+            (-(2**62), self._cipher.number_hash(e164)),
         ) as cursor:
             return [self._lead(row) async for row in cursor]
 
@@ -819,6 +831,182 @@ class Store:
         return Recording(**fields)
 
 
+# ---- the retention purge's statements, shared by Store and PurgeBatches ---------------------
+
+# Live recordings started before ? of widget ?. CROSS JOIN keeps SQLite walking the partial
+# index of live recordings (measured: the plain join walked every lead of the widget and
+# re-skipped the deleted recordings).
+_EXPIRED_RECORDINGS = (
+    "FROM recordings r CROSS JOIN leads l ON l.id = r.lead_id"
+    " WHERE r.status NOT IN ('deleted', 'recording') AND r.started_at < ? AND l.widget_id = ?"
+)
+# Closed leads of widget ? created before ? (open ones are never purged).
+_EXPIRED_LEADS = f"FROM leads WHERE widget_id = ? AND status = '{LEAD_DONE}' AND created_at < ?"
+
+
+def _live_recordings_of(leads: int) -> str:
+    marks = ",".join("?" * leads)
+    return f"SELECT id FROM recordings WHERE lead_id IN ({marks}) AND status != 'deleted'"
+
+
+def _purge_statements(leads: int) -> tuple[str, str]:
+    """(tombstone, delete) for that many lead ids; the tombstone takes (now, reason, *ids)."""
+    marks = ",".join("?" * leads)
+    return (
+        "INSERT OR REPLACE INTO lead_tombstones (id, widget_id, created_at, closed_at, outcome,"
+        " attempts, consent_marketing, consent_recording, clause_version, purged_at, reason)"
+        " SELECT id, widget_id, created_at, closed_at, outcome, attempts, consent_marketing,"
+        f" consent_recording, clause_version, ?, ? FROM leads WHERE id IN ({marks})",
+        f"DELETE FROM leads WHERE id IN ({marks})",
+    )
+
+
+@dataclass(frozen=True)
+class LeadBatch:
+    lead_ids: list[str]
+    purged: int  # 0 when live recordings held the batch back
+    recording_ids: list[str]  # the batch's live recordings: shred them, then purge_leads()
+
+
+class PurgeBatches:
+    """The retention purge's hot path: a plain sqlite3 connection driven from one worker
+    thread, so that each batch is a single trip to that thread. (Through aiosqlite, every
+    statement, fetch and cursor close is a trip of its own, about twelve a batch, and the
+    purge's SQLite thread sat idle half the time: bench/bench_purge.py.) Writes take the
+    store's write lock, so intake and the purge take turns instead of polling SQLite's lock."""
+
+    def __init__(self, path: Path, write_lock: asyncio.Lock,
+                 thread_initializer: Callable[[], None] | None = None):
+        self._path = path
+        self._write_lock = write_lock
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="purge-sqlite",
+                                          initializer=thread_initializer)
+        self._db: sqlite3.Connection | None = None
+        # Checkpoints run beside the batches, on a connection and thread of their own.
+        self._checkpointer = ThreadPoolExecutor(1, thread_name_prefix="purge-checkpoint",
+                                                initializer=thread_initializer)
+        self._checkpoint_db: sqlite3.Connection | None = None
+        self._checkpointing: asyncio.Future[None] | None = None
+
+    async def open(self) -> None:
+        self._db = await self._call(self._connect)
+        self._checkpoint_db = await asyncio.get_running_loop().run_in_executor(
+            self._checkpointer, self._connect)
+
+    async def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            if self._checkpointing is not None:
+                await self._checkpointing
+            if self._checkpoint_db is not None:
+                await loop.run_in_executor(self._checkpointer, self._checkpoint_db.close)
+            if self._db is not None:
+                await self._call(self._db.close)
+        finally:
+            self._checkpointer.shutdown(wait=False)
+            self._thread.shutdown(wait=False)
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        # synchronous=NORMAL: the purge's commits skip the fsync (checkpoints still sync). A
+        # power cut may undo its last batches, never tear one; the next purge redoes them.
+        for pragma in ("journal_mode=WAL", "foreign_keys=ON", "busy_timeout=5000",
+                       "secure_delete=ON", "synchronous=NORMAL"):
+            db.execute(f"PRAGMA {pragma}")
+        return db
+
+    async def _call(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+
+    async def expired_recordings(self, widget_id: str, cutoff: float, limit: int) -> list[str]:
+        return await self._call(self._select, f"SELECT r.id {_EXPIRED_RECORDINGS} LIMIT ?",
+                                (cutoff, widget_id, limit))
+
+    async def mark_recordings_deleted(self, recording_ids: list[str], now: float) -> None:
+        async with self._write_lock:
+            await self._call(self._mark_deleted, recording_ids, now)
+
+    async def lead_batch(self, widget_id: str, cutoff: float, limit: int, now: float,
+                         reason: str) -> LeadBatch:
+        """Up to `limit` expired leads, in one transaction: tombstoned and deleted at once
+        unless some of them have live recordings; then nothing changes and the batch comes
+        back with those recordings, whose keys must go before the rows (purge_leads)."""
+        async with self._write_lock:
+            return await self._call(self._lead_batch, widget_id, cutoff, limit, now, reason)
+
+    async def purge_leads(self, lead_ids: list[str], now: float, reason: str) -> int:
+        async with self._write_lock:
+            return await self._call(self._purge_in_transaction, lead_ids, now, reason)
+
+    def checkpoint(self) -> None:
+        """Called after each batch: unless one is still running, start folding the WAL back
+        (PASSIVE: never waits for anyone), beside the next batches. So the WAL stays small and
+        is folded on the purge's time, never by an intake commit that finds it past SQLite's
+        autocheckpoint size (1,000 pages). A checkpoint after each batch, awaited, took a
+        quarter of the purge's time."""
+        if self._checkpointing is None or self._checkpointing.done():
+            self._checkpointing = asyncio.get_running_loop().run_in_executor(
+                self._checkpointer, self._checkpoint)
+
+    # ---- in the worker thread --------------------------------------------------------------
+
+    def _select(self, sql: str, params: tuple) -> list[str]:
+        assert self._db is not None
+        return [row[0] for row in self._db.execute(sql, params)]
+
+    def _mark_deleted(self, recording_ids: list[str], now: float) -> None:
+        assert self._db is not None
+        with _immediate(self._db):
+            self._db.executemany(
+                "UPDATE recordings SET status = 'deleted', deleted_at = ? WHERE id = ?",
+                [(now, rid) for rid in recording_ids])
+
+    def _lead_batch(self, widget_id: str, cutoff: float, limit: int, now: float,
+                    reason: str) -> LeadBatch:
+        assert self._db is not None
+        with _immediate(self._db):
+            lead_ids = self._select(f"SELECT id {_EXPIRED_LEADS} LIMIT ?",
+                                    (widget_id, cutoff, limit))
+            recording_ids = [rid for chunk in _chunks(lead_ids, 500)
+                             for rid in self._select(_live_recordings_of(len(chunk)),
+                                                     tuple(chunk))]
+            if recording_ids:
+                return LeadBatch(lead_ids, 0, recording_ids)  # nothing written: a rollback
+            return LeadBatch(lead_ids, self._purge(lead_ids, now, reason), [])
+
+    def _purge_in_transaction(self, lead_ids: list[str], now: float, reason: str) -> int:
+        assert self._db is not None
+        with _immediate(self._db):
+            return self._purge(lead_ids, now, reason)
+
+    def _purge(self, lead_ids: list[str], now: float, reason: str) -> int:
+        assert self._db is not None
+        purged = 0
+        for chunk in _chunks(lead_ids, 500):
+            tombstone, delete = _purge_statements(len(chunk))
+            self._db.execute(tombstone, (now, reason, *chunk))
+            purged += self._db.execute(delete, chunk).rowcount
+        return purged
+
+    def _checkpoint(self) -> None:
+        assert self._checkpoint_db is not None
+        try:
+            self._checkpoint_db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.OperationalError:
+            pass  # busy: the next one will do it
+
+
+@contextmanager
+def _immediate(db: sqlite3.Connection) -> Iterator[None]:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
 def _statements(script: str) -> list[str]:
     """Split a migration into statements (a trigger's body holds ';' of its own)."""
     statements, buffer = [], ""
@@ -831,6 +1019,11 @@ def _statements(script: str) -> list[str]:
     if buffer.strip(" \n;"):
         statements.append(buffer)
     return statements
+
+
+def _day(t: float) -> int:
+    """The day number LEAD_DAY gives a lead created at t (SQLite's CAST truncates like int)."""
+    return int(t / 86400)
 
 
 def _chunks(items: list[str], size: int) -> list[list[str]]:
@@ -899,8 +1092,9 @@ class KeyStore:
             row = await cursor.fetchone()
         return None if row is None else bytes(row[0])
 
-    async def delete(self, recording_ids: list[str]) -> None:
-        """Destroy the keys (overwritten in the file, log truncated): the shred itself."""
+    async def delete(self, recording_ids: list[str], *, truncate_log: bool = True) -> None:
+        """Destroy the keys (overwritten in the file, log truncated): the shred itself. A
+        purge deleting batch after batch truncates the log once at its end (truncate_log)."""
         async with self._lock:
             await self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -913,6 +1107,13 @@ class KeyStore:
                 await self._db.execute("ROLLBACK")
                 raise
             await self._db.execute("COMMIT")
+            if truncate_log:
+                await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    async def truncate_log(self) -> None:
+        """Fold the log into the file (secure_delete has zeroed the deleted keys there) and
+        empty it, so no copy of a deleted key is left in it."""
+        async with self._lock:
             await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     async def count(self) -> int:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from callengine.access import Principal
-from callengine.recordings import RecordingVault, wav_header
+from callengine.recordings import RecordingVault
 from callengine.store import Store
 
 Progress = Callable[[int, int], None]  # (done, total)
@@ -60,7 +60,7 @@ async def export_subject(
             ],
             "recordings": [
                 {"id": r.id, "status": r.status, "started_at": r.started_at,
-                 "duration_s": r.duration_s}
+                 "duration_s": r.duration_s, "sample_rate": r.sample_rate}
                 for r in recordings
             ],
         })
@@ -77,7 +77,7 @@ async def export_subject(
                 target = audio_dir / f"{recording.id}.wav"
                 fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
                 with os.fdopen(fd, "wb") as f:
-                    f.write(wav_header(plain.size))
+                    f.write(plain.wav_header())
                     for chunk in plain.chunks:
                         f.write(chunk)
                 recording_view["file"] = target.name

@@ -32,7 +32,7 @@ from callengine.model import (
 from callengine.access import Permission, Principal, Role, token_hash, verify_chain
 from callengine.crypto import RecordingError
 from callengine.numbers import NumberRejected, any_number, check_number, mask
-from callengine.recordings import RecordingUnavailable, RecordingVault, wav_header
+from callengine.recordings import RecordingUnavailable, RecordingVault
 from callengine.store import Conflict, NotFound, RateLimited, Store
 from callengine.reports import call_report, parse_day, to_csv
 from callengine.subjects import erase_subject, export_subject
@@ -406,7 +406,7 @@ async def recording_audio(request: web.Request) -> web.StreamResponse:
         "X-Recording-Complete": "true" if plain.complete else "false",
     })
     await response.prepare(request)
-    await response.write(wav_header(plain.size))
+    await response.write(plain.wav_header())
     for chunk in plain.chunks:
         await response.write(chunk)
     await response.write_eof()

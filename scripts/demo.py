@@ -164,8 +164,9 @@ def main() -> int:
           f" {attempt['visitor_ring_s']:.1f} s, talk {attempt['talk_s']:.1f} s,"
           f" Q.850 cause {attempt['q850']} ({attempt['cause'] or '-'})")
     recording, = json.loads(callengine("recording", "list", "--lead", lead_id))
-    print(f"recording {recording['id']}: {recording['status']}, {recording['duration_s']:.1f} s,"
-          f" {recording['segments']} AES-256-GCM segments, key id {recording['key_id']}")
+    print(f"recording {recording['id']}: {recording['status']}, {recording['duration_s']:.1f} s"
+          f" at {recording['sample_rate'] / 1000:g} kHz, {recording['segments']} AES-256-GCM"
+          f" segments, key id {recording['key_id']}")
     print("  " + callengine("recording", "verify", recording["id"]).splitlines()[0])
     plaintext = [p for p in (DEMO / "recordings").iterdir() if not p.name.endswith(".cerec")]
     print(f"  files under {DEMO / 'recordings'}: "

@@ -12,6 +12,7 @@ import pytest
 from callengine import cli, crypto
 from callengine.flow import Strategy
 from callengine.model import Agent, Consent, widget_settings_from_input
+from callengine.recorder import DEFAULT_SAMPLE_RATE, bytes_per_second
 from callengine.recordings import RecordingUnavailable, RecordingVault
 from callengine.store import KeyStore, Store
 from tests.support.audio import assert_both_tones, scan_for_plaintext
@@ -90,8 +91,8 @@ def test_backup_and_restore(live, capsys):
             assert sorted(lead.name for lead in leads) == ["Anna", "Bob"]
             assert {lead.phone_e164 for lead in leads} == {ANNA, BOB}
         pcm = await play(restored, tmp_path / "ks" / "ks.db", recordings[ANNA], private)
-        assert_both_tones(pcm)
-        assert len(pcm) == 2 * 32000
+        assert_both_tones(pcm, DEFAULT_SAMPLE_RATE)
+        assert len(pcm) == 2 * bytes_per_second(DEFAULT_SAMPLE_RATE)
 
     asyncio.run(check())
     # a second restore into the same directory is refused, nothing touched
@@ -112,7 +113,7 @@ def test_backup_before_erasure_cannot_resurrect_the_recording(live, capsys):
     with pytest.raises(RecordingUnavailable, match="crypto-shredded"):  # … but its key is gone
         asyncio.run(play(restored, tmp_path / "ks" / "ks.db", recordings[ANNA], private))
     assert_both_tones(asyncio.run(play(restored, tmp_path / "ks" / "ks.db", recordings[BOB],
-                                       private)))
+                                       private)), DEFAULT_SAMPLE_RATE)
 
 
 def test_restore_refuses_wrong_key_and_tampering(live, capsys):

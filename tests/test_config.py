@@ -23,6 +23,69 @@ def test_defaults_and_relative_paths(tmp_path):
     assert config.ari.url == "http://127.0.0.1:8088/ari" and config.ari.password == "ari-pass"
     assert config.recording.public_key_file is None  # never records without a key
     assert config.recording.route == "fifo"
+    assert config.recording.sample_rate == 8000  # telephone audio
+    assert config.recording.fifo_slack_s == 32.0
+
+
+@pytest.mark.parametrize("rate", [8000, 16000])
+def test_sample_rate(tmp_path, rate):
+    config = load_config(write(tmp_path, f"[recording]\nsample_rate = {rate}\n"), env=ENV)
+    assert config.recording.sample_rate == rate
+
+
+@pytest.mark.parametrize("value, problem", [
+    ("44100", "recording.sample_rate must be 8000 (telephone audio) or 16000 (wideband codecs), "
+              "got 44100"),
+    ("16", "recording.sample_rate must be 8000 (telephone audio) or 16000 (wideband codecs), "
+           "got 16"),
+    ('"8000"', "recording.sample_rate must be int, got '8000'"),
+    ("8000.0", "recording.sample_rate must be int, got 8000.0"),
+])
+def test_sample_rate_is_8000_or_16000(tmp_path, value, problem):
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, f"[recording]\nsample_rate = {value}\n"), env=ENV)
+    assert caught.value.problems == [problem]
+
+
+def test_fifo_slack_bounds(tmp_path):
+    config = load_config(write(tmp_path, "[recording]\nfifo_slack_s = 10\n"), env=ENV)
+    assert config.recording.fifo_slack_s == 10.0
+    with pytest.raises(ConfigError, match="fifo_slack_s must be between 1 and 600, got 0.5"):
+        load_config(write(tmp_path, "[recording]\nfifo_slack_s = 0.5\n"), env=ENV)
+
+
+def test_check_config_reports_fifo_capacity(tmp_path, capsys, monkeypatch):
+    """Non-root with the kernel's default budget (16384 pages of 4 KiB): 512 KiB pipes at
+    8 kHz, so 128 recordings fit; 16 kHz halves that; fewer than max_concurrent_calls warns."""
+    from callengine.media import fifo
+
+    limits = {"pipe-user-pages-soft": 16384, "pipe-user-pages-hard": 0,
+              "pipe-max-size": 1048576}
+    monkeypatch.setattr(fifo, "_proc_int", limits.get)
+    monkeypatch.setattr(fifo, "pipe_limit_exempt", lambda: False)
+    monkeypatch.setattr(fifo, "PAGE_SIZE", 4096)
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("CALLENGINE_AMI_SECRET", "s")
+    (tmp_path / "rec.pub").write_text("x")
+    recording = '[recording]\npublic_key_file = "rec.pub"\n'
+    path = write(tmp_path, recording + "[dialing]\nmax_concurrent_calls = 100\n")
+    assert cli.main(["--config", str(path), "check-config"]) == 0
+    out = capsys.readouterr().out
+    assert "recording: fifo route, 8000 Hz" in out
+    assert ("FIFO pipe per recording: 512 KiB (33 s of audio); concurrent recordings that fit "
+            "under fs.pipe-user-pages-soft: 128") in out
+    assert "WARNING" not in out
+    path = write(tmp_path, recording + "sample_rate = 16000\n"
+                 "[dialing]\nmax_concurrent_calls = 100\n")
+    assert cli.main(["--config", str(path), "check-config"]) == 0
+    out = capsys.readouterr().out
+    assert "1024 KiB (33 s of audio); concurrent recordings that fit under " \
+           "fs.pipe-user-pages-soft: 64" in out
+    assert "WARNING: 64 FIFO recordings fit, dialing.max_concurrent_calls is 100" in out
+    monkeypatch.setattr(fifo, "pipe_limit_exempt", lambda: True)  # root, CAP_SYS_RESOURCE
+    assert cli.main(["--config", str(path), "check-config"]) == 0
+    assert "fs.pipe-user-pages-soft: unlimited" in capsys.readouterr().out
 
 
 def test_secrets_from_files(tmp_path):

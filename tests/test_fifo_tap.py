@@ -29,17 +29,20 @@ from callengine.asterisk.ami import AmiClient, AmiError
 from callengine.crypto import MAGIC, generate_recipient_keypair, header_info, open_recording
 from callengine.media import fifo as fifo_mod
 from callengine.media.fifo import (
-    BYTES_PER_SECOND,
-    FIFO_SUFFIX,
+    DEFAULT_SLACK_S,
+    FifoPipeError,
     FifoTap,
     FifoTapError,
     check_fifo_dir,
     ensure_fifo_dir,
+    fifo_suffix,
+    pipe_size_for,
     release_orphaned_fifos,
 )
-from callengine.recorder import RecordingSink
+from callengine.recorder import DEFAULT_SAMPLE_RATE, RecordingSink, bytes_per_second
 from tests.support.asterisk import CHROOT_STATE_DIR, AriApp
 from tests.support.audio import band_fractions, scan_for_plaintext, tone_audio_in
+from tests.support.pipes import RefusingFcntl
 from tests.support.phones import (
     AGENT_TONE_HZ,
     PSTN_PORT,
@@ -147,24 +150,36 @@ def fifo_dir(tmp_path):
     return d
 
 
-def pcm_seconds(seconds: float) -> bytes:
-    t = np.arange(int(16000 * seconds)) / 16000
+def pcm_seconds(seconds: float, rate: int = DEFAULT_SAMPLE_RATE) -> bytes:
+    t = np.arange(int(rate * seconds)) / rate
     return (4000 * np.sin(2 * np.pi * 440 * t)).astype("<i2").tobytes()
 
 
-async def test_fake_stream_round_trip(fifo_dir, recordings_dir, keys):
+def test_pipe_size_follows_the_rate():
+    """32 s of slack: 512 KiB at 8 kHz (half the pages of 16 kHz's 1 MiB), as the kernel
+    rounds (a power of two of pages)."""
+    assert pipe_size_for(DEFAULT_SLACK_S, 8000) == 512 << 10
+    assert pipe_size_for(DEFAULT_SLACK_S, 16000) == 1 << 20
+    assert pipe_size_for(1.0, 8000) == 16 << 10  # 16,000 bytes → 4 pages
+    assert fifo_suffix(8000) == ".sln" and fifo_suffix(16000) == ".sln16"
+    with pytest.raises(ValueError, match="8000, 16000"):
+        fifo_suffix(44100)
+
+
+@pytest.mark.parametrize("rate, suffix", [(8000, ".sln"), (16000, ".sln16")])
+async def test_fake_stream_round_trip(fifo_dir, recordings_dir, keys, rate, suffix):
     private, public = keys
-    pcm = pcm_seconds(2.0)
+    pcm = pcm_seconds(2.0, rate)
     fake = FakeMixMonitor(fifo_dir, pcm, delay=0.3)
     tap = FifoTap(fake, fifo_dir, "/asterisk/sees/fifo/", None)
-    sink = RecordingSink(recordings_dir, public)
+    sink = RecordingSink(recordings_dir, public, sample_rate=rate)
     await tap.start(sink, channel_id="chan-id", channel_name="PJSIP/agent1-00000001")
 
-    path = fifo_dir / f"{sink.recording_id}{FIFO_SUFFIX}"
+    path = fifo_dir / f"{sink.recording_id}{suffix}"
     st = path.lstat()
     assert stat.S_ISFIFO(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o620
-    assert tap.pipe_size == 1 << 20
-    assert fake.calls == [("PJSIP/agent1-00000001", f"/asterisk/sees/fifo/{sink.recording_id}.sln16", "")]
+    assert tap.pipe_size == pipe_size_for(DEFAULT_SLACK_S, rate)
+    assert fake.calls == [("PJSIP/agent1-00000001", f"/asterisk/sees/fifo/{sink.recording_id}{suffix}", "")]
     assert sink.recording_id in fifo_mod.active_fifo_ids()
 
     # Before the writer opens: no false EOF (the keeper write end is open).
@@ -176,8 +191,10 @@ async def test_fake_stream_round_trip(fifo_dir, recordings_dir, keys):
 
     report = await tap.finish(talk_s=2.0)
     assert report.problem is None, report.problem
-    assert report.expected_bytes == 64000 and report.lost_bytes == 0
+    assert report.expected_bytes == 2 * bytes_per_second(rate) == len(pcm)
+    assert report.lost_bytes == 0
     assert report.summary.complete and report.summary.bytes_in == len(pcm)
+    assert report.summary.sample_rate == rate and report.summary.duration_s == 2.0
     assert decrypt(report.summary.path, private) == pcm
     assert not path.exists()
     assert sink.recording_id not in fifo_mod.active_fifo_ids()
@@ -202,7 +219,7 @@ async def test_writer_that_never_comes_does_not_hang(fifo_dir, recordings_dir, k
     report = await tap.finish(talk_s=3.0, timeout=5)
     assert time.monotonic() - t0 < 0.5
     assert report.problem and report.problem.startswith("no audio")
-    assert report.summary.bytes_in == 0 and report.lost_bytes == 96000
+    assert report.summary.bytes_in == 0 and report.lost_bytes == 3 * 16000  # 8 kHz
     assert list(fifo_dir.iterdir()) == []
 
 
@@ -221,7 +238,7 @@ async def test_writer_attached_but_silent_until_the_end(fifo_dir, recordings_dir
         os.close(wfd)
 
     flush = asyncio.create_task(late_flush())
-    report = await tap.finish(talk_s=0.0625)  # 2000 bytes expected
+    report = await tap.finish(talk_s=0.125)  # 2000 bytes expected at 8 kHz
     await flush
     assert report.problem is None and report.summary.bytes_in == 2000
     assert decrypt(report.summary.path, private) == b"\x01\x02" * 1000
@@ -233,8 +250,8 @@ async def test_short_recording_is_reported(fifo_dir, recordings_dir, keys):
     await tap.start(RecordingSink(recordings_dir, keys[1]), channel_id="c", channel_name="n")
     await fake.done.wait()
     report = await tap.finish(talk_s=3.0)
-    assert report.problem and report.problem.startswith("short recording")
-    assert report.lost_bytes == 32000
+    assert report.problem and report.problem.startswith("short recording: 2.0 s of audio")
+    assert report.lost_bytes == 16000  # 1 s at 8 kHz
     assert report.summary.complete  # the stream itself ended normally
 
 
@@ -276,7 +293,7 @@ async def test_sink_failure_keeps_draining(fifo_dir, recordings_dir, keys):
     sink.feed = broken_feed  # type: ignore[method-assign]
     await asyncio.wait_for(fake.done.wait(), 5)  # the writer was never blocked
     report = await tap.finish(talk_s=1.0)
-    assert tap.bytes_received == 32000
+    assert tap.bytes_received == 16000
     assert report.problem and "No space left" in report.problem
     assert not report.summary.complete
 
@@ -293,6 +310,31 @@ async def test_unsafe_fifo_dir_is_refused(tmp_path, recordings_dir, keys):
         check_fifo_dir(tmp_path / "missing")
 
 
+@pytest.mark.parametrize("grant", [None, 64 << 10], ids=["EPERM", "smaller"])
+async def test_pipe_that_cannot_grow_refuses_the_recording(
+    fifo_dir, recordings_dir, keys, monkeypatch, grant
+):
+    """Over pipe-user-pages-soft the kernel leaves a new FIFO at 8-64 KiB (a quarter of a
+    second of slack): the tap refuses before MixMonitor is sent, and leaves nothing behind."""
+    refusing = RefusingFcntl(grant)
+    monkeypatch.setattr(fifo_mod, "fcntl", refusing)
+    fake = FakeMixMonitor(fifo_dir)
+    tap = FifoTap(fake, fifo_dir, "/x", None)
+    sink = RecordingSink(recordings_dir, keys[1])
+    with pytest.raises(FifoPipeError) as caught:
+        await tap.start(sink, channel_id="c", channel_name="n")
+    assert refusing.set_calls == [512 << 10]
+    why = "EPERM" if grant is None else f"got {grant}"
+    assert str(caught.value) == (
+        f"FIFO pipe could not be enlarged to 524288 bytes ({why}): raise "
+        "fs.pipe-user-pages-soft or run the engine with CAP_SYS_RESOURCE")
+    assert fake.calls == []  # no MixMonitor
+    assert list(fifo_dir.iterdir()) == []  # no FIFO
+    assert sink.recording_id not in fifo_mod.active_fifo_ids()
+    assert tap._rfd == -1 and tap._keeper == -1  # both ends closed
+    sink.abort()
+
+
 async def test_ami_error_leaves_nothing_behind(fifo_dir, recordings_dir, keys):
     fake = FakeMixMonitor(fifo_dir, error=AmiError("MixMonitor", "No such channel"))
     tap = FifoTap(fake, fifo_dir, "/x", None)
@@ -307,10 +349,10 @@ async def test_watchdog_releases_a_blocked_writer(fifo_dir):
     """An orphaned FIFO with a writer blocked in open() (MixMonitor with no reader): one
     watchdog pass unblocks the writer, removes the FIFO; active and young FIFOs stay;
     a plaintext file in the directory is removed."""
-    orphan = fifo_dir / f"{'a' * 32}{FIFO_SUFFIX}"
-    active = fifo_dir / f"{'b' * 32}{FIFO_SUFFIX}"
-    young = fifo_dir / f"{'c' * 32}{FIFO_SUFFIX}"
-    leak = fifo_dir / f"{'d' * 32}{FIFO_SUFFIX}"
+    orphan = fifo_dir / f"{'a' * 32}.sln"
+    active = fifo_dir / f"{'b' * 32}.sln16"
+    young = fifo_dir / f"{'c' * 32}.sln"
+    leak = fifo_dir / f"{'d' * 32}.sln16"
     for p in (orphan, active, young):
         os.mkfifo(p, 0o600)
     leak.write_bytes(b"\0" * 100)
@@ -343,7 +385,8 @@ async def test_watchdog_releases_a_blocked_writer(fifo_dir):
 
 
 async def test_watchdog_loop_runs_first_pass_at_once(fifo_dir):
-    os.mkfifo(fifo_dir / f"{'e' * 32}{FIFO_SUFFIX}")
+    os.mkfifo(fifo_dir / f"{'e' * 32}.sln16")
+    os.mkfifo(fifo_dir / f"{'f' * 32}.sln")
     task = asyncio.create_task(fifo_mod.fifo_watchdog(fifo_dir, lambda: set(), interval=30, min_idle_s=0))
     try:
         for _ in range(50):
@@ -447,31 +490,35 @@ async def hang_up(call: BridgedCall) -> None:
         await call.app.wait_for("ChannelDestroyed", cid)
 
 
-def assert_both_tones(pcm: bytes) -> dict[int, float]:
-    fractions = band_fractions(pcm)
+def assert_both_tones(pcm: bytes, rate: int = DEFAULT_SAMPLE_RATE) -> dict[int, float]:
+    fractions = band_fractions(pcm, rate)
     assert fractions[AGENT_TONE_HZ] > 0.1 and fractions[VISITOR_TONE_HZ] > 0.1, fractions
     assert sum(fractions.values()) > 0.8, fractions
     return fractions
 
 
 @pytest.mark.asterisk
-async def test_records_both_parties_encrypted(asterisk, ami, fifo_env, recordings_dir, keys, caplog):
+@pytest.mark.parametrize("rate", [8000, 16000])
+async def test_records_both_parties_encrypted(asterisk, ami, fifo_env, recordings_dir, keys, caplog,
+                                              rate):
     private, public = keys
     caplog.set_level(logging.DEBUG)
     async with bridged_call(asterisk) as call:
         tap = FifoTap(ami, fifo_env.dir, fifo_env.dir_asterisk, fifo_env.group)
-        sink = RecordingSink(recordings_dir, public)
+        sink = RecordingSink(recordings_dir, public, sample_rate=rate)
         await tap.start(sink, channel_id=call.agent, channel_name=call.agent_name,
                         bridge_id=call.bridge, tap_channel_id="unused")
         t0 = time.monotonic()
         fifo = tap.path
+        assert fifo.name.endswith(fifo_suffix(rate))
         st = fifo.lstat()
         assert stat.S_ISFIFO(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o620
         if fifo_env.group is not None:
             assert st.st_gid == fifo_env.group
-        assert tap.pipe_size == 1 << 20
+        assert tap.pipe_size == pipe_size_for(DEFAULT_SLACK_S, rate)
 
-        await asyncio.sleep(2.0)
+        # MixMonitor writes 32 KiB blocks: the first after ~1 s at 16 kHz, ~2 s at 8 kHz.
+        await asyncio.sleep(2.5)
         # MixMonitor adds no bridge member: the bridge is simple_bridge (not softmix).
         status, bridge = await asterisk.ari("GET", f"/bridges/{call.bridge}")
         assert status == 200 and bridge["technology"] == "simple_bridge", bridge
@@ -494,14 +541,14 @@ async def test_records_both_parties_encrypted(asterisk, ami, fifo_env, recording
     assert summary.complete
     pcm = decrypt(summary.path, private)
     assert len(pcm) == summary.bytes_in == tap.bytes_received
-    seconds = len(pcm) / BYTES_PER_SECOND
+    seconds = len(pcm) / bytes_per_second(rate)
     assert 0.9 * talk_s <= seconds <= talk_s + 0.3, (seconds, talk_s)
-    fractions = assert_both_tones(pcm)
+    fractions = assert_both_tones(pcm, rate)
     # After: only ciphertext anywhere, FIFO gone.
     assert list(fifo_env.dir.iterdir()) == []
     assert scan_for_plaintext(fifo_env.dir, recordings_dir, asterisk.state_dir) == []
     assert asterisk.ami.secret not in caplog.text
-    print(f"\nFIFO: {seconds:.2f} s of audio for {talk_s:.2f} s of call; EOF {eof_ms:.0f} ms after "
+    print(f"\nFIFO {rate} Hz: {seconds:.2f} s of audio for {talk_s:.2f} s of call; EOF {eof_ms:.0f} ms after "
           f"the hangup request; tone shares {fractions}")
 
 
@@ -522,16 +569,17 @@ async def test_mixmonitor_takes_the_ari_channel_id(asterisk, ami, fifo_env, reco
 
 
 @pytest.mark.asterisk
-@pytest.mark.parametrize("pipe_size", [1 << 20, 1 << 16], ids=["1MiB", "64KiB-control"])
+@pytest.mark.parametrize("pipe_size", [None, 1 << 14], ids=["32s", "16KiB-control"])
 async def test_reader_stall(asterisk, ami, fifo_env, recordings_dir, keys, pipe_size):
-    """The reader pauses 8 s mid-call. With the 1 MiB pipe nothing is lost; with Linux's
-    default 64 KiB (the control) MixMonitor silently drops audio - which this test can see."""
+    """The reader pauses 8 s mid-call. With the default pipe (32 s of audio: 512 KiB at
+    8 kHz) nothing is lost; with a 16 KiB pipe (the control: 1 s at 8 kHz) MixMonitor silently
+    drops audio - which this test can see."""
     private, public = keys
     async with bridged_call(asterisk) as call:
         tap = FifoTap(ami, fifo_env.dir, fifo_env.dir_asterisk, fifo_env.group, pipe_size=pipe_size)
         await tap.start(RecordingSink(recordings_dir, public), channel_id=call.agent,
                         channel_name=call.agent_name)
-        assert tap.pipe_size == pipe_size
+        assert tap.pipe_size == (pipe_size or pipe_size_for(DEFAULT_SLACK_S, DEFAULT_SAMPLE_RATE))
         t0 = time.monotonic()
         await asyncio.sleep(1.0)
         tap.suspend_reader()
@@ -541,15 +589,15 @@ async def test_reader_stall(asterisk, ami, fifo_env, recordings_dir, keys, pipe_
         talk_s = time.monotonic() - t0
         await hang_up(call)
         report = await tap.finish(talk_s=talk_s)
-    received_s = report.summary.bytes_in / BYTES_PER_SECOND
-    print(f"\npipe {pipe_size // 1024} KiB, 8 s stall: {received_s:.2f} s of audio for "
+    received_s = report.summary.duration_s
+    print(f"\npipe {tap.pipe_size // 1024} KiB, 8 s stall: {received_s:.2f} s of audio for "
           f"{talk_s:.2f} s of call")
-    if pipe_size == 1 << 20:
+    if pipe_size is None:
         assert report.problem is None, report.problem
         assert received_s >= 0.97 * talk_s, (received_s, talk_s)
         assert_both_tones(decrypt(report.summary.path, private))
     else:
-        assert received_s < talk_s - 2.0, "the 64 KiB control lost nothing: is the test blind?"
+        assert received_s < talk_s - 2.0, "the 16 KiB control lost nothing: is the test blind?"
         assert report.problem and report.problem.startswith("short recording")
 
 
@@ -559,7 +607,7 @@ async def test_watchdog_releases_orphaned_fifo(asterisk, ami, fifo_env):
     hangup the channel does not go away. The watchdog opens/drains/closes/unlinks the FIFO and
     the channel is destroyed."""
     recording_id = uuid.uuid4().hex
-    path = fifo_env.dir / f"{recording_id}{FIFO_SUFFIX}"
+    path = fifo_env.dir / f"{recording_id}{fifo_suffix(DEFAULT_SAMPLE_RATE)}"
     os.mkfifo(path, 0o600)
     if fifo_env.group is not None:
         os.chown(path, -1, fifo_env.group)

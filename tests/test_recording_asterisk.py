@@ -14,6 +14,7 @@ import pytest
 
 from callengine import crypto
 from callengine.app import running
+from callengine.recorder import DEFAULT_SAMPLE_RATE, bytes_per_second
 from callengine.recordings import RecordingVault, import_prompt
 from callengine.store import KeyStore, Store
 from tests.support.audio import assert_both_tones, decrypt, scan_for_plaintext
@@ -86,11 +87,13 @@ async def watch_progress(store: Store, lead_id: str, timeout: float = 40) -> lis
 
 
 @pytest.mark.parametrize("route", ["fifo", "rtp"])
+@pytest.mark.parametrize("rate", [8000, 16000])
 async def test_recorded_call_holds_both_parties_encrypted(
-    asterisk, tmp_path, keys, notice, route
+    asterisk, tmp_path, keys, notice, route, rate
 ):
     private, public_file = keys
-    config = make_config(tmp_path, asterisk, recording_route=route, public_key_file=public_file)
+    config = make_config(tmp_path, asterisk, recording_route=route, public_key_file=public_file,
+                         sample_rate=rate)
     watched_dirs = [tmp_path, asterisk.state_dir]
     async with running(config) as service, \
             Phone(5081, "answer", tone_hz=440, answer_after_ms=200), \
@@ -108,15 +111,17 @@ async def test_recorded_call_holds_both_parties_encrypted(
     assert progress == ["ringing-agents", "whisper", "dialling-visitor", "recording-notice",
                         "connected"]
     assert recording.status == "complete" and recording.problem is None, recording
-    assert recording.route == route
+    assert recording.route == route and recording.sample_rate == rate
     path = config.recordings_dir / recording.file_name
     assert path.stat().st_mode & 0o777 == 0o600
     key = await file_key(config.keystore, recording.id, private)
     pcm = decrypt(path, key)
     assert len(pcm) == recording.bytes
     # The recording spans the talk: bridged → hangup (MixMonitor/RTP start a few ms late).
-    assert abs(len(pcm) / 32000 - attempt.talk_s) < 0.6, (len(pcm) / 32000, attempt.talk_s)
-    assert_both_tones(pcm)
+    seconds = len(pcm) / bytes_per_second(rate)
+    assert abs(seconds - attempt.talk_s) < 0.6, (seconds, attempt.talk_s)
+    assert recording.duration_s == pytest.approx(seconds)
+    assert_both_tones(pcm, rate)
     assert scan_for_plaintext(*watched_dirs) == []
     assert crypto.verify(path, [key]).authenticated
 
@@ -177,7 +182,9 @@ orphan_check_s = 1.0
             lead_id = await submit(base_url, widget, recording_consent=True)
             async with Store.open(tmp_path / "callengine.db", DATA_KEY) as store:
                 await wait_for_lead(store, lead_id, status="calling", progress="connected")
-                await asyncio.sleep(5)  # > 2 sealed segments of 64 KiB (≈2 s each)
+                # > 2 sealed segments of 64 KiB (≈4.1 s each at 8 kHz), plus MixMonitor's
+                # buffering (32 KiB blocks, ≈2 s) and one frame beyond the second segment.
+                await asyncio.sleep(2 * 65520 / bytes_per_second(DEFAULT_SAMPLE_RATE) + 2.5)
                 engine.kill()
                 assert scan_for_plaintext(tmp_path, asterisk.state_dir) == []
                 engine.start()  # hangs up the orphans, releases the FIFO, marks the file
@@ -196,5 +203,7 @@ orphan_check_s = 1.0
     # (the stream header shares it), the others 65,520; the one in memory died with the engine.
     assert len(pcm) >= 65480 + 65520
     assert (len(pcm) - 65480) % 65520 == 0
-    assert_both_tones(pcm)
+    assert recording.sample_rate == DEFAULT_SAMPLE_RATE
+    assert recording.duration_s == pytest.approx(len(pcm) / bytes_per_second(DEFAULT_SAMPLE_RATE))
+    assert_both_tones(pcm, DEFAULT_SAMPLE_RATE)
     assert not any((asterisk.state_dir / "fifo").iterdir())  # the watchdog released the FIFO

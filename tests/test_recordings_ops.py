@@ -3,6 +3,7 @@ the admin API (playback decrypted on the fly, crypto-shred), and what each refus
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import time
@@ -16,6 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from callengine import cli, crypto
 from callengine.flow import Strategy
 from callengine.model import Agent, Consent, widget_settings_from_input
+from callengine.recorder import DEFAULT_SAMPLE_RATE, bytes_per_second
 from callengine.recordings import RecordingUnavailable, RecordingVault
 from callengine.store import KeyStore, Store
 from tests.support.engine import DATA_KEY, DATA_KEY_B64
@@ -24,12 +26,14 @@ from tests.support.audio import assert_both_tones, decrypt
 from tests.support.recordings import seed_recording, two_tones
 
 ADMIN = "admin-token-0123456789abcdef"
-SECONDS = 3
+SECONDS = 5  # > one 64 KiB segment at 8 kHz: a bit flip mid-file hits a non-final segment
 
 
 @pytest.fixture
-def setup(tmp_path, monkeypatch):
-    """A store with one recorded lead, a config file pointing at it, and the key pair."""
+def setup(tmp_path, monkeypatch, request):
+    """A store with one recorded lead, a config file pointing at it, and the key pair. The
+    recording's sample rate: the default, or the test's indirect parameter."""
+    rate = getattr(request, "param", DEFAULT_SAMPLE_RATE)
     private, public = crypto.generate_recipient_keypair()
     crypto.save_private_key(tmp_path / "rec.key", private)
     crypto.save_public_key(tmp_path / "rec.pub", public)
@@ -59,9 +63,8 @@ def setup(tmp_path, monkeypatch):
                 widget, phone_e164="+48601234567", phone_region="PL", phone_kind="mobile",
                 name=None, email=None, consent=Consent(False, True, "v1"), now=time.time())
             attempt = await store.start_attempt(lead.id, time.time())
-            return await seed_recording(store, vault, attempt, public, two_tones(SECONDS))
-
-    import asyncio
+            return await seed_recording(store, vault, attempt, public,
+                                        two_tones(SECONDS, rate), sample_rate=rate)
 
     recording_id = asyncio.run(make())
     return tmp_path, recording_id, private
@@ -93,23 +96,37 @@ def test_verify_authenticates_and_catches_tampering(setup, capsys):
     assert "FAILED: TamperedError" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("setup", [8000, 16000], indirect=True)
 @pytest.mark.parametrize("fmt", ["wav", "mp3", "ogg"])
 def test_export_decrypts_to_audio(setup, capsys, fmt):
+    """The WAV header and ffmpeg's input rate are the recording's own: read at another rate,
+    3 s would last 1.5 or 6 s and the tones would sit at the wrong frequencies."""
     tmp_path, recording_id, _ = setup
+    rate = recording_rate(tmp_path, recording_id)
     out = tmp_path / f"call.{fmt}"
     assert run_cli(tmp_path, "recording", "export", recording_id, "--out", str(out)) == 0
+    assert f"exported {SECONDS:.1f} s ({rate} Hz)" in capsys.readouterr().out
     assert out.stat().st_mode & 0o777 == 0o600
     if fmt == "wav":
         with wave.open(str(out)) as w:
-            assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (16000, 1, 2)
+            assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (rate, 1, 2)
             pcm = w.readframes(w.getnframes())
     else:
         from pydub import AudioSegment
 
-        audio = AudioSegment.from_file(out, format=fmt).set_frame_rate(16000).set_channels(1)
-        pcm = audio.set_sample_width(2).raw_data
-    assert abs(len(pcm) / 32000 - SECONDS) < 0.1
-    assert_both_tones(pcm)
+        audio = AudioSegment.from_file(out, format=fmt)
+        assert audio.frame_rate == rate
+        pcm = audio.set_channels(1).set_sample_width(2).raw_data
+    assert abs(len(pcm) / bytes_per_second(rate) - SECONDS) < 0.1
+    assert_both_tones(pcm, rate)
+
+
+def recording_rate(tmp_path, recording_id: str) -> int:
+    async def get() -> int:
+        async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
+            return (await store.get_recording(recording_id)).sample_rate
+
+    return asyncio.run(get())
 
 
 def test_export_without_key_is_refused_clearly(setup, capsys):
@@ -190,9 +207,10 @@ async def test_api_playback_and_delete(setup):
             assert response.status == 200 and response.content_type == "audio/wav"
             body = await response.read()
             with wave.open(io.BytesIO(body)) as w:
+                assert w.getframerate() == DEFAULT_SAMPLE_RATE  # the recording's own
                 pcm = w.readframes(w.getnframes())
-            assert len(pcm) == SECONDS * 32000
-            assert_both_tones(pcm)
+            assert len(pcm) == SECONDS * bytes_per_second(DEFAULT_SAMPLE_RATE)
+            assert_both_tones(pcm, DEFAULT_SAMPLE_RATE)
             listing = await client.get("/api/v1/recordings", headers=auth)
             assert "601234567" not in await listing.text()
             assert (await client.delete(f"/api/v1/recordings/{recording_id}",

@@ -14,7 +14,7 @@ from callengine.flow import Outcome, Result, Strategy
 from callengine.model import Agent, Consent, widget_settings_from_input
 from callengine.recordings import RecordingVault
 from callengine.retention import DAY, Purger, start_schedule
-from callengine.store import KeyStore, Store
+from callengine.store import KeyStore, PurgeBatches, RateLimited, Store
 from tests.support.engine import DATA_KEY, DATA_KEY_B64
 from tests.support.recordings import seed_recording
 
@@ -102,6 +102,25 @@ async def test_purge_removes_exactly_what_expired(env):
     assert (again.leads, again.recordings) == (0, 0)
 
 
+async def test_a_purged_leads_recordings_are_shredded_with_it(env):
+    """Recordings kept longer than their leads go with the lead: key, then row, then file."""
+    store, vault, leads = env
+    _, public = crypto.generate_recipient_keypair()
+    widget = await store.add_widget("long", "Long", widget_settings_from_input({
+        "group": "sales", "allowed_regions": ["PL"], "lead_retention_days": 30,
+        "recording_retention_days": 90, "max_leads_per_number_per_day": 100}), NOW - 400 * DAY)
+    lead_id, recording_id = await add_lead(store, widget, age_days=40, closed=True,
+                                           phone="+48601000009", recording_age_days=40,
+                                           public_key=public, vault=vault)
+    report = await Purger(store, vault).run(NOW)
+    assert report.by_widget["long"] == (1, 0)
+    assert report.lead_recordings == 1
+    assert not (vault.directory / f"{recording_id}.cerec").exists()
+    assert await vault.keystore.get(recording_id) is None
+    assert lead_id not in {lead.id for lead in await store.list_leads()}
+    assert await store.count_tombstones("long") == 1
+
+
 async def test_expired_by_the_clock_alone(env):
     store, vault, _ = env
     recordings = vault.directory
@@ -125,28 +144,96 @@ async def test_purges_never_overlap(env):
 async def test_interrupted_purge_is_safe_and_the_next_one_finishes(env, monkeypatch):
     store, vault, leads = env
     recordings = vault.directory
-    monkeypatch.setattr(retention, "RECORDING_BATCH", 1)
-    real = store.mark_recordings_deleted
+    monkeypatch.setattr(retention, "FIRST_BATCH", 1)
+    monkeypatch.setattr(retention, "MAX_BATCH", 1)
+    real = PurgeBatches.mark_recordings_deleted
     calls = 0
 
-    async def crash_on_second_batch(ids, now):
+    async def crash_on_second_batch(self, ids, now):
         nonlocal calls
         calls += 1
         if calls == 2:
             raise RuntimeError("power cut")
-        await real(ids, now)
+        await real(self, ids, now)
 
-    monkeypatch.setattr(store, "mark_recordings_deleted", crash_on_second_batch)
+    monkeypatch.setattr(PurgeBatches, "mark_recordings_deleted", crash_on_second_batch)
     with pytest.raises(RuntimeError):
         await Purger(store, vault).run(NOW)
-    monkeypatch.setattr(store, "mark_recordings_deleted", real)
-    # the crash hit after the second batch's files were shredded, before its rows said so
-    assert len(list(recordings.iterdir())) == 1
+    monkeypatch.setattr(PurgeBatches, "mark_recordings_deleted", real)
+    # The crash hit after the second batch's keys were shredded, before its rows said so: its
+    # file stays until the next run (the first batch's went), and it can't be opened.
+    assert len(list(recordings.iterdir())) == 2
+    assert await vault.keystore.count() == 1  # only the young recording's key is left
     report = await Purger(store, vault).run(NOW)  # the lease was released: no wait
     assert report.leads == 1
     assert {p.stem for p in recordings.iterdir()} == {leads["young"][1]}
     statuses = {r.id: r.status for r in await store.list_recordings(include_deleted=True)}
     assert statuses[leads["young-old-recording"][1]] == "deleted"
+
+
+async def test_files_an_interrupted_purge_left_are_removed_by_the_next(env, monkeypatch):
+    store, vault, leads = env
+    recordings = vault.directory
+
+    def disk_error(ids):
+        raise OSError("I/O error")
+
+    monkeypatch.setattr(vault, "remove_files", disk_error)
+    report = await Purger(store, vault).run(NOW)
+    assert report.file_problem == "removing shredded files failed: I/O error"
+    assert (report.leads, report.recordings) == (1, 2)
+    assert [e.action for e in await store.audit_entries()] == ["retention.purge"]
+    monkeypatch.undo()
+    # keys gone and rows deleted, files still there: nothing names them any more
+    assert len(list(recordings.iterdir())) == 3
+    report = await Purger(store, vault).run(NOW)
+    assert (report.leads, report.recordings, report.orphan_files) == (0, 0, 2)
+    assert {p.stem for p in recordings.iterdir()} == {leads["young"][1]}
+
+
+async def test_the_sweep_spares_files_with_a_live_row_or_a_key(env):
+    """A restored store whose keystore isn't back yet (row, no key), and a recording whose row
+    isn't written yet (key, no row), keep their files."""
+    store, vault, leads = env
+    recordings = vault.directory
+    young = leads["young"][1]
+    await vault.keystore.delete([young])  # as after a restore without the keystore
+    keyed_only = "f" * 32
+    (recordings / f"{keyed_only}.cerec").write_bytes(b"ciphertext")
+    await vault.keystore.put(keyed_only, b"sealed", NOW)
+    report = await Purger(store, vault).run(NOW)
+    assert report.orphan_files == 0
+    assert {p.stem for p in recordings.iterdir()} == {young, keyed_only}
+
+
+def test_batches_follow_the_transaction_holds():
+    sizer = retention.BatchSizer()
+    assert sizer.size == retention.FIRST_BATCH
+    sizer.held(sizer.size, retention.HOLD_TARGET_S * 4)  # 4x too slow: shrink halfway there
+    assert sizer.size == (100 + 25) // 2
+    for _ in range(20):
+        sizer.held(sizer.size, retention.HOLD_TARGET_S / 100)  # much faster: grow to the cap
+    assert sizer.size == retention.MAX_BATCH
+    sizer.held(7, 10.0)  # a short last batch is ignored
+    assert sizer.size == retention.MAX_BATCH
+    for _ in range(40):
+        sizer.held(sizer.size, 100.0)
+    assert sizer.size == retention.MIN_BATCH
+
+
+async def test_rate_limit_per_number_spans_midnight(env):
+    """The per-number index is keyed by day: a lead late yesterday still counts today."""
+    store, _, _ = env
+    widget = await store.add_widget("tight", "Tight", widget_settings_from_input({
+        "group": "sales", "allowed_regions": ["PL"], "max_leads_per_number_per_day": 1}), NOW)
+    midnight = (NOW // DAY + 1) * DAY
+    kwargs = dict(phone_e164="+48601999999", phone_region="PL", phone_kind="mobile",
+                  name=None, email=None, consent=Consent(False, False, "v7"))
+    await store.create_lead(widget, now=midnight - 60, **kwargs)
+    with pytest.raises(RateLimited):
+        await store.create_lead(widget, now=midnight + 60, **kwargs)
+    await store.create_lead(widget, now=midnight - 60 + DAY + 1, **kwargs)  # a day later: fine
+    assert len(await store.leads_for_number("+48601999999")) == 2
 
 
 async def test_schedule_runs_at_start(env):

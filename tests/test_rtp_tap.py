@@ -27,26 +27,28 @@ import pytest
 from callengine.asterisk.ari import AriClient, AriError, ExternalMediaChannel
 from callengine.crypto import generate_recipient_keypair, open_recording, verify
 from callengine.media.rtp import (
-    BYTES_PER_SECOND,
-    FRAME_BYTES,
     SLIN16_PAYLOAD_TYPE,
+    SLIN_PAYLOAD_TYPE,
     MalformedRtp,
     RtpReceiver,
     RtpTap,
     RtpTapError,
     parse_rtp,
+    wire_format,
 )
-from callengine.recorder import SAMPLE_RATE, RecordingSink
+from callengine.recorder import DEFAULT_SAMPLE_RATE, RecordingSink, bytes_per_second
 from tests.support.asterisk import AriApp
 from tests.support.phones import AGENT_TONE_HZ, PSTN_PORT, VISITOR_TONE_HZ, Phone, agent_port
 
 # ---- synthetic packets ---------------------------------------------------------------------
 
 SSRC = 0x5EED1234
+RATE = DEFAULT_SAMPLE_RATE  # the synthetic streams' rate unless a test says otherwise
+FRAME_BYTES = wire_format(RATE).frame_bytes  # 320: 20 ms of 8 kHz slin
 
 
-def frame(value: int, samples: int = 320) -> bytes:
-    """A big-endian slin16 payload whose samples all equal `value` (tells frames apart)."""
+def frame(value: int, samples: int = FRAME_BYTES // 2) -> bytes:
+    """A big-endian slin payload whose samples all equal `value` (tells frames apart)."""
     return struct.pack(f">{samples}h", *([value] * samples))
 
 
@@ -54,8 +56,9 @@ def rtp(
     seq: int,
     payload: bytes | None = None,
     *,
+    rate: int = RATE,
     ssrc: int = SSRC,
-    pt: int = SLIN16_PAYLOAD_TYPE,
+    pt: int | None = None,
     ts: int | None = None,
     marker: bool = False,
     csrcs: tuple[int, ...] = (),
@@ -63,13 +66,16 @@ def rtp(
     padding: int = 0,
     version: int = 2,
 ) -> bytes:
-    """An RTP packet (RFC 3550 §5.1). The default payload encodes the sequence number."""
+    """An RTP packet (RFC 3550 §5.1) as Asterisk sends `rate` (payload type, 20 ms frames).
+    The default payload encodes the sequence number."""
+    wire = wire_format(rate)
+    samples = wire.frame_bytes // 2
     seq &= 0xFFFF
     if payload is None:
-        payload = frame(seq - 0x10000 if seq >= 0x8000 else seq)
+        payload = frame(seq - 0x10000 if seq >= 0x8000 else seq, samples)
     b0 = version << 6 | (0x20 if padding else 0) | (0x10 if extension is not None else 0) | len(csrcs)
-    b1 = (0x80 if marker else 0) | pt
-    ts = (seq * 320) & 0xFFFFFFFF if ts is None else ts
+    b1 = (0x80 if marker else 0) | (wire.payload_type if pt is None else pt)
+    ts = (seq * samples) & 0xFFFFFFFF if ts is None else ts
     head = struct.pack(">BBHII", b0, b1, seq, ts, ssrc) + b"".join(struct.pack(">I", c) for c in csrcs)
     if extension is not None:
         assert len(extension) % 4 == 0
@@ -90,7 +96,7 @@ class Collect:
         return b"".join(self.chunks)
 
     def frames(self, size: int = FRAME_BYTES) -> list[int | None]:
-        """Per 640-byte frame of the little-endian output: its sample value, None for silence
+        """Per frame of the little-endian output: its sample value, None for silence
         written by gap filling (value 0 is never used by the tests' payloads, except seq 0)."""
         data = self.data
         assert len(data) % size == 0, len(data)
@@ -116,7 +122,7 @@ def receive(packets, **kwargs) -> tuple[RtpReceiver, Collect]:
 
 def test_parse_header_fields():
     p = parse_rtp(rtp(4711, b"\x01\x02\x03\x04", ts=123456, marker=True, ssrc=0xDEADBEEF))
-    assert (p.payload_type, p.sequence, p.timestamp, p.ssrc, p.marker) == (118, 4711, 123456, 0xDEADBEEF, True)
+    assert (p.payload_type, p.sequence, p.timestamp, p.ssrc, p.marker) == (10, 4711, 123456, 0xDEADBEEF, True)
     assert bytes(p.payload) == b"\x01\x02\x03\x04" and p.csrcs == ()
 
 
@@ -172,10 +178,33 @@ def test_gap_is_filled_with_silence_and_counted():
 
 
 def test_gap_fill_uses_the_last_frame_size():
-    small = [rtp(s, frame(s, samples=160)) for s in (1, 2, 4, 5, 6, 7, 8)]
+    small = [rtp(s, frame(s, samples=80)) for s in (1, 2, 4, 5, 6, 7, 8)]
     receiver, out = receive(small)
-    assert receiver.stats.lost_bytes == 320
-    assert out.frames(320) == [1, 2, 0, 4, 5, 6, 7, 8]
+    assert receiver.stats.lost_bytes == 160
+    assert out.frames(160) == [1, 2, 0, 4, 5, 6, 7, 8]
+
+
+def test_wire_format_per_rate():
+    """What externalMedia sends: Asterisk's format name, its static payload type
+    (main/rtp_engine.c), 20 ms per packet."""
+    slin, slin16 = wire_format(8000), wire_format(16000)
+    assert (slin.name, slin.payload_type, slin.frame_bytes) == ("slin", SLIN_PAYLOAD_TYPE, 320)
+    assert (slin16.name, slin16.payload_type, slin16.frame_bytes) == (
+        "slin16", SLIN16_PAYLOAD_TYPE, 640)
+    assert SLIN_PAYLOAD_TYPE == 10
+    with pytest.raises(ValueError, match="sample rate"):
+        wire_format(48000)
+
+
+@pytest.mark.parametrize("rate, other", [(8000, 16000), (16000, 8000)])
+def test_receiver_takes_only_its_rates_payload_type(rate, other):
+    """A stream of the other rate's payload type is never taken for audio (the payload type
+    is how a 16 kHz stream would be told from an 8 kHz one: same 16-bit samples)."""
+    receiver, out = receive([rtp(s, rate=other) for s in (1, 2)] +
+                            [rtp(s, rate=rate, ssrc=0x42) for s in (3, 4)], sample_rate=rate)
+    assert receiver.payload_type == wire_format(rate).payload_type
+    assert receiver.ssrc == 0x42 and receiver.stats.other_payload_type == 2
+    assert out.frames(wire_format(rate).frame_bytes) == [3, 4]
 
 
 def test_sequence_wraps_around_without_loss():
@@ -349,7 +378,7 @@ class FakeAri:
         self.add_failures = list(add_failures or [])
         self.hangup_status = hangup_status
 
-    async def external_media(self, channel_id, external_host, format="slin16"):
+    async def external_media(self, channel_id, external_host, format):
         self.calls.append(("external_media", channel_id, external_host, format))
         return ExternalMediaChannel(channel_id, f"UnicastRTP/{external_host}-0x1", "127.0.0.1", 10042)
 
@@ -373,8 +402,8 @@ def keys():
     return generate_recipient_keypair()
 
 
-async def start_tap(tmp_path, keys, ari, **kwargs) -> tuple[RtpTap, RecordingSink]:
-    sink = RecordingSink(tmp_path, keys[1])
+async def start_tap(tmp_path, keys, ari, rate: int = RATE, **kwargs) -> tuple[RtpTap, RecordingSink]:
+    sink = RecordingSink(tmp_path, keys[1], sample_rate=rate)
     tap = RtpTap(ari, **kwargs)
     await tap.start(sink, channel_id="chan-a", channel_name="PJSIP/agent1-1", bridge_id="bridge-1",
                     tap_channel_id="tap-1")
@@ -401,25 +430,27 @@ def decrypt(path, private) -> bytes:
     return data
 
 
-async def test_tap_over_udp_with_retried_add(tmp_path, keys):
+@pytest.mark.parametrize("rate, fmt, frame_bytes", [(8000, "slin", 320), (16000, "slin16", 640)])
+async def test_tap_over_udp_with_retried_add(tmp_path, keys, rate, fmt, frame_bytes):
     ari = FakeAri(add_failures=[422, 422])
-    tap, sink = await start_tap(tmp_path, keys, ari)
+    tap, sink = await start_tap(tmp_path, keys, ari, rate)
     assert tap.port is not None and 40000 <= tap.port <= 40999
-    assert ari.calls[0] == ("external_media", "tap-1", f"127.0.0.1:{tap.port}", "slin16")
+    assert ari.calls[0] == ("external_media", "tap-1", f"127.0.0.1:{tap.port}", fmt)
     assert ari.names() == ["external_media", "add_to_bridge", "add_to_bridge", "add_to_bridge"]
     assert (tap.asterisk_address, tap.asterisk_port) == ("127.0.0.1", 10042)
 
     seqs = [s & 0xFFFF for s in range(65500, 65500 + 150)]  # 3 s, across the wrap-around
     seqs.remove(10)  # one lost packet
-    await send(tap.port, [rtp(s) for s in seqs])
+    await send(tap.port, [rtp(s, rate=rate) for s in seqs])
     report = await tap.finish(talk_s=3.0)
     assert ari.names()[-1] == "hangup"
     assert report.problem is None
-    assert report.expected_bytes == 96000
-    assert report.lost_bytes == FRAME_BYTES and tap.stats.lost_packets == 1
-    assert report.summary.complete and report.summary.bytes_in == 150 * FRAME_BYTES
+    assert report.expected_bytes == 3 * bytes_per_second(rate) == 150 * frame_bytes
+    assert report.lost_bytes == frame_bytes and tap.stats.lost_packets == 1
+    assert report.summary.complete and report.summary.bytes_in == 150 * frame_bytes
+    assert report.summary.sample_rate == rate and report.summary.duration_s == 3.0
     pcm = decrypt(report.summary.path, keys[0])
-    values = [struct.unpack_from("<h", pcm, i * FRAME_BYTES)[0] for i in range(150)]
+    values = [struct.unpack_from("<h", pcm, i * frame_bytes)[0] for i in range(150)]
     expected = [s - 0x10000 if s >= 0x8000 else s for s in range(65500, 65650)]
     expected = [v & 0xFFFF if v >= 0 else v for v in expected]
     assert values[:36] == [v - 0x10000 for v in range(65500, 65536)]
@@ -450,7 +481,7 @@ async def test_short_stream_is_a_problem(tmp_path, keys):
     tap, _ = await start_tap(tmp_path, keys, FakeAri(hangup_status=404))
     await send(tap.port, [rtp(s) for s in range(100)])  # 2 s of a 10 s call
     report = await tap.finish(talk_s=10.0)
-    assert report.problem and "received 64000 of 320000" in report.problem
+    assert report.problem and "received 32000 of 160000" in report.problem
     assert "hangup" not in (report.problem or "")  # a 404 on hangup is fine
     assert report.summary.complete
 
@@ -678,12 +709,16 @@ async def phones():
 
 
 @pytest.mark.asterisk
-async def test_records_both_parties_over_rtp(asterisk, rtp_app, phones, tmp_path, keys):
+@pytest.mark.parametrize("rate", [8000, 16000])
+async def test_records_both_parties_over_rtp(asterisk, rtp_app, phones, tmp_path, keys, rate):
+    """Also proves Asterisk's payload type per rate: the receiver takes only its rate's
+    (wire_format) for audio, so any other would show as other_payload_type and no audio."""
     app, ari = rtp_app
     private, public = keys
     recordings = tmp_path / "recordings"
     recordings.mkdir()
-    sink = RecordingSink(recordings, public)
+    sink = RecordingSink(recordings, public, sample_rate=rate)
+    wire = wire_format(rate)
     tap = RtpTap(ari)
     tap_id = new_id("rtp-tap")
     async with BridgedCall(asterisk, app, ari) as call:
@@ -715,19 +750,20 @@ async def test_records_both_parties_over_rtp(asterisk, rtp_app, phones, tmp_path
     assert report.summary.complete and report.summary.path.parent == recordings
 
     pcm = decrypt(report.summary.path, private)
-    seconds = len(pcm) / BYTES_PER_SECOND
+    seconds = len(pcm) / bytes_per_second(rate)
     assert len(pcm) == stats.bytes == report.summary.bytes_in
     assert abs(seconds - talk_s) < 0.3, (seconds, talk_s)
-    assert stats.packets == len(pcm) // FRAME_BYTES
+    assert stats.packets == len(pcm) // wire.frame_bytes and len(pcm) % wire.frame_bytes == 0
+    assert tap.receiver.payload_type == wire.payload_type
     samples = np.frombuffer(pcm, "<i2")
-    whole = tone_shares(samples, SAMPLE_RATE)
+    whole = tone_shares(samples, rate)
     assert whole[AGENT_TONE_HZ] > 0.2 and whole[VISITOR_TONE_HZ] > 0.2, whole
     assert whole[AGENT_TONE_HZ] + whole[VISITOR_TONE_HZ] > 0.8, whole  # little else: byte order right
     # both parties all along (no dropouts), in half-second windows after the first
-    half = SAMPLE_RATE // 2
+    half = rate // 2
     for start in range(half, len(samples) - half + 1, half):
-        window = tone_shares(samples[start : start + half], SAMPLE_RATE)
-        assert min(window.values()) > 0.15, (start / SAMPLE_RATE, window)
+        window = tone_shares(samples[start : start + half], rate)
+        assert min(window.values()) > 0.15, (start / rate, window)
     # The scanner below would see the audio if it were on disk in the clear:
     assert plaintext_tone(pcm) is not None
     assert plaintext_tone(samples.byteswap().tobytes()) is not None  # as it came off the wire
@@ -735,7 +771,8 @@ async def test_records_both_parties_over_rtp(asterisk, rtp_app, phones, tmp_path
     assert findings == []
     assert len(list(recordings.iterdir())) == 1
     print(
-        f"\nRTP tap: talk {talk_s:.3f} s, recorded {seconds:.3f} s, {stats.packets} packets, "
+        f"\nRTP tap {wire.name} (PT {wire.payload_type}): talk {talk_s:.3f} s, recorded "
+        f"{seconds:.3f} s, {stats.packets} packets, "
         f"addChannel attempts {tap.add_attempts}, tone shares {whole}, first seq from Asterisk's "
         f"port {tap.asterisk_port}, problem {report.problem}"
     )

@@ -75,7 +75,8 @@ def test_export_holds_everything_about_the_number(setup, capsys):
     files = sorted((tmp_path / "audio").iterdir())
     assert len(files) == 2
     with wave.open(str(files[0])) as w:
-        assert_both_tones(w.readframes(w.getnframes()))
+        assert w.getframerate() == data["leads"][0]["recordings"][0]["sample_rate"] == 8000
+        assert_both_tones(w.readframes(w.getnframes()), w.getframerate())
     assert "Bob" not in json.dumps(data)
     assert run(tmp_path, "--role", "supervisor", "subject", "export", ANNA) == 3
 

@@ -242,11 +242,12 @@ class AriClient:
         return [b["id"] for b in await self.request("GET", "/bridges")]
 
     async def external_media(
-        self, channel_id: str, external_host: str, format: str = "slin16"
+        self, channel_id: str, external_host: str, format: str
     ) -> ExternalMediaChannel:
         """An externalMedia channel in our app sending RTP (UDP, client mode) to external_host
-        ("host:port"). Add it to a bridge to get the bridge's mix; expect 422 on addChannel
-        for a moment after this returns (the channel enters Stasis asynchronously)."""
+        ("host:port") in `format` (an Asterisk format name: "slin", "slin16", "ulaw", …).
+        Add it to a bridge to get the bridge's mix; expect 422 on addChannel for a moment
+        after this returns (the channel enters Stasis asynchronously)."""
         body = await self.request(
             "POST",
             "/channels/externalMedia",

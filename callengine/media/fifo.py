@@ -5,9 +5,9 @@ costs (the bridge stays simple_bridge), and the plaintext exists only in Asteris
 the pipe is a kernel buffer, never a file. docs/recording-taps.md ("FIFO route") has the
 measurements; the traps below were all observed on Asterisk 22.10.1.
 
-One recording, step by step (FifoTap.start / finish):
-1. mkfifo `<fifo_dir>/<recording_id>.sln16`, mode 0620, group = Asterisk's group: Asterisk may
-   write into it, nobody else may read it.
+One recording, step by step (FifoTap.start / finish), in the sink's sample rate:
+1. mkfifo `<fifo_dir>/<recording_id>.sln` (8 kHz) or `.sln16` (16 kHz), mode 0620, group =
+   Asterisk's group: Asterisk may write into it, nobody else may read it.
 2. Open the reader, non-blocking, **before** MixMonitor exists. MixMonitor's thread opens its
    file with a blocking open(); a FIFO without a reader blocks it forever, and then the channel
    never goes away after hangup (and StopMixMonitor / ARI calls on it hang too).
@@ -19,17 +19,22 @@ One recording, step by step (FifoTap.start / finish):
    "MixMonitor closed the file", which it does 2-6 ms after the channel hangs up. finish()
    closes the keeper in any case (a MixMonitor that never wrote a byte, or never opened the
    FIFO at all, then shows up as EOF with 0 bytes: a failed recording, not a hang).
-4. Enlarge the pipe from 64 KiB to 1 MiB (F_SETPIPE_SZ; /proc/sys/fs/pipe-max-size is the
-   limit for a non-root engine). MixMonitor writes 32 KB/s of sln16; with 64 KiB a reader that
-   stalls ~2 s makes MixMonitor block and then silently drop audio. 1 MiB is ~32 s of slack.
+4. Enlarge the pipe from 64 KiB to `slack_s` (32 s) of audio: 512 KiB at 8 kHz, 1 MiB at
+   16 kHz (F_SETPIPE_SZ, within /proc/sys/fs/pipe-max-size). With 64 KiB a reader that stalls
+   ~2-4 s makes MixMonitor block and then silently drop audio. **Fail closed**: a pipe the
+   kernel will not enlarge (EPERM: the engine's user holds more than
+   /proc/sys/fs/pipe-user-pages-soft pages of pipes, 64 MiB by default) would leave well under
+   a second of slack (8 KiB), so start() refuses the recording (FifoPipeError) before
+   MixMonitor is ever sent.
 5. Drain with loop.add_reader: each wake-up reads everything available into one reused buffer
    and feeds the sink (AES-GCM costs microseconds per frame), so the reader never stalls the
    event loop and never lets the pipe fill. If the sink fails (disk full), we keep draining and
    discard: a reader that stops reading would block MixMonitor and with it the hangup.
-6. Send MixMonitor over AMI for `<fifo_dir_asterisk>/<recording_id>.sln16` (the same FIFO as
-   Asterisk sees it; the extension makes MixMonitor write 16 kHz signed-linear mono).
+6. Send MixMonitor over AMI for `<fifo_dir_asterisk>/<recording_id>.sln` (the same FIFO as
+   Asterisk sees it; the extension makes MixMonitor write signed-linear mono at that rate).
 7. finish(): wait for EOF, close (or on a broken stream abort) the sink, unlink the FIFO, and
-   compare bytes received with talk_s x 32,000: under 90 % is reported as a short recording.
+   compare bytes received with talk_s x bytes per second (16,000 at 8 kHz, 32,000 at
+   16 kHz): under 90 % is reported as a short recording.
 
 We never send StopMixMonitor: MixMonitor ends with the channel, and StopMixMonitor on a FIFO
 without a reader hangs. The tap's reader is there from before MixMonitor starts until EOF.
@@ -65,14 +70,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from callengine.recorder import BYTES_PER_SAMPLE, SAMPLE_RATE, RecordingSink, TapReport
+from callengine.recorder import RecordingSink, TapReport, bytes_per_second, check_sample_rate
 
 log = logging.getLogger(__name__)
 
-FIFO_SUFFIX = ".sln16"  # MixMonitor picks the format from the extension: 16 kHz slin, mono
-BYTES_PER_SECOND = SAMPLE_RATE * BYTES_PER_SAMPLE  # 32,000
-PIPE_SIZE = 1 << 20  # /proc/sys/fs/pipe-max-size on Linux by default
-SHORT_RATIO = 0.9  # fewer bytes than this share of talk_s x 32,000 is a short recording
+# MixMonitor picks the format from the extension: signed-linear mono at 8 or 16 kHz.
+FIFO_SUFFIXES = {8000: ".sln", 16000: ".sln16"}
+DEFAULT_SLACK_S = 32.0  # how long a stalled reader may stall before MixMonitor drops audio
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")  # pipes are sized and charged in pages
+DEFAULT_PIPE_MAX_SIZE = 1 << 20  # Linux's default /proc/sys/fs/pipe-max-size
+SHORT_RATIO = 0.9  # fewer bytes than this share of talk_s x bytes/s is a short recording
 FIFO_MODE = 0o620  # engine reads, Asterisk's group writes, nobody else
 DIR_MODE = 0o710  # engine owns, Asterisk's group may enter (not list, not create)
 
@@ -80,6 +87,7 @@ F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032)
 
 _READ_CHUNK = 1 << 16
+_DRAIN_LIMIT = 64 << 20  # what the watchdog drains from one orphan at most
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 # Recording ids of the FIFO taps running in this process (the watchdog's default view of what
@@ -93,6 +101,63 @@ def active_fifo_ids() -> set[str]:
 
 class FifoTapError(Exception):
     """The FIFO route cannot record safely (directory unsafe, FIFO cannot be made)."""
+
+
+class FifoPipeError(FifoTapError):
+    """The kernel would not give the FIFO the pipe buffer it needs (see pipe_size_for)."""
+
+
+def fifo_suffix(sample_rate: int) -> str:
+    return FIFO_SUFFIXES[check_sample_rate(sample_rate)]
+
+
+# ---- pipe sizes and the kernel's limits ---------------------------------------------------------
+
+
+def _proc_int(name: str) -> int | None:
+    try:
+        return int(Path("/proc/sys/fs", name).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def pipe_max_size() -> int:
+    """/proc/sys/fs/pipe-max-size: the largest pipe an unprivileged process may ask for."""
+    return _proc_int("pipe-max-size") or DEFAULT_PIPE_MAX_SIZE
+
+
+def pipe_size_for(slack_s: float, sample_rate: int) -> int:
+    """The pipe buffer that holds slack_s seconds of audio at this rate, as the kernel sizes
+    pipes (a power of two of pages; 32 s: 512 KiB at 8 kHz, 1 MiB at 16 kHz), capped at
+    pipe-max-size."""
+    pages = max(1, -(-round(slack_s * bytes_per_second(sample_rate)) // PAGE_SIZE))
+    return min(PAGE_SIZE << (pages - 1).bit_length(), pipe_max_size())
+
+
+def pipe_limit_exempt() -> bool:
+    """Does this process ignore pipe-user-pages-soft/-hard (CAP_SYS_RESOURCE or
+    CAP_SYS_ADMIN, which root has)?"""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("CapEff:"):
+                caps = int(line.split()[1], 16)
+                return bool(caps & (1 << 24 | 1 << 21))  # CAP_SYS_RESOURCE, CAP_SYS_ADMIN
+    except (OSError, ValueError, IndexError):
+        pass
+    return os.geteuid() == 0
+
+
+def concurrent_fifo_capacity(pipe_size: int) -> int | None:
+    """How many FIFOs of pipe_size this user's pipe budget holds at once: pipe-user-pages-soft
+    (and -hard, if set) / pages per pipe. None: unlimited (the limits are 0, or this process
+    is exempt). Other pipes of the same user count against the same budget."""
+    if pipe_limit_exempt():
+        return None
+    limits = [n for n in (_proc_int("pipe-user-pages-soft"), _proc_int("pipe-user-pages-hard"))
+              if n]
+    if not limits:
+        return None
+    return min(limits) // max(1, pipe_size // PAGE_SIZE)
 
 
 class MixMonitorStarter(Protocol):
@@ -154,14 +219,18 @@ class FifoTap:
         fifo_dir_asterisk: str,
         fifo_group: int | None,
         *,
-        pipe_size: int = PIPE_SIZE,
+        slack_s: float = DEFAULT_SLACK_S,
+        pipe_size: int | None = None,
         mix_monitor_options: str = "",
     ):
+        """slack_s: seconds of audio the pipe must hold (sized in start(), from the sink's
+        rate); pipe_size: an exact size instead (tests)."""
         self._ami = ami
         self.fifo_dir_host = Path(fifo_dir_host)
         self.fifo_dir_asterisk = fifo_dir_asterisk.rstrip("/")
         self.fifo_group = fifo_group
-        self._wanted_pipe_size = pipe_size
+        self.slack_s = slack_s
+        self.wanted_pipe_size = pipe_size
         self._options = mix_monitor_options
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sink: RecordingSink | None = None
@@ -201,17 +270,21 @@ class FifoTap:
         (Asterisk's unique id) works as well and is the fallback. bridge_id/tap_channel_id are
         not used: MixMonitor on one party of a two-party bridge hears both (read + write mixed).
         On any failure nothing is left behind (no FIFO, no reader) and the error propagates;
-        the sink is the caller's to abort."""
+        the sink is the caller's to abort. A pipe that cannot be enlarged is such a failure
+        (FifoPipeError), raised before MixMonitor is sent."""
         if self._sink is not None:
             raise RuntimeError("a FifoTap records one call; make a new one")
         recording_id = sink.recording_id
         if not _ID.fullmatch(recording_id):
             raise FifoTapError(f"recording id {recording_id!r} is not safe in a file name")
         check_fifo_dir(self.fifo_dir_host)
+        suffix = fifo_suffix(sink.sample_rate)
+        if self.wanted_pipe_size is None:
+            self.wanted_pipe_size = pipe_size_for(self.slack_s, sink.sample_rate)
         self._loop = asyncio.get_running_loop()
         self._sink = sink
-        self.path = self.fifo_dir_host / f"{recording_id}{FIFO_SUFFIX}"
-        self.asterisk_path = f"{self.fifo_dir_asterisk}/{recording_id}{FIFO_SUFFIX}"
+        self.path = self.fifo_dir_host / f"{recording_id}{suffix}"
+        self.asterisk_path = f"{self.fifo_dir_asterisk}/{recording_id}{suffix}"
         _active.add(recording_id)  # before the FIFO exists: the watchdog must never take it
         try:
             self._make_fifo()
@@ -261,14 +334,15 @@ class FifoTap:
                 broken = f"could not seal the recording: {exc}"
                 summary = sink.abort()
 
-        expected = round(max(talk_s, 0.0) * BYTES_PER_SECOND)
+        rate = sink.bytes_per_second
+        expected = round(max(talk_s, 0.0) * rate)
         received = self.bytes_received
         problem = replaced or broken
         if problem is None and expected and received == 0:
             problem = ("no audio: MixMonitor never wrote to the FIFO (could it open it? "
                        "see Asterisk's log for the FIFO path)")
         elif problem is None and received < SHORT_RATIO * expected:
-            problem = (f"short recording: {received / BYTES_PER_SECOND:.1f} s of audio for "
+            problem = (f"short recording: {received / rate:.1f} s of audio for "
                        f"{talk_s:.1f} s of call ({received} of {expected} bytes)")
         if problem:
             log.warning("recording %s: %s", sink.recording_id, problem)
@@ -321,13 +395,21 @@ class FifoTap:
         self._keeper = os.open(self.path, os.O_WRONLY | flags)
 
     def _set_pipe_size(self) -> None:
+        """Fail closed: a pipe smaller than wanted would drop audio after a short stall."""
+        wanted = self.wanted_pipe_size
+        assert wanted is not None
         try:
-            self.pipe_size = fcntl.fcntl(self._rfd, F_SETPIPE_SZ, self._wanted_pipe_size)
+            self.pipe_size = fcntl.fcntl(self._rfd, F_SETPIPE_SZ, wanted)
+            why = f"got {self.pipe_size}"
         except OSError as exc:
-            # EPERM: over /proc/sys/fs/pipe-max-size or the user's pipe-user-pages-hard limit.
+            # EPERM for an unprivileged user over pipe-user-pages-soft/-hard (or above
+            # pipe-max-size, which pipe_size_for never asks for).
             self.pipe_size = fcntl.fcntl(self._rfd, F_GETPIPE_SZ)
-            log.warning("could not enlarge the FIFO pipe to %d bytes (%s): %d bytes, a stalled "
-                        "reader loses audio sooner", self._wanted_pipe_size, exc, self.pipe_size)
+            why = errno.errorcode.get(exc.errno or 0, str(exc))
+        if self.pipe_size < wanted:
+            raise FifoPipeError(
+                f"FIFO pipe could not be enlarged to {wanted} bytes ({why}): raise "
+                "fs.pipe-user-pages-soft or run the engine with CAP_SYS_RESOURCE")
 
     def _on_readable(self) -> None:
         """Read everything there is now; feed the sink. Runs in the event loop."""
@@ -440,8 +522,9 @@ def release_orphaned_fifos(
     """One pass of the watchdog. Returns the recording ids whose FIFO (or plaintext file) it
     removed.
 
-    A `<id>.sln16` FIFO whose id is not active and that has been idle for min_idle_s (so one
-    being set up right now is left alone) is opened non-blocking, drained, closed and unlinked.
+    A `<id>.sln` or `<id>.sln16` FIFO whose id is not active and that has been idle for
+    min_idle_s (so one being set up right now is left alone) is opened non-blocking, drained,
+    closed and unlinked.
     Opening it releases a MixMonitor blocked in open(); after the close its writes fail with
     EPIPE instead of blocking, so its channel can hang up. A *regular file* in the FIFO
     directory can only be MixMonitor's plaintext output (a FIFO went missing and the directory
@@ -456,9 +539,10 @@ def release_orphaned_fifos(
     now = time.time()
     for entry in entries:
         name = entry.name
-        if not name.endswith(FIFO_SUFFIX):
+        suffix = next((x for x in FIFO_SUFFIXES.values() if name.endswith(x)), None)
+        if suffix is None:
             continue
-        recording_id = name[: -len(FIFO_SUFFIX)]
+        recording_id = name[: -len(suffix)]
         try:
             st = entry.stat(follow_symlinks=False)
         except FileNotFoundError:
@@ -492,7 +576,7 @@ def _drain_and_close(path: Path) -> int:
         return 0
     drained = 0
     try:
-        while drained < 64 * PIPE_SIZE:  # bounded: at most what a pipe can hold, many times
+        while drained < _DRAIN_LIMIT:  # bounded: at most what a pipe can hold, many times
             try:
                 chunk = os.read(fd, _READ_CHUNK)
             except BlockingIOError:

@@ -1,9 +1,9 @@
 """The RTP route: ARI externalMedia into the call's bridge, RTP over UDP to us, encrypted on arrival.
 
 For an Asterisk on another host (the FIFO route needs a shared filesystem). The tap asks
-Asterisk for an externalMedia channel (`UnicastRTP/…`, format slin16) that sends to a UDP
-port we bound, and adds it to the call's mixing bridge: Asterisk then mixes everyone else in
-the bridge (both parties) into one mono stream for it. Nothing is written to disk on either
+Asterisk for an externalMedia channel (`UnicastRTP/…`, format slin or slin16: the sink's
+sample rate) that sends to a UDP port we bound, and adds it to the call's mixing bridge:
+Asterisk then mixes everyone else in the bridge (both parties) into one mono stream for it. Nothing is written to disk on either
 side except the encrypted recording.
 
 Two layers, kept apart so the stream logic is testable without sockets or Asterisk:
@@ -15,9 +15,10 @@ Two layers, kept apart so the stream logic is testable without sockets or Asteri
   packets that arrive after their slot was written (counted as late).
 * `RtpTap`: the asyncio datagram endpoint and the ARI calls (`recorder.Tap`).
 
-Wire format (measured on Asterisk 22, see docs/recording-taps.md): payload type 118, 640-byte
-payloads (320 samples of 16 kHz slin16) every 20 ms, and the samples are **big-endian** on the
-wire (RFC 3551 L16); recordings store little-endian, so every payload is byte-swapped.
+Wire format (measured on Asterisk 22, see docs/recording-taps.md): one packet every 20 ms;
+slin16: payload type 118, 640-byte payloads (320 samples); slin (8 kHz): payload type 10,
+320-byte payloads (160 samples). The samples are **big-endian** on the wire (RFC 3551 L16);
+recordings store little-endian, so every payload is byte-swapped.
 """
 
 from __future__ import annotations
@@ -37,16 +38,16 @@ from dataclasses import asdict, dataclass
 from callengine.asterisk.ari import AriClient, AriError
 from callengine.recorder import (
     BYTES_PER_SAMPLE,
-    SAMPLE_RATE,
+    DEFAULT_SAMPLE_RATE,
     RecordingSink,
     RecordingSummary,
     TapReport,
+    check_sample_rate,
 )
 
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "FRAME_BYTES",
     "MalformedRtp",
     "RtpPacket",
     "RtpReceiver",
@@ -54,15 +55,21 @@ __all__ = [
     "RtpTap",
     "RtpTapError",
     "SLIN16_PAYLOAD_TYPE",
+    "SLIN_PAYLOAD_TYPE",
+    "WireFormat",
     "parse_rtp",
+    "wire_format",
 ]
 
 RTP_VERSION = 2
 RTP_HEADER_SIZE = 12
-# Asterisk's static payload type for slin16 (rtp_engine.c); measured on the wire.
+# Asterisk's static payload types (main/rtp_engine.c, ast_rtp_engine_init: add_static_payload).
+# slin16 has one, 118 (measured on the wire). slin (8 kHz) is mapped to RFC 3551's L16 numbers
+# 10 and 11; chan_rtp sets no transmit mapping, so res_rtp_asterisk takes the first static one
+# (find_static_payload_type scans upwards): 10 (measured on the wire as well).
+SLIN_PAYLOAD_TYPE = 10
 SLIN16_PAYLOAD_TYPE = 118
-FRAME_BYTES = 640  # 20 ms of 16 kHz 16-bit mono: what Asterisk sends per packet
-BYTES_PER_SECOND = SAMPLE_RATE * BYTES_PER_SAMPLE  # 32,000
+PACKET_MS = 20  # Asterisk sends slin/slin16 in 20 ms frames
 # RFC 3550 appendix A.1: how far a sequence number may jump before it counts as a restart.
 MAX_DROPOUT = 3000  # packets ahead (60 s at 50 packets/s): filled with silence up to this
 MAX_MISORDER = 100  # packets behind (2 s): a late packet; further back: a restart, or junk
@@ -70,6 +77,33 @@ MIN_RECEIVED_FRACTION = 0.9  # below this share of the expected bytes, the recor
 
 _SEQ_SSRC = struct.Struct(">H4xI")  # sequence number, (timestamp skipped), SSRC
 _HEADER = struct.Struct(">BBHII")
+
+
+@dataclass(frozen=True, slots=True)
+class WireFormat:
+    """What externalMedia sends for one sample rate."""
+
+    name: str  # Asterisk's format name (externalMedia's `format`)
+    payload_type: int
+    sample_rate: int
+
+    @property
+    def frame_bytes(self) -> int:
+        """One packet's payload: 20 ms (320 bytes at 8 kHz, 640 at 16 kHz)."""
+        return self.sample_rate * PACKET_MS // 1000 * BYTES_PER_SAMPLE
+
+
+_WIRE_FORMATS = {
+    8000: WireFormat("slin", SLIN_PAYLOAD_TYPE, 8000),
+    16000: WireFormat("slin16", SLIN16_PAYLOAD_TYPE, 16000),
+}
+
+
+def wire_format(sample_rate: int) -> WireFormat:
+    return _WIRE_FORMATS[check_sample_rate(sample_rate)]
+
+
+_RATES_PAYLOAD_TYPE = -1  # RtpReceiver's default: the payload type of its sample rate
 
 
 class MalformedRtp(ValueError):
@@ -164,23 +198,27 @@ class RtpReceiver:
         self,
         write: Callable[[bytes], object],
         *,
-        payload_type: int | None = SLIN16_PAYLOAD_TYPE,
+        sample_rate: int = DEFAULT_SAMPLE_RATE,
+        payload_type: int | None = _RATES_PAYLOAD_TYPE,
         reorder_window: int = 4,
         max_dropout: int = MAX_DROPOUT,
         max_misorder: int = MAX_MISORDER,
-        frame_bytes: int = FRAME_BYTES,
     ):
+        """sample_rate gives the audio payload type and the frame size (wire_format); an
+        explicit payload_type overrides the rate's, None takes the first packet's."""
         if reorder_window < 0:
             raise ValueError("reorder_window must be >= 0")
+        fmt = wire_format(sample_rate)
         self._write = write
-        self.payload_type = payload_type  # None: take the first packet's
+        self.payload_type = (  # None: take the first packet's
+            fmt.payload_type if payload_type == _RATES_PAYLOAD_TYPE else payload_type)
         self.ssrc: int | None = None  # locked on the first audio packet
         self.reorder_window = reorder_window
         self.max_dropout = max_dropout
         self.max_misorder = max_misorder
         self.stats = RtpStats()
         self._next: int | None = None  # the sequence number we write next
-        self._frame = frame_bytes  # size of a missing packet's silence: the last one's
+        self._frame = fmt.frame_bytes  # size of a missing packet's silence: the last one's
         self._held: dict[int, memoryview | None] = {}  # seq → payload (None: not audio)
         self._bad_seq: int | None = None  # RFC 3550 A.1 restart probation
         self._bad_payload: memoryview | None = None
@@ -398,7 +436,8 @@ def _hostport(host: str, port: int) -> str:
 
 
 class RtpTap:
-    """`recorder.Tap` over ARI externalMedia (RTP/UDP, slin16) for a local or remote Asterisk.
+    """`recorder.Tap` over ARI externalMedia (RTP/UDP, slin or slin16 as the sink's rate) for
+    a local or remote Asterisk.
 
     bind_host: where our UDP socket listens. advertise_host: the address Asterisk sends to
     (default bind_host; required when binding a wildcard address). port_range: inclusive; one
@@ -469,14 +508,17 @@ class RtpTap:
             raise RuntimeError("an RtpTap records one call: make a new one")
         self._sink = sink
         self.tap_channel_id = tap_channel_id
-        self.receiver = RtpReceiver(sink.feed, reorder_window=self._reorder_window)
+        fmt = wire_format(sink.sample_rate)
+        self.receiver = RtpReceiver(sink.feed, sample_rate=sink.sample_rate,
+                                    reorder_window=self._reorder_window)
         try:
             await self._bind()
             external_host = _hostport(self.advertise_host, self.port)  # type: ignore[arg-type]
             # If the request fails midway the channel may exist all the same: teardown
             # hangs it up regardless (a 404 there is fine).
             self._channel_up = True
-            media = await self.ari.external_media(tap_channel_id, external_host, format="slin16")
+            media = await self.ari.external_media(tap_channel_id, external_host,
+                                                  format=fmt.name)
             self.asterisk_address, self.asterisk_port = media.local_address, media.local_port
             await self._add_to_bridge(bridge_id, tap_channel_id)
         except BaseException as exc:
@@ -566,7 +608,7 @@ class RtpTap:
             summary = self._sink.abort()
         assert summary is not None
         stats = receiver.stats
-        expected = max(0, round(talk_s * BYTES_PER_SECOND))
+        expected = max(0, round(talk_s * self._sink.bytes_per_second))
         if stats.bytes < MIN_RECEIVED_FRACTION * expected:
             got = f"{stats.bytes / expected:.0%}" if expected else "?"
             problems.append(

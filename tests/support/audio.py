@@ -18,15 +18,17 @@ def decrypt(path: Path, private: bytes, *, recover: bool = False) -> bytes:
         return b"".join(reader)
 
 
-def assert_both_tones(pcm: bytes, minimum: float = 0.05) -> dict[int, float]:
-    """The mix of a bridged call holds the agent's 440 Hz and the visitor's 1000 Hz."""
-    fractions = band_fractions(pcm)
+def assert_both_tones(pcm: bytes, rate: int, minimum: float = 0.05) -> dict[int, float]:
+    """The mix of a bridged call holds the agent's 440 Hz and the visitor's 1000 Hz (both
+    below the 4 kHz Nyquist frequency of 8 kHz audio). `rate`: the recording's."""
+    fractions = band_fractions(pcm, rate)
     assert all(share > minimum for share in fractions.values()), fractions
     return fractions
 
 
-def band_fractions(pcm: bytes, rate: int = 16000) -> dict[int, float]:
-    """Share of the signal's energy within ±15 Hz of each test tone."""
+def band_fractions(pcm: bytes, rate: int) -> dict[int, float]:
+    """Share of the signal's energy within ±15 Hz of each test tone, for 16-bit LE PCM at
+    `rate` Hz (read at the wrong rate, the tones land at the wrong frequencies)."""
     x = np.frombuffer(pcm[: len(pcm) // 2 * 2], dtype="<i2").astype(np.float64)
     x -= x.mean()
     spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x)))) ** 2

@@ -26,6 +26,7 @@ from callengine.config import (
 )
 from callengine.flow import Strategy
 from callengine.model import Agent, Lead, Widget, widget_settings_from_input
+from callengine.recorder import DEFAULT_SAMPLE_RATE
 from callengine.store import Store
 from tests.support.logcheck import full_numbers_in
 
@@ -38,7 +39,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 def make_config(tmp_path: Path, asterisk: Any, *, ari_url: str | None = None,
                 port: int = 0, recording_route: str = "fifo",
-                public_key_file: Path | None = None) -> Config:
+                public_key_file: Path | None = None,
+                sample_rate: int = DEFAULT_SAMPLE_RATE) -> Config:
     ami = asterisk.ami
     return Config(
         database=tmp_path / "callengine.db",
@@ -66,6 +68,7 @@ def make_config(tmp_path: Path, asterisk: Any, *, ari_url: str | None = None,
             rtp_advertise="127.0.0.1",
             rtp_ports=(40000, 40999),
             orphan_check_s=1.0,
+            sample_rate=sample_rate,
         ),
         prompts=PromptsConfig(
             dir=asterisk.host_path("/var/lib/callengine-asterisk/prompts"),

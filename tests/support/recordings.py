@@ -8,12 +8,12 @@ import time
 import numpy as np
 
 from callengine.model import Attempt
-from callengine.recorder import RecordingSink, new_recording_id
+from callengine.recorder import DEFAULT_SAMPLE_RATE, RecordingSink, new_recording_id
 from callengine.recordings import RecordingVault
 from callengine.store import Store
 
 
-def two_tones(seconds: float, rate: int = 16000) -> bytes:
+def two_tones(seconds: float, rate: int = DEFAULT_SAMPLE_RATE) -> bytes:
     """The mix of a test call: the agent's 440 Hz and the visitor's 1000 Hz."""
     t = np.arange(int(seconds * rate)) / rate
     signal = 6000 * np.sin(2 * np.pi * 440 * t) + 6000 * np.sin(2 * np.pi * 1000 * t)
@@ -22,15 +22,20 @@ def two_tones(seconds: float, rate: int = 16000) -> bytes:
 
 async def seed_recording(store: Store, vault: RecordingVault, attempt: Attempt,
                          recipient_public_key: bytes, pcm: bytes, *,
+                         sample_rate: int = DEFAULT_SAMPLE_RATE,
                          started_at: float | None = None) -> str:
+    """pcm: 16-bit mono at sample_rate (two_tones(seconds, sample_rate))."""
     recording_id = new_recording_id()
     file_key = await vault.new_file_key(recording_id, recipient_public_key, time.time())
-    sink = RecordingSink(vault.directory, file_key, recording_id=recording_id)
+    sink = RecordingSink(vault.directory, file_key, recording_id=recording_id,
+                         sample_rate=sample_rate)
     await store.add_recording(recording_id, attempt, "rtp", sink.key_id,
-                              started_at if started_at is not None else time.time())
+                              started_at if started_at is not None else time.time(),
+                              sample_rate=sample_rate)
     sink.feed(pcm)
     summary = sink.close()
     await store.finish_recording(recording_id, status="complete", now=time.time(),
                                  duration_s=summary.duration_s, bytes_in=summary.bytes_in,
-                                 segments=summary.segments, sha256=summary.sha256, problem=None)
+                                 segments=summary.segments, sha256=summary.sha256, problem=None,
+                                 sample_rate=summary.sample_rate)
     return recording_id

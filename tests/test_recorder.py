@@ -1,0 +1,252 @@
+"""Recordings and their sample rate, without Asterisk: the sink and its summary, the store's
+column (and what old rows get), and the engine when a tap refuses to start (FIFO pipe that
+cannot grow): the call goes on unrecorded, the row says why, nothing is left behind."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import sqlite3
+import time
+import wave
+
+import pytest
+
+from callengine import crypto
+from callengine.asterisk.ari import (
+    AriError,
+    ChannelDestroyed,
+    ChannelEnteredApp,
+    Connected,
+    PlaybackFinished,
+)
+from callengine.config import DialingConfig
+from callengine.crypto import FieldCipher
+from callengine.engine import Engine, RecordingSetup
+from callengine.flow import Strategy
+from callengine.media import fifo as fifo_mod
+from callengine.media.fifo import FifoTap, ensure_fifo_dir
+from callengine.model import Agent, Consent, widget_settings_from_input
+from callengine.recorder import DEFAULT_SAMPLE_RATE, RecordingSink, bytes_per_second
+from callengine.recordings import RecordingVault, wav_header
+from callengine.store import MIGRATIONS, KeyStore, Store, _statements
+from tests.support.engine import DATA_KEY
+from tests.support.pipes import RefusingFcntl
+
+VISITOR = "+48601234567"
+
+
+# ---- the sink ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rate, per_second", [(8000, 16000), (16000, 32000)])
+def test_sink_duration_follows_its_rate(tmp_path, rate, per_second):
+    public = crypto.generate_recipient_keypair()[1]
+    sink = RecordingSink(tmp_path, public, sample_rate=rate)
+    assert sink.bytes_per_second == bytes_per_second(rate) == per_second
+    sink.feed(bytes(3 * per_second // 2))
+    summary = sink.close()
+    assert (summary.sample_rate, summary.duration_s) == (rate, 1.5)
+
+
+def test_sink_default_is_8khz_and_other_rates_are_refused(tmp_path):
+    public = crypto.generate_recipient_keypair()[1]
+    assert DEFAULT_SAMPLE_RATE == 8000
+    assert RecordingSink(tmp_path, public).sample_rate == 8000
+    with pytest.raises(ValueError, match="8000, 16000"):
+        RecordingSink(tmp_path, public, sample_rate=44100)
+    assert len(list(tmp_path.iterdir())) == 1  # the refused one made no file
+
+
+@pytest.mark.parametrize("rate", [8000, 16000])
+def test_wav_header_carries_the_rate(rate):
+    pcm = bytes(range(256)) * 125  # 32,000 bytes: 2 s at 8 kHz, 1 s at 16 kHz
+    with wave.open(io.BytesIO(wav_header(len(pcm), rate) + pcm)) as w:
+        assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (rate, 1, 2)
+        assert w.getnframes() / w.getframerate() == 32000 / bytes_per_second(rate)
+
+
+# ---- the store ---------------------------------------------------------------------------------
+
+
+async def _lead_and_attempt(store: Store):
+    await store.add_agent(Agent("alice", "PJSIP/agent1"))
+    await store.add_group("sales", Strategy.RING_ALL, 20, ["alice"])
+    widget = await store.add_widget("shop", "Shop", widget_settings_from_input({
+        "group": "sales", "allowed_regions": ["PL"], "recording": "on",
+        "recording_notice": "sound:notice", "whisper": "sound:beep",
+    }), time.time())
+    lead = await store.create_lead(
+        widget, phone_e164=VISITOR, phone_region="PL", phone_kind="mobile", name=None,
+        email=None, consent=Consent(False, True, "v1"), now=time.time())
+    return lead
+
+
+async def test_store_keeps_each_recordings_rate(tmp_path):
+    async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
+        lead = await _lead_and_attempt(store)
+        attempt = await store.start_attempt(lead.id, time.time())
+        for rate in (8000, 16000):
+            await store.add_recording(f"r{rate}", attempt, "fifo", "k", time.time(),
+                                      sample_rate=rate)
+        await store.finish_recording("r8000", status="complete", now=time.time(),
+                                     duration_s=2.0, bytes_in=32000, segments=1, sha256=None,
+                                     problem=None)  # keeps the row's rate
+        rates = {r.id: (r.sample_rate, r.view()["sample_rate"])
+                 for r in await store.list_recordings()}
+    assert rates == {"r8000": (8000, 8000), "r16000": (16000, 16000)}
+
+
+async def test_recordings_from_before_the_column_are_16khz(tmp_path):
+    """A store made by the migrations before `sample_rate`, with a recording in it: after the
+    upgrade that recording reads as 16 kHz, which every recording then was."""
+    before = next(i for i, script in enumerate(MIGRATIONS) if "sample_rate" in script)
+    path = tmp_path / "ce.db"
+    db = sqlite3.connect(path)
+    for script in MIGRATIONS[:before]:
+        for statement in _statements(script):
+            db.execute(statement)
+    phone_enc = FieldCipher(DATA_KEY).encrypt(VISITOR, "leads.phone:lead-1")
+    db.execute("INSERT INTO leads (id, widget_id, phone_hash, phone_enc, phone_region,"
+               " phone_kind, consent_marketing, consent_recording, clause_version, status,"
+               " created_at, updated_at) VALUES ('lead-1', 'shop', 'h', ?, 'PL', 'mobile', 0,"
+               " 1, 'v1', 'done', 1, 1)", (phone_enc,))
+    db.execute("INSERT INTO recordings (id, lead_id, attempt_id, route, key_id, status,"
+               " started_at, duration_s, bytes) VALUES ('old', 'lead-1', 'a-1', 'fifo', 'k',"
+               " 'complete', 1, 2.0, 64000)")
+    db.execute(f"PRAGMA user_version = {before}")
+    db.commit()
+    db.close()
+    async with Store.open(path, DATA_KEY) as store:
+        old = await store.get_recording("old")
+    assert old.sample_rate == 16000 and old.bytes / bytes_per_second(old.sample_rate) == 2.0
+
+
+# ---- the engine when the tap refuses -------------------------------------------------------------
+
+
+class FakeAri:
+    """What the engine asks of ARI, answered as Asterisk does when every phone answers at once:
+    an originated channel enters the app, a playback finishes, a hangup destroys the channel."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.channels: dict[str, str] = {}  # id → endpoint
+        self.names: dict[str, str] = {}
+        self.bridges: dict[str, list[str]] = {}
+
+    async def events(self):
+        yield Connected("boot-1")
+        while True:
+            yield await self.queue.get()
+
+    async def channel_ids(self) -> dict[str, str]:
+        return {cid: "Up" for cid in self.channels}
+
+    async def bridge_ids(self) -> list[str]:
+        return list(self.bridges)
+
+    async def originate(self, endpoint, channel_id, *, app_args, timeout, caller_id=None):
+        self.channels[channel_id] = endpoint
+        self.names[channel_id] = f"PJSIP/chan-{len(self.names):08x}"
+        self.queue.put_nowait(ChannelEnteredApp(channel_id, tuple(app_args),
+                                                self.names[channel_id]))
+
+    async def play(self, channel_id, media, playback_id):
+        self.queue.put_nowait(PlaybackFinished(playback_id, channel_id, False))
+
+    async def ring(self, channel_id, on):
+        pass
+
+    async def create_bridge(self, bridge_id):
+        self.bridges[bridge_id] = []
+
+    async def add_to_bridge(self, bridge_id, channel_ids):
+        self.bridges[bridge_id] += channel_ids
+
+    async def destroy_bridge(self, bridge_id):
+        self.bridges.pop(bridge_id, None)
+
+    async def hangup(self, channel_id, reason="normal"):
+        if self.channels.pop(channel_id, None) is None:
+            raise AriError("DELETE", f"/channels/{channel_id}", 404, "Channel not found")
+        self.queue.put_nowait(ChannelDestroyed(channel_id, 16, "Normal Clearing"))
+
+    def far_end_hangs_up(self, endpoint_suffix: str) -> None:
+        cid = next(c for c, e in self.channels.items() if e.endswith(endpoint_suffix))
+        del self.channels[cid]
+        self.queue.put_nowait(ChannelDestroyed(cid, 16, "Normal Clearing"))
+
+
+class NoMixMonitor:
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    async def mix_monitor(self, channel, file, options=""):
+        self.calls.append((channel, file, options))
+
+
+async def _wait(predicate, timeout: float = 5.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+async def test_tap_that_cannot_start_leaves_the_call_unrecorded(tmp_path, monkeypatch, caplog):
+    """The FIFO pipe cannot be enlarged (EPERM over fs.pipe-user-pages-soft): no MixMonitor,
+    no FIFO; the call is bridged all the same; the recording row is 'failed' with the
+    precise reason; the log line names the lead and the recording, never the number."""
+    monkeypatch.setattr(fifo_mod, "fcntl", RefusingFcntl())
+    fifo_dir = tmp_path / "fifo"
+    ensure_fifo_dir(fifo_dir, None)
+    ami = NoMixMonitor()
+    ari = FakeAri()
+    public = crypto.generate_recipient_keypair()[1]
+    async with Store.open(tmp_path / "ce.db", DATA_KEY) as store, \
+            KeyStore.open(tmp_path / "ks.db") as keystore:
+        vault = RecordingVault(tmp_path / "recordings", keystore)
+        vault.directory.mkdir()
+        setup = RecordingSetup("fifo", vault, public,
+                               lambda: FifoTap(ami, fifo_dir, "/asterisk/fifo", None))
+        engine = Engine(store, ari, DialingConfig(max_concurrent_calls=1, poll_interval_s=0.05),
+                        recording=setup)
+        lead = await _lead_and_attempt(store)
+        task = asyncio.create_task(engine.run())
+        try:
+            async def connected():
+                current = await store.get_lead(lead.id)
+                return current.progress == "connected" and current
+
+            await _wait(connected)
+            recording, = await store.list_recordings(lead_id=lead.id)
+            assert recording.status == "failed"
+            assert recording.problem == (
+                "tap failed to start: FIFO pipe could not be enlarged to 524288 bytes (EPERM): "
+                "raise fs.pipe-user-pages-soft or run the engine with CAP_SYS_RESOURCE")
+            assert recording.sample_rate == 8000 and recording.bytes == 0
+            assert ami.calls == [] and list(fifo_dir.iterdir()) == []
+            assert fifo_mod.active_fifo_ids() == set()
+            bridge, = ari.bridges.values()
+            assert len(bridge) == 2  # agent and visitor talk, unrecorded
+            # The visitor hangs up: an ordinary connected call, nothing else left.
+            ari.far_end_hangs_up("@pstn")
+
+            async def done():
+                current = await store.get_lead(lead.id)
+                return current.status == "done" and current
+
+            finished = await _wait(done)
+            assert finished.outcome == "connected"
+            assert ari.channels == {} and ari.bridges == {}
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+    line, = [r.getMessage() for r in caplog.records if "could not start" in r.getMessage()]
+    assert line.startswith(f"[lead {lead.id} #1] recording {recording.id} could not start: "
+                           "FIFO pipe could not be enlarged to 524288 bytes (EPERM)")
+    assert "601234567" not in caplog.text
