@@ -16,11 +16,8 @@ import sys
 import pytest
 
 from tests.support.asterisk import LOCK_PATH, Asterisk, missing_prerequisites
+from tests.support.ci import unavailable
 from tests.support.logcheck import full_numbers_in
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -54,10 +51,7 @@ def asterisk():
     """
     missing = missing_prerequisites()
     if missing:
-        message = "the real-Asterisk tests need: " + "; ".join(missing)
-        if _in_ci():
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+        unavailable("the real-Asterisk tests need: " + "; ".join(missing))
     fd = _lock()
     instance = Asterisk()
     try:

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.asterisk import SCRIPT, AriApp
+from tests.support.ci import unavailable
 from tests.support.phones import PSTN_PORT, VISITOR_TONE_HZ, Phone, agent_port
 
 pytestmark = pytest.mark.asterisk
@@ -220,7 +221,6 @@ async def test_restart_brings_ari_back(asterisk):
         assert destroyed["cause"] == 17
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root to switch to a plain user")
 def test_runs_as_ordinary_user(asterisk):
     """scripts/asterisk start/cli/status/stop as uid 65534 with its own var dir.
 
@@ -228,6 +228,8 @@ def test_runs_as_ordinary_user(asterisk):
     The user cannot reach root's chroot (in /root): it gets a hard-linked copy
     (files stay root-owned and read-only to it; only the top dir is its own).
     """
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        unavailable("needs root and setpriv to switch to a plain user")
     nobody = 65534
     # Not pytest's tmp_path: its parent is private to root.
     tmp_path = Path(tempfile.mkdtemp(prefix="callengine-nonroot-"))

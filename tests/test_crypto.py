@@ -33,6 +33,7 @@ from callengine.crypto import (
     open_recording,
     verify,
 )
+from tests.support.ci import unavailable
 
 VECTOR_DIR = Path(__file__).parent / "vectors" / "recording-format"
 HDR = crypto.HEADER_SIZE  # 138
@@ -787,9 +788,10 @@ def test_key_files_round_trip(tmp_path):
     assert open_recording(tmp_path / "k.cerec", pem_priv).read_all() == b"pem"
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
 def test_openssl_key_files_interoperate(tmp_path):
     """Operators may generate the recipient key offline with plain openssl."""
+    if shutil.which("openssl") is None:
+        unavailable("openssl not installed")
     subprocess.run(
         ["openssl", "genpkey", "-algorithm", "X25519", "-out", str(tmp_path / "r.key")], check=True
     )
