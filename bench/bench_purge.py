@@ -756,14 +756,6 @@ async def measure(args: argparse.Namespace, paths: Paths, public_key: str, plan:
     return failures
 
 
-def db_count(path: Path, sql: str) -> int:
-    db = sqlite3.connect(path)
-    try:
-        return db.execute(sql).fetchone()[0]
-    finally:
-        db.close()
-
-
 def print_profile(path: Path, console) -> None:
     """Top frames of py-spy's collapsed stacks: self samples, and callengine frames inclusive."""
     if not path.exists():

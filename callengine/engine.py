@@ -14,7 +14,6 @@ import time
 import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from callengine import flow
@@ -507,7 +506,6 @@ class Engine:
             summary.recording_id, status="complete" if summary.complete else "incomplete",
             now=self._clock(), duration_s=summary.duration_s, bytes_in=summary.bytes_in,
             segments=summary.segments, sha256=summary.sha256, problem=problem,
-            sample_rate=summary.sample_rate,
         )
         call.log.info(
             "recording %s ended: %.1f s%s", summary.recording_id, summary.duration_s,

@@ -26,7 +26,6 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -42,14 +41,13 @@ LEASE = "purge"
 LEASE_TTL_S = 300.0  # a purge that died frees the lease after this
 LEASE_RENEW_S = 60.0  # renewed this often while a purge runs (a write: not every batch)
 # Each write transaction of the purge holds SQLite's single writer; intake waits behind one at
-# most. Batches are sized to hold it about this long (bench/bench_purge.py: 500-lead batches
-# held it 70-140 ms and the intake p99 went to 6x idle).
-HOLD_TARGET_S = 0.005  # 10 ms: 70.3 s vs 71.6 s for the full purge, intake p99 4.7x vs 3.6x idle
+# most. Batches are sized to hold it about this long. bench/bench_purge.py, 1M leads: 5 ms took
+# 71.6 s with intake p99 3.6x idle, 10 ms 70.3 s and 4.7x (fixed 500-lead batches: 6x).
+HOLD_TARGET_S = 0.005
 FIRST_BATCH, MIN_BATCH, MAX_BATCH = 100, 10, 2000
 RETENTION = Principal("retention", Role.ADMIN)  # who the audit log says purged
-# The purge's worker threads run at this nice value: on a small machine, intake and calls get
-# the CPU first (bench/bench_purge.py: at equal priority the purge's two busy threads took both
-# cores and tripled intake's median latency).
+# The purge's worker threads run at this nice value, so that when the purge's SQLite, checkpoint
+# and file threads keep both cores busy, intake and calls still get the CPU first.
 BACKGROUND_NICE = 10
 
 
@@ -116,7 +114,6 @@ class FileRemoval:
                                           initializer=background_thread)
         self._batches: deque[list[str]] = deque()
         self._worker: asyncio.Task[None] | None = None
-        self.removed = 0
 
     def queue(self, recording_ids: list[str]) -> None:
         if not recording_ids:
@@ -128,7 +125,7 @@ class FileRemoval:
     async def _drain(self) -> None:
         while self._batches:
             batch = self._batches.popleft()
-            self.removed += await asyncio.get_running_loop().run_in_executor(
+            await asyncio.get_running_loop().run_in_executor(
                 self._thread, self._vault.remove_files, batch)
 
     async def wait(self) -> None:

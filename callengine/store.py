@@ -564,16 +564,14 @@ class Store:
 
     async def finish_recording(
         self, recording_id: str, *, status: str, now: float, duration_s: float, bytes_in: int,
-        segments: int, sha256: str | None, problem: str | None, sample_rate: int | None = None,
+        segments: int, sha256: str | None, problem: str | None,
     ) -> None:
-        """sample_rate: the sink's (None keeps the row's: it was set by add_recording)."""
+        """The sample rate stays what add_recording set: a recording's rate never changes."""
         async with self._transaction() as db:
             await db.execute(
                 "UPDATE recordings SET status = ?, ended_at = ?, duration_s = ?, bytes = ?,"
-                " segments = ?, sha256 = ?, problem = ?, sample_rate = COALESCE(?, sample_rate)"
-                " WHERE id = ?",
-                (status, now, duration_s, bytes_in, segments, sha256, problem, sample_rate,
-                 recording_id),
+                " segments = ?, sha256 = ?, problem = ? WHERE id = ?",
+                (status, now, duration_s, bytes_in, segments, sha256, problem, recording_id),
             )
 
     async def recordings_in_progress(self) -> list[Recording]:

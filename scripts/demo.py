@@ -23,7 +23,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from callengine import crypto  # noqa: E402
-from callengine.recordings import import_prompt  # noqa: E402
 from tests.support.asterisk import Asterisk  # noqa: E402  (paths and ids of the dev Asterisk)
 from tests.support.phones import Phone  # noqa: E402  (the sipp test phones)
 

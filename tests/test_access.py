@@ -19,16 +19,21 @@ from callengine.web import WebDeps, make_app
 ADMIN = "admin-token-0123456789abcdef"
 
 
+async def shop_with_lead(store: Store):
+    """A widget "shop" and one lead for +48 601 234 567."""
+    await store.add_agent(Agent("alice", "PJSIP/agent1"))
+    await store.add_group("sales", Strategy.RING_ALL, 20, ["alice"])
+    widget = await store.add_widget("shop", "Shop", widget_settings_from_input(
+        {"group": "sales", "allowed_regions": ["PL"]}), time.time())
+    return await store.create_lead(
+        widget, phone_e164="+48601234567", phone_region="PL", phone_kind="mobile",
+        name=None, email=None, consent=Consent(False, False, "v1"), now=time.time())
+
+
 @pytest.fixture
 async def env(tmp_path):
     async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
-        await store.add_agent(Agent("alice", "PJSIP/agent1"))
-        await store.add_group("sales", Strategy.RING_ALL, 20, ["alice"])
-        widget = await store.add_widget("shop", "Shop", widget_settings_from_input(
-            {"group": "sales", "allowed_regions": ["PL"]}), time.time())
-        lead = await store.create_lead(
-            widget, phone_e164="+48601234567", phone_region="PL", phone_kind="mobile",
-            name=None, email=None, consent=Consent(False, False, "v1"), now=time.time())
+        lead = await shop_with_lead(store)
         app = make_app(WebDeps(store, ADMIN, lambda: None))
         async with TestClient(TestServer(app)) as client:
             yield client, store, lead, tmp_path
@@ -117,14 +122,7 @@ def test_cli_roles_unmask_and_audit_verify(tmp_path, monkeypatch, capsys):
 
     async def seed() -> str:
         async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
-            await store.add_agent(Agent("alice", "PJSIP/agent1"))
-            await store.add_group("sales", Strategy.RING_ALL, 20, ["alice"])
-            widget = await store.add_widget("shop", "Shop", widget_settings_from_input(
-                {"group": "sales", "allowed_regions": ["PL"]}), time.time())
-            lead = await store.create_lead(
-                widget, phone_e164="+48601234567", phone_region="PL", phone_kind="mobile",
-                name=None, email=None, consent=Consent(False, False, "v1"), now=time.time())
-            return lead.id
+            return (await shop_with_lead(store)).id
 
     lead_id = asyncio.run(seed())
     base = ["--config", str(config)]

@@ -23,7 +23,6 @@ from tests.support.engine import (
     EngineProcess,
     add_widget,
     make_config,
-    submit_lead,
     wait_for_lead,
     config_port,
     free_port,

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
 import time
 import wave
 from pathlib import Path
 
-import numpy as np
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 

@@ -131,7 +131,6 @@ async def test_expired_by_the_clock_alone(env):
 
 async def test_purges_never_overlap(env):
     store, vault, _ = env
-    recordings = vault.directory
     assert await store.acquire_lease(retention.LEASE, "other-host:1", NOW, 300)
     report = await Purger(store, vault).run(NOW)
     assert report.skipped == "another purge is running"
@@ -238,7 +237,6 @@ async def test_rate_limit_per_number_spans_midnight(env):
 
 async def test_schedule_runs_at_start(env):
     store, vault, _ = env
-    recordings = vault.directory
     scheduler = start_schedule(Purger(store, vault), interval_s=3600, clock=lambda: NOW)
     try:
         for _ in range(100):

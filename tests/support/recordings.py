@@ -36,6 +36,5 @@ async def seed_recording(store: Store, vault: RecordingVault, attempt: Attempt,
     summary = sink.close()
     await store.finish_recording(recording_id, status="complete", now=time.time(),
                                  duration_s=summary.duration_s, bytes_in=summary.bytes_in,
-                                 segments=summary.segments, sha256=summary.sha256, problem=None,
-                                 sample_rate=summary.sample_rate)
+                                 segments=summary.segments, sha256=summary.sha256, problem=None)
     return recording_id
