@@ -128,6 +128,8 @@ class Asterisk:
 
     def start(self) -> None:
         self._script("start")
+        # What Asterisk logged while starting, before any test made it log anything.
+        self.startup_messages = self.messages_log.read_text()
 
     def stop(self) -> None:
         self._script("stop")
