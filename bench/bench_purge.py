@@ -453,6 +453,22 @@ def proc_io() -> dict[str, int]:
     return out
 
 
+def disk_written(path: Path) -> int | None:
+    """Bytes the block device holding `path` has written so far (/proc/diskstats): what really
+    reached the disk. /proc/self/io's write_bytes over-counts on kernels with large folios
+    (dirtying 4 KiB of a large page-cache folio counts the whole folio)."""
+    st = path.stat()
+    try:
+        name = Path(f"/sys/dev/block/{os.major(st.st_dev)}:{os.minor(st.st_dev)}").resolve().name
+        for line in Path("/proc/diskstats").read_text().splitlines():
+            fields = line.split()
+            if fields[2] == name:
+                return int(fields[9]) * 512
+    except OSError:
+        pass
+    return None
+
+
 def fs_of(path: Path) -> str:
     best, kind = "", "?"
     target = str(path.resolve())
@@ -504,6 +520,9 @@ async def measure(args: argparse.Namespace, paths: Paths, public_key: str, plan:
         for pragma in args.what_if_pragma:
             await purge_store._db.execute(f"PRAGMA {pragma}")
             console.print(f"[yellow]what-if[/]: PRAGMA {pragma} on the purge's connection")
+        if args.what_if_nice is not None:
+            retention.BACKGROUND_NICE = args.what_if_nice
+            console.print(f"[yellow]what-if[/]: retention.BACKGROUND_NICE = {args.what_if_nice}")
         if args.what_if_hold_ms:
             retention.HOLD_TARGET_S = args.what_if_hold_ms / 1000
             console.print(f"[yellow]what-if[/]: retention.HOLD_TARGET_S = {retention.HOLD_TARGET_S}")
@@ -518,6 +537,32 @@ async def measure(args: argparse.Namespace, paths: Paths, public_key: str, plan:
         lag.start()
         for name in ("get_widget_by_key", "create_lead"):
             timers.wrap(store, name, f"intake.{name}", keep=True)
+        # Inside create_lead: the wait for the write lock (held by a purge batch, or by another
+        # request), then the INSERT with its commit (the fsync).
+        intake_lock_acquire = store.write_lock.acquire  # the purge shares the lock: not it
+
+        async def timed_acquire() -> bool:
+            if asyncio.current_task().get_name() == "purge":
+                return await intake_lock_acquire()
+            start = time.monotonic()
+            try:
+                return await intake_lock_acquire()
+            finally:
+                timers.record("intake.write lock wait", start, keep=True)
+
+        store.write_lock.acquire = timed_acquire
+        intake_fetchall = store._db.execute_fetchall  # aiosqlite's: not a coroutine function
+
+        async def timed_fetchall(sql, *args, **kwargs):
+            if not sql.startswith("INSERT"):  # the widget's lookup
+                return await intake_fetchall(sql, *args, **kwargs)
+            start = time.monotonic()
+            try:
+                return await intake_fetchall(sql, *args, **kwargs)
+            finally:
+                timers.record("intake.statement + commit", start, keep=True)
+
+        store._db.execute_fetchall = timed_fetchall
 
         idle: list[list[float]] = []
         idle_cpu = 0.0
@@ -534,13 +579,15 @@ async def measure(args: argparse.Namespace, paths: Paths, public_key: str, plan:
         for name in ("list_widgets", "acquire_lease", "release_lease", "count_expired_leads",
                      "count_expired_recordings", "live_recording_id_set"):
             timers.wrap(purge_store, name, f"store.{name}")
-        for name in ("expired_recordings", "mark_recordings_deleted", "lead_batch",
-                     "purge_leads"):
+        for name in ("expired_leads", "purge_leads", "expired_recordings",
+                     "mark_recordings_deleted"):
             timers.wrap(PurgeBatches, name, f"batches.{name}")  # the class: made per purge
-        timers.wrap(PurgeBatches, "_checkpoint", "  batches._checkpoint (its own thread)")
-        timers.wrap(keystore, "delete", "  keystore.delete")
+        timers.wrap(PurgeBatches, "_checkpoint", "  batches._checkpoint (its own thread)",
+                    keep=True)
+        timers.wrap(PurgeBatches, "_write_back_wal", "  batches._write_back_wal (same thread)")
+        timers.wrap(keystore, "delete", "  keystore.delete", keep=True)
         timers.wrap(crypto, "destroy_key", "  crypto.destroy_key (each file)")
-        timers.wrap(recordings_mod.os, "sync", "  os.sync")
+        timers.wrap(recordings_mod.os, "sync", "  os.sync", keep=True)
         timers.wrap(vault, "destroy_keys", "vault.destroy_keys")
         timers.wrap(vault, "remove_files", "  vault.remove_files (worker thread)")
         purger = Purger(purge_store, vault)
@@ -556,6 +603,7 @@ async def measure(args: argparse.Namespace, paths: Paths, public_key: str, plan:
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             await asyncio.sleep(1.0)
         now = time.time()
+        disk0 = disk_written(paths.root)
         threads0, cpu0, machine0, io0 = thread_cpu(), time.process_time(), machine_cpu(), proc_io()
         t0 = time.monotonic()
         last_note = [t0]
@@ -569,7 +617,7 @@ async def measure(args: argparse.Namespace, paths: Paths, public_key: str, plan:
                 console.print(f"  {moment - t0:6.1f} s  {what}: {done:,}/{total:,}")
 
         console.print(f"[bold]purge[/]: Purger.run(now) with intake at {args.rate:g} req/s")
-        task = asyncio.create_task(purger.run(now, progress=progress))
+        task = asyncio.create_task(purger.run(now, progress=progress), name="purge")
         await asyncio.wait({task}, timeout=args.max_purge_seconds or None)
         capped = not task.done()
         if capped:
@@ -585,6 +633,7 @@ async def measure(args: argparse.Namespace, paths: Paths, public_key: str, plan:
             report = task.result()
             t1 = time.monotonic()
         threads1, cpu1, machine1, io1 = thread_cpu(), time.process_time(), machine_cpu(), proc_io()
+        disk1 = disk_written(paths.root)
         if profiler:
             profiler.send_signal(signal.SIGINT)
             await asyncio.to_thread(profiler.wait, 30)
@@ -614,9 +663,10 @@ async def measure(args: argparse.Namespace, paths: Paths, public_key: str, plan:
         iowait = machine1[1] - machine0[1]
         total = machine1[2] - machine0[2]
         ncpu = os.cpu_count() or 1
-        first_leads = timers.first.get("batches.lead_batch", t1)
-        rec_phase = first_leads - t0
-        lead_phase = t1 - first_leads
+        # Leads first (with their recordings), then recordings past their own retention.
+        first_recordings = timers.first.get("batches.expired_recordings", t1)
+        lead_phase = first_recordings - t0
+        rec_phase = t1 - first_recordings
         console.print()
         console.print(f"[bold]purge result[/]: {report.summary()} "
                       f"(recordings {report.recordings:,}, leads {report.leads:,}, "
@@ -634,26 +684,28 @@ async def measure(args: argparse.Namespace, paths: Paths, public_key: str, plan:
         console.print(f"machine CPU         busy {busy / total * ncpu:.2f} of {ncpu} cores, "
                       f"iowait {iowait / total * ncpu:.2f} cores")
         console.print(f"I/O of this process  wrote {(io1['write_bytes'] - io0['write_bytes']) / 1e6:,.0f} MB,"
-                      f" read {(io1['read_bytes'] - io0['read_bytes']) / 1e6:,.0f} MB")
-        console.print(f"recordings phase    {rec_phase:8.2f} s   "
-                      f"{report.recordings / rec_phase if rec_phase > 0 else 0:10,.0f} recordings/s")
+                      f" read {(io1['read_bytes'] - io0['read_bytes']) / 1e6:,.0f} MB"
+                      " (over-counts: see disk_written)")
+        if disk0 is not None and disk1 is not None:
+            console.print(f"disk wrote          {(disk1 - disk0) / 1e6:,.0f} MB during the purge"
+                          " (the whole device: everything running)")
         console.print(f"leads phase         {lead_phase:8.2f} s   "
-                      f"{report.leads / lead_phase if lead_phase > 0 else 0:10,.0f} leads/s")
+                      f"{report.leads / lead_phase if lead_phase > 0 else 0:10,.0f} leads/s, "
+                      f"with {report.lead_recordings:,} of their recordings")
+        console.print(f"recordings phase    {rec_phase:8.2f} s   "
+                      f"{report.recordings / rec_phase if rec_phase > 0 else 0:10,.0f} recordings/s"
+                      " (past their own retention, their leads kept)")
         console.print(f"overall             {report.leads / wall:10,.0f} leads/s, "
                       f"{(report.recordings + report.lead_recordings) / wall:,.0f} recordings/s")
         if capped:
-            if "batches.lead_batch" not in timers.first:
-                rate = report.recordings / rec_phase if report.recordings else 0.0
-                console.print(f"extrapolated: recordings phase alone ≈ "
-                              f"{plan.recordings / rate if rate else float('inf'):,.0f} s")
-            elif report.leads:
+            if report.leads and "batches.expired_recordings" not in timers.first:
                 rate = report.leads / lead_phase
                 console.print(
-                    f"extrapolated at this rate: {rec_phase + plan.leads / rate:,.0f} s in all"
-                    f" ({plan.leads - report.leads:,} leads to go at {rate:,.0f}/s; an upper"
-                    f" bound if the cost per lead falls as the tables shrink)")
+                    f"extrapolated: leads phase ≈ {plan.leads / rate:,.0f} s"
+                    f" ({plan.leads - report.leads:,} leads to go at {rate:,.0f}/s), then the"
+                    f" recordings their leads did not take along")
             else:
-                console.print("extrapolated: no lead batch committed within the cap")
+                console.print("extrapolated: nothing (no lead purged, or the leads phase ended)")
 
         table = Table(title="where the purge's time goes (wall time of each call, awaited in turn)")
         for column in ("call", "calls", "total s", "% of purge", "mean ms", "max ms"):
@@ -686,11 +738,13 @@ async def measure(args: argparse.Namespace, paths: Paths, public_key: str, plan:
             idle99, during99 = pct(rows["idle"], 99), pct(rows["during purge"], 99)
             console.print(f"intake p99 during/idle = {during99 * 1000:.1f} / {idle99 * 1000:.1f} ms"
                           f" = [bold]{during99 / idle99:.1f}x[/] (target ≤ 2)")
-            for name in ("intake.get_widget_by_key", "intake.create_lead"):
+            for name in ("intake.get_widget_by_key", "intake.create_lead",
+                         "intake.write lock wait", "intake.statement + commit"):
                 inside = [e for s, e in timers.samples[name] if t0 <= s <= t1]
                 before = [e for s, e in timers.samples[name] if s < t0 - 2.0]
-                console.print(f"  server side {name[7:]:<18} p99 idle {1000 * pct(before, 99):7.1f} ms,"
+                console.print(f"  server side {name[7:]:<24} p99 idle {1000 * pct(before, 99):7.1f} ms,"
                               f" during purge {1000 * pct(inside, 99):7.1f} ms")
+            print_slow_commits(timers, t0, t1, console)
             accepted = sum(1 for r in idle_all + during_all if r[2] == 201)
         if profiler:
             print_profile(Path(args.profile), console)
@@ -756,6 +810,31 @@ async def measure(args: argparse.Namespace, paths: Paths, public_key: str, plan:
     return failures
 
 
+def print_slow_commits(timers: Timers, t0: float, t1: float, console,
+                       slow_s: float = 0.010) -> None:
+    """What else was running while an intake commit took over slow_s: of the purge's calls
+    that sync the disk, which overlapped it (a commit ends with an fsync of the WAL)."""
+    commits = [(s, e) for s, e in timers.samples["intake.statement + commit"] if t0 <= s <= t1]
+    slow = [(s, e) for s, e in commits if e > slow_s]
+    if not commits:
+        return
+    syncing = {"checkpoint": "  batches._checkpoint (its own thread)",
+               "os.sync (file removal)": "  os.sync",
+               "keystore commit": "  keystore.delete"}
+    counts = {what: 0 for what in syncing}
+    alone = 0
+    for start, elapsed in slow:
+        hit = False
+        for what, name in syncing.items():
+            if any(s < start + elapsed and start < s + e for s, e in timers.samples[name]):
+                counts[what] += 1
+                hit = True
+        alone += not hit
+    console.print(f"intake commits over {slow_s * 1000:.0f} ms during the purge: {len(slow)} of"
+                  f" {len(commits)}; overlapping " + ", ".join(
+                      f"{what} {n}" for what, n in counts.items()) + f"; none of these {alone}")
+
+
 def print_profile(path: Path, console) -> None:
     """Top frames of py-spy's collapsed stacks: self samples, and callengine frames inclusive."""
     if not path.exists():
@@ -802,9 +881,13 @@ def main() -> int:
                          " (repeatable), e.g. cache_size=-262144")
     ap.add_argument("--what-if-hold-ms", type=float, default=0.0, metavar="MS",
                     help="diagnosis: retention.HOLD_TARGET_S for this run")
+    ap.add_argument("--what-if-nice", type=int, default=None, metavar="N",
+                    help="diagnosis: retention.BACKGROUND_NICE for this run")
     ap.add_argument("--max-purge-seconds", type=float, default=0.0,
                     help="cancel the purge after this long (0: never) and extrapolate; the"
                          " checks then test consistency instead of completeness")
+    ap.add_argument("--seed-cache", metavar="DIR",
+                    help="keep the seeding in DIR and copy it on later runs of the same size")
     ap.add_argument("--loadgen", help=argparse.SUPPRESS)
     ap.add_argument("--number-base", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--duration", type=float, default=0.0, help=argparse.SUPPRESS)
@@ -835,12 +918,29 @@ def main() -> int:
                   f"{sys.version.split()[0]}, SQLite {sqlite3.sqlite_version}")
     console.print(f"store in {root}: {fs}")
     try:
-        now = time.time()
-        plan = SeedPlan(args.leads, args.recordings, now)
-        _, recipient_public = crypto.generate_recipient_keypair()
-        public_key = asyncio.run(create_store(paths, now))
+        cache = (Path(args.seed_cache) / f"seed-{args.leads}-{args.recordings}-{AUDIO_RATE}"
+                 if args.seed_cache else None)
         s0 = time.monotonic()
-        seed(paths, plan, recipient_public, console)
+        if cache is not None and (cache / "seed.json").exists():
+            # A copy of an earlier seeding (same sizes): the purge changes files in place.
+            shutil.rmtree(paths.recordings)
+            subprocess.run(["cp", "-a", f"{cache}/.", str(root)], check=True)
+            saved = json.loads((cache / "seed.json").read_text())
+            now, public_key = saved["now"], saved["public_key"]
+            plan = SeedPlan(args.leads, args.recordings, now)
+            (root / "seed.json").unlink()
+            console.print(f"[yellow]seed copied from {cache}[/] (made {time.time() - now:,.0f} s ago)")
+        else:
+            now = time.time()
+            plan = SeedPlan(args.leads, args.recordings, now)
+            _, recipient_public = crypto.generate_recipient_keypair()
+            public_key = asyncio.run(create_store(paths, now))
+            seed(paths, plan, recipient_public, console)
+            if cache is not None:
+                shutil.rmtree(cache, ignore_errors=True)
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                subprocess.run(["cp", "-a", str(root), str(cache)], check=True)
+                (cache / "seed.json").write_text(json.dumps({"now": now, "public_key": public_key}))
         os.sync()
         console.print(f"seeded in {time.monotonic() - s0:.0f} s (not measured): store "
                       f"{du(paths.db) / 1e6:,.0f} MB, keystore {du(paths.keystore) / 1e6:,.1f} MB, "

@@ -1,17 +1,18 @@
 """Retention: purge what each widget's retention periods say has expired, on a schedule.
 
-Recordings past `recording_retention_days` are crypto-shredded (their keys first, then the
-files); closed leads past `lead_retention_days` are deleted with their attempts, consents and
-recordings, each leaving a tombstone with no personal data. The work goes in batches, each one
+Closed leads past `lead_retention_days` are deleted with their attempts, consents and
+recordings (crypto-shredded: their keys first, then the rows, then the files), each leaving a
+tombstone with no personal data; then the recordings past `recording_retention_days` whose
+leads stay are crypto-shredded too. The work goes in batches, each one
 atomic, so a purge can be interrupted anywhere and the next one simply carries on; a lease in
 the store keeps two purges (the engine's schedule, an operator's `callengine purge`) from
 running at once. Time comes in as an argument: tests use their own clock.
 
 Made to run beside live intake (bench/bench_purge.py measures both): batches are sized to hold
-SQLite's single writer about HOLD_TARGET_S, on the purge's own connection (store.PurgeBatches)
-and at a lower CPU priority; files are removed by a worker thread while the database work goes
-on, and whatever an interrupted purge left (files whose keys and rows are gone) is swept by the
-next one.
+SQLite's single writer about HOLD_TARGET_S, on the purge's own connection (store.PurgeBatches,
+which also checkpoints beside the batches) and at a lower CPU priority; files are removed by
+worker threads while the database work goes on, and whatever an interrupted purge left (files
+whose keys and rows are gone) is swept by the next one.
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ LEASE_RENEW_S = 60.0  # renewed this often while a purge runs (a write: not ever
 # 71.6 s with intake p99 3.6x idle, 10 ms 70.3 s and 4.7x (fixed 500-lead batches: 6x).
 HOLD_TARGET_S = 0.005
 FIRST_BATCH, MIN_BATCH, MAX_BATCH = 100, 10, 2000
+# Expired leads read ahead at once: their recordings' keys go in one keystore transaction (a
+# commit, so an fsync, each), then the leads in batches sized to the hold.
+LEAD_CHUNK = 2000
+FILES_PER_CALL = 250  # files FileRemoval hands remove_files at most at once
 RETENTION = Principal("retention", Role.ADMIN)  # who the audit log says purged
 # The purge's worker threads run at this nice value, so that when the purge's SQLite, checkpoint
 # and file threads keep both cores busy, intake and calls still get the CPU first.
@@ -124,9 +129,12 @@ class FileRemoval:
 
     async def _drain(self) -> None:
         while self._batches:
-            batch = self._batches.popleft()
+            # Queued batches go together, up to FILES_PER_CALL: remove_files syncs once a call.
+            files = self._batches.popleft()
+            while self._batches and len(files) + len(self._batches[0]) <= FILES_PER_CALL:
+                files = files + self._batches.popleft()
             await asyncio.get_running_loop().run_in_executor(
-                self._thread, self._vault.remove_files, batch)
+                self._thread, self._vault.remove_files, files)
 
     async def wait(self) -> None:
         """Until every queued file is gone; raises what removing them raised."""
@@ -192,6 +200,37 @@ class Purger:
         total_recordings = sum(r for _, r in totals.values())
         files = FileRemoval(self._vault)
         try:
+            # Leads first: their recordings go with them (keys, then rows, then files), so
+            # a recording whose lead expires too is never marked deleted only to be deleted.
+            sizer = BatchSizer()
+            for widget in widgets:
+                cutoff = now - widget.settings.lead_retention_days * DAY
+                while True:
+                    await self._renew(now)
+                    # Read ahead (no write lock), shred the chunk's recordings' keys in one
+                    # keystore transaction, then delete the leads in batches sized to the hold.
+                    lead_ids, recording_ids = await batches.expired_leads(
+                        widget.id, cutoff, LEAD_CHUNK)
+                    if not lead_ids:
+                        break
+                    if recording_ids:  # keys go before the rows naming them
+                        await self._vault.destroy_keys(recording_ids, final=False)
+                        files.queue(recording_ids)
+                        report.lead_recordings += len(recording_ids)
+                    while lead_ids:
+                        batch, lead_ids = lead_ids[:sizer.size], lead_ids[sizer.size:]
+                        began = self._clock()
+                        report.leads += await batches.purge_leads(batch, now, "retention")
+                        sizer.held(len(batch), self._clock() - began)
+                        await self._between_batches(batches)
+                        if progress:
+                            progress("leads", report.leads, total_leads)
+                report.by_widget[widget.id] = totals[widget.id]
+            if progress:  # what is left: the leads took their own recordings along
+                total_recordings = sum([
+                    await self._store.count_expired_recordings(
+                        w.id, now - w.settings.recording_retention_days * DAY)
+                    for w in widgets])
             sizer = BatchSizer()
             for widget in widgets:
                 cutoff = now - widget.settings.recording_retention_days * DAY
@@ -207,28 +246,6 @@ class Purger:
                     report.recordings += len(ids)
                     if progress:
                         progress("recordings", report.recordings, total_recordings)
-            sizer = BatchSizer()
-            for widget in widgets:
-                cutoff = now - widget.settings.lead_retention_days * DAY
-                while True:
-                    await self._renew(now)
-                    began = self._clock()
-                    batch = await batches.lead_batch(widget.id, cutoff, sizer.size, now,
-                                                     "retention")
-                    if not batch.lead_ids:
-                        break
-                    sizer.held(len(batch.lead_ids), self._clock() - began)
-                    purged = batch.purged
-                    if batch.recording_ids:  # keys go before the rows naming them
-                        await self._vault.destroy_keys(batch.recording_ids, final=False)
-                        purged = await batches.purge_leads(batch.lead_ids, now, "retention")
-                        report.lead_recordings += len(batch.recording_ids)
-                        files.queue(batch.recording_ids)
-                    report.leads += purged
-                    await self._between_batches(batches)
-                    if progress:
-                        progress("leads", report.leads, total_leads)
-                report.by_widget[widget.id] = totals[widget.id]
             try:
                 await files.wait()
                 orphans = await self._vault.orphan_files(
@@ -245,7 +262,7 @@ class Purger:
             await self._vault.keys_destroyed()
 
     async def _between_batches(self, batches: PurgeBatches) -> None:
-        batches.checkpoint()
+        batches.after_batch()
         await asyncio.sleep(0)  # let waiting requests in
 
     async def _renew(self, now: float) -> None:

@@ -83,7 +83,8 @@ async def test_purge_removes_exactly_what_expired(env):
     store, vault, leads = env
     recordings = vault.directory
     report = await Purger(store, vault).run(NOW)
-    assert (report.leads, report.recordings, report.lead_recordings) == (1, 2, 0)
+    # "old-closed"'s recording goes with its lead; "young-old-recording"'s on its own
+    assert (report.leads, report.recordings, report.lead_recordings) == (1, 1, 1)
     remaining = {lead.id for lead in await store.list_leads()}
     assert remaining == {leads[k][0] for k in ("old-open", "young-old-recording", "young")}
     assert await store.attempts_for(leads["old-closed"][0]) == []
@@ -114,11 +115,55 @@ async def test_a_purged_leads_recordings_are_shredded_with_it(env):
                                            public_key=public, vault=vault)
     report = await Purger(store, vault).run(NOW)
     assert report.by_widget["long"] == (1, 0)
-    assert report.lead_recordings == 1
+    assert report.lead_recordings == 2  # this one, and the "shop" widget's "old-closed"
     assert not (vault.directory / f"{recording_id}.cerec").exists()
     assert await vault.keystore.get(recording_id) is None
     assert lead_id not in {lead.id for lead in await store.list_leads()}
     assert await store.count_tombstones("long") == 1
+
+
+async def test_many_files_go_at_once_each_key_overwritten_first(env, monkeypatch):
+    """Past a few dozen files remove_files unlinks in several threads: every file goes, each
+    only after its wrapped key was overwritten and synced; a file already gone is skipped."""
+    _, vault, _ = env
+    ids = [f"batch{n:03d}" for n in range(150)]
+    for recording_id in ids:
+        (vault.directory / f"{recording_id}.cerec").write_bytes(b"\xaa" * 300)
+    events: list[str] = []
+    real_destroy = crypto.destroy_key
+    monkeypatch.setattr(crypto, "destroy_key", lambda path, sync=True: (
+        events.append(f"key {path.stem}"), real_destroy(path, sync=sync))[1])
+    monkeypatch.setattr("callengine.recordings.os.sync", lambda: events.append(
+        f"sync with {sum(p.stem.startswith('batch') for p in vault.directory.iterdir())} files"))
+    removed = await asyncio.to_thread(vault.remove_files, ids + ["never-existed"])
+    assert removed == 150
+    assert not any(p.stem.startswith("batch") for p in vault.directory.iterdir())
+    assert len(list(vault.directory.iterdir())) == 3  # the fixture's recordings stay
+    assert events == [f"key {rid}" for rid in ids + ["never-existed"]] + ["sync with 150 files"]
+
+
+def wal_index(db_path) -> tuple[int, int]:
+    """(frames in the WAL, frames already folded into the database), read from the WAL-index
+    (the -shm file: sqlite.org/walformat.html, native byte order) without checkpointing."""
+    import struct
+    shm = (db_path.parent / f"{db_path.name}-shm").read_bytes()
+    (max_frame,) = struct.unpack_from("=I", shm, 16)
+    (backfilled,) = struct.unpack_from("=I", shm, 96)
+    return max_frame, backfilled
+
+
+async def test_a_purge_leaves_the_wal_folded(env):
+    """The purge checkpoints at most once a second beside its batches, and once more as it
+    closes: nothing it wrote is left in the WAL for an intake commit to fold."""
+    store, _, _ = env
+    async with store.purge_batches() as batches:
+        lead_ids, recording_ids = await batches.expired_leads("shop", NOW - 30 * DAY, 100)
+        assert len(lead_ids) == 1 and len(recording_ids) == 1  # "old-closed", recorded
+        assert await batches.purge_leads(lead_ids, NOW, "retention") == 1
+        frames, folded = wal_index(store._path)
+        assert frames > folded  # within the first second: nothing folded yet
+    frames, folded = wal_index(store._path)
+    assert frames > 0 and folded == frames
 
 
 async def test_expired_by_the_clock_alone(env):
@@ -143,28 +188,35 @@ async def test_purges_never_overlap(env):
 async def test_interrupted_purge_is_safe_and_the_next_one_finishes(env, monkeypatch):
     store, vault, leads = env
     recordings = vault.directory
-    monkeypatch.setattr(retention, "FIRST_BATCH", 1)
-    monkeypatch.setattr(retention, "MAX_BATCH", 1)
-    real = PurgeBatches.mark_recordings_deleted
-    calls = 0
+    old_recording = leads["old-closed"][1]
 
-    async def crash_on_second_batch(self, ids, now):
-        nonlocal calls
-        calls += 1
-        if calls == 2:
-            raise RuntimeError("power cut")
-        await real(self, ids, now)
+    async def power_cut(self, *args):
+        raise RuntimeError("power cut")
 
-    monkeypatch.setattr(PurgeBatches, "mark_recordings_deleted", crash_on_second_batch)
+    # 1. In the leads phase, after the chunk's recording keys were shredded, before its rows
+    # went: the lead stays for the next run, and its recording can no longer be opened.
+    monkeypatch.setattr(PurgeBatches, "purge_leads", power_cut)
     with pytest.raises(RuntimeError):
         await Purger(store, vault).run(NOW)
-    monkeypatch.setattr(PurgeBatches, "mark_recordings_deleted", real)
-    # The crash hit after the second batch's keys were shredded, before its rows said so: its
-    # file stays until the next run (the first batch's went), and it can't be opened.
-    assert len(list(recordings.iterdir())) == 2
+    monkeypatch.undo()
+    assert len(await store.list_leads()) == 4
+    assert await vault.keystore.get(old_recording) is None
+    assert await vault.keystore.count() == 2
+    assert (recordings / f"{old_recording}.cerec").exists()  # keyless: the next run takes it
+
+    # 2. In the recordings phase, after the leads phase finished.
+    monkeypatch.setattr(PurgeBatches, "mark_recordings_deleted", power_cut)
+    with pytest.raises(RuntimeError):
+        await Purger(store, vault).run(NOW)
+    monkeypatch.undo()
+    assert leads["old-closed"][0] not in {lead.id for lead in await store.list_leads()}
     assert await vault.keystore.count() == 1  # only the young recording's key is left
-    report = await Purger(store, vault).run(NOW)  # the lease was released: no wait
-    assert report.leads == 1
+    for path in recordings.iterdir():  # whatever file is left of a shredded one has no key
+        assert path.stem == leads["young"][1] or await vault.keystore.get(path.stem) is None
+
+    # 3. The next purge finishes the work (the lease was released: no wait).
+    report = await Purger(store, vault).run(NOW)
+    assert (report.leads, report.recordings) == (0, 1)
     assert {p.stem for p in recordings.iterdir()} == {leads["young"][1]}
     statuses = {r.id: r.status for r in await store.list_recordings(include_deleted=True)}
     assert statuses[leads["young-old-recording"][1]] == "deleted"
@@ -180,7 +232,7 @@ async def test_files_an_interrupted_purge_left_are_removed_by_the_next(env, monk
     monkeypatch.setattr(vault, "remove_files", disk_error)
     report = await Purger(store, vault).run(NOW)
     assert report.file_problem == "removing shredded files failed: I/O error"
-    assert (report.leads, report.recordings) == (1, 2)
+    assert (report.leads, report.recordings, report.lead_recordings) == (1, 1, 1)
     assert [e.action for e in await store.audit_entries()] == ["retention.purge"]
     monkeypatch.undo()
     # keys gone and rows deleted, files still there: nothing names them any more

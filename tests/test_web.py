@@ -6,7 +6,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from callengine.flow import Strategy
-from callengine.model import Agent, widget_settings_from_input
+from callengine.model import Agent, Consent, widget_settings_from_input
 from callengine.store import Store
 from tests.support.engine import DATA_KEY
 from callengine.web import WebDeps, make_app
@@ -117,6 +117,32 @@ async def test_rate_limit_per_number(env):
     assert len(await store.list_leads()) == 2
     clock.now += 86401  # a day later the number may ask again
     assert (await client.post(url, json=lead_body())).status == 201
+
+
+async def test_rate_limit_per_widget_hour(env):
+    client, store, _, clock, _ = env
+    settings = widget_settings_from_input(
+        {"group": "sales", "allowed_regions": ["PL"], "max_leads_per_hour": 2})
+    widget = await store.add_widget("busy", "Busy", settings, clock.now)
+    url = f"/api/v1/widgets/{widget.public_key}/leads"
+    for n in range(2):
+        assert (await client.post(url, json=lead_body(phone=f"+4860123450{n}"))).status == 201
+    response = await client.post(url, json=lead_body(phone="+48601234509"))
+    problem = await response.json()
+    assert response.status == 429 and response.headers["Retry-After"] == "600"
+    assert "hourly limit" in problem["detail"]
+    clock.now += 3601  # the next hour may ask again
+    assert (await client.post(url, json=lead_body(phone="+48601234509"))).status == 201
+    assert len(await store.list_leads()) == 3
+
+
+async def test_created_lead_is_what_the_store_holds(env):
+    _, store, widget, clock, _ = env
+    lead = await store.create_lead(
+        widget, phone_e164="+48601234567", phone_region="PL", phone_kind="mobile", name="Ann",
+        email="ann@example.com", consent=Consent(True, False, "2026-11"), now=clock.now)
+    assert lead == await store.get_lead(lead.id)
+    assert lead.status == "queued" and lead.next_attempt_at == clock.now
 
 
 async def test_admin_api_needs_token_and_masks_numbers(env):
