@@ -7,7 +7,6 @@ leaves either the old or the new row, never a mix. Times are Unix seconds (float
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import json
 import os
 import secrets
@@ -22,6 +21,7 @@ from typing import Any
 import aiosqlite
 from uuid6 import uuid7
 
+from callengine import writeback
 from callengine.access import GENESIS, AuditEntry, Principal, Role, chain_hash
 from callengine.crypto import FieldCipher
 from callengine.flow import Result, Strategy
@@ -1037,28 +1037,7 @@ class PurgeBatches:
                 self._wal_fd = os.open(f"{self._path}-wal", os.O_RDONLY)
             except FileNotFoundError:
                 return
-        start_writeback(self._wal_fd)
-
-
-def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
-    # Linux's sync_file_range(2), which Python's os module lacks: the one call that starts
-    # writing a file's dirty pages without waiting for them or flushing the disk's cache.
-    try:
-        function = ctypes.CDLL(None, use_errno=True).sync_file_range
-    except (AttributeError, OSError):
-        return None
-    function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-    return function
-
-
-_SYNC_FILE_RANGE = _sync_file_range()
-_SYNC_FILE_RANGE_WRITE = 2
-
-
-def start_writeback(fd: int) -> None:
-    """Start writing the file's dirty pages back (best effort: no such call, nothing done)."""
-    if _SYNC_FILE_RANGE is not None:
-        _SYNC_FILE_RANGE(fd, 0, 0, _SYNC_FILE_RANGE_WRITE)
+        writeback.start(self._wal_fd)
 
 
 @contextmanager
