@@ -591,6 +591,16 @@ async def measure(args: argparse.Namespace, paths: Paths, public_key: str, plan:
         timers.wrap(vault, "destroy_keys", "vault.destroy_keys")
         timers.wrap(vault, "remove_files", "  vault.remove_files (worker thread)")
         purger = Purger(purge_store, vault)
+        if args.what_if_pause_ms:
+            between = purger._between_batches
+
+            async def paced(batches) -> None:
+                await between(batches)
+                await asyncio.sleep(args.what_if_pause_ms / 1000)
+
+            purger._between_batches = paced
+            console.print(f"[yellow]what-if[/]: a {args.what_if_pause_ms:g} ms pause after each"
+                          " purge batch")
 
         loadgen = LoadGen(url, args.rate, 5_000_000) if args.rate > 0 else None
         if loadgen:
@@ -881,6 +891,8 @@ def main() -> int:
                          " (repeatable), e.g. cache_size=-262144")
     ap.add_argument("--what-if-hold-ms", type=float, default=0.0, metavar="MS",
                     help="diagnosis: retention.HOLD_TARGET_S for this run")
+    ap.add_argument("--what-if-pause-ms", type=float, default=0.0, metavar="MS",
+                    help="diagnosis: pause this long after each purge batch (a slower purge)")
     ap.add_argument("--what-if-nice", type=int, default=None, metavar="N",
                     help="diagnosis: retention.BACKGROUND_NICE for this run")
     ap.add_argument("--max-purge-seconds", type=float, default=0.0,
