@@ -37,7 +37,7 @@ intake p50/p95/p99 idle vs during the purge with the p99 ratio. With --profile F
 samples this process during the purge (raw collapsed stacks to FILE; top frames printed).
 
 Diagnosis only (each is printed in yellow when used; none is the shipped code):
---what-if-pragma runs a PRAGMA on the purge's connection; --what-if-hold-ms changes the
+--what-if-pragma runs a PRAGMA on the purge's batch connection; --what-if-hold-ms changes the
 transaction hold the purge sizes its batches for.
 --max-purge-seconds cancels the purge (safe: batches are atomic) and extrapolates.
 
@@ -517,9 +517,20 @@ async def measure(args: argparse.Namespace, paths: Paths, public_key: str, plan:
             KeyStore.open(paths.keystore) as keystore:
         vault = RecordingVault(paths.recordings, keystore)
         timers = Timers()
-        for pragma in args.what_if_pragma:
-            await purge_store._db.execute(f"PRAGMA {pragma}")
-            console.print(f"[yellow]what-if[/]: PRAGMA {pragma} on the purge's connection")
+        if args.what_if_pragma:
+            # on the connection the purge's batches run on (PurgeBatches, made per purge)
+            connect = PurgeBatches._connect
+
+            def connect_with_pragmas(self):
+                db = connect(self)
+                for pragma in args.what_if_pragma:
+                    db.execute(f"PRAGMA {pragma}")
+                return db
+
+            PurgeBatches._connect = connect_with_pragmas
+            timers._patched.append((PurgeBatches, "_connect", connect))  # undone by restore()
+            console.print(f"[yellow]what-if[/]: PRAGMA {', '.join(args.what_if_pragma)} on the"
+                          " purge's batch connection")
         if args.what_if_nice is not None:
             retention.BACKGROUND_NICE = args.what_if_nice
             console.print(f"[yellow]what-if[/]: retention.BACKGROUND_NICE = {args.what_if_nice}")
@@ -887,7 +898,7 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     ap.add_argument("--profile", metavar="FILE", help="py-spy the purge into FILE (raw stacks)")
     ap.add_argument("--what-if-pragma", action="append", default=[], metavar="NAME=VALUE",
-                    help="diagnosis: a PRAGMA on the store's connection before the purge"
+                    help="diagnosis: a PRAGMA on the purge's batch connection (PurgeBatches)"
                          " (repeatable), e.g. cache_size=-262144")
     ap.add_argument("--what-if-hold-ms", type=float, default=0.0, metavar="MS",
                     help="diagnosis: retention.HOLD_TARGET_S for this run")
