@@ -201,7 +201,7 @@ class Purger:
         total_recordings = sum(r for _, r in totals.values())
         files = FileRemoval(self._vault)
         try:
-            # Leads first: their recordings go with them (keys, then rows, then files), so
+            # Leads first: their recordings go with them (keys first, then rows and files), so
             # a recording whose lead expires too is never marked deleted only to be deleted.
             sizer = BatchSizer()
             for widget in widgets:
