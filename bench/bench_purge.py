@@ -399,6 +399,40 @@ class Timers:
         setattr(obj, name, timed)
 
 
+class FsyncProbe:
+    """Every 10 ms, in a thread of its own: write 4 KiB to a small file of its own beside the
+    store and fdatasync it. What a commit costs on this disk when it need not wait for anybody
+    else's pages of the same file (intake's commit fsyncs the WAL the purge writes too)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.samples: list[tuple[float, float]] = []
+        self._path = directory / "fsync-probe"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="fsync-probe", daemon=True)
+
+    def _run(self) -> None:
+        fd = os.open(self._path, os.O_WRONLY | os.O_CREAT, 0o600)
+        block = b"p" * 4096
+        try:
+            while not self._stop.wait(0.01):
+                start = time.monotonic()
+                os.pwrite(fd, block, 0)
+                os.fdatasync(fd)
+                self.samples.append((start, time.monotonic() - start))
+        finally:
+            os.close(fd)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def window(self, t0: float, t1: float) -> list[float]:
+        return [e for s, e in self.samples if t0 <= s <= t1]
+
+
 class LoopLag:
     """How late a 10 ms sleep wakes up: the event loop was busy (blocked) for that long."""
 
@@ -546,6 +580,8 @@ async def measure(args: argparse.Namespace, paths: Paths, public_key: str, plan:
         url = f"http://127.0.0.1:{port}/api/v1/widgets/{public_key}/leads"
         lag = LoopLag()
         lag.start()
+        probe = FsyncProbe(paths.root)
+        probe.start()
         for name in ("get_widget_by_key", "create_lead"):
             timers.wrap(store, name, f"intake.{name}", keep=True)
         # Inside create_lead: the wait for the write lock (held by a purge batch, or by another
@@ -664,6 +700,7 @@ async def measure(args: argparse.Namespace, paths: Paths, public_key: str, plan:
             during_all = await loadgen.results(stop=True)
             during = [r for r in during_all if t0 <= r[0] <= t1]
         lag.stop()
+        probe.stop()
         timers.restore()
         await runner.cleanup()
 
@@ -766,6 +803,13 @@ async def measure(args: argparse.Namespace, paths: Paths, public_key: str, plan:
                 console.print(f"  server side {name[7:]:<24} p99 idle {1000 * pct(before, 99):7.1f} ms,"
                               f" during purge {1000 * pct(inside, 99):7.1f} ms")
             print_slow_commits(timers, t0, t1, console)
+            idle_probe = [e for s, e in probe.samples if s < t0 - 2.0]
+            during_probe = probe.window(t0, t1)
+            console.print(
+                f"fsync of a file of its own (4 KiB, every 10 ms): p50 / p99 idle"
+                f" {1000 * pct(idle_probe, 50):.1f} / {1000 * pct(idle_probe, 99):.1f} ms, during"
+                f" the purge {1000 * pct(during_probe, 50):.1f} / {1000 * pct(during_probe, 99):.1f}"
+                f" ms")
             accepted = sum(1 for r in idle_all + during_all if r[2] == 201)
         if profiler:
             print_profile(Path(args.profile), console)
