@@ -674,7 +674,13 @@ async def measure(args: argparse.Namespace, paths: Paths, public_key: str, plan:
                 console.print(f"  {moment - t0:6.1f} s  {what}: {done:,}/{total:,}")
 
         console.print(f"[bold]purge[/]: Purger.run(now) with intake at {args.rate:g} req/s")
-        task = asyncio.create_task(purger.run(now, progress=progress), name="purge")
+        if args.what_if_purge_process:
+            # The purge in a child process of its own (no GIL shared with intake); the two
+            # then take turns at SQLite's lock through its busy handler, not the write lock.
+            console.print("[yellow]what-if[/]: the purge in a child process")
+            task = asyncio.create_task(purge_in_child(paths, now), name="purge")
+        else:
+            task = asyncio.create_task(purger.run(now, progress=progress), name="purge")
         await asyncio.wait({task}, timeout=args.max_purge_seconds or None)
         capped = not task.done()
         if capped:
@@ -875,6 +881,39 @@ async def measure(args: argparse.Namespace, paths: Paths, public_key: str, plan:
     return failures
 
 
+async def purge_in_child(paths: Paths, now: float):
+    from callengine.retention import PurgeReport
+
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--purge-child", str(paths.root), "--purge-now", repr(now),
+        stdout=subprocess.PIPE, cwd=REPO)
+    out, _ = await child.communicate()
+    if child.returncode != 0:
+        raise RuntimeError(f"purge child failed ({child.returncode})")
+    fields = json.loads(out)
+    return PurgeReport(**{k: v for k, v in fields.items() if k != "by_widget"})
+
+
+def purge_child_main(args: argparse.Namespace) -> None:
+    """--purge-child ROOT: Purger.run on the store under ROOT, as the engine would run it in a
+    process of its own; prints the report as JSON."""
+    import dataclasses
+
+    from callengine.recordings import RecordingVault
+    from callengine.retention import Purger
+    from callengine.store import KeyStore, Store
+
+    async def run() -> dict:
+        paths = Paths(Path(args.purge_child))
+        async with Store.open(paths.db, DATA_KEY) as store, \
+                KeyStore.open(paths.keystore) as keystore:
+            report = await Purger(store, RecordingVault(paths.recordings, keystore)).run(
+                args.purge_now)
+        return dataclasses.asdict(report)
+
+    json.dump(asyncio.run(run()), sys.stdout)
+
+
 def print_slow_commits(timers: Timers, t0: float, t1: float, console,
                        slow_s: float = 0.010) -> None:
     """What else was running while an intake commit took over slow_s: of the purge's calls
@@ -955,12 +994,20 @@ def main() -> int:
                          " checks then test consistency instead of completeness")
     ap.add_argument("--seed-cache", metavar="DIR",
                     help="keep the seeding in DIR and copy it on later runs of the same size")
+    ap.add_argument("--what-if-purge-process", action="store_true",
+                    help="diagnosis: run the purge in a child process (SQLite's busy handler"
+                         " arbitrates the writers; the purge's call timings are not shown)")
+    ap.add_argument("--purge-child", help=argparse.SUPPRESS)
+    ap.add_argument("--purge-now", type=float, default=0.0, help=argparse.SUPPRESS)
     ap.add_argument("--loadgen", help=argparse.SUPPRESS)
     ap.add_argument("--number-base", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--duration", type=float, default=0.0, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.loadgen:
         loadgen_main(args)
+        return 0
+    if args.purge_child:
+        purge_child_main(args)
         return 0
     if args.quick:
         args.leads, args.recordings = 50_000, 5_000
