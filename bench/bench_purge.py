@@ -565,6 +565,9 @@ async def measure(args: argparse.Namespace, paths: Paths, public_key: str, plan:
             timers._patched.append((PurgeBatches, "_connect", connect))  # undone by restore()
             console.print(f"[yellow]what-if[/]: PRAGMA {', '.join(args.what_if_pragma)} on the"
                           " purge's batch connection")
+        if args.what_if_switch_ms:
+            sys.setswitchinterval(args.what_if_switch_ms / 1000)
+            console.print(f"[yellow]what-if[/]: sys.setswitchinterval({args.what_if_switch_ms:g} ms)")
         if args.what_if_nice is not None:
             retention.BACKGROUND_NICE = args.what_if_nice
             console.print(f"[yellow]what-if[/]: retention.BACKGROUND_NICE = {args.what_if_nice}")
@@ -987,6 +990,8 @@ def main() -> int:
                     help="diagnosis: retention.HOLD_TARGET_S for this run")
     ap.add_argument("--what-if-pause-ms", type=float, default=0.0, metavar="MS",
                     help="diagnosis: pause this long after each purge batch (a slower purge)")
+    ap.add_argument("--what-if-switch-ms", type=float, default=0.0, metavar="MS",
+                    help="diagnosis: the interpreter's GIL switch interval (default 5 ms)")
     ap.add_argument("--what-if-nice", type=int, default=None, metavar="N",
                     help="diagnosis: retention.BACKGROUND_NICE for this run")
     ap.add_argument("--max-purge-seconds", type=float, default=0.0,
