@@ -1,7 +1,7 @@
 """Retention: purge what each widget's retention periods say has expired, on a schedule.
 
 Closed leads past `lead_retention_days` are deleted with their attempts, consents and
-recordings (crypto-shredded: their keys first, then the rows, then the files), each leaving a
+recordings (crypto-shredded: their keys first, then the rows and the files), each leaving a
 tombstone with no personal data; then the recordings past `recording_retention_days` whose
 leads stay are crypto-shredded too. The work goes in batches, each one
 atomic, so a purge can be interrupted anywhere and the next one simply carries on; a lease in
@@ -198,7 +198,7 @@ class Purger:
                      totals: dict[str, tuple[int, int]], now: float, report: PurgeReport,
                      progress: Progress | None) -> None:
         total_leads = sum(n for n, _ in totals.values())
-        total_recordings = sum(r for _, r in totals.values())
+        total_recordings = 0  # counted after the leads, which take their recordings along
         files = FileRemoval(self._vault)
         try:
             # Leads first: their recordings go with them (keys first, then rows and files), so
@@ -227,7 +227,7 @@ class Purger:
                         if progress:
                             progress("leads", report.leads, total_leads)
                 report.by_widget[widget.id] = totals[widget.id]
-            if progress:  # what is left: the leads took their own recordings along
+            if progress:
                 total_recordings = sum([
                     await self._store.count_expired_recordings(
                         w.id, now - w.settings.recording_retention_days * DAY)

@@ -408,8 +408,8 @@ class Store:
     ) -> Lead:
         """Persist a new lead, queued for dialling now, after the widget's rate limits pass.
 
-        Check and insert share one IMMEDIATE transaction so concurrent requests can't both
-        slip under a limit."""
+        Check and insert are one INSERT statement, so concurrent requests can't both slip
+        under a limit."""
         # UUIDv7: time-ordered, so the ids of leads (and attempts) made together sit together in
         # their indexes and the purge of old ones rewrites few pages (random v4 ids: 2x slower).
         lead_id = str(uuid7())
@@ -957,32 +957,23 @@ class PurgeBatches:
 
     async def purge_leads(self, lead_ids: list[str], now: float, reason: str) -> int:
         async with self._write_lock:
-            return await self._call(self._purge_in_transaction, lead_ids, now, reason)
+            return await self._call(self._purge, lead_ids, now, reason)
 
     def after_batch(self) -> None:
-        """Called after each batch: on the checkpoint thread, unless it is busy, either a
-        checkpoint (`checkpoint`) or, between them, the start of the WAL's write-back."""
+        """Called after each batch: unless the checkpoint thread is still busy, start there
+        either a checkpoint (at most every PURGE_CHECKPOINT_EVERY_S: PASSIVE, it never waits
+        for anyone) or, between them, the WAL's write-back. So the WAL is folded on the
+        purge's time, never by an intake commit that finds it past WAL_AUTOCHECKPOINT_PAGES.
+        (A checkpoint after each batch, awaited, took a quarter of the purge's time; one after
+        each batch beside them wrote 1.6x the bytes.)"""
         if self._checkpointing is not None and not self._checkpointing.done():
             return
-        if time.monotonic() - self._checkpointed_at >= PURGE_CHECKPOINT_EVERY_S:
-            self.checkpoint()
-        else:
-            self._checkpointing = asyncio.get_running_loop().run_in_executor(
-                self._checkpointer, self._write_back_wal)
-
-    def checkpoint(self) -> None:
-        """Called after each batch: at most every PURGE_CHECKPOINT_EVERY_S, and unless one is
-        still running, start folding the WAL back (PASSIVE: never waits for anyone) beside the
-        next batches. So the WAL is folded on the purge's time, never by an intake commit that
-        finds it past WAL_AUTOCHECKPOINT_PAGES. (A checkpoint after each batch, awaited, took
-        a quarter of the purge's time; one after each batch beside them wrote 1.6x the bytes.)"""
+        work = self._write_back_wal
         moment = time.monotonic()
-        if moment - self._checkpointed_at < PURGE_CHECKPOINT_EVERY_S:
-            return
-        if self._checkpointing is None or self._checkpointing.done():
+        if moment - self._checkpointed_at >= PURGE_CHECKPOINT_EVERY_S:
             self._checkpointed_at = moment
-            self._checkpointing = asyncio.get_running_loop().run_in_executor(
-                self._checkpointer, self._checkpoint)
+            work = self._checkpoint
+        self._checkpointing = asyncio.get_running_loop().run_in_executor(self._checkpointer, work)
 
     # ---- in the worker thread --------------------------------------------------------------
 
@@ -1005,18 +996,14 @@ class PurgeBatches:
                          for rid in self._select(_live_recordings_of(len(chunk)), tuple(chunk))]
         return lead_ids, recording_ids
 
-    def _purge_in_transaction(self, lead_ids: list[str], now: float, reason: str) -> int:
-        assert self._db is not None
-        with _immediate(self._db):
-            return self._purge(lead_ids, now, reason)
-
     def _purge(self, lead_ids: list[str], now: float, reason: str) -> int:
         assert self._db is not None
         purged = 0
-        for chunk in _chunks(lead_ids, 500):
-            tombstone, delete = _purge_statements(len(chunk))
-            self._db.execute(tombstone, (now, reason, *chunk))
-            purged += self._db.execute(delete, chunk).rowcount
+        with _immediate(self._db):
+            for chunk in _chunks(lead_ids, 500):
+                tombstone, delete = _purge_statements(len(chunk))
+                self._db.execute(tombstone, (now, reason, *chunk))
+                purged += self._db.execute(delete, chunk).rowcount
         return purged
 
     def _checkpoint(self) -> None:
