@@ -19,26 +19,28 @@ personal fields are encrypted with the store's own FieldCipher, so rows are as b
 ones. Rows are built, and recordings written, by a process pool, then os.sync() so no dirty
 page of the seeding is left for the purge's os.sync() to pay for.
 
-Measured, in this process, as the engine runs it (app.py): the real aiohttp app (make_app) on
-127.0.0.1 and `Purger.run(now)` on the same event loop (the engine's APScheduler job runs the
-purge in the engine's own loop), the purge on its own Store connection sharing the intake
-Store's write lock. The load generator is a
+Measured as the engine runs it (app.py): the real aiohttp app (make_app) on 127.0.0.1, new
+leads committed to the intake journal and moved into the store by its mover task, and the
+purge in a child process (retention.PurgeProcess) that takes turns on the engine's write lock.
+With --in-process, `Purger.run(now)` runs on this event loop instead, on its own Store
+connection sharing the write lock, and every call it makes is timed. The load generator is a
 subprocess (this script with --loadgen), so its clock isn't stalled by what it measures: an
 open loop at --rate requests/s, each a valid lead for a fresh Polish mobile number (no rate
 limit can trip), latency from send to the last byte of the response.
 
   1. idle:   --idle-seconds of intake, no purge (after a short warm-up)
-  2. purge:  intake at the same rate while Purger.run(now) purges everything expired
+  2. purge:  intake at the same rate while the purge purges everything expired
 
-Printed: purge wall time and CPU (this process, and per thread: event loop, store's SQLite
-thread, keystore's SQLite thread), leads/s and recordings/s per phase, where the purge's time
-goes (every Store/vault call it makes is timed by wrapping it), event-loop stalls, I/O, and
-intake p50/p95/p99 idle vs during the purge with the p99 ratio. With --profile FILE, py-spy
+Printed: purge wall time and CPU (this process per thread, and the purge's process), leads/s
+and recordings/s per phase, with --in-process where the purge's time goes (every Store/vault
+call it makes is timed by wrapping it), event-loop stalls, I/O, and intake p50/p95/p99 idle vs
+during the purge with the p99 ratio, and intake's server-side parts. With --profile FILE, py-spy
 samples this process during the purge (raw collapsed stacks to FILE; top frames printed).
 
 Diagnosis only (each is printed in yellow when used; none is the shipped code):
---what-if-pragma runs a PRAGMA on the purge's batch connection; --what-if-hold-ms changes the
-transaction hold the purge sizes its batches for.
+--in-process (above); --what-if-pragma runs a PRAGMA on the purge's batch connection,
+--what-if-hold-ms changes the transaction hold the purge sizes its batches for, and the other
+--what-if-* flags likewise: these act on this process, so only with --in-process.
 --max-purge-seconds cancels the purge (safe: batches are atomic) and extrapolates.
 
 Checked afterwards (exit 1 if any fails; timings are never asserted): the purge reports N
@@ -51,6 +53,7 @@ without its file, no file without its live row).
 from __future__ import annotations
 
 import argparse
+import resource
 import asyncio
 import json
 import math
@@ -534,7 +537,7 @@ async def measure(args: argparse.Namespace, paths: Paths, public_key: str, plan:
 
     from callengine import crypto, recordings as recordings_mod, retention
     from callengine.recordings import RecordingVault
-    from callengine.retention import Purger, PurgeReport
+    from callengine.retention import Purger, PurgeProcess, PurgeReport, PurgeTarget
     from callengine.store import KeyStore, PurgeBatches, Store
     from callengine.web import WebDeps, make_app
 
@@ -587,24 +590,24 @@ async def measure(args: argparse.Namespace, paths: Paths, public_key: str, plan:
         probe.start()
         for name in ("get_widget_by_key", "create_lead"):
             timers.wrap(store, name, f"intake.{name}", keep=True)
-        # Inside create_lead: the wait for the write lock (held by a purge batch, or by another
-        # request), then the INSERT with its commit (the fsync).
-        intake_lock_acquire = store.write_lock.acquire  # the purge shares the lock: not it
+        # Inside create_lead: the wait for the intake journal's lock (another request's
+        # commit), then the INSERT with its commit (the fsync of the journal's WAL).
+        intake_lock_acquire = store._journal_lock.acquire  # the mover takes it too: not it
 
         async def timed_acquire() -> bool:
-            if asyncio.current_task().get_name() == "purge":
+            if asyncio.current_task().get_name() == "intake-mover":
                 return await intake_lock_acquire()
             start = time.monotonic()
             try:
                 return await intake_lock_acquire()
             finally:
-                timers.record("intake.write lock wait", start, keep=True)
+                timers.record("intake.journal lock wait", start, keep=True)
 
-        store.write_lock.acquire = timed_acquire
-        intake_fetchall = store._db.execute_fetchall  # aiosqlite's: not a coroutine function
+        store._journal_lock.acquire = timed_acquire
+        intake_fetchall = store._journal.execute_fetchall  # aiosqlite's: not a coroutine function
 
         async def timed_fetchall(sql, *args, **kwargs):
-            if not sql.startswith("INSERT"):  # the widget's lookup
+            if not sql.startswith("INSERT"):  # the mover's read
                 return await intake_fetchall(sql, *args, **kwargs)
             start = time.monotonic()
             try:
@@ -612,7 +615,7 @@ async def measure(args: argparse.Namespace, paths: Paths, public_key: str, plan:
             finally:
                 timers.record("intake.statement + commit", start, keep=True)
 
-        store._db.execute_fetchall = timed_fetchall
+        store._journal.execute_fetchall = timed_fetchall
 
         idle: list[list[float]] = []
         idle_cpu = 0.0
@@ -668,22 +671,28 @@ async def measure(args: argparse.Namespace, paths: Paths, public_key: str, plan:
         t0 = time.monotonic()
         last_note = [t0]
         done_so_far = {"recordings": 0, "leads": 0}  # committed batches, for a capped run
+        phase_began: dict[str, float] = {}  # first progress of each phase
 
         def progress(what: str, done: int, total: int) -> None:
             done_so_far[what] = done
             moment = time.monotonic()
+            phase_began.setdefault(what, moment)
             if moment - last_note[0] >= 5 or done == total:
                 last_note[0] = moment
                 console.print(f"  {moment - t0:6.1f} s  {what}: {done:,}/{total:,}")
 
-        console.print(f"[bold]purge[/]: Purger.run(now) with intake at {args.rate:g} req/s")
-        if args.what_if_purge_process:
-            # The purge in a child process of its own (no GIL shared with intake); the two
-            # then take turns at SQLite's lock through its busy handler, not the write lock.
-            console.print("[yellow]what-if[/]: the purge in a child process")
-            task = asyncio.create_task(purge_in_child(paths, now), name="purge")
-        else:
+        children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if args.in_process:
+            console.print(f"[bold]purge[/]: Purger.run(now) in this process, intake at"
+                          f" {args.rate:g} req/s")
             task = asyncio.create_task(purger.run(now, progress=progress), name="purge")
+        else:
+            # As app.py runs it: a child process, given turns on the store's write lock.
+            console.print(f"[bold]purge[/]: PurgeProcess.run(now) (a child process, as the"
+                          f" engine runs it), intake at {args.rate:g} req/s")
+            process = PurgeProcess(PurgeTarget(paths.db, paths.keystore, paths.recordings,
+                                               DATA_KEY), store)
+            task = asyncio.create_task(process.run(now, progress=progress), name="purge")
         await asyncio.wait({task}, timeout=args.max_purge_seconds or None)
         capped = not task.done()
         if capped:
@@ -699,6 +708,7 @@ async def measure(args: argparse.Namespace, paths: Paths, public_key: str, plan:
             report = task.result()
             t1 = time.monotonic()
         threads1, cpu1, machine1, io1 = thread_cpu(), time.process_time(), machine_cpu(), proc_io()
+        children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         disk1 = disk_written(paths.root)
         if profiler:
             profiler.send_signal(signal.SIGINT)
@@ -731,7 +741,8 @@ async def measure(args: argparse.Namespace, paths: Paths, public_key: str, plan:
         total = machine1[2] - machine0[2]
         ncpu = os.cpu_count() or 1
         # Leads first (with their recordings), then recordings past their own retention.
-        first_recordings = timers.first.get("batches.expired_recordings", t1)
+        first_recordings = timers.first.get("batches.expired_recordings",
+                                            phase_began.get("recordings", t1))
         lead_phase = first_recordings - t0
         rec_phase = t1 - first_recordings
         console.print()
@@ -742,8 +753,13 @@ async def measure(args: argparse.Namespace, paths: Paths, public_key: str, plan:
             console.print(f"[red]INCOMPLETE[/]: cancelled after --max-purge-seconds "
                           f"{args.max_purge_seconds:g}; counts are committed batches only")
         console.print(f"purge wall time     {wall:8.2f} s   (target ≤ 60 s)")
-        console.print(f"purge CPU (process) {cpu:8.2f} s   = {cpu / wall:.2f} cores"
+        console.print(f"engine CPU (process) {cpu:7.2f} s   = {cpu / wall:.2f} cores"
                       f"; intake at idle costs {idle_cpu:.3f} cores of it")
+        if not args.in_process:
+            child_cpu = sum(getattr(children1, f) - getattr(children0, f)
+                            for f in ("ru_utime", "ru_stime"))
+            console.print(f"purge process CPU   {child_cpu:8.2f} s   = {child_cpu / wall:.2f}"
+                          " cores")
         for name in ("event loop (main)", "intake SQLite thread",
                      "purge's Store thread (aiosqlite)", "keystore SQLite thread",
                      OTHER_THREADS):
@@ -806,7 +822,7 @@ async def measure(args: argparse.Namespace, paths: Paths, public_key: str, plan:
             console.print(f"intake p99 during/idle = {during99 * 1000:.1f} / {idle99 * 1000:.1f} ms"
                           f" = [bold]{during99 / idle99:.1f}x[/] (target ≤ 2)")
             for name in ("intake.get_widget_by_key", "intake.create_lead",
-                         "intake.write lock wait", "intake.statement + commit"):
+                         "intake.journal lock wait", "intake.statement + commit"):
                 inside = [e for s, e in timers.samples[name] if t0 <= s <= t1]
                 before = [e for s, e in timers.samples[name] if s < t0 - 2.0]
                 console.print(f"  server side {name[7:]:<24} p99 idle {1000 * pct(before, 99):7.1f} ms,"
@@ -882,39 +898,6 @@ async def measure(args: argparse.Namespace, paths: Paths, public_key: str, plan:
     console.print(f"store after purge: {du(paths.db) / 1e6:,.0f} MB"
                   f" (+ WAL {du(paths.db.with_name(paths.db.name + '-wal')) / 1e6 if paths.db.with_name(paths.db.name + '-wal').exists() else 0:,.0f} MB)")
     return failures
-
-
-async def purge_in_child(paths: Paths, now: float):
-    from callengine.retention import PurgeReport
-
-    child = await asyncio.create_subprocess_exec(
-        sys.executable, __file__, "--purge-child", str(paths.root), "--purge-now", repr(now),
-        stdout=subprocess.PIPE, cwd=REPO)
-    out, _ = await child.communicate()
-    if child.returncode != 0:
-        raise RuntimeError(f"purge child failed ({child.returncode})")
-    fields = json.loads(out)
-    return PurgeReport(**{k: v for k, v in fields.items() if k != "by_widget"})
-
-
-def purge_child_main(args: argparse.Namespace) -> None:
-    """--purge-child ROOT: Purger.run on the store under ROOT, as the engine would run it in a
-    process of its own; prints the report as JSON."""
-    import dataclasses
-
-    from callengine.recordings import RecordingVault
-    from callengine.retention import Purger
-    from callengine.store import KeyStore, Store
-
-    async def run() -> dict:
-        paths = Paths(Path(args.purge_child))
-        async with Store.open(paths.db, DATA_KEY) as store, \
-                KeyStore.open(paths.keystore) as keystore:
-            report = await Purger(store, RecordingVault(paths.recordings, keystore)).run(
-                args.purge_now)
-        return dataclasses.asdict(report)
-
-    json.dump(asyncio.run(run()), sys.stdout)
 
 
 def print_slow_commits(timers: Timers, t0: float, t1: float, console,
@@ -999,20 +982,15 @@ def main() -> int:
                          " checks then test consistency instead of completeness")
     ap.add_argument("--seed-cache", metavar="DIR",
                     help="keep the seeding in DIR and copy it on later runs of the same size")
-    ap.add_argument("--what-if-purge-process", action="store_true",
-                    help="diagnosis: run the purge in a child process (SQLite's busy handler"
-                         " arbitrates the writers; the purge's call timings are not shown)")
-    ap.add_argument("--purge-child", help=argparse.SUPPRESS)
-    ap.add_argument("--purge-now", type=float, default=0.0, help=argparse.SUPPRESS)
+    ap.add_argument("--in-process", action="store_true",
+                    help="diagnosis: Purger.run in this process, as before the engine ran it in"
+                         " a child (shows where the purge's time goes, call by call)")
     ap.add_argument("--loadgen", help=argparse.SUPPRESS)
     ap.add_argument("--number-base", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--duration", type=float, default=0.0, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.loadgen:
         loadgen_main(args)
-        return 0
-    if args.purge_child:
-        purge_child_main(args)
         return 0
     if args.quick:
         args.leads, args.recordings = 50_000, 5_000

@@ -21,7 +21,7 @@ from callengine.media.fifo import FifoTap, ensure_fifo_dir, fifo_watchdog
 from callengine.media.rtp import RtpTap
 from callengine.recorder import Tap
 from callengine.recordings import RecordingVault, load_private_keys
-from callengine.retention import Purger, start_schedule
+from callengine.retention import PurgeProcess, PurgeTarget, start_schedule
 from callengine.store import KeyStore, Store
 from callengine.web import WebDeps, make_app
 
@@ -97,21 +97,21 @@ async def _serve(config: Config, store: Store, ari: AriClient, vault: RecordingV
     port = runner.addresses[0][1]
     log.info("HTTP API on %s:%d", config.http.host, port)
     try:
-        # The purge gets its own connection: with WAL, intake keeps reading while it writes;
-        # writers of both take turns on one lock.
-        async with Store.open(config.database, config.data_key,
-                              write_lock=store.write_lock) as purge_store:
-            purges = start_schedule(Purger(purge_store, vault),
-                                    interval_s=config.retention_interval_s)
-            try:
-                async with asyncio.TaskGroup() as tasks:
-                    engine_task = tasks.create_task(engine.run(), name="engine")
-                    try:
-                        yield Running(store, engine, port)
-                    finally:
-                        engine_task.cancel()
-            finally:
-                purges.shutdown(wait=False)
+        # The purge runs in a process of its own (the interpreter lock stays the visitors');
+        # its writes take turns with the engine's on the store's write lock.
+        purges = start_schedule(
+            PurgeProcess(PurgeTarget(config.database, config.keystore, config.recordings_dir,
+                                     config.data_key), store),
+            interval_s=config.retention_interval_s)
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                engine_task = tasks.create_task(engine.run(), name="engine")
+                try:
+                    yield Running(store, engine, port)
+                finally:
+                    engine_task.cancel()
+        finally:
+            purges.shutdown(wait=False)
     finally:
         await runner.cleanup()
 

@@ -18,15 +18,19 @@ whose keys and rows are gone) is swept by the next one.
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -65,6 +69,10 @@ def background_thread() -> None:
                                                  BACKGROUND_NICE))
     except OSError:
         pass  # not permitted or not Linux: run at normal priority
+
+
+def lease_owner(pid: int) -> str:
+    return f"{socket.gethostname()}:{pid}"
 
 
 @dataclass
@@ -155,7 +163,7 @@ class Purger:
                  clock: Callable[[], float] = time.monotonic):
         self._store = store
         self._vault = vault
-        self._owner = owner or f"{socket.gethostname()}:{os.getpid()}"
+        self._owner = owner or lease_owner(os.getpid())
         self._clock = clock  # for transaction holds and lease renewals, not for retention
         self._renewed_at = self._started_at = 0.0
 
@@ -276,7 +284,76 @@ class Purger:
         self._renewed_at = moment
 
 
-def start_schedule(purger: Purger, *, interval_s: float = 3600.0,
+@dataclass(frozen=True)
+class PurgeTarget:
+    """What a purge process opens: the store, the keystore, the recordings."""
+    database: Path
+    keystore: Path
+    recordings_dir: Path
+    data_key: bytes
+
+
+class PurgeProcess:
+    """Runs `Purger.run` in a child process (callengine.purge_child) and gives it turns on the
+    engine's write lock: each `turn` line from the child is answered `go` once the lock is
+    taken, and the lock is released at its `done`, or when the child ends. Cancelling `run`
+    kills the child and frees its lease; the purge, atomic batch by batch, carries on next
+    time."""
+
+    def __init__(self, target: PurgeTarget, store: Store):
+        self._target = target
+        self._store = store  # the engine's: its write lock, and the killed child's lease
+        self._write_lock = store.write_lock
+
+    async def run(self, now: float, *, progress: Progress | None = None) -> PurgeReport:
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "callengine.purge_child",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+        assert child.stdin is not None and child.stdout is not None
+        held = False
+        report: PurgeReport | None = None
+        try:
+            child.stdin.write(json.dumps({
+                "database": str(self._target.database), "keystore": str(self._target.keystore),
+                "recordings_dir": str(self._target.recordings_dir), "now": now,
+                "data_key": base64.b64encode(self._target.data_key).decode(),
+            }).encode() + b"\n")
+            await child.stdin.drain()
+            while line := await child.stdout.readline():
+                kind, _, rest = line.decode().rstrip("\n").partition(" ")
+                if kind == "turn":
+                    await self._write_lock.acquire()
+                    held = True
+                    child.stdin.write(b"go\n")
+                    await child.stdin.drain()
+                elif kind == "done" and held:
+                    held = False
+                    self._write_lock.release()
+                elif kind == "progress" and progress is not None:
+                    what, done, total = rest.split(" ")
+                    progress(what, int(done), int(total))
+                elif kind == "report":
+                    fields = json.loads(rest)
+                    fields["by_widget"] = {k: tuple(v) for k, v in fields["by_widget"].items()}
+                    report = PurgeReport(**fields)
+            await child.wait()
+        finally:
+            if held:
+                self._write_lock.release()
+            if child.returncode is None:
+                try:
+                    child.kill()
+                except ProcessLookupError:
+                    pass  # it just ended
+                await child.wait()
+                await self._store.release_lease(LEASE, lease_owner(child.pid))
+        if child.returncode != 0 or report is None:
+            raise RuntimeError(f"the purge process failed (exit status {child.returncode});"
+                               " its log says why")
+        return report
+
+
+def start_schedule(purger: Purger | PurgeProcess, *, interval_s: float = 3600.0,
                    clock: Callable[[], float] = time.time) -> AsyncIOScheduler:
     """Purge at start and then every interval; one at a time in this process (max_instances),
     and across processes thanks to the lease."""

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import secrets
 import sqlite3
 import time
+import urllib.parse
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
@@ -39,6 +41,8 @@ from callengine.model import (
     WidgetSettings,
     widget_settings_from_input,
 )
+
+log = logging.getLogger(__name__)
 
 
 class NotFound(LookupError):
@@ -239,6 +243,36 @@ PURGE_CHECKPOINT_EVERY_S = 1.0
 # The leading expression of leads_day_phone: a query must spell it exactly so to use the index.
 LEAD_DAY = "CAST(created_at / 86400 AS INTEGER)"
 
+# New leads first land in the intake journal, a small database beside the store
+# (`<database>-intake`), and a mover task takes them into the store right after, off the
+# visitor's path. A retention purge holds the store's write lock most of the time and fills its
+# WAL, and a visitor's request waited for both (bench/bench_purge.py). The journal's commit
+# syncs only its own pages; its connection reads the store (attached, read-only) in the same
+# statement that adds the lead, so the rate limits count every lead, moved or not. Reads of
+# leads first wait for the move of what this process journaled (`Store._settled`).
+JOURNAL_SUFFIX = "-intake"
+_JOURNAL_COLUMNS = ("id", "widget_id", "phone_hash", "phone_enc", "phone_region", "phone_kind",
+                    "name_enc", "email_enc", "consent_marketing", "consent_recording",
+                    "clause_version", "created_at")
+# The columns a new lead has in `leads`, spelled out again: shipped migrations never change.
+_JOURNAL_SCHEMA = """
+    CREATE TABLE IF NOT EXISTS new_leads (
+        id TEXT PRIMARY KEY,
+        widget_id TEXT NOT NULL,
+        phone_hash TEXT NOT NULL,
+        phone_enc BLOB NOT NULL,
+        phone_region TEXT NOT NULL,
+        phone_kind TEXT NOT NULL,
+        name_enc BLOB,
+        email_enc BLOB,
+        consent_marketing INTEGER NOT NULL,
+        consent_recording INTEGER NOT NULL,
+        clause_version TEXT NOT NULL,
+        created_at REAL NOT NULL
+    )
+"""
+MOVE_BATCH = 500  # journaled leads moved into the store per transaction
+
 
 class Store:
     def __init__(self, db: aiosqlite.Connection, cipher: FieldCipher,
@@ -249,6 +283,11 @@ class Store:
         # one process on the same database share the lock (see `open`).
         self.write_lock = write_lock or asyncio.Lock()
         self._path: Path | None = None
+        self._journal: aiosqlite.Connection | None = None  # the intake journal (see open)
+        self._journal_lock = asyncio.Lock()  # its writers in this process, in turn
+        self._journaled: set[str] = set()  # leads this process journaled, not yet moved
+        self._moving = asyncio.Lock()
+        self._mover: asyncio.Task[None] | None = None
 
     @classmethod
     @asynccontextmanager
@@ -258,8 +297,8 @@ class Store:
         connection to the same database (the purge's). Writers then queue in turn on the lock
         instead of in SQLite's busy handler, which polls with growing sleeps and lets a writer
         that commits and begins again at once starve the others."""
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
         db = await aiosqlite.connect(str(path), isolation_level=None)
         try:
             db.row_factory = sqlite3.Row
@@ -270,20 +309,32 @@ class Store:
             await db.execute("PRAGMA secure_delete=ON")
             await db.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
             store = cls(db, FieldCipher(data_key), write_lock)
-            store._path = None if str(path) == ":memory:" else Path(path)
+            store._path = path
             await store.migrate()
-            yield store
+            async with _open_journal(path) as store._journal:
+                try:
+                    # what a stopped process journaled and did not move (any process's)
+                    await store._move_new_leads()
+                    yield store
+                finally:
+                    if store._mover is not None:
+                        await store._mover  # it logs its own failure: the leads stay journaled
         finally:
             await db.close()
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         async with self.write_lock:
-            await self._db.execute("BEGIN IMMEDIATE")
             try:
+                await self._db.execute("BEGIN IMMEDIATE")
                 yield self._db
             except BaseException:
-                await self._db.execute("ROLLBACK")
+                # Also when cancelled at BEGIN: its thread runs the BEGIN all the same, and a
+                # transaction left open would fail every later one on this connection.
+                try:
+                    await self._db.execute("ROLLBACK")
+                except sqlite3.OperationalError:
+                    pass  # the BEGIN failed: no transaction to end
                 raise
             await self._db.execute("COMMIT")
 
@@ -408,26 +459,26 @@ class Store:
     ) -> Lead:
         """Persist a new lead, queued for dialling now, after the widget's rate limits pass.
 
-        Check and insert are one INSERT statement, so concurrent requests can't both slip
-        under a limit."""
+        The lead is committed to the intake journal (JOURNAL_SUFFIX) and moved into the store
+        right after; reads of leads wait for that move. Check and insert are one INSERT
+        statement, so concurrent requests can't both slip under a limit."""
         # UUIDv7: time-ordered, so the ids of leads (and attempts) made together sit together in
         # their indexes and the purge of old ones rewrites few pages (random v4 ids: 2x slower).
         lead_id = str(uuid7())
         settings = widget.settings
         phone_hash = self._cipher.number_hash(phone_e164)
-        per_number = (_day(now - 86400), _day(now), phone_hash, now - 86400)
-        per_widget = (widget.id, now - 3600)
-        # One statement, so one trip to the SQLite thread: intake waits behind a purge batch
-        # and every trip more is a wait more (bench/bench_purge.py). An INSERT takes the write
-        # lock before it reads, so the limits are checked and the row added atomically.
-        async with self.write_lock:
-            inserted = await self._db.execute_fetchall(
-                "INSERT INTO leads (id, widget_id, phone_hash, phone_enc, phone_region,"
-                " phone_kind, name_enc, email_enc, consent_marketing, consent_recording,"
-                " clause_version, status, next_attempt_at, created_at, updated_at)"
-                " SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?"
-                f" WHERE ({_LEADS_PER_NUMBER}) < ? AND ({_LEADS_PER_WIDGET}) < ?"
-                " RETURNING id",
+        per_number = (_day(now - 86400), _day(now), phone_hash, now - 86400,
+                      phone_hash, now - 86400)
+        per_widget = (widget.id, now - 3600, widget.id, now - 3600)
+        # One statement, so one trip to the journal's SQLite thread. An INSERT takes the
+        # journal's write lock before it reads, so the limits are checked and the row added
+        # atomically; what the mover takes into the store meanwhile is counted once.
+        assert self._journal is not None
+        async with self._journal_lock:
+            inserted = await self._journal.execute_fetchall(
+                f"INSERT INTO new_leads ({', '.join(_JOURNAL_COLUMNS)})"
+                f" SELECT {', '.join('?' * len(_JOURNAL_COLUMNS))}"
+                f" WHERE ({_LEADS_PER_NUMBER}) < ? AND ({_LEADS_PER_WIDGET}) < ? RETURNING id",
                 (
                     lead_id, widget.id, phone_hash,
                     self._cipher.encrypt(phone_e164, f"leads.phone:{lead_id}"),
@@ -435,17 +486,20 @@ class Store:
                     self._cipher.encrypt(name, f"leads.name:{lead_id}"),
                     self._cipher.encrypt(email, f"leads.email:{lead_id}"),
                     int(consent.marketing), int(consent.recording), consent.clause_version,
-                    LEAD_QUEUED, now, now, now,
+                    now,
                     *per_number, settings.max_leads_per_number_per_day,
                     *per_widget, settings.max_leads_per_hour,
                 ),
             )
         if not inserted:  # a limit was reached: say which
-            async with self._db.execute(_LEADS_PER_NUMBER, per_number) as cursor:
+            async with self._journal.execute(_LEADS_PER_NUMBER, per_number) as cursor:
                 (count,) = await cursor.fetchone()
             if count >= settings.max_leads_per_number_per_day:
                 raise RateLimited("too many callback requests for this number today", 3600)
             raise RateLimited("this widget has reached its hourly limit of callbacks", 600)
+        self._journaled.add(lead_id)
+        if self._mover is None or self._mover.done():
+            self._mover = asyncio.create_task(self._keep_moving(), name="intake-mover")
         return Lead(
             id=lead_id, widget_id=widget.id, phone_e164=phone_e164, phone_region=phone_region,
             phone_kind=phone_kind, name=name, email=email, consent=consent,
@@ -453,7 +507,46 @@ class Store:
             next_attempt_at=now, created_at=now, closed_at=None,
         )
 
+    async def _keep_moving(self) -> None:
+        """The mover task (create_lead starts it): until every journaled lead is in the store."""
+        try:
+            while self._journaled:
+                await self._move_new_leads()
+        except Exception:
+            log.exception("intake journal: %d new lead(s) not moved into the store yet; the"
+                          " next new lead or read of leads tries again", len(self._journaled))
+
+    async def _move_new_leads(self) -> None:
+        """Move every lead in the intake journal, whoever journaled it, into the store: each
+        batch committed to the store first, then forgotten by the journal (a crash between
+        the two leaves rows the next move skips)."""
+        assert self._journal is not None
+        async with self._moving:
+            while True:
+                before = set(self._journaled)
+                rows = await self._journal.execute_fetchall(
+                    f"SELECT {', '.join(_JOURNAL_COLUMNS)} FROM new_leads ORDER BY created_at"
+                    f" LIMIT {MOVE_BATCH}")
+                if not rows:
+                    self._journaled -= before  # moved by another process's Store
+                    return
+                async with self._transaction() as db:
+                    await db.executemany(
+                        _MOVE_LEAD, [(*row, row["created_at"], row["created_at"]) for row in rows])
+                moved = [row["id"] for row in rows]
+                async with self._journal_lock:
+                    await self._journal.execute(
+                        f"DELETE FROM new_leads WHERE id IN ({', '.join('?' * len(moved))})",
+                        moved)
+                self._journaled.difference_update(moved)
+
+    async def _settled(self) -> None:
+        """Reads of leads call this first: they see every lead this process journaled."""
+        if self._journaled:
+            await self._move_new_leads()
+
     async def get_lead(self, lead_id: str) -> Lead:
+        await self._settled()
         async with self._db.execute("SELECT * FROM leads WHERE id = ?", (lead_id,)) as cursor:
             row = await cursor.fetchone()
         if row is None:
@@ -463,6 +556,7 @@ class Store:
     async def list_leads(
         self, *, widget_id: str | None = None, status: str | None = None, limit: int = 100
     ) -> list[Lead]:
+        await self._settled()
         clauses, params = [], []
         if widget_id is not None:
             clauses.append("widget_id = ?")
@@ -477,6 +571,7 @@ class Store:
             return [self._lead(row) async for row in cursor]
 
     async def due_leads(self, now: float, limit: int) -> list[Lead]:
+        await self._settled()
         async with self._db.execute(
             # status spelled out (not bound): that is how SQLite sees leads_queued applies
             f"SELECT * FROM leads WHERE status = '{LEAD_QUEUED}' AND next_attempt_at <= ?"
@@ -486,6 +581,7 @@ class Store:
             return [self._lead(row) async for row in cursor]
 
     async def next_due_at(self) -> float | None:
+        await self._settled()
         async with self._db.execute(
             f"SELECT MIN(next_attempt_at) FROM leads WHERE status = '{LEAD_QUEUED}'"
         ) as cursor:
@@ -495,6 +591,7 @@ class Store:
 
     async def start_attempt(self, lead_id: str, now: float) -> Attempt:
         """Mark the lead as being called and open an attempt: committed before any dial."""
+        await self._settled()
         attempt_id = str(uuid7())
         async with self._transaction() as db:
             cursor = await db.execute(
@@ -715,6 +812,7 @@ class Store:
                           ) -> list[tuple[Lead | None, dict[str, Any]]]:
         """Every lead of the widget created in [start, end), with its last attempt and whether
         it was recorded; purged and erased leads come from their tombstones (no Lead)."""
+        await self._settled()
         rows: list[tuple[Lead | None, dict[str, Any]]] = []
         async with self._db.execute(
             "SELECT l.*, a.agent AS a_agent, a.agent_ring_s AS a_agent_ring_s,"
@@ -739,6 +837,7 @@ class Store:
     # ---- data subjects ---------------------------------------------------------------------
 
     async def leads_for_number(self, e164: str) -> list[Lead]:
+        await self._settled()
         async with self._db.execute(
             # Every day of leads_day_phone: the index alone says which rows hold the number.
             f"SELECT * FROM leads WHERE {LEAD_DAY} >= ? AND phone_hash = ? ORDER BY created_at",
@@ -750,7 +849,10 @@ class Store:
         """After an erasure: fold the WAL back into the database file and truncate it, so old
         page images holding the erased rows don't linger in the log (secure_delete zeroes the
         pages in the database itself)."""
+        await self._settled()
         await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        assert self._journal is not None
+        await self._journal.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     # ---- tokens and audit ------------------------------------------------------------------
 
@@ -846,12 +948,45 @@ class Store:
         return Recording(**fields)
 
 
-# The rate limits' counts: leads of number-hash ? in the last day (rows of today's and
-# yesterday's days of leads_day_phone), leads of widget ? in the last hour.
+# The rate limits' counts, run on the intake journal's connection: leads of number-hash ? in
+# the last day (rows of today's and yesterday's days of leads_day_phone), leads of widget ? in
+# the last hour; in the store and in the journal, where a lead moved but not yet forgotten is
+# not counted twice.
+_NOT_MOVED = "NOT EXISTS (SELECT 1 FROM store.leads l WHERE l.id = j.id)"
 _LEADS_PER_NUMBER = (
-    f"SELECT COUNT(*) FROM leads WHERE {LEAD_DAY} IN (?, ?) AND phone_hash = ? AND created_at > ?"
+    f"SELECT (SELECT COUNT(*) FROM store.leads WHERE {LEAD_DAY} IN (?, ?) AND phone_hash = ?"
+    " AND created_at > ?) + (SELECT COUNT(*) FROM new_leads j WHERE phone_hash = ?"
+    f" AND created_at > ? AND {_NOT_MOVED})"
 )
-_LEADS_PER_WIDGET = "SELECT COUNT(*) FROM leads WHERE widget_id = ? AND created_at > ?"
+_LEADS_PER_WIDGET = (
+    "SELECT (SELECT COUNT(*) FROM store.leads WHERE widget_id = ? AND created_at > ?)"
+    f" + (SELECT COUNT(*) FROM new_leads j WHERE widget_id = ? AND created_at > ? AND {_NOT_MOVED})"
+)
+# A journaled lead into the store: queued, due at once (OR IGNORE: moved already).
+_MOVE_LEAD = (
+    f"INSERT OR IGNORE INTO leads ({', '.join(_JOURNAL_COLUMNS)}, status, next_attempt_at,"
+    f" updated_at) VALUES ({', '.join('?' * len(_JOURNAL_COLUMNS))}, '{LEAD_QUEUED}', ?, ?)"
+)
+
+
+@asynccontextmanager
+async def _open_journal(database: Path) -> AsyncIterator[aiosqlite.Connection]:
+    """The intake journal beside `database`, with the store attached read-only as `store`."""
+    journal = database.with_name(database.name + JOURNAL_SUFFIX)
+    db = await aiosqlite.connect(_file_uri(journal), uri=True, isolation_level=None)
+    try:
+        db.row_factory = sqlite3.Row
+        for pragma in ("journal_mode=WAL", "busy_timeout=5000", "secure_delete=ON"):
+            await db.execute(f"PRAGMA {pragma}")
+        await db.execute("ATTACH DATABASE ? AS store", (_file_uri(database) + "?mode=ro",))
+        await db.execute(_JOURNAL_SCHEMA)
+        yield db
+    finally:
+        await db.close()
+
+
+def _file_uri(path: Path) -> str:
+    return "file:" + urllib.parse.quote(str(path.resolve()))
 
 
 # ---- the retention purge's statements, shared by Store and PurgeBatches ---------------------

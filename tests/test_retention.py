@@ -5,7 +5,9 @@ interrupted anywhere."""
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -307,3 +309,100 @@ def test_cli_purge_dry_run(tmp_path, monkeypatch, capsys):
     (tmp_path / "c.toml").write_text('[store]\ndatabase = "ce.db"\n')
     assert cli.main(["--config", str(tmp_path / "c.toml"), "purge", "--dry-run"]) == 0
     assert "would purge 0 lead(s) and 0 recording(s)" in capsys.readouterr().out
+
+
+def _target(store: Store, vault: RecordingVault) -> retention.PurgeTarget:
+    directory = vault.directory.parent
+    return retention.PurgeTarget(directory / "ce.db", directory / "ks.db", vault.directory,
+                                 DATA_KEY)
+
+
+def _children() -> list[int]:
+    """This process's child processes (Linux)."""
+    pid = os.getpid()
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+async def test_the_engine_purges_in_a_process_of_its_own(env):
+    """As app.py runs it: the same purge as Purger.run, done by a child process."""
+    store, vault, leads = env
+    seen: list[tuple[str, int, int]] = []
+    report = await retention.PurgeProcess(_target(store, vault), store).run(
+        NOW, progress=lambda *args: seen.append(args))
+    assert (report.leads, report.recordings, report.lead_recordings) == (1, 1, 1)
+    assert report.by_widget == {"shop": (1, 2)}
+    assert ("leads", 1, 1) in seen and ("recordings", 1, 1) in seen
+    remaining = {lead.id for lead in await store.list_leads()}
+    assert remaining == {leads[k][0] for k in ("old-open", "young-old-recording", "young")}
+    assert {p.stem for p in vault.directory.iterdir()} == {leads["young"][1]}
+    assert await vault.keystore.get(leads["old-closed"][1]) is None
+    assert [e.action for e in await store.audit_entries()][-1] == "retention.purge"
+    assert _children() == []
+
+
+async def test_the_purge_process_writes_only_in_the_turns_it_is_given(env):
+    store, vault, _ = env
+    purge = retention.PurgeProcess(_target(store, vault), store)
+    async with store.write_lock:  # as an intake or call-flow write in progress
+        task = asyncio.create_task(purge.run(NOW))
+        await asyncio.sleep(1.5)  # the child is up and waits for its first turn
+        assert not task.done()
+        assert await store.count_tombstones() == 0
+    report = await asyncio.wait_for(task, 60)
+    assert report.leads == 1 and await store.count_tombstones() == 1
+
+
+@pytest.mark.parametrize("when", ["waiting for a turn", "holding a turn", "at its first batch"])
+async def test_a_cancelled_purge_process_is_killed_and_frees_the_lock(env, when):
+    store, vault, leads = env
+    purge = retention.PurgeProcess(_target(store, vault), store)
+    if when == "waiting for a turn":
+        async with store.write_lock:
+            task = asyncio.create_task(purge.run(NOW))
+            await asyncio.sleep(1.5)
+            assert _children()
+            task.cancel()
+            await asyncio.sleep(0.2)
+        with pytest.raises(asyncio.CancelledError):
+            await task  # its clean-up frees the lease: a write, once the lock is free
+    elif when == "holding a turn":
+        acquire = store.write_lock.acquire
+
+        async def acquire_then_cancel() -> bool:
+            got = await acquire()
+            if not task.cancelling():
+                task.cancel()  # lands while the child holds the turn just given
+            return got
+
+        store.write_lock.acquire = acquire_then_cancel
+        try:
+            task = asyncio.create_task(purge.run(NOW))
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        finally:
+            del store.write_lock.acquire
+    else:
+        batch = asyncio.Event()
+        task = asyncio.create_task(purge.run(NOW, progress=lambda *_: batch.set()))
+        await asyncio.wait_for(batch.wait(), 60)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert _children() == []
+    assert not store.write_lock.locked()
+    # the next purge finds the lease free, carries on and finishes
+    report = await Purger(store, vault).run(NOW)
+    assert report.skipped is None
+    assert await store.count_tombstones() == 1
+    assert {p.stem for p in vault.directory.iterdir()} == {leads["young"][1]}
+
+
+async def test_a_write_cancelled_at_its_begin_leaves_no_transaction_open(env):
+    """As when a purge is cancelled mid-write: the connection must serve the next write."""
+    store, _, _ = env
+    task = asyncio.create_task(store.acquire_lease("job", "me", NOW, 60))
+    await asyncio.sleep(0)  # it holds the write lock and waits for its BEGIN
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await store.acquire_lease("job", "me", NOW, 60)

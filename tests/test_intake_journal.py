@@ -1,0 +1,147 @@
+"""The intake journal: new leads commit beside the store and move into it off the request's path
+(store.JOURNAL_SUFFIX). A purge batch holding the store's write lock must not hold up intake,
+and nothing a visitor was told is queued may be lost or counted twice."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from callengine.flow import Strategy
+from callengine.model import LEAD_QUEUED, Agent, Consent, widget_settings_from_input
+from callengine.store import JOURNAL_SUFFIX, RateLimited, Store
+from tests.support.engine import DATA_KEY, REPO
+
+NUMBER = "+48601234567"
+LEAD = dict(phone_e164=NUMBER, phone_region="PL", phone_kind="mobile", name="Anna",
+            email=None, consent=Consent(False, True, "v7"))
+
+
+async def _widget(store: Store, **limits):
+    await store.add_agent(Agent("alice", "PJSIP/agent1"))
+    await store.add_group("sales", Strategy.RING_ALL, 20, ["alice"])
+    return await store.add_widget("shop", "Shop", widget_settings_from_input(
+        {"group": "sales", "allowed_regions": ["PL"], **limits}), time.time())
+
+
+def _rows(path, table: str) -> int:
+    db = sqlite3.connect(path)
+    try:
+        return db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+    finally:
+        db.close()
+
+
+async def test_a_lead_is_readable_at_once_and_ends_in_the_store(tmp_path):
+    async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
+        widget = await _widget(store)
+        lead = await store.create_lead(widget, now=time.time(), **LEAD)
+        assert await store.get_lead(lead.id) == lead
+        assert [due.id for due in await store.due_leads(time.time() + 1, 10)] == [lead.id]
+    assert _rows(tmp_path / "ce.db", "leads") == 1
+    assert _rows(tmp_path / f"ce.db{JOURNAL_SUFFIX}", "new_leads") == 0
+
+
+async def test_intake_does_not_wait_for_the_store_write_lock(tmp_path):
+    """As while a purge batch holds the store: the lead is accepted; reads of leads wait for
+    its move, which happens once the lock is free."""
+    async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
+        widget = await _widget(store)
+        async with store.write_lock:
+            lead = await asyncio.wait_for(store.create_lead(widget, now=time.time(), **LEAD), 10)
+            reading = asyncio.create_task(store.get_lead(lead.id))
+            await asyncio.sleep(0.2)
+            assert not reading.done()
+            assert _rows(tmp_path / f"ce.db{JOURNAL_SUFFIX}", "new_leads") == 1
+        assert (await asyncio.wait_for(reading, 10)).status == LEAD_QUEUED
+
+
+async def test_rate_limits_count_leads_not_moved_yet(tmp_path):
+    async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
+        widget = await _widget(store, max_leads_per_number_per_day=2, max_leads_per_hour=3)
+        now = time.time()
+        await store.create_lead(widget, now=now, **LEAD)  # moved
+        await store.get_lead((await store.create_lead(widget, now=now, **LEAD)).id)
+        async with store.write_lock:  # nothing moves now
+            with pytest.raises(RateLimited, match="this number"):
+                await store.create_lead(widget, now=now, **LEAD)
+            await store.create_lead(widget, now=now, **{**LEAD, "phone_e164": "+48601000001"})
+            with pytest.raises(RateLimited, match="hourly limit"):
+                await store.create_lead(widget, now=now, **{**LEAD, "phone_e164": "+48601000002"})
+    assert _rows(tmp_path / "ce.db", "leads") == 3
+
+
+async def test_a_lead_moved_but_not_yet_forgotten_counts_once(tmp_path):
+    """A crash between the move's commit and the journal's delete leaves the lead in both."""
+    async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
+        widget = await _widget(store, max_leads_per_number_per_day=2)
+        first = await store.create_lead(widget, now=time.time(), **LEAD)
+        await store.get_lead(first.id)  # moved
+        db = sqlite3.connect(tmp_path / f"ce.db{JOURNAL_SUFFIX}")
+        db.execute(f"ATTACH DATABASE '{tmp_path / 'ce.db'}' AS s")
+        db.execute("INSERT INTO new_leads SELECT id, widget_id, phone_hash, phone_enc,"
+                   " phone_region, phone_kind, name_enc, email_enc, consent_marketing,"
+                   " consent_recording, clause_version, created_at FROM s.leads")
+        db.commit()
+        db.close()
+        await store.create_lead(widget, now=time.time(), **LEAD)  # 1 lead so far, not 2
+        with pytest.raises(RateLimited):
+            await store.create_lead(widget, now=time.time(), **LEAD)
+        assert len(await store.leads_for_number(NUMBER)) == 2
+    assert _rows(tmp_path / f"ce.db{JOURNAL_SUFFIX}", "new_leads") == 0
+
+
+def test_a_lead_journaled_by_a_killed_engine_is_moved_at_the_next_open(tmp_path):
+    """The process dies right after the visitor's lead is committed, before its move."""
+    script = textwrap.dedent(f"""
+        import asyncio, os, sys, time
+        from callengine.store import Store
+        from tests.test_intake_journal import LEAD, _widget
+        async def main():
+            async with Store.open({str(tmp_path / 'ce.db')!r}, {DATA_KEY!r}) as store:
+                widget = await _widget(store)
+                await store.write_lock.acquire()  # the move can't start
+                lead = await store.create_lead(widget, now=time.time(), **LEAD)
+                print(lead.id, flush=True)
+                os._exit(0)
+        asyncio.run(main())
+    """)
+    out = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True,
+                         text=True, timeout=60, check=True)
+    lead_id = out.stdout.strip()
+    assert _rows(tmp_path / "ce.db", "leads") == 0
+    assert _rows(tmp_path / f"ce.db{JOURNAL_SUFFIX}", "new_leads") == 1
+
+    async def reopen():
+        async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
+            lead = await store.get_lead(lead_id)
+            assert (lead.phone_e164, lead.name, lead.status) == (NUMBER, "Anna", LEAD_QUEUED)
+            assert [due.id for due in await store.due_leads(time.time() + 1, 10)] == [lead_id]
+
+    asyncio.run(reopen())
+    assert _rows(tmp_path / f"ce.db{JOURNAL_SUFFIX}", "new_leads") == 0
+
+
+async def test_erasure_leaves_no_trace_in_the_journal(tmp_path):
+    """The journal's log held the lead before its move: erasure must clear it too."""
+    from callengine.access import Principal, Role
+    from callengine.crypto import FieldCipher
+    from callengine.subjects import erase_subject
+
+    async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
+        widget = await _widget(store)
+        await store.create_lead(widget, now=time.time(), **LEAD)
+        await store.create_lead(widget, now=time.time(), **{**LEAD, "phone_e164": "+48601000001"})
+        journal = [p for p in tmp_path.glob(f"ce.db{JOURNAL_SUFFIX}*")]
+        number_hash = FieldCipher(DATA_KEY).number_hash(NUMBER).encode()
+        assert number_hash in b"".join(p.read_bytes() for p in journal)  # the check can see
+        await erase_subject(store, NUMBER, Principal("dpo", Role.ADMIN), time.time(), vault=None)
+        raw = b"".join(p.read_bytes() for p in tmp_path.glob("ce.db*"))  # the store's too
+        assert number_hash not in raw
+        assert FieldCipher(DATA_KEY).number_hash("+48601000001").encode() in raw
