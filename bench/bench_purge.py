@@ -474,12 +474,13 @@ def thread_cpu() -> dict[int, float]:
     return out
 
 
-def machine_cpu() -> tuple[float, float, float]:
-    """(busy, iowait, total) jiffies of the whole machine."""
+def machine_cpu() -> tuple[int, int, int, int]:
+    """(busy, iowait, total, steal) jiffies of the whole machine; busy includes steal (time
+    the hypervisor gave another guest)."""
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     idle, iowait = values[3], values[4]
     total = sum(values[:8])
-    return total - idle - iowait, iowait, total
+    return total - idle - iowait, iowait, total, values[7]
 
 
 def proc_io() -> dict[str, int]:
@@ -672,6 +673,7 @@ async def measure(args: argparse.Namespace, paths: Paths, public_key: str, plan:
         last_note = [t0]
         done_so_far = {"recordings": 0, "leads": 0}  # committed batches, for a capped run
         phase_began: dict[str, float] = {}  # first progress of each phase
+        notes: list[str] = []
 
         def progress(what: str, done: int, total: int) -> None:
             done_so_far[what] = done
@@ -679,7 +681,9 @@ async def measure(args: argparse.Namespace, paths: Paths, public_key: str, plan:
             phase_began.setdefault(what, moment)
             if moment - last_note[0] >= 5 or done == total:
                 last_note[0] = moment
-                console.print(f"  {moment - t0:6.1f} s  {what}: {done:,}/{total:,}")
+                # printed after the purge: a write to a file while the purge fills the page
+                # cache can be throttled (balance_dirty_pages), and this is the event loop
+                notes.append(f"  {moment - t0:6.1f} s  {what}: {done:,}/{total:,}")
 
         children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         if args.in_process:
@@ -724,6 +728,8 @@ async def measure(args: argparse.Namespace, paths: Paths, public_key: str, plan:
         await runner.cleanup()
 
         # ---- figures ----
+        for note in notes:
+            console.print(note)
         wall, cpu = t1 - t0, cpu1 - cpu0
         names = {threading.main_thread().native_id: "event loop (main)",
                  store._db._thread.native_id: "intake SQLite thread",
@@ -737,6 +743,7 @@ async def measure(args: argparse.Namespace, paths: Paths, public_key: str, plan:
         # purge-sqlite thread, file removal in to_thread workers.
         per_thread[OTHER_THREADS] = cpu1 - cpu0 - sum(per_thread.values())
         busy = machine1[0] - machine0[0]
+        steal = machine1[3] - machine0[3]
         iowait = machine1[1] - machine0[1]
         total = machine1[2] - machine0[2]
         ncpu = os.cpu_count() or 1
@@ -765,7 +772,8 @@ async def measure(args: argparse.Namespace, paths: Paths, public_key: str, plan:
                      OTHER_THREADS):
             console.print(f"    {name:<34}{per_thread.get(name, 0.0):8.2f} s")
         console.print(f"machine CPU         busy {busy / total * ncpu:.2f} of {ncpu} cores, "
-                      f"iowait {iowait / total * ncpu:.2f} cores")
+                      f"iowait {iowait / total * ncpu:.2f} cores, stolen by the host"
+                      f" {steal / total * ncpu:.2f} cores")
         console.print(f"I/O of this process  wrote {(io1['write_bytes'] - io0['write_bytes']) / 1e6:,.0f} MB,"
                       f" read {(io1['read_bytes'] - io0['read_bytes']) / 1e6:,.0f} MB"
                       " (over-counts: see disk_written)")
@@ -790,16 +798,26 @@ async def measure(args: argparse.Namespace, paths: Paths, public_key: str, plan:
             else:
                 console.print("extrapolated: nothing (no lead purged, or the leads phase ended)")
 
-        table = Table(title="where the purge's time goes (wall time of each call, awaited in turn)")
-        for column in ("call", "calls", "total s", "% of purge", "mean ms", "max ms"):
-            table.add_column(column, justify="left" if column == "call" else "right")
-        for name, values in timers.calls.items():
-            if name.startswith("intake."):
-                continue
-            table.add_row(name, f"{len(values):,}", f"{sum(values):.2f}",
-                          f"{100 * sum(values) / wall:.1f}",
-                          f"{1000 * statistics.fmean(values):.1f}", f"{1000 * max(values):.1f}")
-        console.print(table)
+        if args.in_process:
+            table = Table(title="where the purge's time goes (wall time of each call, awaited"
+                                " in turn)")
+            for column in ("call", "calls", "total s", "% of purge", "mean ms", "max ms"):
+                table.add_column(column, justify="left" if column == "call" else "right")
+            for name, values in timers.calls.items():
+                if name.startswith("intake."):
+                    continue
+                table.add_row(name, f"{len(values):,}", f"{sum(values):.2f}",
+                              f"{100 * sum(values) / wall:.1f}",
+                              f"{1000 * statistics.fmean(values):.1f}",
+                              f"{1000 * max(values):.1f}")
+            console.print(table)
+        else:
+            held = sorted(process.held)
+            console.print(f"turns the engine gave the purge process: {len(held):,}, each held"
+                          f" p50 {1000 * pct(held, 50):.1f} ms, p99 {1000 * pct(held, 99):.1f}"
+                          f" ms, {sum(held):.1f} s in all; waited for the lock p50"
+                          f" {1000 * pct(process.waits, 50):.2f} ms, p99"
+                          f" {1000 * pct(process.waits, 99):.2f} ms")
         stalls = lag.window(t0, t1)
         if stalls:
             long = [s for s in stalls if s > 0.05]

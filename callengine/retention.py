@@ -304,6 +304,9 @@ class PurgeProcess:
         self._target = target
         self._store = store  # the engine's: its write lock, and the killed child's lease
         self._write_lock = store.write_lock
+        # the last run's turns: how long the child waited for each, and held it (seconds)
+        self.waits: list[float] = []
+        self.held: list[float] = []
 
     async def run(self, now: float, *, progress: Progress | None = None) -> PurgeReport:
         child = await asyncio.create_subprocess_exec(
@@ -312,6 +315,8 @@ class PurgeProcess:
         assert child.stdin is not None and child.stdout is not None
         held = False
         report: PurgeReport | None = None
+        self.waits, self.held = [], []
+        asked = granted = 0.0
         try:
             child.stdin.write(json.dumps({
                 "database": str(self._target.database), "keystore": str(self._target.keystore),
@@ -322,13 +327,17 @@ class PurgeProcess:
             while line := await child.stdout.readline():
                 kind, _, rest = line.decode().rstrip("\n").partition(" ")
                 if kind == "turn":
+                    asked = time.monotonic()
                     await self._write_lock.acquire()
                     held = True
+                    granted = time.monotonic()
+                    self.waits.append(granted - asked)
                     child.stdin.write(b"go\n")
                     await child.stdin.drain()
                 elif kind == "done" and held:
                     held = False
                     self._write_lock.release()
+                    self.held.append(time.monotonic() - granted)
                 elif kind == "progress" and progress is not None:
                     what, done, total = rest.split(" ")
                     progress(what, int(done), int(total))
