@@ -45,11 +45,12 @@ DAY = 86400.0
 LEASE = "purge"
 LEASE_TTL_S = 300.0  # a purge that died frees the lease after this
 LEASE_RENEW_S = 60.0  # renewed this often while a purge runs (a write: not every batch)
-# Each write transaction of the purge holds SQLite's single writer; intake waits behind one at
-# most. Batches are sized to hold it about this long. bench/bench_purge.py, 1M leads, before
-# checkpoints went once a second: 5 ms took 71.6 s with intake p99 3.6x idle, 10 ms 70.3 s and
-# 4.7x (fixed 500-lead batches: 6x). Now, at 5 ms: 52-58 s.
-HOLD_TARGET_S = 0.005
+# Each write transaction of the purge holds SQLite's single writer (a turn on the engine's
+# write lock); the engine's writes wait behind one at most, and new leads not at all (they go
+# to the intake journal). Batches are sized to hold it about this long. bench/bench_purge.py,
+# 1M leads in a purge process: 5 ms took 50.7-72.3 s over 10,065 turns, 10 ms 48.0 s over 3,938
+# and wrote 5.4 GB instead of 6.7-7.6, intake p99 alike.
+HOLD_TARGET_S = 0.010
 FIRST_BATCH, MIN_BATCH, MAX_BATCH = 100, 10, 2000
 # Expired leads read ahead at once: their recordings' keys go in one keystore transaction (a
 # commit, so an fsync, each), then the leads in batches sized to the hold.
