@@ -638,7 +638,6 @@ async def measure(args: argparse.Namespace, paths: Paths, public_key: str, plan:
             timers.wrap(PurgeBatches, name, f"batches.{name}")  # the class: made per purge
         timers.wrap(PurgeBatches, "_checkpoint", "  batches._checkpoint (its own thread)",
                     keep=True)
-        timers.wrap(PurgeBatches, "_write_back_wal", "  batches._write_back_wal (same thread)")
         timers.wrap(keystore, "delete", "  keystore.delete", keep=True)
         timers.wrap(crypto, "destroy_key", "  crypto.destroy_key (each file)")
         timers.wrap(recordings_mod.os, "sync", "  os.sync", keep=True)
@@ -656,6 +655,14 @@ async def measure(args: argparse.Namespace, paths: Paths, public_key: str, plan:
             console.print(f"[yellow]what-if[/]: a {args.what_if_pause_ms:g} ms pause after each"
                           " purge batch")
 
+        if args.what_if_mover_off:
+            # New leads stay in the journal until the store closes: no store commit (and no
+            # fsync of the WAL the purge fills) per lead while the purge runs.
+            async def no_move() -> None:
+                pass
+
+            store._keep_moving = no_move
+            console.print("[yellow]what-if[/]: the intake journal's mover off during the purge")
         loadgen = LoadGen(url, args.rate, 5_000_000) if args.rate > 0 else None
         if loadgen:
             await asyncio.sleep(2.0)
@@ -722,6 +729,9 @@ async def measure(args: argparse.Namespace, paths: Paths, public_key: str, plan:
             await asyncio.sleep(1.0)
             during_all = await loadgen.results(stop=True)
             during = [r for r in during_all if t0 <= r[0] <= t1]
+        if args.what_if_mover_off:
+            del store._keep_moving
+            await store._move_new_leads()  # what the journal kept, for the checks
         lag.stop()
         probe.stop()
         timers.restore()
@@ -995,6 +1005,8 @@ def main() -> int:
                     help="diagnosis: the interpreter's GIL switch interval (default 5 ms)")
     ap.add_argument("--what-if-nice", type=int, default=None, metavar="N",
                     help="diagnosis: retention.BACKGROUND_NICE for this run")
+    ap.add_argument("--what-if-mover-off", action="store_true",
+                    help="diagnosis: new leads stay in the intake journal while the purge runs")
     ap.add_argument("--max-purge-seconds", type=float, default=0.0,
                     help="cancel the purge after this long (0: never) and extrapolate; the"
                          " checks then test consistency instead of completeness")

@@ -23,7 +23,6 @@ from typing import Any
 import aiosqlite
 from uuid6 import uuid7
 
-from callengine import writeback
 from callengine.access import GENESIS, AuditEntry, Principal, Role, chain_hash
 from callengine.crypto import FieldCipher
 from callengine.flow import Result, Strategy
@@ -1052,7 +1051,6 @@ class PurgeBatches:
         self._checkpoint_db: sqlite3.Connection | None = None
         self._checkpointing: asyncio.Future[None] | None = None
         self._checkpointed_at = time.monotonic()
-        self._wal_fd: int | None = None  # the WAL file, for _write_back_wal (checkpoint thread)
 
     async def open(self) -> None:
         self._db = await self._call(self._connect)
@@ -1064,8 +1062,6 @@ class PurgeBatches:
         try:
             if self._checkpointing is not None:
                 await self._checkpointing
-            if self._wal_fd is not None:
-                os.close(self._wal_fd)
             if self._checkpoint_db is not None:
                 # The last batches' pages too, so that no intake commit finds them to fold.
                 await loop.run_in_executor(self._checkpointer, self._checkpoint)
@@ -1078,11 +1074,14 @@ class PurgeBatches:
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-        # synchronous=NORMAL: the purge's commits skip the fsync (checkpoints still sync). A
-        # power cut may undo its last batches, never tear one; the next purge redoes them.
-        # wal_autocheckpoint=0: its commits never fold the WAL; `checkpoint` does, beside them.
+        # synchronous=FULL: each batch's commit syncs the WAL, so the purge's pages reach the
+        # disk in batch-sized steps, on its own time. (With NORMAL they went in bursts, and an
+        # intake commit's sync, which flushes the whole disk's cache, waited for one now and
+        # then; bench/bench_purge.py, 20 ms holds: intake max 56 ms, with FULL 18-38 ms, the
+        # purge no slower.) wal_autocheckpoint=0: its commits never fold the WAL; `checkpoint`
+        # does, beside them.
         for pragma in ("journal_mode=WAL", "foreign_keys=ON", "busy_timeout=5000",
-                       "secure_delete=ON", "synchronous=NORMAL", "wal_autocheckpoint=0"):
+                       "secure_delete=ON", "synchronous=FULL", "wal_autocheckpoint=0"):
             db.execute(f"PRAGMA {pragma}")
         return db
 
@@ -1108,20 +1107,19 @@ class PurgeBatches:
             return await self._call(self._purge, lead_ids, now, reason)
 
     def after_batch(self) -> None:
-        """Called after each batch: unless the checkpoint thread is still busy, start there
-        either a checkpoint (at most every PURGE_CHECKPOINT_EVERY_S: PASSIVE, it never waits
-        for anyone) or, between them, the WAL's write-back. So the WAL is folded on the
-        purge's time, never by an intake commit that finds it past WAL_AUTOCHECKPOINT_PAGES.
-        (A checkpoint after each batch, awaited, took a quarter of the purge's time; one after
-        each batch beside them wrote 1.6x the bytes.)"""
+        """Called after each batch: at most every PURGE_CHECKPOINT_EVERY_S, unless the last one
+        still runs, start a checkpoint on its own thread (PASSIVE: it never waits for anyone).
+        So the WAL is folded on the purge's time, never by an intake commit that finds it past
+        WAL_AUTOCHECKPOINT_PAGES. (A checkpoint after each batch, awaited, took a quarter of the
+        purge's time; one after each batch beside them wrote 1.6x the bytes.)"""
         if self._checkpointing is not None and not self._checkpointing.done():
             return
-        work = self._write_back_wal
         moment = time.monotonic()
-        if moment - self._checkpointed_at >= PURGE_CHECKPOINT_EVERY_S:
-            self._checkpointed_at = moment
-            work = self._checkpoint
-        self._checkpointing = asyncio.get_running_loop().run_in_executor(self._checkpointer, work)
+        if moment - self._checkpointed_at < PURGE_CHECKPOINT_EVERY_S:
+            return
+        self._checkpointed_at = moment
+        self._checkpointing = asyncio.get_running_loop().run_in_executor(
+            self._checkpointer, self._checkpoint)
 
     # ---- in the worker thread --------------------------------------------------------------
 
@@ -1160,19 +1158,6 @@ class PurgeBatches:
             self._checkpoint_db.execute("PRAGMA wal_checkpoint(PASSIVE)")
         except sqlite3.OperationalError:
             pass  # busy: the next one will do it
-
-    def _write_back_wal(self) -> None:
-        """Start writing the batches' WAL pages to the disk now, without waiting. The purge's
-        commits don't sync (synchronous=NORMAL), so its pages sit dirty in the page cache,
-        and the next intake commit's fsync of the same WAL file would have to write them all
-        first: about a second of the purge's log in each, when checkpoints came once a second
-        (bench/bench_purge.py: intake p99 56 ms)."""
-        if self._wal_fd is None:
-            try:
-                self._wal_fd = os.open(f"{self._path}-wal", os.O_RDONLY)
-            except FileNotFoundError:
-                return
-        writeback.start(self._wal_fd)
 
 
 @contextmanager
