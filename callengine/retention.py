@@ -285,6 +285,10 @@ class Purger:
         self._renewed_at = moment
 
 
+# A turn normally lasts about HOLD_TARGET_S (bench/bench_purge.py: p99 40 ms at 20 ms holds).
+TURN_LIMIT_S = 2.0
+
+
 @dataclass(frozen=True)
 class PurgeTarget:
     """What a purge process opens: the store, the keystore, the recordings."""
@@ -299,7 +303,9 @@ class PurgeProcess:
     engine's write lock: each `turn` line from the child is answered `go` once the lock is
     taken, and the lock is released at its `done`, or when the child ends. Cancelling `run`
     kills the child and frees its lease; the purge, atomic batch by batch, carries on next
-    time."""
+    time. So does a child that keeps a turn past TURN_LIMIT_S: it runs at idle CPU priority,
+    and on a host whose cores are all busy it could otherwise hold the engine's writes (calls
+    being set up) for as long as it gets no CPU."""
 
     def __init__(self, target: PurgeTarget, store: Store):
         self._target = target
@@ -310,6 +316,17 @@ class PurgeProcess:
         self.held: list[float] = []
 
     async def run(self, now: float, *, progress: Progress | None = None) -> PurgeReport:
+        loop = asyncio.get_running_loop()
+        overdue: asyncio.TimerHandle | None = None
+        killed_in_turn = False
+
+        def kill_in_turn() -> None:
+            nonlocal killed_in_turn
+            killed_in_turn = True
+            log.warning("retention: the purge process held the store's write lock over %g s;"
+                        " killed (the next purge carries on)", TURN_LIMIT_S)
+            child.kill()
+
         child = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "callengine.purge_child",
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
@@ -333,12 +350,15 @@ class PurgeProcess:
                     held = True
                     granted = time.monotonic()
                     self.waits.append(granted - asked)
+                    overdue = loop.call_later(TURN_LIMIT_S, kill_in_turn)
                     child.stdin.write(b"go\n")
                     await child.stdin.drain()
                 elif kind == "done" and held:
                     held = False
                     self._write_lock.release()
                     self.held.append(time.monotonic() - granted)
+                    if overdue is not None:
+                        overdue.cancel()
                 elif kind == "progress" and progress is not None:
                     what, done, total = rest.split(" ")
                     progress(what, int(done), int(total))
@@ -348,6 +368,8 @@ class PurgeProcess:
                     report = PurgeReport(**fields)
             await child.wait()
         finally:
+            if overdue is not None:
+                overdue.cancel()
             if held:
                 self._write_lock.release()
             if child.returncode is None:
@@ -356,7 +378,11 @@ class PurgeProcess:
                 except ProcessLookupError:
                     pass  # it just ended
                 await child.wait()
+            if child.returncode != 0:  # killed, or died: its lease is free for the next purge
                 await self._store.release_lease(LEASE, lease_owner(child.pid))
+        if killed_in_turn:
+            raise RuntimeError(f"the purge process held the store's write lock over"
+                               f" {TURN_LIMIT_S:g} s and was killed")
         if child.returncode != 0 or report is None:
             raise RuntimeError(f"the purge process failed (exit status {child.returncode});"
                                " its log says why")

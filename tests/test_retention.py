@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sqlite3
 from pathlib import Path
 
@@ -406,3 +407,32 @@ async def test_a_write_cancelled_at_its_begin_leaves_no_transaction_open(env):
     with pytest.raises(asyncio.CancelledError):
         await task
     assert await store.acquire_lease("job", "me", NOW, 60)
+
+
+async def test_a_purge_process_that_keeps_a_turn_too_long_is_killed(env, monkeypatch):
+    """As when a host's busy cores starve the idle-priority purge mid-batch: the engine's
+    writes must not wait for it."""
+    store, vault, leads = env
+    monkeypatch.setattr(retention, "TURN_LIMIT_S", 0.5)
+    purge = retention.PurgeProcess(_target(store, vault), store)
+    acquire = store.write_lock.acquire
+    stopped: list[int] = []
+
+    async def acquire_then_stop_the_child() -> bool:
+        got = await acquire()
+        if not stopped and asyncio.current_task() is task:
+            stopped.extend(_children())
+            os.kill(stopped[0], signal.SIGSTOP)  # it gets its turn, and no CPU
+        return got
+
+    store.write_lock.acquire = acquire_then_stop_the_child
+    try:
+        task = asyncio.create_task(purge.run(NOW))
+        with pytest.raises(RuntimeError, match="held the store's write lock over 0.5 s"):
+            await asyncio.wait_for(task, 30)
+    finally:
+        del store.write_lock.acquire
+    assert stopped and _children() == []
+    assert not store.write_lock.locked()
+    report = await Purger(store, vault).run(NOW)  # its lease, if it took one, is free
+    assert report.skipped is None and await store.count_tombstones() == 1
