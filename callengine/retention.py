@@ -49,7 +49,7 @@ LEASE_RENEW_S = 60.0  # renewed this often while a purge runs (a write: not ever
 # write lock); the engine's writes wait behind one at most, and new leads not at all (they go
 # to the intake journal). Batches are sized to hold it about this long. bench/bench_purge.py,
 # 1M leads in a purge process: 5 ms took 50.7-72.3 s over about 10,000 turns and wrote
-# 6.7-7.6 GB; 10 ms 42.2-50.9 s, 5.3-5.5 GB; 20 ms 42.8-47.1 s, 4.7-4.8 GB; intake alike.
+# 6.7-7.6 GB; 10 ms 42.2-50.9 s, 5.3-5.5 GB; 20 ms 42.8-53.5 s, 4.7-4.9 GB; intake alike.
 HOLD_TARGET_S = 0.020
 FIRST_BATCH, MIN_BATCH, MAX_BATCH = 100, 10, 2000
 # Expired leads read ahead at once: their recordings' keys go in one keystore transaction (a

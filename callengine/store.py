@@ -1074,12 +1074,10 @@ class PurgeBatches:
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-        # synchronous=FULL: each batch's commit syncs the WAL, so the purge's pages reach the
-        # disk in batch-sized steps, on its own time. (With NORMAL they went in bursts, and an
-        # intake commit's sync, which flushes the whole disk's cache, waited for one now and
-        # then; bench/bench_purge.py, 20 ms holds: intake max 56 ms, with FULL 18-38 ms, the
-        # purge no slower.) wal_autocheckpoint=0: its commits never fold the WAL; `checkpoint`
-        # does, beside them.
+        # synchronous=FULL: each batch's commit syncs the WAL, so a batch is durable when its
+        # turn ends and the purge's pages reach the disk in batch-sized steps, on its own time
+        # (bench/bench_purge.py: no slower than NORMAL, intake alike). wal_autocheckpoint=0:
+        # its commits never fold the WAL; `checkpoint` does, beside them.
         for pragma in ("journal_mode=WAL", "foreign_keys=ON", "busy_timeout=5000",
                        "secure_delete=ON", "synchronous=FULL", "wal_autocheckpoint=0"):
             db.execute(f"PRAGMA {pragma}")
