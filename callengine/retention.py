@@ -8,11 +8,13 @@ atomic, so a purge can be interrupted anywhere and the next one simply carries o
 the store keeps two purges (the engine's schedule, an operator's `callengine purge`) from
 running at once. Time comes in as an argument: tests use their own clock.
 
-Made to run beside live intake (bench/bench_purge.py measures both): batches are sized to hold
-SQLite's single writer about HOLD_TARGET_S, on the purge's own connection (store.PurgeBatches,
-which also checkpoints beside the batches) and at a lower CPU priority; files are removed by
-worker threads while the database work goes on, and whatever an interrupted purge left (files
-whose keys and rows are gone) is swept by the next one.
+Made to run beside live intake (bench/bench_purge.py measures both): the engine runs each purge
+in a child process at idle CPU priority (PurgeProcess, callengine/purge_child.py), whose writes
+take turns with the engine's on its write lock; batches are sized to hold SQLite's single
+writer about HOLD_TARGET_S, on the purge's own connection (store.PurgeBatches, which also
+checkpoints beside the batches); files are removed by worker threads while the database work
+goes on, and whatever an interrupted purge left (files whose keys and rows are gone) is swept
+by the next one. An operator's `callengine purge` runs Purger in its own process the same way.
 """
 
 from __future__ import annotations
@@ -57,8 +59,9 @@ FIRST_BATCH, MIN_BATCH, MAX_BATCH = 100, 10, 2000
 LEAD_CHUNK = 2000
 FILES_PER_CALL = 250  # files FileRemoval hands remove_files at most at once
 RETENTION = Principal("retention", Role.ADMIN)  # who the audit log says purged
-# The purge's worker threads run at this nice value, so that when the purge's SQLite, checkpoint
-# and file threads keep both cores busy, intake and calls still get the CPU first.
+# The purge's worker threads run at this nice value (in the engine's purge process, which runs
+# at SCHED_IDLE, they are lower still), so that when the purge's SQLite, checkpoint and file
+# threads keep both cores busy, intake and calls still get the CPU first.
 BACKGROUND_NICE = 10
 
 

@@ -293,7 +293,8 @@ class Store:
     async def open(cls, path: Path | str, data_key: bytes, *,
                    write_lock: asyncio.Lock | None = None) -> AsyncIterator[Store]:
         """write_lock: pass another Store's `write_lock` when this process opens a second
-        connection to the same database (the purge's). Writers then queue in turn on the lock
+        connection to the same database (the purge's), or the purge process's TurnLock, which
+        asks the engine for turns on its lock. Writers then queue in turn on the lock
         instead of in SQLite's busy handler, which polls with growing sleeps and lets a writer
         that commits and begins again at once starve the others."""
         path = Path(path)
@@ -1036,7 +1037,8 @@ class PurgeBatches:
     thread, so that each batch is a single trip to that thread. (Through aiosqlite, every
     statement, fetch and cursor close is a trip of its own, about twelve a batch, and the
     purge's SQLite thread sat idle half the time: bench/bench_purge.py.) Writes take the
-    store's write lock, so intake and the purge take turns instead of polling SQLite's lock."""
+    store's write lock, so the engine's writers and the purge take turns instead of polling
+    SQLite's lock (in the engine's purge process the lock is purge_child.TurnLock)."""
 
     def __init__(self, path: Path, write_lock: asyncio.Lock,
                  thread_initializer: Callable[[], None] | None = None):
