@@ -313,7 +313,6 @@ class PurgeProcess:
     def __init__(self, target: PurgeTarget, store: Store):
         self._target = target
         self._store = store  # the engine's: its write lock, and the killed child's lease
-        self._write_lock = store.write_lock
         # the last run's turns: how long the child waited for each, and held it (seconds)
         self.waits: list[float] = []
         self.held: list[float] = []
@@ -328,7 +327,10 @@ class PurgeProcess:
             killed_in_turn = True
             log.warning("retention: the purge process held the store's write lock over %g s;"
                         " killed (the next purge carries on)", TURN_LIMIT_S)
-            child.kill()
+            try:
+                child.kill()
+            except ProcessLookupError:
+                pass  # it ended meanwhile
 
         child = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "callengine.purge_child",
@@ -349,7 +351,7 @@ class PurgeProcess:
                 kind, _, rest = line.decode().rstrip("\n").partition(" ")
                 if kind == "turn":
                     asked = time.monotonic()
-                    await self._write_lock.acquire()
+                    await self._store.write_lock.acquire()
                     held = True
                     granted = time.monotonic()
                     self.waits.append(granted - asked)
@@ -358,7 +360,7 @@ class PurgeProcess:
                     await child.stdin.drain()
                 elif kind == "done" and held:
                     held = False
-                    self._write_lock.release()
+                    self._store.write_lock.release()
                     self.held.append(time.monotonic() - granted)
                     if overdue is not None:
                         overdue.cancel()
@@ -374,7 +376,7 @@ class PurgeProcess:
             if overdue is not None:
                 overdue.cancel()
             if held:
-                self._write_lock.release()
+                self._store.write_lock.release()
             if child.returncode is None:
                 try:
                     child.kill()

@@ -253,23 +253,13 @@ JOURNAL_SUFFIX = "-intake"
 _JOURNAL_COLUMNS = ("id", "widget_id", "phone_hash", "phone_enc", "phone_region", "phone_kind",
                     "name_enc", "email_enc", "consent_marketing", "consent_recording",
                     "clause_version", "created_at")
-# The columns a new lead has in `leads`, spelled out again: shipped migrations never change.
-_JOURNAL_SCHEMA = """
-    CREATE TABLE IF NOT EXISTS new_leads (
-        id TEXT PRIMARY KEY,
-        widget_id TEXT NOT NULL,
-        phone_hash TEXT NOT NULL,
-        phone_enc BLOB NOT NULL,
-        phone_region TEXT NOT NULL,
-        phone_kind TEXT NOT NULL,
-        name_enc BLOB,
-        email_enc BLOB,
-        consent_marketing INTEGER NOT NULL,
-        consent_recording INTEGER NOT NULL,
-        clause_version TEXT NOT NULL,
-        created_at REAL NOT NULL
-    )
-"""
+# The journal's table takes its columns from `leads` (with their types; NOT NULL and the
+# other constraints are checked when a lead moves in), so a migration of `leads` is made once.
+_JOURNAL_SCHEMA = (
+    f"CREATE TABLE IF NOT EXISTS new_leads AS SELECT {', '.join(_JOURNAL_COLUMNS)}"
+    " FROM store.leads WHERE 0",
+    "CREATE UNIQUE INDEX IF NOT EXISTS new_leads_id ON new_leads(id)",
+)
 MOVE_BATCH = 500  # journaled leads moved into the store per transaction
 
 
@@ -992,7 +982,8 @@ async def _open_journal(database: Path) -> AsyncIterator[aiosqlite.Connection]:
                        "secure_delete=ON"):
             await db.execute(f"PRAGMA {pragma}")
         await db.execute("ATTACH DATABASE ? AS store", (_file_uri(database) + "?mode=ro",))
-        await db.execute(_JOURNAL_SCHEMA)
+        for statement in _JOURNAL_SCHEMA:
+            await db.execute(statement)
         yield db
     finally:
         await db.close()
