@@ -206,7 +206,7 @@ async def create_store(paths: Paths, now: float) -> str:
     """Schema, agent, group and widget through the real Store; returns the widget's public key."""
     from callengine.flow import Strategy
     from callengine.model import Agent, widget_settings_from_input
-    from callengine.store import KeyStore, Store
+    from callengine.storage import KeyStore, Store
 
     async with Store.open(paths.db, DATA_KEY) as store, KeyStore.open(paths.keystore):
         await store.add_agent(Agent("alice", "PJSIP/alice"))
@@ -539,7 +539,7 @@ async def measure(args: argparse.Namespace, paths: Paths, public_key: str, plan:
     from callengine import crypto, recordings as recordings_mod, retention
     from callengine.recordings import RecordingVault
     from callengine.retention import Purger, PurgeProcess, PurgeReport, PurgeTarget
-    from callengine.store import KeyStore, PurgeBatches, Store
+    from callengine.storage import KeyStore, PurgeBatches, Store
     from callengine.web import WebDeps, make_app
 
     failures: list[str] = []

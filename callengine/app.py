@@ -22,7 +22,7 @@ from callengine.media.rtp import RtpTap
 from callengine.recorder import Tap
 from callengine.recordings import RecordingVault, load_private_keys
 from callengine.retention import PurgeProcess, PurgeTarget, start_schedule
-from callengine.store import KeyStore, Store
+from callengine.storage import KeyStore, Store
 from callengine.web import WebDeps, make_app
 
 log = logging.getLogger(__name__)

@@ -23,15 +23,16 @@ from callengine.crypto import RecordingError
 from callengine.numbers import NumberRejected
 from callengine.recordings import RecordingUnavailable
 from callengine.logs import setup_logging
+from callengine.errors import InvalidInput
 from callengine.model import (
-    InvalidInput,
     agent_from_input,
     check_name,
     group_from_input,
     widget_settings_from_input,
 )
 from callengine.recordings import RecordingVault, load_private_keys
-from callengine.store import Conflict, KeyStore, NotFound, Store
+from callengine.errors import Conflict, NotFound
+from callengine.storage import KeyStore, Store
 from callengine.web import lead_admin_view, widget_view
 
 

@@ -40,7 +40,8 @@ from callengine.recorder import (
     new_recording_id,
 )
 from callengine.recordings import RecordingVault
-from callengine.store import Conflict, NotFound, Store
+from callengine.errors import Conflict, NotFound
+from callengine.storage import Store
 
 log = logging.getLogger(__name__)
 

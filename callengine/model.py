@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from callengine.errors import InvalidInput
 from callengine.flow import Strategy
 from callengine.numbers import DIAL_FORMATS, NumberPolicy, mask
 
@@ -25,13 +26,6 @@ ALLOWED_KINDS = {
     "mobile", "fixed_line", "fixed_line_or_mobile", "voip", "toll_free", "personal_number",
     "uan", "pager", "voicemail",
 }  # premium_rate, shared_cost and unknown are never allowed: toll fraud.
-
-
-class InvalidInput(ValueError):
-    def __init__(self, field_name: str, message: str):
-        super().__init__(f"{field_name}: {message}")
-        self.field = field_name
-        self.message = message
 
 
 @dataclass(frozen=True)

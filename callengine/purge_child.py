@@ -26,7 +26,7 @@ from pathlib import Path
 from callengine.logs import setup_logging
 from callengine.recordings import RecordingVault
 from callengine.retention import BACKGROUND_NICE, Purger
-from callengine.store import KeyStore, Store
+from callengine.storage import KeyStore, Store
 
 PROGRESS_EVERY_S = 0.2
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from callengine import crypto
 from callengine.model import Recording
 from callengine.recorder import BYTES_PER_SAMPLE, FILE_SUFFIX, bytes_per_second
-from callengine.store import KeyStore
+from callengine.storage import KeyStore
 
 EXPORT_FORMATS = ("wav", "mp3", "ogg")
 

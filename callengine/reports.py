@@ -10,7 +10,7 @@ import io
 from datetime import datetime, timezone
 from typing import Any
 
-from callengine.store import Store
+from callengine.storage import Store
 
 COLUMNS = [
     "lead", "created_at", "status", "outcome", "attempts", "phone", "agent", "agent_ring_s",

@@ -39,7 +39,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from callengine.access import Principal, Role
 from callengine.recordings import RecordingVault
 from callengine.model import Widget
-from callengine.store import PurgeBatches, Store
+from callengine.storage import PurgeBatches, Store
 
 log = logging.getLogger(__name__)
 

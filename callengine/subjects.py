@@ -17,7 +17,7 @@ from typing import Any
 
 from callengine.access import Principal
 from callengine.recordings import RecordingVault
-from callengine.store import Store
+from callengine.storage import Store
 
 Progress = Callable[[int, int], None]  # (done, total)
 

@@ -18,9 +18,9 @@ from typing import Any
 
 from aiohttp import web
 
+from callengine.errors import InvalidInput
 from callengine.model import (
     Consent,
-    InvalidInput,
     Lead,
     Widget,
     agent_from_input,
@@ -32,7 +32,8 @@ from callengine.access import Permission, Principal, Role, token_hash, verify_ch
 from callengine.crypto import RecordingError
 from callengine.numbers import NumberRejected, any_number, check_number, mask
 from callengine.recordings import RecordingUnavailable, RecordingVault
-from callengine.store import Conflict, NotFound, RateLimited, Store
+from callengine.errors import Conflict, NotFound, RateLimited
+from callengine.storage import Store
 from callengine.reports import call_report, parse_day, to_csv
 from callengine.subjects import erase_subject, export_subject
 

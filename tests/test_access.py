@@ -12,7 +12,7 @@ from callengine import cli
 from callengine.access import Permission, Role, allowed, verify_chain
 from callengine.flow import Strategy
 from callengine.model import Agent, Consent, widget_settings_from_input
-from callengine.store import Store
+from callengine.storage import Store
 from tests.support.engine import DATA_KEY, DATA_KEY_B64
 from callengine.web import WebDeps, make_app
 

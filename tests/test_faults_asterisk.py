@@ -11,7 +11,7 @@ import time
 import pytest
 
 from callengine.app import running
-from callengine.store import Store
+from callengine.storage import Store
 from tests.support.engine import (
     DATA_KEY,
     EngineProcess,

@@ -15,7 +15,8 @@ import pytest
 
 from callengine.flow import Strategy
 from callengine.model import LEAD_QUEUED, Agent, Consent, widget_settings_from_input
-from callengine.store import JOURNAL_SUFFIX, RateLimited, Store
+from callengine.errors import RateLimited
+from callengine.storage import JOURNAL_SUFFIX, Store
 from tests.support.engine import DATA_KEY, REPO
 
 NUMBER = "+48601234567"
@@ -101,7 +102,7 @@ def test_a_lead_journaled_by_a_killed_engine_is_moved_at_the_next_open(tmp_path)
     """The process dies right after the visitor's lead is committed, before its move."""
     script = textwrap.dedent(f"""
         import asyncio, os, sys, time
-        from callengine.store import Store
+        from callengine.storage import Store
         from tests.test_intake_journal import LEAD, _widget
         async def main():
             async with Store.open({str(tmp_path / 'ce.db')!r}, {DATA_KEY!r}) as store:

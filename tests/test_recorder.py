@@ -29,7 +29,7 @@ from callengine.media.fifo import FifoTap, ensure_fifo_dir
 from callengine.model import Agent, Consent, widget_settings_from_input
 from callengine.recorder import DEFAULT_SAMPLE_RATE, RecordingSink, bytes_per_second
 from callengine.recordings import RecordingVault, wav_header
-from callengine.store import MIGRATIONS, KeyStore, Store, _statements
+from callengine.storage import MIGRATIONS, KeyStore, Store, _statements
 from tests.support.engine import DATA_KEY
 from tests.support.pipes import RefusingFcntl
 

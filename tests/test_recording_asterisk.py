@@ -16,7 +16,7 @@ from callengine import crypto
 from callengine.app import running
 from callengine.recorder import DEFAULT_SAMPLE_RATE, bytes_per_second
 from callengine.recordings import RecordingVault, import_prompt
-from callengine.store import KeyStore, Store
+from callengine.storage import KeyStore, Store
 from tests.support.audio import assert_both_tones, decrypt, scan_for_plaintext
 from tests.support.engine import (
     DATA_KEY,

@@ -17,7 +17,7 @@ from callengine.flow import Strategy
 from callengine.model import Agent, Consent, widget_settings_from_input
 from callengine.recorder import DEFAULT_SAMPLE_RATE, bytes_per_second
 from callengine.recordings import RecordingUnavailable, RecordingVault
-from callengine.store import KeyStore, Store
+from callengine.storage import KeyStore, Store
 from tests.support.engine import DATA_KEY, DATA_KEY_B64
 from callengine.web import WebDeps, make_app
 from tests.support.audio import assert_both_tones, decrypt

@@ -17,7 +17,7 @@ from callengine.model import Agent, Consent, widget_settings_from_input
 from callengine.reports import parse_day
 from callengine.retention import Purger
 from callengine.recordings import RecordingVault
-from callengine.store import KeyStore, Store
+from callengine.storage import KeyStore, Store
 from callengine.web import WebDeps, make_app
 from tests.support.engine import DATA_KEY, DATA_KEY_B64
 

@@ -17,7 +17,8 @@ from callengine.flow import Outcome, Result, Strategy
 from callengine.model import Agent, Consent, widget_settings_from_input
 from callengine.recordings import RecordingVault
 from callengine.retention import DAY, Purger, start_schedule
-from callengine.store import KeyStore, PurgeBatches, RateLimited, Store
+from callengine.errors import RateLimited
+from callengine.storage import KeyStore, PurgeBatches, Store
 from tests.support.engine import DATA_KEY, DATA_KEY_B64
 from tests.support.recordings import seed_recording
 

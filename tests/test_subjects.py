@@ -15,7 +15,7 @@ from callengine.crypto import FieldCipher
 from callengine.flow import Strategy
 from callengine.model import Agent, Consent, widget_settings_from_input
 from callengine.recordings import RecordingVault
-from callengine.store import KeyStore, Store
+from callengine.storage import KeyStore, Store
 from callengine.web import WebDeps, make_app
 from tests.support.audio import assert_both_tones
 from tests.support.engine import DATA_KEY, DATA_KEY_B64

@@ -7,7 +7,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from callengine.flow import Strategy
 from callengine.model import Agent, Consent, widget_settings_from_input
-from callengine.store import Store
+from callengine.storage import Store
 from tests.support.engine import DATA_KEY
 from callengine.web import WebDeps, make_app
 

@@ -10,7 +10,7 @@ import numpy as np
 from callengine.model import Attempt
 from callengine.recorder import DEFAULT_SAMPLE_RATE, RecordingSink, new_recording_id
 from callengine.recordings import RecordingVault
-from callengine.store import Store
+from callengine.storage import Store
 
 
 def two_tones(seconds: float, rate: int = DEFAULT_SAMPLE_RATE) -> bytes:

@@ -25,6 +25,7 @@ from uuid6 import uuid7
 
 from callengine.access import GENESIS, AuditEntry, Principal, Role, chain_hash
 from callengine.crypto import FieldCipher
+from callengine.errors import Conflict, NotFound, RateLimited
 from callengine.flow import Result, Strategy
 from callengine.model import (
     LEAD_CALLING,
@@ -42,23 +43,6 @@ from callengine.model import (
 )
 
 log = logging.getLogger(__name__)
-
-
-class NotFound(LookupError):
-    def __init__(self, what: str, key: str):
-        super().__init__(f"no {what} {key!r}")
-        self.what = what
-        self.key = key
-
-
-class Conflict(ValueError):
-    pass
-
-
-class RateLimited(Exception):
-    def __init__(self, message: str, retry_after_s: int):
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
 
 
 # Each entry moves the schema one version up; never edit one that has shipped, add a new one.

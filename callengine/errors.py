@@ -1,0 +1,28 @@
+"""Domain errors: what went wrong, in the domain's words. They carry no HTTP status and no exit
+code; each edge (the HTTP API, the CLI) maps them to its own answer."""
+
+from __future__ import annotations
+
+
+class InvalidInput(ValueError):
+    def __init__(self, field_name: str, message: str):
+        super().__init__(f"{field_name}: {message}")
+        self.field = field_name
+        self.message = message
+
+
+class NotFound(LookupError):
+    def __init__(self, what: str, key: str):
+        super().__init__(f"no {what} {key!r}")
+        self.what = what
+        self.key = key
+
+
+class Conflict(ValueError):
+    pass
+
+
+class RateLimited(Exception):
+    def __init__(self, message: str, retry_after_s: int):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
