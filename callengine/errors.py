@@ -26,3 +26,13 @@ class RateLimited(Exception):
     def __init__(self, message: str, retry_after_s: int):
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+
+class UnknownWidget(NotFound):
+    """No widget has this public key: the intake's own "not found"."""
+
+    def __init__(self) -> None:
+        LookupError.__init__(self, "no widget has this public key")
+        self.what = "widget"
+        self.key = "(public key)"

@@ -1,7 +1,8 @@
 """The records the engine keeps (widgets, agents, groups, leads, attempts) and their validation.
 
-Plain data, no I/O: the store reads and writes them, the web edge and the CLI build them from
-user input through the `*_from_input` functions, which raise `InvalidInput` naming the field.
+Plain data, no I/O: the store reads and writes them, the services build them from user input
+through the `*_from_input` functions, which raise `InvalidInput` naming the field. What users see
+of them (JSON views, CSV rows) is in `callengine.services.views`.
 """
 
 from __future__ import annotations
@@ -11,17 +12,28 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from callengine.errors import InvalidInput
-from callengine.flow import Strategy
-from callengine.numbers import DIAL_FORMATS, NumberPolicy, mask
+from callengine.flow import Outcome, Strategy
+from callengine.numbers import DIAL_FORMATS, NumberPolicy, VisitorNumber, check_number, mask
 
 LEAD_QUEUED = "queued"
 LEAD_CALLING = "calling"
 LEAD_DONE = "done"
+LEAD_STATUSES = (LEAD_QUEUED, LEAD_CALLING, LEAD_DONE)
+
+RECORDING_RECORDING = "recording"  # being written
+RECORDING_COMPLETE = "complete"
+RECORDING_INCOMPLETE = "incomplete"  # ended early; its sealed part opens
+RECORDING_FAILED = "failed"
+RECORDING_DELETED = "deleted"  # crypto-shredded: the row is a tombstone
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _ENDPOINT = re.compile(r"^(PJSIP|SIP|IAX2|Local)/[A-Za-z0-9_.@+-]{1,80}$")
 _MEDIA = re.compile(r"^(sound|recording|tone):[A-Za-z0-9_/.,=|-]{1,120}$")
 _REGION = re.compile(r"^[A-Z]{2}$")
+_CLAUSE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[A-Za-z]{2,}$")
+RETRYABLE_OUTCOMES = frozenset(o.value for o in Outcome if o is not Outcome.CONNECTED)
+LEAD_FIELDS = frozenset({"phone", "name", "email", "consent", "clause_version"})
 ALLOWED_KINDS = {
     "mobile", "fixed_line", "fixed_line_or_mobile", "voip", "toll_free", "personal_number",
     "uan", "pager", "voicemail",
@@ -58,7 +70,8 @@ class WidgetSettings:
     whisper: str | None = "sound:beep"
     max_attempts: int = 1
     retry_delay_s: int = 120
-    retry_on: tuple[str, ...] = ("agents-no-answer", "agents-busy", "failed")
+    retry_on: tuple[str, ...] = (
+        Outcome.AGENTS_NO_ANSWER.value, Outcome.AGENTS_BUSY.value, Outcome.FAILED.value)
     max_leads_per_number_per_day: int = 3
     max_leads_per_hour: int = 200
     allowed_origins: tuple[str, ...] = ()
@@ -120,14 +133,6 @@ class Lead:
     def phone_masked(self) -> str:
         return mask(self.phone_e164)
 
-    def public_view(self) -> dict[str, Any]:
-        """What the widget may see of its own lead: no personal data."""
-        return {
-            "id": self.id,
-            "status": self.status,
-            "progress": self.progress,
-            "outcome": self.outcome,
-        }
 
 
 @dataclass(frozen=True)
@@ -155,7 +160,7 @@ class Recording:
     attempt_id: str
     route: str
     key_id: str
-    status: str  # recording, complete, incomplete, failed, deleted
+    status: str  # RECORDING_*
     started_at: float
     widget_id: str
     phone_e164: str = field(repr=False)
@@ -172,17 +177,55 @@ class Recording:
     def file_name(self) -> str:
         return f"{self.id}.cerec"
 
-    def view(self) -> dict[str, Any]:
-        return {
-            "id": self.id, "lead": self.lead_id, "widget": self.widget_id,
-            "phone": mask(self.phone_e164), "status": self.status, "route": self.route,
-            "key_id": self.key_id, "started_at": self.started_at, "ended_at": self.ended_at,
-            "duration_s": self.duration_s, "bytes": self.bytes, "segments": self.segments,
-            "sha256": self.sha256, "problem": self.problem, "sample_rate": self.sample_rate,
-        }
+
+
+@dataclass(frozen=True)
+class LeadInput:
+    """A callback request as a widget sent it, validated: the number passed the widget's policy."""
+
+    number: VisitorNumber
+    name: str | None = field(repr=False)
+    email: str | None = field(repr=False)
+    consent: Consent
 
 
 # ---- validation of user input -------------------------------------------------------------------
+
+
+def optional_text(field_name: str, value: Any, limit: int) -> str | None:
+    """A free-text field: absent or empty is None, else one line of at most `limit` characters."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) > limit or any(ord(c) < 32 for c in value):
+        raise InvalidInput(field_name, f"must be text of at most {limit} characters on one line")
+    return value.strip()
+
+
+def lead_from_input(data: dict[str, Any], policy: NumberPolicy) -> LeadInput:
+    """A widget's lead from its JSON fields; the number is checked last, against `policy`
+    (raises `NumberRejected` with its code)."""
+    unknown = sorted(set(data) - LEAD_FIELDS)
+    if unknown:
+        raise InvalidInput(unknown[0], "unknown field")
+    raw_phone = data.get("phone")
+    if not isinstance(raw_phone, str) or not raw_phone.strip():
+        raise InvalidInput("phone", "required: the number to call back")
+    consent = data.get("consent")
+    if not isinstance(consent, dict) or set(consent) - {"marketing", "recording"} or not all(
+        isinstance(consent.get(k), bool) for k in ("marketing", "recording")
+    ):
+        raise InvalidInput("consent", "required: {\"marketing\": bool, \"recording\": bool}")
+    clause = data.get("clause_version")
+    if not isinstance(clause, str) or not _CLAUSE.match(clause):
+        raise InvalidInput(
+            "clause_version", "required: the id of the information clause the visitor saw"
+        )
+    name = optional_text("name", data.get("name"), 100)
+    email = optional_text("email", data.get("email"), 254)
+    if email is not None and not _EMAIL.match(email):
+        raise InvalidInput("email", "is not an e-mail address")
+    number = check_number(raw_phone, policy)
+    return LeadInput(number, name, email, Consent(consent["marketing"], consent["recording"], clause))
 
 
 def check_name(field_name: str, value: Any) -> str:
@@ -246,8 +289,7 @@ def widget_settings_from_input(data: Any) -> WidgetSettings:
         raise InvalidInput("whisper", "expected an Asterisk media URI like sound:beep")
     retry_on = _str_tuple("retry_on", values["retry_on"])
     for outcome in retry_on:
-        if outcome not in ("agents-no-answer", "agents-busy", "failed", "visitor-busy",
-                           "visitor-no-answer", "visitor-unreachable"):
+        if outcome not in RETRYABLE_OUTCOMES:
             raise InvalidInput("retry_on", f"{outcome!r} is not a retryable outcome")
     if values["recording"] not in ("off", "on"):
         raise InvalidInput("recording", "must be \"off\" or \"on\"")

@@ -133,7 +133,7 @@ async def test_erasure_leaves_no_trace_in_the_journal(tmp_path):
     """The journal's log held the lead before its move: erasure must clear it too."""
     from callengine.access import Principal, Role
     from callengine.crypto import FieldCipher
-    from callengine.subjects import erase_subject
+    from callengine.services.subjects import erase_subject
 
     async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
         widget = await _widget(store)

@@ -29,6 +29,7 @@ from callengine.media.fifo import FifoTap, ensure_fifo_dir
 from callengine.model import Agent, Consent, widget_settings_from_input
 from callengine.recorder import DEFAULT_SAMPLE_RATE, RecordingSink, bytes_per_second
 from callengine.recordings import RecordingVault, wav_header
+from callengine.services.views import recording_view
 from callengine.storage import MIGRATIONS, KeyStore, Store, _statements
 from tests.support.engine import DATA_KEY
 from tests.support.pipes import RefusingFcntl
@@ -92,7 +93,7 @@ async def test_store_keeps_each_recordings_rate(tmp_path):
         await store.finish_recording("r8000", status="complete", now=time.time(),
                                      duration_s=2.0, bytes_in=32000, segments=1, sha256=None,
                                      problem=None)  # keeps the row's rate
-        rates = {r.id: (r.sample_rate, r.view()["sample_rate"])
+        rates = {r.id: (r.sample_rate, recording_view(r)["sample_rate"])
                  for r in await store.list_recordings()}
     assert rates == {"r8000": (8000, 8000), "r16000": (16000, 16000)}
 

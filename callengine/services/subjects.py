@@ -15,8 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from callengine.access import Principal
+from callengine.access import Permission, Principal, require
+from callengine.errors import InvalidInput
+from callengine.numbers import VisitorNumber, any_number
 from callengine.recordings import RecordingVault
+from callengine.services import views
+from callengine.services.base import Service
 from callengine.storage import Store
 
 Progress = Callable[[int, int], None]  # (done, total)
@@ -39,31 +43,8 @@ async def export_subject(
     for lead in leads:
         recordings = await store.list_recordings(lead_id=lead.id)
         recordings_total += len(recordings)
-        exported.append({
-            "id": lead.id,
-            "widget": lead.widget_id,
-            "created_at": lead.created_at,
-            "phone": lead.phone_e164,
-            "name": lead.name,
-            "email": lead.email,
-            "consent": {
-                "marketing": lead.consent.marketing,
-                "recording": lead.consent.recording,
-                "information_clause_version": lead.consent.clause_version,
-            },
-            "status": lead.status,
-            "outcome": lead.outcome,
-            "attempts": [
-                {"number": a.number, "started_at": a.started_at, "ended_at": a.ended_at,
-                 "outcome": a.outcome, "cause": a.cause, "talk_s": a.talk_s}
-                for a in await store.attempts_for(lead.id)
-            ],
-            "recordings": [
-                {"id": r.id, "status": r.status, "started_at": r.started_at,
-                 "duration_s": r.duration_s, "sample_rate": r.sample_rate}
-                for r in recordings
-            ],
-        })
+        exported.append(views.subject_lead_view(lead, await store.attempts_for(lead.id),
+                                                recordings))
     await store.audit(principal, "subjects.export",
                       "leads:" + ",".join(lead.id for lead in leads) if leads else "leads:none",
                       "with audio" if audio_dir else "metadata", now)
@@ -102,3 +83,32 @@ async def erase_subject(
                       "leads:" + ",".join(lead_ids) if lead_ids else "leads:none",
                       f"{len(recording_ids)} recording(s) crypto-shredded", now)
     return Erasure(erased, len(recording_ids))
+
+
+def _subject_number(raw: Any) -> VisitorNumber:
+    if not isinstance(raw, str):
+        raise InvalidInput("phone", "required: the data subject's number")
+    return any_number(raw)
+
+
+class Subjects(Service):
+    """The use cases, for a number as the subject (or the operator) wrote it."""
+
+    async def export(self, who: Principal, raw_number: Any, *, audio_dir: Path | None = None,
+                     progress: Progress | None = None) -> dict[str, Any]:
+        require(who, Permission.EXPORT_SUBJECT)
+        number = _subject_number(raw_number)
+        return await export_subject(self.store, number.e164, who, self.ctx.clock(),
+                                    vault=self.ctx.vault, audio_dir=audio_dir,
+                                    progress=progress)
+
+    async def erase(self, who: Principal, raw_number: Any, *,
+                    confirm: Callable[[VisitorNumber], bool] = lambda number: True
+                    ) -> Erasure | None:
+        """Erase, once `confirm` (shown the masked number) agrees; None when it does not."""
+        require(who, Permission.ERASE_SUBJECT)
+        number = _subject_number(raw_number)
+        if not confirm(number):
+            return None
+        return await erase_subject(self.store, number.e164, who, self.ctx.clock(),
+                                   vault=self.ctx.vault)

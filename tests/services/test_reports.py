@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from callengine import cli
 from callengine.flow import Outcome, Result, Strategy
 from callengine.model import Agent, Consent, widget_settings_from_input
-from callengine.reports import parse_day
+from callengine.services.reports import parse_day
 from callengine.retention import Purger
 from callengine.recordings import RecordingVault
 from callengine.storage import KeyStore, Store

@@ -1,0 +1,90 @@
+"""`agent`, `group`, `widget`: what the engine calls with and for whom."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from callengine.cli.common import AddCommand, emit, group, principal, run
+from callengine.config import Config
+from callengine.services import views
+
+
+def cmd_agent_add(config: Config, args: argparse.Namespace) -> int:
+    agent = run(config, lambda s: s.config.add_agent(principal(args), args.name, args.endpoint))
+    print(f"agent {agent.name} added ({agent.endpoint})")
+    return 0
+
+
+def cmd_agent_list(config: Config, args: argparse.Namespace) -> int:
+    agents = run(config, lambda s: s.config.agents(principal(args)))
+    emit([views.agent_view(a) for a in agents])
+    return 0
+
+
+def cmd_group_add(config: Config, args: argparse.Namespace) -> int:
+    agents = [a.strip() for a in args.agents.split(",") if a.strip()]
+    added = run(config, lambda s: s.config.add_group(
+        principal(args), args.name, args.strategy, args.ring_timeout, agents))
+    print(f"group {added.name} added: {', '.join(a.name for a in added.agents)}")
+    return 0
+
+
+def cmd_group_list(config: Config, args: argparse.Namespace) -> int:
+    groups = run(config, lambda s: s.config.groups(principal(args)))
+    emit([views.group_view(g) for g in groups])
+    return 0
+
+
+def cmd_widget_add(config: Config, args: argparse.Namespace) -> int:
+    raw: dict[str, Any] = json.loads(args.settings) if args.settings else {}
+    for key in ("group", "caller_id", "visitor_endpoint", "default_region", "whisper"):
+        value = getattr(args, key)
+        if value is not None:
+            raw[key] = value
+    if args.regions is not None:
+        raw["allowed_regions"] = args.regions
+    widget = run(config, lambda s: s.config.add_widget(principal(args), args.id, args.name, raw))
+    if args.quiet:
+        print(widget.public_key)
+    else:
+        emit(views.widget_view(widget))
+    return 0
+
+
+def cmd_widget_list(config: Config, args: argparse.Namespace) -> int:
+    widgets = run(config, lambda s: s.config.widgets(principal(args)))
+    emit([views.widget_view(w) for w in widgets])
+    return 0
+
+
+def register(commands: argparse._SubParsersAction, command: AddCommand) -> None:
+    agent = group(commands, "agent", "agents (SIP phones)")
+    sub = command("add", cmd_agent_add, "add an agent", agent)
+    sub.add_argument("name")
+    sub.add_argument("endpoint", help="Asterisk dial string, e.g. PJSIP/agent1")
+    command("list", cmd_agent_list, "list agents", agent)
+
+    groups = group(commands, "group", "agent groups")
+    sub = command("add", cmd_group_add, "add an agent group", groups)
+    sub.add_argument("name")
+    sub.add_argument("--agents", required=True, help="comma-separated agent names, in order")
+    sub.add_argument("--strategy", default="ring-all", help="ring-all or sequential")
+    sub.add_argument("--ring-timeout", type=int, default=20, help="seconds an agent rings")
+    command("list", cmd_group_list, "list agent groups", groups)
+
+    widget = group(commands, "widget", "website widgets")
+    sub = command("add", cmd_widget_add, "add a widget; prints its public key", widget)
+    sub.add_argument("id")
+    sub.add_argument("--name")
+    sub.add_argument("--group", required=True)
+    sub.add_argument("--regions", help="countries that may be called, e.g. PL,DE")
+    sub.add_argument("--caller-id", dest="caller_id")
+    sub.add_argument("--visitor-endpoint", dest="visitor_endpoint",
+                     help="dial string with {number}, default PJSIP/{number}@pstn")
+    sub.add_argument("--default-region", dest="default_region")
+    sub.add_argument("--whisper", help="media played to the agent first, e.g. sound:beep")
+    sub.add_argument("--settings", help="further settings as a JSON object (docs/config.md)")
+    sub.add_argument("-q", "--quiet", action="store_true", help="print only the public key")
+    command("list", cmd_widget_list, "list widgets", widget)

@@ -1,0 +1,62 @@
+"""`run`, `check-config`, `migrate`: the engine itself and its configuration."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from callengine.cli.common import AddCommand, run
+from callengine.config import Config
+from callengine.logs import setup_logging
+
+
+def cmd_run(config: Config, args: argparse.Namespace) -> int:
+    from callengine.app import serve
+
+    setup_logging(config.log_level)
+    asyncio.run(serve(config))
+    return 0
+
+
+def cmd_check_config(config: Config, args: argparse.Namespace) -> int:
+    print(f"configuration OK (store {config.database}, ARI {config.ari.url})")
+    settings = config.recording
+    if settings.public_key_file is not None:
+        print(f"recording: {settings.route} route, {settings.sample_rate} Hz")
+        if settings.route == "fifo":
+            _print_fifo_capacity(settings.fifo_slack_s, settings.sample_rate,
+                                 config.dialing.max_concurrent_calls)
+    return 0
+
+
+def _print_fifo_capacity(slack_s: float, sample_rate: int, wanted: int) -> None:
+    """How many FIFO recordings the kernel lets this user hold at once (docs/recording-taps.md,
+    "The pipe budget"). A recording over the budget is refused, not recorded with less slack."""
+    from callengine.media.fifo import concurrent_fifo_capacity, pipe_size_for
+    from callengine.recorder import bytes_per_second
+
+    size = pipe_size_for(slack_s, sample_rate)
+    seconds = size / bytes_per_second(sample_rate)
+    fit = concurrent_fifo_capacity(size)
+    print(f"FIFO pipe per recording: {size // 1024} KiB ({seconds:.0f} s of audio); concurrent "
+          "recordings that fit under fs.pipe-user-pages-soft: "
+          + ("unlimited" if fit is None else str(fit)))
+    if seconds < 0.9 * slack_s:
+        print(f"WARNING: /proc/sys/fs/pipe-max-size holds only {seconds:.1f} s of audio "
+              f"(recording.fifo_slack_s = {slack_s:g})")
+    if fit is not None and fit < wanted:
+        print(f"WARNING: {fit} FIFO recordings fit, dialing.max_concurrent_calls is {wanted}: "
+              "recordings beyond that are refused (their calls go on unrecorded); raise "
+              "fs.pipe-user-pages-soft or give the engine CAP_SYS_RESOURCE")
+
+
+def cmd_db_migrate(config: Config, args: argparse.Namespace) -> int:
+    version = run(config, lambda services: services.schema_version())
+    print(f"store schema at version {version}")
+    return 0
+
+
+def register(commands: argparse._SubParsersAction, command: AddCommand) -> None:
+    command("run", cmd_run, "run the engine: ARI controller and HTTP API")
+    command("check-config", cmd_check_config, "validate the configuration and secrets")
+    command("migrate", cmd_db_migrate, "create or upgrade the store's schema")

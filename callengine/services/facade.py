@@ -1,0 +1,77 @@
+"""The one entry to the use cases: `Services`, built from a store (and optionally the recording
+vault), a clock and the engine's wake-up; and `open_services`, which opens what a command-line
+run needs from the configuration, so no edge opens the store itself."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from callengine.access import Permission, Principal, require
+from callengine.config import Config
+from callengine.recordings import RecordingVault, load_private_keys
+from callengine.services.audit import AuditLog
+from callengine.services.base import Context
+from callengine.services.configuration import Configuration
+from callengine.services.leads import Leads
+from callengine.services.recordings import Recordings
+from callengine.services.reports import Reports
+from callengine.services.subjects import Subjects
+from callengine.services.tokens import Tokens
+from callengine.storage import KeyStore, Store
+
+
+class Services:
+    """Every use case, once; the HTTP API, the CLI and the panel call these. Each checks the
+    acting principal's permission itself and writes the audit entry its act needs."""
+
+    def __init__(self, store: Store, *, vault: RecordingVault | None = None,
+                 clock: Callable[[], float] = time.time,
+                 on_lead: Callable[[], None] = lambda: None, channel: str = "api"):
+        context = Context(store, vault, clock, on_lead, channel)
+        self.context = context
+        self.leads = Leads(context)
+        self.recordings = Recordings(context)
+        self.config = Configuration(context)
+        self.tokens = Tokens(context)
+        self.audit = AuditLog(context)
+        self.subjects = Subjects(context)
+        self.reports = Reports(context)
+
+    async def schema_version(self) -> int:
+        return await self.context.store.schema_version()
+
+    async def backup_contents(self, who: Principal) -> tuple[list[str], int]:
+        """The live recordings' ids and the number of leads, for a backup's manifest."""
+        require(who, Permission.CONFIGURE)
+        recordings = await self.recordings.live_ids()
+        leads = len(await self.context.store.list_leads(limit=10**9))
+        return recordings, leads
+
+    async def purge(self, now: float, *, dry_run: bool, progress: Any = None) -> Any:
+        """Retention: leads and recordings past their widget's periods (callengine.retention)."""
+        from callengine.retention import Purger
+
+        assert self.context.vault is not None, "open the services with the vault to purge"
+        return await Purger(self.context.store, self.context.vault).run(
+            now, dry_run=dry_run, progress=progress)
+
+
+@asynccontextmanager
+async def open_services(config: Config, *, vault: bool = False,
+                        key_files: list[Path] | None = None, keystore: Path | None = None,
+                        channel: str = "cli") -> AsyncIterator[Services]:
+    """The store, and with `vault` the recordings too: files, the keystore (`keystore` or the
+    configured one) and the private keys in `key_files` (or the configured ones); without any
+    key, recordings can be listed, verified for structure and shredded, not opened."""
+    async with AsyncExitStack() as stack:
+        store = await stack.enter_async_context(Store.open(config.database, config.data_key))
+        recordings = None
+        if vault:
+            keys = await stack.enter_async_context(KeyStore.open(keystore or config.keystore))
+            paths = key_files if key_files else list(config.recording.private_key_files)
+            recordings = RecordingVault(config.recordings_dir, keys, load_private_keys(paths))
+        yield Services(store, vault=recordings, channel=channel)

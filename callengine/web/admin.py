@@ -1,0 +1,153 @@
+"""The authenticated API: leads, configuration, recordings, tokens, the audit log, data
+subjects and reports. Each handler reads the request, calls one service, renders its view."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from callengine.errors import InvalidInput
+from callengine.services import views
+from callengine.web.auth import principal, wants_unmasked
+from callengine.web.deps import services
+from callengine.web.problems import json_body
+
+MAX_PAGE = 1000  # leads per listing
+
+
+async def get_lead(request: web.Request) -> web.Response:
+    who = await principal(request)
+    view = await services(request).leads.detail(
+        who, request.match_info["lead_id"], unmask=wants_unmasked(request))
+    return web.json_response(view)
+
+
+async def list_leads(request: web.Request) -> web.Response:
+    who = await principal(request)
+    try:
+        limit = int(request.query.get("limit", "100"))
+    except ValueError:
+        raise InvalidInput("limit", "must be a whole number") from None
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput("limit", f"must be from 1 to {MAX_PAGE}")
+    leads = await services(request).leads.list(
+        who, widget_id=request.query.get("widget"), status=request.query.get("status"),
+        limit=limit, unmask=wants_unmasked(request))
+    return web.json_response({"leads": leads})
+
+
+async def create_agent(request: web.Request) -> web.Response:
+    who = await principal(request)
+    data = await json_body(request)
+    agent = await services(request).config.add_agent(who, data.get("name"), data.get("endpoint"))
+    return web.json_response(views.agent_view(agent, enabled=False), status=201)
+
+
+async def create_group(request: web.Request) -> web.Response:
+    who = await principal(request)
+    data = await json_body(request)
+    group = await services(request).config.add_group(
+        who, data.get("name"), data.get("strategy", "ring-all"), data.get("ring_timeout", 20),
+        data.get("agents"))
+    return web.json_response(views.group_view(group), status=201)
+
+
+async def create_widget(request: web.Request) -> web.Response:
+    who = await principal(request)
+    data = await json_body(request)
+    widget = await services(request).config.add_widget(
+        who, data.get("id"), data.get("name"), data.get("settings", {}))
+    return web.json_response(views.widget_view(widget), status=201)
+
+
+async def list_widgets(request: web.Request) -> web.Response:
+    widgets = await services(request).config.widgets(await principal(request))
+    return web.json_response({"widgets": [views.widget_view(w) for w in widgets]})
+
+
+async def list_recordings(request: web.Request) -> web.Response:
+    recordings = await services(request).recordings.list(
+        await principal(request), lead_id=request.query.get("lead"))
+    return web.json_response({"recordings": recordings})
+
+
+async def recording_audio(request: web.Request) -> web.StreamResponse:
+    """Decrypt on the fly into the response: plaintext exists only in memory, never on disk."""
+    who = await principal(request)
+    plain = await services(request).recordings.play(who, request.match_info["recording_id"])
+    response = web.StreamResponse(headers={
+        "Content-Type": "audio/wav",
+        "Content-Length": str(44 + plain.size),
+        "Cache-Control": "no-store",
+        "X-Recording-Complete": "true" if plain.complete else "false",
+    })
+    await response.prepare(request)
+    await response.write(plain.wav_header())
+    for chunk in plain.chunks:
+        await response.write(chunk)
+    await response.write_eof()
+    return response
+
+
+async def delete_recording(request: web.Request) -> web.Response:
+    who = await principal(request)
+    await services(request).recordings.delete(who, request.match_info["recording_id"])
+    return web.Response(status=204)
+
+
+async def create_token(request: web.Request) -> web.Response:
+    who = await principal(request)
+    data = await json_body(request)
+    made = await services(request).tokens.create(who, data.get("name"), data.get("role"))
+    return web.json_response(views.new_token_view(made.name, made.role.value, made.token),
+                             status=201)
+
+
+async def audit_log(request: web.Request) -> web.Response:
+    entries, problem = await services(request).audit.log(await principal(request))
+    return web.json_response(views.audit_log_view(entries, problem))
+
+
+async def subject_export(request: web.Request) -> web.Response:
+    who = await principal(request)
+    data = await json_body(request)
+    export = await services(request).subjects.export(who, data.get("phone"))
+    return web.json_response(export, headers={"Cache-Control": "no-store"})
+
+
+async def subject_erase(request: web.Request) -> web.Response:
+    who = await principal(request)
+    data = await json_body(request)
+    erasure = await services(request).subjects.erase(who, data.get("phone"))
+    assert erasure is not None  # no confirmation step over HTTP
+    return web.json_response({"leads": erasure.leads, "recordings": erasure.recordings})
+
+
+async def report(request: web.Request) -> web.Response:
+    who = await principal(request)
+    widget_id = request.query.get("widget", "")
+    fmt = request.query.get("format", "json")
+    if fmt not in ("json", "csv"):
+        raise InvalidInput("format", "must be json or csv")
+    rows = await services(request).reports.calls(
+        who, widget_id, request.query.get("from", ""), request.query.get("to", ""),
+        unmask=wants_unmasked(request))
+    if fmt == "csv":
+        return web.Response(text=views.report_csv(rows), content_type="text/csv")
+    return web.json_response({"widget": widget_id, "rows": rows})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/v1/leads", list_leads)
+    app.router.add_get("/api/v1/leads/{lead_id}", get_lead)
+    app.router.add_post("/api/v1/agents", create_agent)
+    app.router.add_post("/api/v1/groups", create_group)
+    app.router.add_get("/api/v1/widgets", list_widgets)
+    app.router.add_post("/api/v1/widgets", create_widget)
+    app.router.add_get("/api/v1/recordings", list_recordings)
+    app.router.add_get("/api/v1/recordings/{recording_id}/audio", recording_audio)
+    app.router.add_delete("/api/v1/recordings/{recording_id}", delete_recording)
+    app.router.add_post("/api/v1/tokens", create_token)
+    app.router.add_get("/api/v1/audit", audit_log)
+    app.router.add_post("/api/v1/subjects/export", subject_export)
+    app.router.add_post("/api/v1/subjects/erase", subject_erase)
+    app.router.add_get("/api/v1/reports/calls", report)

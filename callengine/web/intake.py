@@ -1,0 +1,55 @@
+"""The widget's routes: a visitor's callback request, its CORS preflight, and its status.
+Authenticated by the widget's public key, which only says which widget (it is public)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from callengine.model import Widget
+from callengine.services.views import lead_public_view
+from callengine.web.deps import services
+from callengine.web.problems import json_body
+
+
+def _cors(request: web.Request, widget: Widget, response: web.StreamResponse) -> None:
+    origin = request.headers.get("Origin")
+    if origin and origin in widget.settings.allowed_origins:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Vary"] = "Origin"
+
+
+async def intake_preflight(request: web.Request) -> web.Response:
+    widget = await services(request).leads.widget_for_key(request.match_info["key"])
+    response = web.Response(status=204)
+    _cors(request, widget, response)
+    response.headers["Access-Control-Allow-Methods"] = "POST, GET"
+    response.headers["Access-Control-Allow-Headers"] = "Content-Type"
+    return response
+
+
+async def create_lead(request: web.Request) -> web.Response:
+    leads = services(request).leads
+    widget = await leads.widget_for_key(request.match_info["key"])
+    lead = await leads.create(widget, await json_body(request))
+    response = web.json_response(
+        {**lead_public_view(lead),
+         "status_url": f"/api/v1/widgets/{widget.public_key}/leads/{lead.id}"},
+        status=201,
+    )
+    _cors(request, widget, response)
+    return response
+
+
+async def lead_public_status(request: web.Request) -> web.Response:
+    leads = services(request).leads
+    widget = await leads.widget_for_key(request.match_info["key"])
+    lead = await leads.public_status(widget, request.match_info["lead_id"])
+    response = web.json_response(lead_public_view(lead))
+    _cors(request, widget, response)
+    return response
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/api/v1/widgets/{key}/leads", create_lead)
+    app.router.add_route("OPTIONS", "/api/v1/widgets/{key}/leads", intake_preflight)
+    app.router.add_get("/api/v1/widgets/{key}/leads/{lead_id}", lead_public_status)

@@ -1,0 +1,117 @@
+"""Errors as HTTP answers: RFC 9457 problem details, the one mapping from domain errors to
+them, the middleware that applies it, and reading a JSON body (whose faults are problems too).
+Nothing outside this package knows about status codes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from callengine.access import Forbidden
+from callengine.crypto import RecordingError
+from callengine.errors import Conflict, InvalidInput, NotFound, RateLimited, UnknownWidget
+from callengine.numbers import NumberRejected
+from callengine.recordings import RecordingUnavailable
+
+log = logging.getLogger(__name__)
+
+PROBLEM_TYPE = "https://callengine.invalid/problems/"  # stable identifiers, not fetched
+MAX_BODY = 16 * 1024
+
+
+class Problem(Exception):
+    """An RFC 9457 problem; raised anywhere in a handler, rendered by the middleware."""
+
+    def __init__(self, status: int, slug: str, title: str, detail: str = "", **extra: Any):
+        super().__init__(detail or title)
+        self.status, self.slug, self.title, self.detail, self.extra = (
+            status, slug, title, detail, extra
+        )
+
+
+def problem_for(exc: Exception) -> Problem | None:
+    """The one mapping: a domain error as the problem the API answers (None: not a domain
+    error)."""
+    if isinstance(exc, Problem):
+        return exc
+    if isinstance(exc, InvalidInput):
+        return Problem(422, "invalid-field", "A field is not valid", exc.message,
+                       field=exc.field)
+    if isinstance(exc, NumberRejected):
+        return Problem(422, f"number-{exc.code}", "This number can't be called back", str(exc),
+                       field="phone", code=exc.code)
+    if isinstance(exc, UnknownWidget):
+        return Problem(404, "unknown-widget", "Unknown widget", str(exc))
+    if isinstance(exc, NotFound):
+        return Problem(404, "not-found", "Not found", str(exc))
+    if isinstance(exc, Forbidden):
+        return Problem(403, "forbidden", "Not allowed", str(exc))
+    if isinstance(exc, Conflict):
+        return Problem(409, "conflict", "Conflict", str(exc))
+    if isinstance(exc, RateLimited):
+        return Problem(429, "rate-limited", "Too many requests", str(exc),
+                       retry_after=exc.retry_after_s)
+    if isinstance(exc, RecordingUnavailable):
+        return Problem(409, "playback-unavailable", "Playback is not possible here", str(exc))
+    if isinstance(exc, RecordingError):
+        return Problem(422, "recording-damaged", "The recording fails verification",
+                       f"{type(exc).__name__}: {exc}")
+    return None
+
+
+def problem_response(problem: Problem, instance: str) -> web.Response:
+    body = {
+        "type": PROBLEM_TYPE + problem.slug,
+        "title": problem.title,
+        "status": problem.status,
+        "instance": instance,
+        **({"detail": problem.detail} if problem.detail else {}),
+        **problem.extra,
+    }
+    headers = {}
+    if "retry_after" in problem.extra:
+        headers["Retry-After"] = str(problem.extra["retry_after"])
+    if problem.status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="callengine"'
+    return web.json_response(
+        body, status=problem.status, content_type="application/problem+json", headers=headers
+    )
+
+
+@web.middleware
+async def problems_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return problem_response(
+            Problem(exc.status, f"http-{exc.status}", exc.reason or "HTTP error"), request.path
+        )
+    except Exception as exc:
+        problem = problem_for(exc)
+        if problem is None:
+            # Log the trace for operators; the client gets no internals.
+            log.exception("unhandled error on %s %s", request.method, request.path)
+            problem = Problem(500, "internal", "Internal error", "the error was logged")
+        return problem_response(problem, request.path)
+
+
+async def json_body(request: web.Request) -> dict[str, Any]:
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise Problem(413, "too-large", "Request body too large", f"at most {MAX_BODY} bytes")
+    if request.content_type != "application/json":
+        raise Problem(415, "unsupported-media-type", "Send JSON",
+                      "Content-Type must be application/json")
+    try:
+        data = await request.json()
+    except ValueError:
+        raise Problem(400, "malformed-json", "Malformed JSON", "the body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise Problem(400, "malformed-json", "Malformed JSON", "the body must be a JSON object")
+    return data

@@ -1,0 +1,77 @@
+"""The CLI's surface (commands, their arguments and choices) is pinned here, so a change to it
+is a decision, not an accident of moving code."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from callengine.cli import build_parser
+
+ROLES = ["admin", "supervisor", "agent", "viewer"]
+
+SURFACE = {
+    "": ["--version", ("--role", ROLES), "-c/--config"],
+    "run": [],
+    "check-config": [],
+    "migrate": [],
+    "agent add": ["name", "endpoint"],
+    "agent list": [],
+    "group add": ["name", "--agents", "--strategy", "--ring-timeout"],
+    "group list": [],
+    "widget add": ["id", "--name", "--group", "--regions", "--caller-id", "--visitor-endpoint",
+                   "--default-region", "--whisper", "--settings", "-q/--quiet"],
+    "widget list": [],
+    "lead list": ["--widget", ("--status", ["queued", "calling", "done"]), "--limit",
+                  "--unmask"],
+    "lead show": ["id", "--unmask"],
+    "token create": ["name", ("token_role", ROLES)],
+    "token revoke": ["name"],
+    "token list": [],
+    "audit verify": [],
+    "audit list": ["--last"],
+    "keys generate": ["--out", "--name"],
+    "keys data-key": ["--out"],
+    "recording list": ["--lead", "--all"],
+    "recording verify": ["id", "--key"],
+    "recording export": ["id", "--out", ("--format", ["wav", "mp3", "ogg"]), "--key",
+                         "--keystore"],
+    "recording delete": ["id"],
+    "subject export": ["number", "--out", "--audio", "--key"],
+    "subject erase": ["number", "--yes"],
+    "report": ["widget", "--from", "--to", ("--format", ["csv", "json"]), "--unmask"],
+    "backup": ["--out", "--recipient"],
+    "restore": ["backup", "--into", "--key"],
+    "purge": ["--dry-run"],
+    "prompt import": ["file", "name"],
+}
+
+
+def _surface(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> dict[str, list]:
+    found: dict[str, list] = {}
+    options: list = []
+    groups = False
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            groups = True
+            for name, sub in action.choices.items():
+                found.update(_surface(sub, (*path, name)))
+        elif not isinstance(action, argparse._HelpAction):
+            name = "/".join(action.option_strings) or action.dest
+            options.append((name, list(action.choices)) if action.choices else name)
+    if not groups or not path:  # a group without its actions has no options of its own
+        found[" ".join(path)] = options
+    return found
+
+
+def test_commands_and_their_options_are_as_documented():
+    assert _surface(build_parser()) == SURFACE
+
+
+@pytest.mark.parametrize("command", [c for c in SURFACE if c])
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args([*command.split(), "--help"])
+    assert exit_.value.code == 0
+    assert "usage: callengine" in capsys.readouterr().out
