@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from callengine import cli
@@ -165,3 +170,17 @@ def test_cli_reports_config_errors_without_a_trace(tmp_path, capsys, monkeypatch
     assert "not valid TOML" in err and "Traceback" not in err
     assert cli.main(["--config", str(tmp_path / "nope.toml"), "check-config"]) == 2
     assert "config file not found" in capsys.readouterr().err
+
+
+def test_config_is_a_leaf():
+    """Importing the configuration has no side effects: no media tap (whose module imports
+    fcntl and sizes pipes), no recorder, no crypto; only callengine.audio from callengine."""
+    root = Path(__file__).resolve().parents[1]
+    code = ("import sys; before = set(sys.modules); import callengine.config; "
+            "print(' '.join(sorted(m for m in set(sys.modules) - before "
+            "if m == 'fcntl' or m.startswith('callengine'))))")
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, check=True,
+                         capture_output=True, text=True).stdout.split()
+    assert out == ["callengine", "callengine.audio", "callengine.config"]
+    assert "callengine.media.fifo" not in out and "fcntl" not in out

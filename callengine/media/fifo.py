@@ -70,13 +70,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from callengine.recorder import RecordingSink, TapReport, bytes_per_second, check_sample_rate
+from callengine.audio import DEFAULT_FIFO_SLACK_S, bytes_per_second, check_sample_rate
+from callengine.recorder import RecordingSink, TapReport
 
 log = logging.getLogger(__name__)
 
 # MixMonitor picks the format from the extension: signed-linear mono at 8 or 16 kHz.
 FIFO_SUFFIXES = {8000: ".sln", 16000: ".sln16"}
-DEFAULT_SLACK_S = 32.0  # how long a stalled reader may stall before MixMonitor drops audio
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")  # pipes are sized and charged in pages
 DEFAULT_PIPE_MAX_SIZE = 1 << 20  # Linux's default /proc/sys/fs/pipe-max-size
 SHORT_RATIO = 0.9  # fewer bytes than this share of talk_s x bytes/s is a short recording
@@ -219,7 +219,7 @@ class FifoTap:
         fifo_dir_asterisk: str,
         fifo_group: int | None,
         *,
-        slack_s: float = DEFAULT_SLACK_S,
+        slack_s: float = DEFAULT_FIFO_SLACK_S,
         pipe_size: int | None = None,
         mix_monitor_options: str = "",
     ):
