@@ -76,7 +76,8 @@ from callengine.asterisk.ari import (  # noqa: E402
     Disconnected,
 )
 from callengine.crypto import generate_recipient_keypair, open_recording  # noqa: E402
-from callengine.media.fifo import FifoTap, ensure_fifo_dir, release_orphaned_fifos  # noqa: E402
+from callengine.media.fifo import FifoTap, ensure_fifo_dir  # noqa: E402
+from callengine.media.fifo_watchdog import release_orphaned_fifos  # noqa: E402
 from callengine.media.rtp import RtpTap  # noqa: E402
 from callengine.audio import DEFAULT_SAMPLE_RATE, SAMPLE_RATES, bytes_per_second  # noqa: E402
 from callengine.recorder import RecordingSink  # noqa: E402

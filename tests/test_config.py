@@ -62,13 +62,13 @@ def test_fifo_slack_bounds(tmp_path):
 def test_check_config_reports_fifo_capacity(tmp_path, capsys, monkeypatch):
     """Non-root with the kernel's default budget (16384 pages of 4 KiB): 512 KiB pipes at
     8 kHz, so 128 recordings fit; 16 kHz halves that; fewer than max_concurrent_calls warns."""
-    from callengine.media import fifo
+    from callengine.media import pipe_sizes
 
     limits = {"pipe-user-pages-soft": 16384, "pipe-user-pages-hard": 0,
               "pipe-max-size": 1048576}
-    monkeypatch.setattr(fifo, "_proc_int", limits.get)
-    monkeypatch.setattr(fifo, "pipe_limit_exempt", lambda: False)
-    monkeypatch.setattr(fifo, "PAGE_SIZE", 4096)
+    monkeypatch.setattr(pipe_sizes, "_proc_int", limits.get)
+    monkeypatch.setattr(pipe_sizes, "pipe_limit_exempt", lambda: False)
+    monkeypatch.setattr(pipe_sizes, "PAGE_SIZE", 4096)
     for name, value in ENV.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("CALLENGINE_AMI_SECRET", "s")
@@ -88,7 +88,7 @@ def test_check_config_reports_fifo_capacity(tmp_path, capsys, monkeypatch):
     assert "1024 KiB (33 s of audio); concurrent recordings that fit under " \
            "fs.pipe-user-pages-soft: 64" in out
     assert "WARNING: 64 FIFO recordings fit, dialing.max_concurrent_calls is 100" in out
-    monkeypatch.setattr(fifo, "pipe_limit_exempt", lambda: True)  # root, CAP_SYS_RESOURCE
+    monkeypatch.setattr(pipe_sizes, "pipe_limit_exempt", lambda: True)  # root, CAP_SYS_RESOURCE
     assert cli.main(["--config", str(path), "check-config"]) == 0
     assert "fs.pipe-user-pages-soft: unlimited" in capsys.readouterr().out
 

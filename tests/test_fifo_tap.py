@@ -1,4 +1,4 @@
-"""The FIFO route (callengine/media/fifo.py + callengine/asterisk/ami.py).
+"""The FIFO route (callengine/media/fifo.py, fifo_watchdog.py, pipe_sizes.py; asterisk/ami.py).
 
 Two halves:
 - without Asterisk: the tap's pipe mechanics against a fake MixMonitor that writes into the
@@ -36,9 +36,9 @@ from callengine.media.fifo import (
     check_fifo_dir,
     ensure_fifo_dir,
     fifo_suffix,
-    pipe_size_for,
-    release_orphaned_fifos,
 )
+from callengine.media.fifo_watchdog import fifo_watchdog, release_orphaned_fifos
+from callengine.media.pipe_sizes import pipe_size_for
 from callengine.recorder import RecordingSink
 from tests.support.asterisk import CHROOT_STATE_DIR, AriApp
 from tests.support.ci import unavailable
@@ -388,7 +388,7 @@ async def test_watchdog_releases_a_blocked_writer(fifo_dir):
 async def test_watchdog_loop_runs_first_pass_at_once(fifo_dir):
     os.mkfifo(fifo_dir / f"{'e' * 32}.sln16")
     os.mkfifo(fifo_dir / f"{'f' * 32}.sln")
-    task = asyncio.create_task(fifo_mod.fifo_watchdog(fifo_dir, lambda: set(), interval=30, min_idle_s=0))
+    task = asyncio.create_task(fifo_watchdog(fifo_dir, lambda: set(), interval=30, min_idle_s=0))
     try:
         for _ in range(50):
             if not list(fifo_dir.iterdir()):
