@@ -1,5 +1,7 @@
-"""Personal data at rest: FieldCipher encrypts the store's personal columns (phone numbers,
-names, e-mails) and hashes numbers for lookups; generate_data_key makes the store's key.
+"""Personal data at rest: the store's field cipher and its data key.
+
+FieldCipher encrypts the store's personal columns (phone numbers, names, e-mails) and hashes
+numbers for lookups; generate_data_key makes the 32-byte key it derives both from.
 """
 
 from __future__ import annotations

@@ -61,12 +61,11 @@ def _as_private_key(key: KeyLike, password: bytes | None = None) -> X25519Privat
     raise TypeError("private key must be 32 raw bytes, PEM, or X25519PrivateKey")
 
 
-
 def _private_key_list(private_keys) -> list[X25519PrivateKey]:
+    """One private key or several (after a key rotation a reader holds old and new)."""
     if isinstance(private_keys, (bytes, bytearray, str, X25519PrivateKey)):
         private_keys = [private_keys]
     return [_as_private_key(k) for k in private_keys]
-
 
 
 def key_id(public_key: KeyLike) -> bytes:
