@@ -23,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from callengine import crypto  # noqa: E402
+from callengine.crypto.stream import _HAS_ENCRYPT_INTO  # noqa: E402
 
 FRAME = 640  # 20 ms of 16 kHz, 16-bit mono
 FRAMES_PER_SECOND = 50
@@ -127,7 +128,7 @@ def main() -> None:
     net = max(cpu_write - cpu_loop, 1e-9)
     print("callengine recorder crypto benchmark (CEREC v1: Tink AES-256-GCM-HKDF streaming + X25519 wrap)")
     print(f"  python {sys.version.split()[0]}, cryptography {__import__('cryptography').__version__}, "
-          f"encrypt_into={'yes' if crypto._HAS_ENCRYPT_INTO else 'no'}, {pinned}")
+          f"encrypt_into={'yes' if _HAS_ENCRYPT_INTO else 'no'}, {pinned}")
     print(f"  {n} streams x {ticks} frames of {FRAME} B ({args.seconds:g} s simulated), "
           f"segment {args.segment_size} B, fsync_every={args.fsync_every}, "
           f"files in {args.dir or 'default tempdir'}")

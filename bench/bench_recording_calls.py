@@ -76,14 +76,11 @@ from callengine.asterisk.ari import (  # noqa: E402
     Disconnected,
 )
 from callengine.crypto import generate_recipient_keypair, open_recording  # noqa: E402
-from callengine.media.fifo import FifoTap, ensure_fifo_dir, release_orphaned_fifos  # noqa: E402
+from callengine.media.fifo import FifoTap, ensure_fifo_dir  # noqa: E402
+from callengine.media.fifo_watchdog import release_orphaned_fifos  # noqa: E402
 from callengine.media.rtp import RtpTap  # noqa: E402
-from callengine.recorder import (  # noqa: E402
-    DEFAULT_SAMPLE_RATE,
-    SAMPLE_RATES,
-    RecordingSink,
-    bytes_per_second,
-)
+from callengine.audio import DEFAULT_SAMPLE_RATE, SAMPLE_RATES, bytes_per_second  # noqa: E402
+from callengine.recorder import RecordingSink  # noqa: E402
 from support.asterisk import CHROOT_STATE_DIR, LOCK_PATH, Asterisk, missing_prerequisites  # noqa: E402
 from support.phones import (  # noqa: E402
     AGENT_TONE_HZ,

@@ -17,7 +17,8 @@ from callengine.asterisk.ari import AriClient
 from callengine.config import Config
 from callengine.crypto import load_public_key
 from callengine.engine import Engine, RecordingSetup
-from callengine.media.fifo import FifoTap, ensure_fifo_dir, fifo_watchdog
+from callengine.media.fifo import FifoTap, ensure_fifo_dir
+from callengine.media.fifo_watchdog import fifo_watchdog
 from callengine.media.rtp import RtpTap
 from callengine.recorder import Tap
 from callengine.recordings import RecordingVault, load_private_keys

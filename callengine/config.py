@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from callengine.media.fifo import DEFAULT_SLACK_S as DEFAULT_FIFO_SLACK_S
-from callengine.recorder import DEFAULT_SAMPLE_RATE, SAMPLE_RATES
+from callengine.audio import DEFAULT_FIFO_SLACK_S, DEFAULT_SAMPLE_RATE, SAMPLE_RATES
 
 
 class ConfigError(Exception):

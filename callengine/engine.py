@@ -32,13 +32,8 @@ from callengine.config import DialingConfig
 from callengine.crypto import RecordingError, header_info, key_id
 from callengine.model import Attempt, Lead, Widget
 from callengine.numbers import VisitorNumber, dial_string_digits
-from callengine.recorder import (
-    DEFAULT_SAMPLE_RATE,
-    RecordingSink,
-    Tap,
-    bytes_per_second,
-    new_recording_id,
-)
+from callengine.audio import DEFAULT_SAMPLE_RATE, bytes_per_second
+from callengine.recorder import RecordingSink, Tap, new_recording_id
 from callengine.recordings import RecordingVault
 from callengine.errors import Conflict, NotFound
 from callengine.storage import Store

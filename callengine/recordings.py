@@ -21,7 +21,8 @@ from pathlib import Path
 
 from callengine import crypto
 from callengine.model import Recording
-from callengine.recorder import BYTES_PER_SAMPLE, FILE_SUFFIX, bytes_per_second
+from callengine.audio import BYTES_PER_SAMPLE, bytes_per_second
+from callengine.recorder import FILE_SUFFIX
 from callengine.storage import KeyStore
 
 EXPORT_FORMATS = ("wav", "mp3", "ogg")

@@ -11,7 +11,7 @@ import pytest
 from callengine import cli, crypto
 from callengine.flow import Strategy
 from callengine.model import Agent, Consent, widget_settings_from_input
-from callengine.recorder import DEFAULT_SAMPLE_RATE, bytes_per_second
+from callengine.audio import DEFAULT_SAMPLE_RATE, bytes_per_second
 from callengine.recordings import RecordingUnavailable, RecordingVault
 from callengine.storage import KeyStore, Store
 from tests.support.audio import assert_both_tones, scan_for_plaintext

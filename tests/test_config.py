@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from callengine import cli
@@ -57,13 +62,13 @@ def test_fifo_slack_bounds(tmp_path):
 def test_check_config_reports_fifo_capacity(tmp_path, capsys, monkeypatch):
     """Non-root with the kernel's default budget (16384 pages of 4 KiB): 512 KiB pipes at
     8 kHz, so 128 recordings fit; 16 kHz halves that; fewer than max_concurrent_calls warns."""
-    from callengine.media import fifo
+    from callengine.media import pipe_sizes
 
     limits = {"pipe-user-pages-soft": 16384, "pipe-user-pages-hard": 0,
               "pipe-max-size": 1048576}
-    monkeypatch.setattr(fifo, "_proc_int", limits.get)
-    monkeypatch.setattr(fifo, "pipe_limit_exempt", lambda: False)
-    monkeypatch.setattr(fifo, "PAGE_SIZE", 4096)
+    monkeypatch.setattr(pipe_sizes, "_proc_int", limits.get)
+    monkeypatch.setattr(pipe_sizes, "pipe_limit_exempt", lambda: False)
+    monkeypatch.setattr(pipe_sizes, "PAGE_SIZE", 4096)
     for name, value in ENV.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("CALLENGINE_AMI_SECRET", "s")
@@ -83,7 +88,7 @@ def test_check_config_reports_fifo_capacity(tmp_path, capsys, monkeypatch):
     assert "1024 KiB (33 s of audio); concurrent recordings that fit under " \
            "fs.pipe-user-pages-soft: 64" in out
     assert "WARNING: 64 FIFO recordings fit, dialing.max_concurrent_calls is 100" in out
-    monkeypatch.setattr(fifo, "pipe_limit_exempt", lambda: True)  # root, CAP_SYS_RESOURCE
+    monkeypatch.setattr(pipe_sizes, "pipe_limit_exempt", lambda: True)  # root, CAP_SYS_RESOURCE
     assert cli.main(["--config", str(path), "check-config"]) == 0
     assert "fs.pipe-user-pages-soft: unlimited" in capsys.readouterr().out
 
@@ -165,3 +170,17 @@ def test_cli_reports_config_errors_without_a_trace(tmp_path, capsys, monkeypatch
     assert "not valid TOML" in err and "Traceback" not in err
     assert cli.main(["--config", str(tmp_path / "nope.toml"), "check-config"]) == 2
     assert "config file not found" in capsys.readouterr().err
+
+
+def test_config_is_a_leaf():
+    """Importing the configuration has no side effects: no media tap (whose module imports
+    fcntl and sizes pipes), no recorder, no crypto; only callengine.audio from callengine."""
+    root = Path(__file__).resolve().parents[1]
+    code = ("import sys; before = set(sys.modules); import callengine.config; "
+            "print(' '.join(sorted(m for m in set(sys.modules) - before "
+            "if m == 'fcntl' or m.startswith('callengine'))))")
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, check=True,
+                         capture_output=True, text=True).stdout.split()
+    assert out == ["callengine", "callengine.audio", "callengine.config"]
+    assert "callengine.media.fifo" not in out and "fcntl" not in out

@@ -27,7 +27,8 @@ from callengine.flow import Strategy
 from callengine.media import fifo as fifo_mod
 from callengine.media.fifo import FifoTap, ensure_fifo_dir
 from callengine.model import Agent, Consent, widget_settings_from_input
-from callengine.recorder import DEFAULT_SAMPLE_RATE, RecordingSink, bytes_per_second
+from callengine.audio import DEFAULT_SAMPLE_RATE, bytes_per_second
+from callengine.recorder import RecordingSink
 from callengine.recordings import RecordingVault, wav_header
 from callengine.services.views import recording_view
 from callengine.storage import MIGRATIONS, KeyStore, Store, _statements

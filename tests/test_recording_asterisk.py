@@ -14,7 +14,7 @@ import pytest
 
 from callengine import crypto
 from callengine.app import running
-from callengine.recorder import DEFAULT_SAMPLE_RATE, bytes_per_second
+from callengine.audio import DEFAULT_SAMPLE_RATE, bytes_per_second
 from callengine.recordings import RecordingVault, import_prompt
 from callengine.storage import KeyStore, Store
 from tests.support.audio import assert_both_tones, decrypt, scan_for_plaintext

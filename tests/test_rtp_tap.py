@@ -36,7 +36,8 @@ from callengine.media.rtp import (
     parse_rtp,
     wire_format,
 )
-from callengine.recorder import DEFAULT_SAMPLE_RATE, RecordingSink, bytes_per_second
+from callengine.audio import DEFAULT_SAMPLE_RATE, bytes_per_second
+from callengine.recorder import RecordingSink
 from tests.support.asterisk import AriApp
 from tests.support.phones import AGENT_TONE_HZ, PSTN_PORT, VISITOR_TONE_HZ, Phone, agent_port
 

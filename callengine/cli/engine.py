@@ -32,8 +32,8 @@ def cmd_check_config(config: Config, args: argparse.Namespace) -> int:
 def _print_fifo_capacity(slack_s: float, sample_rate: int, wanted: int) -> None:
     """How many FIFO recordings the kernel lets this user hold at once (docs/recording-taps.md,
     "The pipe budget"). A recording over the budget is refused, not recorded with less slack."""
-    from callengine.media.fifo import concurrent_fifo_capacity, pipe_size_for
-    from callengine.recorder import bytes_per_second
+    from callengine.audio import bytes_per_second
+    from callengine.media.pipe_sizes import concurrent_fifo_capacity, pipe_size_for
 
     size = pipe_size_for(slack_s, sample_rate)
     seconds = size / bytes_per_second(sample_rate)

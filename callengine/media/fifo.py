@@ -49,11 +49,9 @@ before unlinking (a regular file where our FIFO was is removed and reported), an
 removes any regular file in the FIFO directory. Bytes received against call duration catch the
 rest: a recording whose audio went elsewhere is short.
 
-Orphans. A FIFO that no live tap owns (the engine crashed or was killed) may have a MixMonitor
-blocked on it, which keeps its channel up forever. `release_orphaned_fifos` (and the
-`fifo_watchdog` loop around it) opens, drains, closes and unlinks such FIFOs; the open alone
-releases a blocked MixMonitor, and after the close its writes fail with EPIPE (Asterisk logs
-"Broken pipe" every ~2 s until the call ends) instead of blocking.
+Orphans (a FIFO no live tap owns, after a crash) are released by the watchdog in
+callengine/media/fifo_watchdog.py; the pipe sizes and the kernel's per-user pipe budget are in
+callengine/media/pipe_sizes.py.
 """
 
 from __future__ import annotations
@@ -65,20 +63,17 @@ import logging
 import os
 import re
 import stat
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from callengine.recorder import RecordingSink, TapReport, bytes_per_second, check_sample_rate
+from callengine.audio import DEFAULT_FIFO_SLACK_S, check_sample_rate
+from callengine.media.pipe_sizes import pipe_size_for
+from callengine.recorder import RecordingSink, TapReport
 
 log = logging.getLogger(__name__)
 
 # MixMonitor picks the format from the extension: signed-linear mono at 8 or 16 kHz.
 FIFO_SUFFIXES = {8000: ".sln", 16000: ".sln16"}
-DEFAULT_SLACK_S = 32.0  # how long a stalled reader may stall before MixMonitor drops audio
-PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")  # pipes are sized and charged in pages
-DEFAULT_PIPE_MAX_SIZE = 1 << 20  # Linux's default /proc/sys/fs/pipe-max-size
 SHORT_RATIO = 0.9  # fewer bytes than this share of talk_s x bytes/s is a short recording
 FIFO_MODE = 0o620  # engine reads, Asterisk's group writes, nobody else
 DIR_MODE = 0o710  # engine owns, Asterisk's group may enter (not list, not create)
@@ -86,8 +81,7 @@ DIR_MODE = 0o710  # engine owns, Asterisk's group may enter (not list, not creat
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032)
 
-_READ_CHUNK = 1 << 16
-_DRAIN_LIMIT = 64 << 20  # what the watchdog drains from one orphan at most
+READ_CHUNK = 1 << 16
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 # Recording ids of the FIFO taps running in this process (the watchdog's default view of what
@@ -109,55 +103,6 @@ class FifoPipeError(FifoTapError):
 
 def fifo_suffix(sample_rate: int) -> str:
     return FIFO_SUFFIXES[check_sample_rate(sample_rate)]
-
-
-# ---- pipe sizes and the kernel's limits ---------------------------------------------------------
-
-
-def _proc_int(name: str) -> int | None:
-    try:
-        return int(Path("/proc/sys/fs", name).read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def pipe_max_size() -> int:
-    """/proc/sys/fs/pipe-max-size: the largest pipe an unprivileged process may ask for."""
-    return _proc_int("pipe-max-size") or DEFAULT_PIPE_MAX_SIZE
-
-
-def pipe_size_for(slack_s: float, sample_rate: int) -> int:
-    """The pipe buffer that holds slack_s seconds of audio at this rate, as the kernel sizes
-    pipes (a power of two of pages; 32 s: 512 KiB at 8 kHz, 1 MiB at 16 kHz), capped at
-    pipe-max-size."""
-    pages = max(1, -(-round(slack_s * bytes_per_second(sample_rate)) // PAGE_SIZE))
-    return min(PAGE_SIZE << (pages - 1).bit_length(), pipe_max_size())
-
-
-def pipe_limit_exempt() -> bool:
-    """Does this process ignore pipe-user-pages-soft/-hard (CAP_SYS_RESOURCE or
-    CAP_SYS_ADMIN, which root has)?"""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("CapEff:"):
-                caps = int(line.split()[1], 16)
-                return bool(caps & (1 << 24 | 1 << 21))  # CAP_SYS_RESOURCE, CAP_SYS_ADMIN
-    except (OSError, ValueError, IndexError):
-        pass
-    return os.geteuid() == 0
-
-
-def concurrent_fifo_capacity(pipe_size: int) -> int | None:
-    """How many FIFOs of pipe_size this user's pipe budget holds at once: pipe-user-pages-soft
-    (and -hard, if set) / pages per pipe. None: unlimited (the limits are 0, or this process
-    is exempt). Other pipes of the same user count against the same budget."""
-    if pipe_limit_exempt():
-        return None
-    limits = [n for n in (_proc_int("pipe-user-pages-soft"), _proc_int("pipe-user-pages-hard"))
-              if n]
-    if not limits:
-        return None
-    return min(limits) // max(1, pipe_size // PAGE_SIZE)
 
 
 class MixMonitorStarter(Protocol):
@@ -219,7 +164,7 @@ class FifoTap:
         fifo_dir_asterisk: str,
         fifo_group: int | None,
         *,
-        slack_s: float = DEFAULT_SLACK_S,
+        slack_s: float = DEFAULT_FIFO_SLACK_S,
         pipe_size: int | None = None,
         mix_monitor_options: str = "",
     ):
@@ -247,7 +192,7 @@ class FifoTap:
         self._reading = False
         self._suspended = False
         self._eof = asyncio.Event()
-        self._buf = bytearray(_READ_CHUNK)
+        self._buf = bytearray(READ_CHUNK)
         self._view = memoryview(self._buf)
         self._read_error: str | None = None
         self._sink_error: str | None = None
@@ -508,100 +453,3 @@ def _unlink(path: Path) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
-
-
-# ---- orphans ----------------------------------------------------------------------------------
-
-
-def release_orphaned_fifos(
-    fifo_dir_host: Path,
-    active_ids: Callable[[], set[str]] = active_fifo_ids,
-    *,
-    min_idle_s: float = 2.0,
-) -> list[str]:
-    """One pass of the watchdog. Returns the recording ids whose FIFO (or plaintext file) it
-    removed.
-
-    A `<id>.sln` or `<id>.sln16` FIFO whose id is not active and that has been idle for
-    min_idle_s (so one being set up right now is left alone) is opened non-blocking, drained,
-    closed and unlinked.
-    Opening it releases a MixMonitor blocked in open(); after the close its writes fail with
-    EPIPE instead of blocking, so its channel can hang up. A *regular file* in the FIFO
-    directory can only be MixMonitor's plaintext output (a FIFO went missing and the directory
-    let Asterisk create one): it is removed at once and logged as an error."""
-    fifo_dir_host = Path(fifo_dir_host)
-    released: list[str] = []
-    try:
-        entries = list(os.scandir(fifo_dir_host))
-    except FileNotFoundError:
-        return released
-    active = active_ids()
-    now = time.time()
-    for entry in entries:
-        name = entry.name
-        suffix = next((x for x in FIFO_SUFFIXES.values() if name.endswith(x)), None)
-        if suffix is None:
-            continue
-        recording_id = name[: -len(suffix)]
-        try:
-            st = entry.stat(follow_symlinks=False)
-        except FileNotFoundError:
-            continue
-        path = Path(entry.path)
-        if stat.S_ISREG(st.st_mode):
-            log.error("plaintext audio file %s in the FIFO directory (%d bytes): removing it. "
-                      "Asterisk could create it: fix the directory's ownership/mode and make "
-                      "sure Asterisk does not run as root", path, st.st_size)
-            _unlink(path)
-            released.append(recording_id)
-            continue
-        if not stat.S_ISFIFO(st.st_mode) or recording_id in active:
-            continue
-        if now - st.st_mtime < min_idle_s:  # mtime: creation or the last write into it
-            continue
-        drained = _drain_and_close(path)
-        _unlink(path)
-        released.append(recording_id)
-        log.warning("released orphaned recording FIFO %s (%d bytes discarded): no recording "
-                    "in this engine owns it", name, drained)
-    return released
-
-
-def _drain_and_close(path: Path) -> int:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        if exc.errno not in (errno.ENOENT,):
-            log.warning("could not open orphaned FIFO %s: %s", path, exc)
-        return 0
-    drained = 0
-    try:
-        while drained < _DRAIN_LIMIT:  # bounded: at most what a pipe can hold, many times
-            try:
-                chunk = os.read(fd, _READ_CHUNK)
-            except BlockingIOError:
-                break
-            if not chunk:
-                break
-            drained += len(chunk)
-    finally:
-        os.close(fd)
-    return drained
-
-
-async def fifo_watchdog(
-    fifo_dir_host: Path,
-    active_ids: Callable[[], set[str]] = active_fifo_ids,
-    interval: float = 5.0,
-    *,
-    min_idle_s: float | None = None,
-) -> None:
-    """Run release_orphaned_fifos every `interval` s, forever (cancel the task to stop it).
-    The first pass runs at once: after an engine crash, leftovers are released on start-up."""
-    idle = interval if min_idle_s is None else min_idle_s
-    while True:
-        try:
-            release_orphaned_fifos(fifo_dir_host, active_ids, min_idle_s=idle)
-        except Exception:
-            log.exception("FIFO watchdog pass failed")
-        await asyncio.sleep(interval)

@@ -36,14 +36,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from callengine.asterisk.ari import AriClient, AriError
-from callengine.recorder import (
-    BYTES_PER_SAMPLE,
-    DEFAULT_SAMPLE_RATE,
-    RecordingSink,
-    RecordingSummary,
-    TapReport,
-    check_sample_rate,
-)
+from callengine.audio import BYTES_PER_SAMPLE, DEFAULT_SAMPLE_RATE, check_sample_rate
+from callengine.recorder import RecordingSink, RecordingSummary, TapReport
 
 log = logging.getLogger(__name__)
 

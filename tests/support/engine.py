@@ -26,7 +26,7 @@ from callengine.config import (
 )
 from callengine.flow import Strategy
 from callengine.model import Agent, Lead, Widget, widget_settings_from_input
-from callengine.recorder import DEFAULT_SAMPLE_RATE
+from callengine.audio import DEFAULT_SAMPLE_RATE
 from callengine.storage import Store
 from tests.support.logcheck import full_numbers_in
 

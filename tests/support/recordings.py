@@ -8,7 +8,8 @@ import time
 import numpy as np
 
 from callengine.model import Attempt
-from callengine.recorder import DEFAULT_SAMPLE_RATE, RecordingSink, new_recording_id
+from callengine.audio import DEFAULT_SAMPLE_RATE
+from callengine.recorder import RecordingSink, new_recording_id
 from callengine.recordings import RecordingVault
 from callengine.storage import Store
 

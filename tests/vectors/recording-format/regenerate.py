@@ -6,7 +6,7 @@ The vectors are the format's contract: only regenerate them on purpose (a new
 format version), and review the diff. Intermediate values are computed here
 directly from `cryptography` primitives following docs/recording-format.md,
 independently of callengine.crypto; the file bytes come from RecordingWriter.
-tests/test_crypto.py checks that the two agree.
+tests/crypto/test_vectors.py checks that the two agree.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[2]))
 
 from callengine import crypto  # noqa: E402
+from callengine.crypto.writer import _InsecureFixedRandomness  # noqa: E402
 
 # Fixed "random" inputs: simple byte ranges so they are easy to retype.
 RECIPIENT_PRIVATE_KEY = bytes(range(0x00, 0x20))
@@ -115,7 +116,7 @@ def main() -> None:
                 path,
                 mid["recipient_public_key"],
                 segment_size=vec["segment_size"],
-                _insecure_fixed_randomness=crypto._InsecureFixedRandomness(
+                _insecure_fixed_randomness=_InsecureFixedRandomness(
                     DATA_KEY, EPHEMERAL_PRIVATE_KEY, SALT, NONCE_PREFIX
                 ),
             )

@@ -1,4 +1,4 @@
-"""The FIFO route (callengine/media/fifo.py + callengine/asterisk/ami.py).
+"""The FIFO route (callengine/media/fifo.py, fifo_watchdog.py, pipe_sizes.py; asterisk/ami.py).
 
 Two halves:
 - without Asterisk: the tap's pipe mechanics against a fake MixMonitor that writes into the
@@ -26,20 +26,20 @@ import numpy as np
 import pytest
 
 from callengine.asterisk.ami import AmiClient, AmiError
+from callengine.audio import DEFAULT_FIFO_SLACK_S, DEFAULT_SAMPLE_RATE, bytes_per_second
 from callengine.crypto import generate_recipient_keypair, open_recording
 from callengine.media import fifo as fifo_mod
 from callengine.media.fifo import (
-    DEFAULT_SLACK_S,
     FifoPipeError,
     FifoTap,
     FifoTapError,
     check_fifo_dir,
     ensure_fifo_dir,
     fifo_suffix,
-    pipe_size_for,
-    release_orphaned_fifos,
 )
-from callengine.recorder import DEFAULT_SAMPLE_RATE, RecordingSink, bytes_per_second
+from callengine.media.fifo_watchdog import fifo_watchdog, release_orphaned_fifos
+from callengine.media.pipe_sizes import pipe_size_for
+from callengine.recorder import RecordingSink
 from tests.support.asterisk import CHROOT_STATE_DIR, AriApp
 from tests.support.ci import unavailable
 from tests.support.audio import band_fractions, scan_for_plaintext, tone_audio_in
@@ -159,8 +159,8 @@ def pcm_seconds(seconds: float, rate: int = DEFAULT_SAMPLE_RATE) -> bytes:
 def test_pipe_size_follows_the_rate():
     """32 s of slack: 512 KiB at 8 kHz (half the pages of 16 kHz's 1 MiB), as the kernel
     rounds (a power of two of pages)."""
-    assert pipe_size_for(DEFAULT_SLACK_S, 8000) == 512 << 10
-    assert pipe_size_for(DEFAULT_SLACK_S, 16000) == 1 << 20
+    assert pipe_size_for(DEFAULT_FIFO_SLACK_S, 8000) == 512 << 10
+    assert pipe_size_for(DEFAULT_FIFO_SLACK_S, 16000) == 1 << 20
     assert pipe_size_for(1.0, 8000) == 16 << 10  # 16,000 bytes → 4 pages
     assert fifo_suffix(8000) == ".sln" and fifo_suffix(16000) == ".sln16"
     with pytest.raises(ValueError, match="8000, 16000"):
@@ -179,7 +179,7 @@ async def test_fake_stream_round_trip(fifo_dir, recordings_dir, keys, rate, suff
     path = fifo_dir / f"{sink.recording_id}{suffix}"
     st = path.lstat()
     assert stat.S_ISFIFO(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o620
-    assert tap.pipe_size == pipe_size_for(DEFAULT_SLACK_S, rate)
+    assert tap.pipe_size == pipe_size_for(DEFAULT_FIFO_SLACK_S, rate)
     assert fake.calls == [("PJSIP/agent1-00000001", f"/asterisk/sees/fifo/{sink.recording_id}{suffix}", "")]
     assert sink.recording_id in fifo_mod.active_fifo_ids()
 
@@ -388,7 +388,7 @@ async def test_watchdog_releases_a_blocked_writer(fifo_dir):
 async def test_watchdog_loop_runs_first_pass_at_once(fifo_dir):
     os.mkfifo(fifo_dir / f"{'e' * 32}.sln16")
     os.mkfifo(fifo_dir / f"{'f' * 32}.sln")
-    task = asyncio.create_task(fifo_mod.fifo_watchdog(fifo_dir, lambda: set(), interval=30, min_idle_s=0))
+    task = asyncio.create_task(fifo_watchdog(fifo_dir, lambda: set(), interval=30, min_idle_s=0))
     try:
         for _ in range(50):
             if not list(fifo_dir.iterdir()):
@@ -516,7 +516,7 @@ async def test_records_both_parties_encrypted(asterisk, ami, fifo_env, recording
         assert stat.S_ISFIFO(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o620
         if fifo_env.group is not None:
             assert st.st_gid == fifo_env.group
-        assert tap.pipe_size == pipe_size_for(DEFAULT_SLACK_S, rate)
+        assert tap.pipe_size == pipe_size_for(DEFAULT_FIFO_SLACK_S, rate)
 
         # MixMonitor writes 32 KiB blocks: the first after ~1 s at 16 kHz, ~2 s at 8 kHz.
         await asyncio.sleep(2.5)
@@ -580,7 +580,7 @@ async def test_reader_stall(asterisk, ami, fifo_env, recordings_dir, keys, pipe_
         tap = FifoTap(ami, fifo_env.dir, fifo_env.dir_asterisk, fifo_env.group, pipe_size=pipe_size)
         await tap.start(RecordingSink(recordings_dir, public), channel_id=call.agent,
                         channel_name=call.agent_name)
-        assert tap.pipe_size == (pipe_size or pipe_size_for(DEFAULT_SLACK_S, DEFAULT_SAMPLE_RATE))
+        assert tap.pipe_size == (pipe_size or pipe_size_for(DEFAULT_FIFO_SLACK_S, DEFAULT_SAMPLE_RATE))
         t0 = time.monotonic()
         await asyncio.sleep(1.0)
         tap.suspend_reader()

@@ -13,9 +13,9 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from callengine import cli, crypto
+from callengine.audio import DEFAULT_SAMPLE_RATE, bytes_per_second
 from callengine.flow import Strategy
 from callengine.model import Agent, Consent, widget_settings_from_input
-from callengine.recorder import DEFAULT_SAMPLE_RATE, bytes_per_second
 from callengine.recordings import RecordingUnavailable, RecordingVault
 from callengine.storage import KeyStore, Store
 from tests.support.engine import DATA_KEY, DATA_KEY_B64
