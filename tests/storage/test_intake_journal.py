@@ -103,7 +103,7 @@ def test_a_lead_journaled_by_a_killed_engine_is_moved_at_the_next_open(tmp_path)
     script = textwrap.dedent(f"""
         import asyncio, os, sys, time
         from callengine.storage import Store
-        from tests.test_intake_journal import LEAD, _widget
+        from tests.storage.test_intake_journal import LEAD, _widget
         async def main():
             async with Store.open({str(tmp_path / 'ce.db')!r}, {DATA_KEY!r}) as store:
                 widget = await _widget(store)
