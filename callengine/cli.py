@@ -18,7 +18,7 @@ from callengine import __version__
 from callengine.access import Forbidden, Permission, Principal, Role, require, token_hash
 from callengine.access import verify_chain
 from callengine.config import Config, ConfigError, load_config
-from callengine.backup import BackupError
+from callengine.services.backup import BackupError
 from callengine.crypto import RecordingError
 from callengine.numbers import NumberRejected
 from callengine.recordings import RecordingUnavailable
@@ -471,7 +471,7 @@ def cmd_backup(config: Config, args: argparse.Namespace) -> int:
     from rich.progress import Progress as Bar
 
     from callengine import crypto
-    from callengine.backup import create_backup
+    from callengine.services.backup import create_backup
 
     check(args, Permission.CONFIGURE)
     recipient_file = Path(args.recipient) if args.recipient else config.recording.public_key_file
@@ -503,7 +503,7 @@ def cmd_backup(config: Config, args: argparse.Namespace) -> int:
 def cmd_restore(config: Config | None, args: argparse.Namespace) -> int:
     from rich.progress import Progress as Bar
 
-    from callengine.backup import restore_backup
+    from callengine.services.backup import restore_backup
 
     keys = load_private_keys([Path(k) for k in args.key])
     into = Path(args.into)

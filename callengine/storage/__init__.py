@@ -10,6 +10,7 @@
     intake.py        the intake journal beside the database, new leads and their mover
     purge.py         PurgeBatches: the purge's batches on plain sqlite3, on its own thread
     keystore.py      KeyStore: the sealed recording keys, in a file of their own
+    snapshot.py      snapshot(): the database for a backup, journaled leads included
     schema.py        the migrations; transactions.py the one BEGIN/COMMIT/ROLLBACK helper;
                      rows.py rows → records; sql.py small SQL-building helpers
 
