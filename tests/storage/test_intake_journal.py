@@ -1,5 +1,5 @@
 """The intake journal: new leads commit beside the store and move into it off the request's path
-(store.JOURNAL_SUFFIX). A purge batch holding the store's write lock must not hold up intake,
+(storage.JOURNAL_SUFFIX). A purge batch holding the store's write lock must not hold up intake,
 and nothing a visitor was told is queued may be lost or counted twice."""
 
 from __future__ import annotations
