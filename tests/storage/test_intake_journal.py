@@ -15,7 +15,7 @@ from callengine.model import LEAD_QUEUED, Agent, Consent, widget_settings_from_i
 from callengine.errors import RateLimited
 from callengine.storage import JOURNAL_SUFFIX, Store
 from tests.support.engine import DATA_KEY
-from tests.support.intake import journal_lead_and_die
+from tests.support.intake import journal_again, journal_lead_and_die
 
 NUMBER = "+48601234567"
 LEAD = dict(phone_e164=NUMBER, phone_region="PL", phone_kind="mobile", name="Anna",
@@ -82,13 +82,7 @@ async def test_a_lead_moved_but_not_yet_forgotten_counts_once(tmp_path):
         widget = await _widget(store, max_leads_per_number_per_day=2)
         first = await store.create_lead(widget, now=time.time(), **LEAD)
         await store.get_lead(first.id)  # moved
-        db = sqlite3.connect(tmp_path / f"ce.db{JOURNAL_SUFFIX}")
-        db.execute(f"ATTACH DATABASE '{tmp_path / 'ce.db'}' AS s")
-        db.execute("INSERT INTO new_leads SELECT id, widget_id, phone_hash, phone_enc,"
-                   " phone_region, phone_kind, name_enc, email_enc, consent_marketing,"
-                   " consent_recording, clause_version, created_at FROM s.leads")
-        db.commit()
-        db.close()
+        journal_again(tmp_path / "ce.db")
         await store.create_lead(widget, now=time.time(), **LEAD)  # 1 lead so far, not 2
         with pytest.raises(RateLimited):
             await store.create_lead(widget, now=time.time(), **LEAD)

@@ -14,6 +14,7 @@ from callengine.storage.schema import MIGRATIONS, split_statements
 from callengine.storage.snapshot import snapshot
 from tests.storage.test_intake_journal import LEAD, NUMBER, _rows, _widget
 from tests.support.engine import DATA_KEY
+from tests.support.intake import journal_again
 
 
 async def test_a_lead_only_in_the_journal_is_in_the_snapshot(tmp_path):
@@ -40,7 +41,7 @@ async def test_a_lead_moved_but_still_journaled_is_the_stores(tmp_path):
         widget = await _widget(store)
         lead = await store.create_lead(widget, now=time.time(), **LEAD)
         await store.start_attempt(lead.id, time.time())
-        _journal_again(tmp_path)
+        journal_again(tmp_path / "ce.db")
         data = await asyncio.to_thread(snapshot, tmp_path / "ce.db")
     (tmp_path / "copy.db").write_bytes(data)
     assert _rows(tmp_path / "copy.db", "leads") == 1
@@ -55,7 +56,7 @@ async def test_a_lead_erased_after_the_journal_was_read_stays_erased(tmp_path):
         widget = await _widget(store)
         lead = await store.create_lead(widget, now=time.time(), **LEAD)
         await store.get_lead(lead.id)
-        _journal_again(tmp_path)
+        journal_again(tmp_path / "ce.db")
         await store.purge_leads([lead.id], time.time(), "erasure")
         data = await asyncio.to_thread(snapshot, tmp_path / "ce.db")
     assert _number_hash(NUMBER) not in data
@@ -81,14 +82,3 @@ def test_a_store_without_a_journal(tmp_path):
 def _number_hash(e164: str) -> bytes:
     return FieldCipher(DATA_KEY).number_hash(e164).encode()
 
-
-def _journal_again(tmp_path) -> None:
-    """What a crash between the move's commit and the journal's delete leaves: the store's
-    leads in the journal too."""
-    db = sqlite3.connect(tmp_path / f"ce.db{JOURNAL_SUFFIX}")
-    db.execute(f"ATTACH DATABASE '{tmp_path / 'ce.db'}' AS s")
-    db.execute("INSERT INTO new_leads SELECT id, widget_id, phone_hash, phone_enc,"
-               " phone_region, phone_kind, name_enc, email_enc, consent_marketing,"
-               " consent_recording, clause_version, created_at FROM s.leads")
-    db.commit()
-    db.close()

@@ -1,13 +1,15 @@
-"""A lead left in the intake journal only: committed by a Store whose process dies before the
-mover takes it into the store, as an engine killed right after a visitor's request."""
+"""What crashes leave in the intake journal: a lead journaled only (its process died before the
+mover took it into the store), or leads moved but not yet forgotten by the journal."""
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+from callengine.storage import JOURNAL_SUFFIX
 from tests.support.engine import DATA_KEY, REPO
 
 
@@ -30,3 +32,15 @@ def journal_lead_and_die(database: Path, widget_id: str, **lead) -> str:
     out = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True,
                          text=True, timeout=60, check=True)
     return out.stdout.strip()
+
+
+def journal_again(database: Path) -> None:
+    """What a crash between the move's commit and the journal's delete leaves: the store's
+    leads in the journal too."""
+    db = sqlite3.connect(database.with_name(database.name + JOURNAL_SUFFIX))
+    db.execute(f"ATTACH DATABASE '{database}' AS s")
+    db.execute("INSERT INTO new_leads SELECT id, widget_id, phone_hash, phone_enc,"
+               " phone_region, phone_kind, name_enc, email_enc, consent_marketing,"
+               " consent_recording, clause_version, created_at FROM s.leads")
+    db.commit()
+    db.close()
