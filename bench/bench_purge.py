@@ -181,8 +181,8 @@ def _seed_chunk(start: int, stop: int, plan: SeedPlan) -> tuple[list, list, list
     return leads, attempts, recordings, keys
 
 
-# These mirror the schema in callengine/store.py (MIGRATIONS) and the keystore's table
-# (store.KeyStore): bulk inserts for seeding speed only; the purge itself runs the real code.
+# These mirror the schema in callengine/storage/schema.py (MIGRATIONS) and the keystore's table
+# (storage/keystore.py): bulk inserts for seeding speed only; the purge itself runs the real code.
 INSERT_LEAD = (
     "INSERT INTO leads (id, widget_id, phone_hash, phone_enc, phone_region, phone_kind,"
     " name_enc, email_enc, consent_marketing, consent_recording, clause_version, status,"

@@ -11,7 +11,7 @@ running at once. Time comes in as an argument: tests use their own clock.
 Made to run beside live intake (bench/bench_purge.py measures both): the engine runs each purge
 in a child process at idle CPU priority (PurgeProcess, callengine/purge_child.py), whose writes
 take turns with the engine's on its write lock; batches are sized to hold SQLite's single
-writer about HOLD_TARGET_S, on the purge's own connection (store.PurgeBatches, which also
+writer about HOLD_TARGET_S, on the purge's own connection (storage.PurgeBatches, which also
 checkpoints beside the batches); files are removed by worker threads while the database work
 goes on, and whatever an interrupted purge left (files whose keys and rows are gone) is swept
 by the next one. An operator's `callengine purge` runs Purger in its own process the same way.
@@ -39,7 +39,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from callengine.access import Principal, Role
 from callengine.recordings import RecordingVault
 from callengine.model import Widget
-from callengine.storage import PurgeBatches, Store
+from callengine.storage import PurgeBatchStorage, Storage
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ class FileRemoval:
 
 
 class Purger:
-    def __init__(self, store: Store, vault: RecordingVault, *, owner: str | None = None,
+    def __init__(self, store: Storage, vault: RecordingVault, *, owner: str | None = None,
                  clock: Callable[[], float] = time.monotonic):
         self._store = store
         self._vault = vault
@@ -206,7 +206,7 @@ class Purger:
                 f"recordings:{report.recordings + report.lead_recordings}", now)
         return report
 
-    async def _purge(self, batches: PurgeBatches, widgets: list[Widget],
+    async def _purge(self, batches: PurgeBatchStorage, widgets: list[Widget],
                      totals: dict[str, tuple[int, int]], now: float, report: PurgeReport,
                      progress: Progress | None) -> None:
         total_leads = sum(n for n, _ in totals.values())
@@ -274,7 +274,7 @@ class Purger:
             files.stop()
             await self._vault.keys_destroyed()
 
-    async def _between_batches(self, batches: PurgeBatches) -> None:
+    async def _between_batches(self, batches: PurgeBatchStorage) -> None:
         batches.after_batch()
         await asyncio.sleep(0)  # let waiting requests in
 
@@ -310,7 +310,7 @@ class PurgeProcess:
     and on a host whose cores are all busy it could otherwise hold the engine's writes (calls
     being set up) for as long as it gets no CPU."""
 
-    def __init__(self, target: PurgeTarget, store: Store):
+    def __init__(self, target: PurgeTarget, store: Storage):
         self._target = target
         self._store = store  # the engine's: its write lock, and the killed child's lease
         # the last run's turns: how long the child waited for each, and held it (seconds)

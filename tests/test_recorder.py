@@ -31,7 +31,8 @@ from callengine.audio import DEFAULT_SAMPLE_RATE, bytes_per_second
 from callengine.recorder import RecordingSink
 from callengine.recordings import RecordingVault, wav_header
 from callengine.services.views import recording_view
-from callengine.storage import MIGRATIONS, KeyStore, Store, _statements
+from callengine.storage import KeyStore, Store
+from callengine.storage.schema import MIGRATIONS, split_statements
 from tests.support.engine import DATA_KEY
 from tests.support.pipes import RefusingFcntl
 
@@ -106,7 +107,7 @@ async def test_recordings_from_before_the_column_are_16khz(tmp_path):
     path = tmp_path / "ce.db"
     db = sqlite3.connect(path)
     for script in MIGRATIONS[:before]:
-        for statement in _statements(script):
+        for statement in split_statements(script):
             db.execute(statement)
     phone_enc = FieldCipher(DATA_KEY).encrypt(VISITOR, "leads.phone:lead-1")
     db.execute("INSERT INTO leads (id, widget_id, phone_hash, phone_enc, phone_region,"

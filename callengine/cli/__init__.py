@@ -15,7 +15,7 @@ from typing import Any
 
 from callengine import __version__
 from callengine.access import Forbidden, Role
-from callengine.backup import BackupError
+from callengine.services.backup import BackupError
 from callengine.cli import (
     audit,
     backup,

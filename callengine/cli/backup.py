@@ -15,7 +15,7 @@ def cmd_backup(config: Config, args: argparse.Namespace) -> int:
     from rich.progress import Progress as Bar
 
     from callengine import crypto
-    from callengine.backup import create_backup
+    from callengine.services.backup import create_backup
 
     recording_ids, leads = run(config, lambda s: s.backup_contents(principal(args)))
     recipient_file = Path(args.recipient) if args.recipient else config.recording.public_key_file
@@ -40,7 +40,7 @@ def cmd_backup(config: Config, args: argparse.Namespace) -> int:
 def cmd_restore(config: Config | None, args: argparse.Namespace) -> int:
     from rich.progress import Progress as Bar
 
-    from callengine.backup import restore_backup
+    from callengine.services.backup import restore_backup
 
     keys = load_private_keys([Path(k) for k in args.key])
     into = Path(args.into)

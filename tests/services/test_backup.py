@@ -10,12 +10,14 @@ import pytest
 
 from callengine import cli, crypto
 from callengine.flow import Strategy
-from callengine.model import Agent, Consent, widget_settings_from_input
 from callengine.audio import DEFAULT_SAMPLE_RATE, bytes_per_second
+from callengine.model import LEAD_QUEUED, Agent, Consent, widget_settings_from_input
 from callengine.recordings import RecordingUnavailable, RecordingVault
+from callengine.services.backup import create_backup, restore_backup
 from callengine.storage import KeyStore, Store
 from tests.support.audio import assert_both_tones, scan_for_plaintext
 from tests.support.engine import DATA_KEY, DATA_KEY_B64
+from tests.support.intake import journal_lead_and_die
 from tests.support.recordings import seed_recording, two_tones
 
 ADMIN = "admin-token-0123456789abcdef"
@@ -132,3 +134,27 @@ def test_restore_refuses_wrong_key_and_tampering(live, capsys):
     assert "TamperedError" in capsys.readouterr().err
     assert not (tmp_path / "r2").exists() and not (tmp_path / "r1").exists()
     assert not list(tmp_path.glob(".r*.restoring-*"))  # nothing half-restored left behind
+
+
+def test_a_lead_only_in_the_intake_journal_is_in_the_backup(live):
+    """The engine died right after a visitor's lead was committed to the journal, before its
+    move into the store: the backup has it all the same."""
+    tmp_path, private, recordings = live
+    carol = "+48601555444"
+    lead_id = journal_lead_and_die(
+        tmp_path / "ce.db", "shop", phone_e164=carol, phone_region="PL", phone_kind="mobile",
+        name="Carol", email=None, consent=Consent(False, True, "v2"))
+    backup = tmp_path / "b.cebak"
+    create_backup(backup, database=tmp_path / "ce.db", data_key=DATA_KEY,
+                  recordings_dir=tmp_path / "recordings", recording_ids=list(recordings.values()),
+                  recipient_public_key=crypto.load_public_key(tmp_path / "rec.pub"), leads=3)
+    restored = tmp_path / "restored"
+    restore_backup(backup, [private], restored)
+
+    async def check() -> None:
+        async with Store.open(restored / "callengine.db", DATA_KEY) as store:
+            lead = await store.get_lead(lead_id)
+            assert (lead.phone_e164, lead.name, lead.status) == (carol, "Carol", LEAD_QUEUED)
+            assert len(await store.list_leads()) == 3
+
+    asyncio.run(check())

@@ -1,14 +1,11 @@
 """The intake journal: new leads commit beside the store and move into it off the request's path
-(store.JOURNAL_SUFFIX). A purge batch holding the store's write lock must not hold up intake,
+(storage.JOURNAL_SUFFIX). A purge batch holding the store's write lock must not hold up intake,
 and nothing a visitor was told is queued may be lost or counted twice."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-import subprocess
-import sys
-import textwrap
 import time
 
 import pytest
@@ -17,7 +14,8 @@ from callengine.flow import Strategy
 from callengine.model import LEAD_QUEUED, Agent, Consent, widget_settings_from_input
 from callengine.errors import RateLimited
 from callengine.storage import JOURNAL_SUFFIX, Store
-from tests.support.engine import DATA_KEY, REPO
+from tests.support.engine import DATA_KEY
+from tests.support.intake import journal_again, journal_lead_and_die
 
 NUMBER = "+48601234567"
 LEAD = dict(phone_e164=NUMBER, phone_region="PL", phone_kind="mobile", name="Anna",
@@ -84,13 +82,7 @@ async def test_a_lead_moved_but_not_yet_forgotten_counts_once(tmp_path):
         widget = await _widget(store, max_leads_per_number_per_day=2)
         first = await store.create_lead(widget, now=time.time(), **LEAD)
         await store.get_lead(first.id)  # moved
-        db = sqlite3.connect(tmp_path / f"ce.db{JOURNAL_SUFFIX}")
-        db.execute(f"ATTACH DATABASE '{tmp_path / 'ce.db'}' AS s")
-        db.execute("INSERT INTO new_leads SELECT id, widget_id, phone_hash, phone_enc,"
-                   " phone_region, phone_kind, name_enc, email_enc, consent_marketing,"
-                   " consent_recording, clause_version, created_at FROM s.leads")
-        db.commit()
-        db.close()
+        journal_again(tmp_path / "ce.db")
         await store.create_lead(widget, now=time.time(), **LEAD)  # 1 lead so far, not 2
         with pytest.raises(RateLimited):
             await store.create_lead(widget, now=time.time(), **LEAD)
@@ -100,22 +92,12 @@ async def test_a_lead_moved_but_not_yet_forgotten_counts_once(tmp_path):
 
 def test_a_lead_journaled_by_a_killed_engine_is_moved_at_the_next_open(tmp_path):
     """The process dies right after the visitor's lead is committed, before its move."""
-    script = textwrap.dedent(f"""
-        import asyncio, os, sys, time
-        from callengine.storage import Store
-        from tests.test_intake_journal import LEAD, _widget
-        async def main():
-            async with Store.open({str(tmp_path / 'ce.db')!r}, {DATA_KEY!r}) as store:
-                widget = await _widget(store)
-                await store.write_lock.acquire()  # the move can't start
-                lead = await store.create_lead(widget, now=time.time(), **LEAD)
-                print(lead.id, flush=True)
-                os._exit(0)
-        asyncio.run(main())
-    """)
-    out = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True,
-                         text=True, timeout=60, check=True)
-    lead_id = out.stdout.strip()
+    async def shop() -> None:
+        async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
+            await _widget(store)
+
+    asyncio.run(shop())
+    lead_id = journal_lead_and_die(tmp_path / "ce.db", "shop", **LEAD)
     assert _rows(tmp_path / "ce.db", "leads") == 0
     assert _rows(tmp_path / f"ce.db{JOURNAL_SUFFIX}", "new_leads") == 1
 

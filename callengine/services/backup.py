@@ -3,7 +3,8 @@
 A backup is one file in the recording format (docs/recording-format.md: streaming AES-256-GCM,
 its data key wrapped for an X25519 recipient) holding a tar stream of:
     manifest.json      what, when, how many
-    callengine.db      a consistent online snapshot of the store (SQLite backup API)
+    callengine.db      a consistent online snapshot of the store, with the leads the intake
+                       journal holds (storage.snapshot)
     data.key           the store's data key (personal fields are encrypted with it)
     recordings/*.cerec the recordings' ciphertext files
 The recording keystore is deliberately NOT in it: a recording erased after the backup was
@@ -19,7 +20,6 @@ import io
 import json
 import os
 import shutil
-import sqlite3
 import tarfile
 import time
 from collections.abc import Callable, Iterator
@@ -28,6 +28,7 @@ from pathlib import Path
 
 from callengine import crypto
 from callengine.recorder import FILE_SUFFIX
+from callengine.storage.snapshot import snapshot
 
 FORMAT = "callengine-backup-1"
 Progress = Callable[[int, int], None]  # (done, total)
@@ -43,18 +44,6 @@ class BackupSummary:
     leads: int
     recordings: int
     bytes: int
-
-
-def snapshot(database: Path) -> bytes:
-    """A consistent copy of a live SQLite database, made in memory (WAL-safe)."""
-    source = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
-    memory = sqlite3.connect(":memory:")
-    try:
-        source.backup(memory)
-        return memory.serialize()
-    finally:
-        source.close()
-        memory.close()
 
 
 class _WriterFile(io.RawIOBase):

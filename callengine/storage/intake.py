@@ -1,0 +1,197 @@
+"""The intake journal and its mover: new leads, their rate limits, and their way into the store.
+
+New leads first land in the intake journal, a small database beside the store
+(`<database>-intake`), and a mover task takes them into the store right after, off the
+visitor's path. A retention purge holds the store's write lock most of the time and fills its
+WAL, and a visitor's request waited for both (bench/bench_purge.py). The journal's commit
+syncs only its own pages; its connection reads the store (attached, read-only) in the same
+statement that adds the lead, so the rate limits count every lead, moved or not. Reads of
+leads first wait for the move of what this process journaled (`IntakeJournal._settled`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiosqlite
+from uuid6 import uuid7
+
+from callengine.errors import RateLimited
+from callengine.model import LEAD_QUEUED, Consent, Lead, Widget
+from callengine.storage.base import StoreBase
+from callengine.storage.schema import LEAD_DAY, day
+from callengine.storage.sql import file_uri, marks
+
+log = logging.getLogger(__name__)
+
+JOURNAL_SUFFIX = "-intake"
+JOURNAL_COLUMNS = ("id", "widget_id", "phone_hash", "phone_enc", "phone_region", "phone_kind",
+                   "name_enc", "email_enc", "consent_marketing", "consent_recording",
+                   "clause_version", "created_at")
+# The journal's table takes its columns from `leads` (with their types; NOT NULL and the
+# other constraints are checked when a lead moves in), so a migration of `leads` is made once.
+_JOURNAL_SCHEMA = (
+    f"CREATE TABLE IF NOT EXISTS new_leads AS SELECT {', '.join(JOURNAL_COLUMNS)}"
+    " FROM store.leads WHERE 0",
+    "CREATE UNIQUE INDEX IF NOT EXISTS new_leads_id ON new_leads(id)",
+)
+MOVE_BATCH = 500  # journaled leads moved into the store per transaction
+
+# The rate limits' counts, run on the intake journal's connection: leads of number-hash ? in
+# the last day (rows of today's and yesterday's days of leads_day_phone), leads of widget ? in
+# the last hour; in the store and in the journal, where a lead moved but not yet forgotten is
+# not counted twice.
+_NOT_MOVED = "NOT EXISTS (SELECT 1 FROM store.leads l WHERE l.id = j.id)"
+_LEADS_PER_NUMBER = (
+    f"SELECT (SELECT COUNT(*) FROM store.leads WHERE {LEAD_DAY} IN (?, ?) AND phone_hash = ?"
+    " AND created_at > ?) + (SELECT COUNT(*) FROM new_leads j WHERE phone_hash = ?"
+    f" AND created_at > ? AND {_NOT_MOVED})"
+)
+_LEADS_PER_WIDGET = (
+    "SELECT (SELECT COUNT(*) FROM store.leads WHERE widget_id = ? AND created_at > ?)"
+    f" + (SELECT COUNT(*) FROM new_leads j WHERE widget_id = ? AND created_at > ? AND {_NOT_MOVED})"
+)
+# A journaled lead into the store (by the mover, and into a backup's snapshot): queued, due at
+# once (OR IGNORE: moved already).
+MOVE_LEAD = (
+    f"INSERT OR IGNORE INTO leads ({', '.join(JOURNAL_COLUMNS)}, status, next_attempt_at,"
+    f" updated_at) VALUES ({', '.join('?' * len(JOURNAL_COLUMNS))}, '{LEAD_QUEUED}', ?, ?)"
+)
+
+
+def journal_path(database: Path) -> Path:
+    return database.with_name(database.name + JOURNAL_SUFFIX)
+
+
+@asynccontextmanager
+async def open_journal(database: Path) -> AsyncIterator[aiosqlite.Connection]:
+    """The intake journal beside `database`, with the store attached read-only as `store`."""
+    db = await aiosqlite.connect(file_uri(journal_path(database)), uri=True,
+                                 isolation_level=None)
+    try:
+        db.row_factory = sqlite3.Row
+        for pragma in ("journal_mode=WAL", "synchronous=FULL", "busy_timeout=5000",
+                       "secure_delete=ON"):
+            await db.execute(f"PRAGMA {pragma}")
+        await db.execute("ATTACH DATABASE ? AS store", (file_uri(database) + "?mode=ro",))
+        for statement in _JOURNAL_SCHEMA:
+            await db.execute(statement)
+        yield db
+    finally:
+        await db.close()
+
+
+class IntakeJournal(StoreBase):
+    """Store's part that writes new leads (to the journal) and moves them into the store."""
+
+    async def create_lead(
+        self,
+        widget: Widget,
+        *,
+        phone_e164: str,
+        phone_region: str,
+        phone_kind: str,
+        name: str | None,
+        email: str | None,
+        consent: Consent,
+        now: float,
+    ) -> Lead:
+        """Persist a new lead, queued for dialling now, after the widget's rate limits pass.
+
+        The lead is committed to the intake journal (JOURNAL_SUFFIX) and moved into the store
+        right after; reads of leads wait for that move. Check and insert are one INSERT
+        statement, so concurrent requests can't both slip under a limit."""
+        # UUIDv7: time-ordered, so the ids of leads (and attempts) made together sit together in
+        # their indexes and the purge of old ones rewrites few pages (random v4 ids: 2x slower).
+        lead_id = str(uuid7())
+        settings = widget.settings
+        phone_hash = self._cipher.number_hash(phone_e164)
+        per_number = (day(now - 86400), day(now), phone_hash, now - 86400,
+                      phone_hash, now - 86400)
+        per_widget = (widget.id, now - 3600, widget.id, now - 3600)
+        # One statement, so one trip to the journal's SQLite thread. An INSERT takes the
+        # journal's write lock before it reads, so the limits are checked and the row added
+        # atomically; what the mover takes into the store meanwhile is counted once.
+        assert self._journal is not None
+        async with self._journal_lock:
+            inserted = await self._journal.execute_fetchall(
+                f"INSERT INTO new_leads ({', '.join(JOURNAL_COLUMNS)})"
+                f" SELECT {', '.join('?' * len(JOURNAL_COLUMNS))}"
+                f" WHERE ({_LEADS_PER_NUMBER}) < ? AND ({_LEADS_PER_WIDGET}) < ? RETURNING id",
+                (
+                    lead_id, widget.id, phone_hash,
+                    self._cipher.encrypt(phone_e164, f"leads.phone:{lead_id}"),
+                    phone_region, phone_kind,
+                    self._cipher.encrypt(name, f"leads.name:{lead_id}"),
+                    self._cipher.encrypt(email, f"leads.email:{lead_id}"),
+                    int(consent.marketing), int(consent.recording), consent.clause_version,
+                    now,
+                    *per_number, settings.max_leads_per_number_per_day,
+                    *per_widget, settings.max_leads_per_hour,
+                ),
+            )
+        if not inserted:  # a limit was reached: say which
+            async with self._journal.execute(_LEADS_PER_NUMBER, per_number) as cursor:
+                (count,) = await cursor.fetchone()
+            if count >= settings.max_leads_per_number_per_day:
+                raise RateLimited("too many callback requests for this number today", 3600)
+            raise RateLimited("this widget has reached its hourly limit of callbacks", 600)
+        self._journaled.add(lead_id)
+        if self._mover is None or self._mover.done():
+            self._mover = asyncio.create_task(self._keep_moving(), name="intake-mover")
+        return Lead(
+            id=lead_id, widget_id=widget.id, phone_e164=phone_e164, phone_region=phone_region,
+            phone_kind=phone_kind, name=name, email=email, consent=consent,
+            status=LEAD_QUEUED, progress=None, outcome=None, cause=None, attempts=0,
+            next_attempt_at=now, created_at=now, closed_at=None,
+        )
+
+    async def _keep_moving(self) -> None:
+        """The mover task (create_lead starts it): until every journaled lead is in the store."""
+        try:
+            while self._journaled:
+                await self._move_new_leads()
+        except Exception:
+            log.exception("intake journal: %d new lead(s) not moved into the store yet; the"
+                          " next new lead or read of leads tries again", len(self._journaled))
+
+    async def _move_new_leads(self) -> None:
+        """Move every lead in the intake journal, whoever journaled it, into the store: each
+        batch committed to the store first, then forgotten by the journal (a crash between
+        the two leaves rows the next move skips)."""
+        assert self._journal is not None
+        async with self._moving:
+            while True:
+                before = set(self._journaled)
+                rows = await self._journal.execute_fetchall(
+                    f"SELECT {', '.join(JOURNAL_COLUMNS)} FROM new_leads ORDER BY created_at"
+                    f" LIMIT {MOVE_BATCH}")
+                if not rows:
+                    self._journaled -= before  # moved by another process's Store
+                    return
+                async with self._transaction() as db:
+                    await db.executemany(
+                        MOVE_LEAD, [(*row, row["created_at"], row["created_at"]) for row in rows])
+                moved = [row["id"] for row in rows]
+                async with self._journal_lock:
+                    # Without its own fsync: the next lead's commit syncs the journal's log up
+                    # to here. Lost to a power cut, the rows are moved again, and skipped.
+                    await self._journal.execute("PRAGMA synchronous=NORMAL")
+                    try:
+                        await self._journal.execute(
+                            f"DELETE FROM new_leads WHERE id IN ({marks(len(moved))})",
+                            moved)
+                    finally:
+                        await self._journal.execute("PRAGMA synchronous=FULL")
+                self._journaled.difference_update(moved)
+
+    async def _settled(self) -> None:
+        """Reads of leads call this first: they see every lead this process journaled."""
+        if self._journaled:
+            await self._move_new_leads()
+

@@ -1,0 +1,230 @@
+"""The storage interface: what the rest of callengine (engine, services, retention, recordings,
+subjects, reports, web, cli, the purge process) asks of a store, as `typing.Protocol`s. The
+SQLite `Store` implements it (tests/storage/test_interface.py checks the signatures); a second
+backend (PostgreSQL) implements the same methods with the same guarantees:
+
+- **Atomic writes.** Each method that writes is all or nothing: a crash or a cancelled task
+  leaves the old rows or the new ones, never a mix (start_attempt, finish_attempt, purge_leads,
+  audit …). Writers of one process queue on `write_lock`; a purge in another process takes
+  turns on the same lock (retention.PurgeProcess), so a backend's own lock must not deadlock
+  against it.
+- **Rate limits atomic with the insert.** create_lead checks the widget's limits (leads of the
+  number in the last day, of the widget in the last hour) and adds the lead in one step:
+  concurrent requests can't both slip under a limit, and every lead counts once, wherever it
+  waits (SQLite: the intake journal).
+- **Reads see every accepted lead.** Once create_lead has returned, every read of leads (get,
+  list, due, reports, a number's leads) includes that lead, even if the backend keeps new leads
+  apart at first; a lead accepted is never lost, also if the process dies right after.
+- **Deletion is erasure.** purge_leads leaves a tombstone without personal data and removes
+  the lead's attempts and recording rows with it; forget_deleted_pages then leaves no copy of
+  deleted rows in the backend's files or logs. Personal fields (number, name, e-mail) are
+  stored encrypted with the data key; only the number's keyed hash is searchable.
+- **The audit log is append-only** and hash-chained (access.chain_hash).
+- Times are Unix seconds; ids are strings the backend makes (time-ordered: UUIDv7).
+
+Not in the interface: opening (`Store.open(path, data_key, …)` is the backend's own; the
+composition root calls it), the recording keystore (KeyStore: a SQLite file kept apart on
+purpose, whatever the backend) and the backup's snapshot (a function per backend:
+storage.snapshot for SQLite).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol, runtime_checkable
+
+from callengine.access import AuditEntry, Principal, Role
+from callengine.flow import Result, Strategy
+from callengine.model import (
+    Agent, Attempt, Consent, Group, Lead, Recording, Widget, WidgetSettings,
+)
+
+
+@runtime_checkable
+class PurgeBatchStorage(Protocol):
+    """The retention purge's hot path (`Storage.purge_batches`): reads and atomic batches that
+    may run on a connection of their own; writes take the store's write lock."""
+
+    async def expired_recordings(self, widget_id: str, cutoff: float, limit: int) -> list[str]:
+        """Live (finished, not deleted) recordings of the widget started before cutoff."""
+
+    async def mark_recordings_deleted(self, recording_ids: list[str], now: float) -> None:
+        """In one transaction; the rows stay, as tombstones."""
+
+    async def expired_leads(self, widget_id: str, cutoff: float, limit: int
+                            ) -> tuple[list[str], list[str]]:
+        """Up to limit closed leads created before cutoff, oldest first, and their live
+        recordings (whose keys go before the leads' rows)."""
+
+    async def purge_leads(self, lead_ids: list[str], now: float, reason: str) -> int:
+        """As Storage.purge_leads."""
+
+    def after_batch(self) -> None:
+        """Called after each batch: housekeeping that must not hold up the next one."""
+
+
+@runtime_checkable
+class Storage(Protocol):
+    # Writers of this process queue on it; retention.PurgeProcess gives a purge process turns
+    # on it (an asyncio.Lock or anything with the same acquire/release/async with).
+    write_lock: asyncio.Lock
+
+    async def schema_version(self) -> int: ...
+
+    # ---- configuration: agents, groups, widgets ------------------------------------------
+
+    async def add_agent(self, agent: Agent) -> None:
+        """Conflict if the name exists."""
+
+    async def list_agents(self) -> list[Agent]: ...
+
+    async def add_group(
+        self, name: str, strategy: Strategy, ring_timeout: int, agent_names: list[str]
+    ) -> Group:
+        """Members in the order given; NotFound for an unknown agent, Conflict if the group
+        exists or an agent is listed twice. Nothing is written unless all of it is."""
+
+    async def get_group(self, name: str) -> Group:
+        """NotFound if there is none."""
+
+    async def list_groups(self) -> list[Group]: ...
+
+    async def add_widget(self, widget_id: str, name: str, settings: WidgetSettings, now: float
+                         ) -> Widget:
+        """With a new random public key; NotFound if settings.group does not exist, Conflict
+        if the id does."""
+
+    async def get_widget(self, widget_id: str) -> Widget: ...
+
+    async def get_widget_by_key(self, public_key: str) -> Widget:
+        """The widget a visitor's request names (on intake's path: keep it fast)."""
+
+    async def list_widgets(self) -> list[Widget]: ...
+
+    # ---- leads and attempts ----------------------------------------------------------------
+
+    async def create_lead(
+        self,
+        widget: Widget,
+        *,
+        phone_e164: str,
+        phone_region: str,
+        phone_kind: str,
+        name: str | None,
+        email: str | None,
+        consent: Consent,
+        now: float,
+    ) -> Lead:
+        """A new lead, queued and due now, once the widget's rate limits pass (RateLimited
+        otherwise), checked atomically with the insert; durable when this returns."""
+
+    async def get_lead(self, lead_id: str) -> Lead: ...
+
+    async def list_leads(
+        self, *, widget_id: str | None = None, status: str | None = None, limit: int = 100
+    ) -> list[Lead]:
+        """Newest first."""
+
+    async def due_leads(self, now: float, limit: int) -> list[Lead]:
+        """Queued leads whose next attempt is due, the longest waiting first."""
+
+    async def start_attempt(self, lead_id: str, now: float) -> Attempt:
+        """The lead goes from queued to calling with a new active attempt, atomically (Conflict
+        if it is not queued); committed before any dial."""
+
+    async def set_progress(self, lead_id: str, progress: str, connected: bool, attempt_id: str,
+                           now: float) -> None: ...
+
+    async def finish_attempt(
+        self, attempt: Attempt, result: Result, now: float, retry_at: float | None
+    ) -> Lead:
+        """Close the attempt with its result and queue the lead again (retry_at) or close it,
+        atomically."""
+
+    async def active_attempts(self) -> list[Attempt]:
+        """Attempts still open (after a restart: calls to reconcile)."""
+
+    async def attempts_for(self, lead_id: str) -> list[Attempt]: ...
+
+    # ---- recordings (metadata; the audio is a file, its key in the KeyStore) ---------------
+
+    async def add_recording(
+        self, recording_id: str, attempt: Attempt, route: str, key_id: str, now: float, *,
+        sample_rate: int,
+    ) -> None:
+        """Registered before the tap starts: a crash mid-call leaves a row to mark incomplete."""
+
+    async def finish_recording(
+        self, recording_id: str, *, status: str, now: float, duration_s: float, bytes_in: int,
+        segments: int, sha256: str | None, problem: str | None,
+    ) -> None: ...
+
+    async def recordings_in_progress(self) -> list[Recording]: ...
+
+    async def get_recording(self, recording_id: str) -> Recording: ...
+
+    async def list_recordings(self, *, lead_id: str | None = None,
+                              include_deleted: bool = False) -> list[Recording]: ...
+
+    async def mark_recording_deleted(self, recording_id: str, now: float) -> None:
+        """The row stays as a tombstone (no personal data in it)."""
+
+    # ---- access: tokens and the audit log ------------------------------------------------
+
+    async def add_token(self, name: str, role: Role, token_hash: str, now: float) -> None:
+        """Only the token's hash is stored; Conflict if the name exists."""
+
+    async def revoke_token(self, name: str, now: float) -> None:
+        """NotFound unless an active token has that name."""
+
+    async def principal_for(self, token_hash: str) -> Principal | None: ...
+
+    async def list_tokens(self) -> list[dict[str, Any]]: ...
+
+    async def audit(self, principal: Principal, action: str, target: str, detail: str,
+                    now: float) -> AuditEntry:
+        """Append one entry to the hash chain, atomically with reading its predecessor."""
+
+    async def audit_entries(self) -> list[AuditEntry]: ...
+
+    # ---- retention: the purge's lease, counts and purges -------------------------------
+
+    async def acquire_lease(self, name: str, owner: str, now: float, ttl_s: float) -> bool:
+        """Take or renew the named lease; False while another owner holds an unexpired one."""
+
+    async def release_lease(self, name: str, owner: str) -> None: ...
+
+    async def count_expired_recordings(self, widget_id: str, cutoff: float) -> int: ...
+
+    async def count_expired_leads(self, widget_id: str, cutoff: float) -> int: ...
+
+    async def live_recording_ids(self, lead_ids: list[str]) -> list[str]:
+        """The leads' recordings not deleted yet."""
+
+    async def live_recording_id_set(self) -> set[str]: ...
+
+    async def purge_leads(self, lead_ids: list[str], now: float, reason: str) -> int:
+        """Tombstone and delete the leads (with their attempts and recording rows) in one
+        transaction; returns how many went."""
+
+    def purge_batches(self, thread_initializer: Callable[[], None] | None = None
+                      ) -> AbstractAsyncContextManager[PurgeBatchStorage]:
+        """The purge's batches, for as long as the context lasts; thread_initializer runs first
+        in any worker thread the backend starts for them."""
+
+    async def count_tombstones(self, widget_id: str | None = None) -> int: ...
+
+    # ---- reports and data subjects -------------------------------------------------------
+
+    async def report_rows(self, widget_id: str, start: float, end: float
+                          ) -> list[tuple[Lead | None, dict[str, Any]]]:
+        """Every lead of the widget created in [start, end) with its last attempt's figures;
+        purged leads from their tombstones (no Lead)."""
+
+    async def leads_for_number(self, e164: str) -> list[Lead]:
+        """Every lead of the number (looked up by its keyed hash), oldest first."""
+
+    async def forget_deleted_pages(self) -> None:
+        """After an erasure: no copy of the deleted rows left in the backend's files or logs."""

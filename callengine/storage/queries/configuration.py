@@ -1,0 +1,113 @@
+"""Store's configuration rows: agents, their groups (ring strategy, order) and widgets."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+
+import aiosqlite
+
+from callengine.errors import Conflict, NotFound
+from callengine.flow import Strategy
+from callengine.model import Agent, Group, Widget, WidgetSettings
+from callengine.storage.base import StoreBase
+from callengine.storage.rows import to_agent, to_widget
+
+
+class ConfigurationQueries(StoreBase):
+    async def add_agent(self, agent: Agent) -> None:
+        try:
+            async with self._transaction() as db:
+                await db.execute(
+                    "INSERT INTO agents (name, endpoint, enabled) VALUES (?, ?, ?)",
+                    (agent.name, agent.endpoint, int(agent.enabled)),
+                )
+        except sqlite3.IntegrityError:
+            raise Conflict(f"agent {agent.name!r} exists already") from None
+
+    async def list_agents(self) -> list[Agent]:
+        async with self._db.execute("SELECT * FROM agents ORDER BY name") as cursor:
+            return [to_agent(row) async for row in cursor]
+
+    async def add_group(
+        self, name: str, strategy: Strategy, ring_timeout: int, agent_names: list[str]
+    ) -> Group:
+        try:
+            async with self._transaction() as db:
+                await db.execute(
+                    "INSERT INTO agent_groups (name, strategy, ring_timeout) VALUES (?, ?, ?)",
+                    (name, strategy.value, ring_timeout),
+                )
+                for position, agent_name in enumerate(agent_names):
+                    async with db.execute(
+                        "SELECT 1 FROM agents WHERE name = ?", (agent_name,)
+                    ) as cursor:
+                        if await cursor.fetchone() is None:
+                            raise NotFound("agent", agent_name)
+                    await db.execute(
+                        "INSERT INTO group_members (group_name, agent_name, position)"
+                        " VALUES (?, ?, ?)",
+                        (name, agent_name, position),
+                    )
+        except sqlite3.IntegrityError:
+            raise Conflict(f"group {name!r} exists already (or an agent is listed twice)") from None
+        return await self.get_group(name)
+
+    async def get_group(self, name: str) -> Group:
+        async with self._db.execute("SELECT * FROM agent_groups WHERE name = ?", (name,)) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            raise NotFound("group", name)
+        async with self._db.execute(
+            "SELECT a.* FROM group_members m JOIN agents a ON a.name = m.agent_name"
+            " WHERE m.group_name = ? ORDER BY m.position",
+            (name,),
+        ) as cursor:
+            agents = tuple([to_agent(r) async for r in cursor])
+        return Group(row["name"], Strategy(row["strategy"]), row["ring_timeout"], agents)
+
+    async def list_groups(self) -> list[Group]:
+        async with self._db.execute("SELECT name FROM agent_groups ORDER BY name") as cursor:
+            names = [row["name"] async for row in cursor]
+        return [await self.get_group(name) for name in names]
+
+    # ---- widgets ---------------------------------------------------------------------------
+
+    async def add_widget(self, widget_id: str, name: str, settings: WidgetSettings, now: float
+                         ) -> Widget:
+        await self.get_group(settings.group)  # refuse a widget whose group does not exist
+        public_key = "wk_" + secrets.token_urlsafe(18)
+        try:
+            async with self._transaction() as db:
+                await db.execute(
+                    "INSERT INTO widgets (id, name, public_key, settings, created_at)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (widget_id, name, public_key, json.dumps(settings.to_json()), now),
+                )
+        except sqlite3.IntegrityError:
+            raise Conflict(f"widget {widget_id!r} exists already") from None
+        return Widget(widget_id, name, public_key, settings)
+
+    async def get_widget(self, widget_id: str) -> Widget:
+        return await self._widget_where(self._db, "id = ?", widget_id, widget_id)
+
+    async def get_widget_by_key(self, public_key: str) -> Widget:
+        """The widget a visitor's request names. Read on the intake journal's connection, as
+        the lead that follows is written: the store's also carries the mover's and the
+        engine's transactions, each with its commit, and a read would queue behind them."""
+        assert self._journal is not None
+        return await self._widget_where(self._journal, "public_key = ?", public_key,
+                                        "with that public key", schema="store.")
+
+    async def list_widgets(self) -> list[Widget]:
+        async with self._db.execute("SELECT * FROM widgets ORDER BY id") as cursor:
+            return [to_widget(row) async for row in cursor]
+
+    async def _widget_where(self, db: aiosqlite.Connection, where: str, value: str, label: str,
+                            schema: str = "") -> Widget:
+        # execute_fetchall: one trip to the SQLite thread (every lead request starts here)
+        rows = await db.execute_fetchall(f"SELECT * FROM {schema}widgets WHERE {where}", (value,))
+        if not rows:
+            raise NotFound("widget", label)
+        return to_widget(rows[0])

@@ -1,0 +1,130 @@
+"""Store's leads (read: creating one is the intake journal's) and their call attempts."""
+
+from __future__ import annotations
+
+from uuid6 import uuid7
+
+from callengine.errors import Conflict, NotFound
+from callengine.flow import Result
+from callengine.model import LEAD_CALLING, LEAD_DONE, LEAD_QUEUED, Attempt, Lead
+from callengine.storage.base import StoreBase
+from callengine.storage.rows import to_attempt, to_lead
+
+
+class LeadQueries(StoreBase):
+    async def get_lead(self, lead_id: str) -> Lead:
+        await self._settled()
+        async with self._db.execute("SELECT * FROM leads WHERE id = ?", (lead_id,)) as cursor:
+            row = await cursor.fetchone()
+        if row is None:
+            raise NotFound("lead", lead_id)
+        return to_lead(row, self._cipher)
+
+    async def list_leads(
+        self, *, widget_id: str | None = None, status: str | None = None, limit: int = 100
+    ) -> list[Lead]:
+        await self._settled()
+        clauses, params = [], []
+        if widget_id is not None:
+            clauses.append("widget_id = ?")
+            params.append(widget_id)
+        if status is not None:
+            clauses.append("status = ?")
+            params.append(status)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        async with self._db.execute(
+            f"SELECT * FROM leads {where} ORDER BY created_at DESC LIMIT ?", (*params, limit)
+        ) as cursor:
+            return [to_lead(row, self._cipher) async for row in cursor]
+
+    async def due_leads(self, now: float, limit: int) -> list[Lead]:
+        await self._settled()
+        async with self._db.execute(
+            # status spelled out (not bound): that is how SQLite sees leads_queued applies
+            f"SELECT * FROM leads WHERE status = '{LEAD_QUEUED}' AND next_attempt_at <= ?"
+            " ORDER BY next_attempt_at, created_at LIMIT ?",
+            (now, limit),
+        ) as cursor:
+            return [to_lead(row, self._cipher) async for row in cursor]
+
+    async def next_due_at(self) -> float | None:
+        await self._settled()
+        async with self._db.execute(
+            f"SELECT MIN(next_attempt_at) FROM leads WHERE status = '{LEAD_QUEUED}'"
+        ) as cursor:
+            return (await cursor.fetchone())[0]
+
+    # ---- attempts --------------------------------------------------------------------------
+
+    async def start_attempt(self, lead_id: str, now: float) -> Attempt:
+        """Mark the lead as being called and open an attempt: committed before any dial."""
+        await self._settled()
+        attempt_id = str(uuid7())
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "UPDATE leads SET status = ?, attempts = attempts + 1, progress = NULL,"
+                " next_attempt_at = NULL, updated_at = ? WHERE id = ? AND status = ?",
+                (LEAD_CALLING, now, lead_id, LEAD_QUEUED),
+            )
+            if cursor.rowcount != 1:
+                raise Conflict(f"lead {lead_id} is not queued")
+            async with db.execute("SELECT attempts FROM leads WHERE id = ?", (lead_id,)) as cur:
+                (number,) = await cur.fetchone()
+            await db.execute(
+                "INSERT INTO attempts (id, lead_id, number, status, started_at)"
+                " VALUES (?, ?, ?, 'active', ?)",
+                (attempt_id, lead_id, number, now),
+            )
+        return Attempt(attempt_id, lead_id, number, "active", now)
+
+    async def set_progress(self, lead_id: str, progress: str, connected: bool, attempt_id: str,
+                           now: float) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE leads SET progress = ?, updated_at = ? WHERE id = ?",
+                (progress, now, lead_id),
+            )
+            if connected:
+                await db.execute("UPDATE attempts SET connected = 1 WHERE id = ?", (attempt_id,))
+
+    async def finish_attempt(
+        self, attempt: Attempt, result: Result, now: float, retry_at: float | None
+    ) -> Lead:
+        """Close the attempt with its result; queue the lead again or close it, atomically."""
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE attempts SET status = 'done', ended_at = ?, outcome = ?, q850 = ?,"
+                " cause = ?, agent = ?, agent_ring_s = ?, visitor_ring_s = ?, talk_s = ?,"
+                " connected = ? WHERE id = ?",
+                (
+                    now, result.outcome.value, result.q850, result.cause, result.agent,
+                    result.agent_ring_s, result.visitor_ring_s, result.talk_s,
+                    int(result.connected), attempt.id,
+                ),
+            )
+            if retry_at is not None:
+                await db.execute(
+                    "UPDATE leads SET status = ?, next_attempt_at = ?, progress = NULL,"
+                    " outcome = ?, cause = ?, updated_at = ? WHERE id = ?",
+                    (LEAD_QUEUED, retry_at, result.outcome.value, result.cause, now,
+                     attempt.lead_id),
+                )
+            else:
+                await db.execute(
+                    "UPDATE leads SET status = ?, outcome = ?, cause = ?, progress = NULL,"
+                    " closed_at = ?, updated_at = ? WHERE id = ?",
+                    (LEAD_DONE, result.outcome.value, result.cause, now, now, attempt.lead_id),
+                )
+        return await self.get_lead(attempt.lead_id)
+
+    async def active_attempts(self) -> list[Attempt]:
+        async with self._db.execute(
+            "SELECT * FROM attempts WHERE status = 'active' ORDER BY started_at"
+        ) as cursor:
+            return [to_attempt(row) async for row in cursor]
+
+    async def attempts_for(self, lead_id: str) -> list[Attempt]:
+        async with self._db.execute(
+            "SELECT * FROM attempts WHERE lead_id = ? ORDER BY number", (lead_id,)
+        ) as cursor:
+            return [to_attempt(row) async for row in cursor]

@@ -1,0 +1,221 @@
+"""The schema: its migrations, applied in order at open, and how to split one into statements.
+
+Times are Unix seconds (float). The journal's table (intake.py) takes its columns from `leads`,
+so a migration of `leads` is written once, here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import aiosqlite
+
+from callengine.storage.transactions import transaction
+
+# Each entry moves the schema one version up; never edit one that has shipped, add a new one.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE agents (
+        name TEXT PRIMARY KEY,
+        endpoint TEXT NOT NULL,
+        enabled INTEGER NOT NULL DEFAULT 1
+    );
+    CREATE TABLE agent_groups (
+        name TEXT PRIMARY KEY,
+        strategy TEXT NOT NULL CHECK (strategy IN ('ring-all', 'sequential')),
+        ring_timeout INTEGER NOT NULL
+    );
+    CREATE TABLE group_members (
+        group_name TEXT NOT NULL REFERENCES agent_groups(name) ON DELETE CASCADE,
+        agent_name TEXT NOT NULL REFERENCES agents(name) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        PRIMARY KEY (group_name, agent_name)
+    );
+    CREATE TABLE widgets (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        public_key TEXT NOT NULL UNIQUE,
+        settings TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE leads (
+        id TEXT PRIMARY KEY,
+        widget_id TEXT NOT NULL REFERENCES widgets(id),
+        phone_hash TEXT NOT NULL,  -- HMAC of the E.164 number: lookups without the number
+        phone_enc BLOB NOT NULL,  -- AES-256-GCM (crypto.FieldCipher), like name and e-mail
+        phone_region TEXT NOT NULL,
+        phone_kind TEXT NOT NULL,
+        name_enc BLOB,
+        email_enc BLOB,
+        consent_marketing INTEGER NOT NULL,
+        consent_recording INTEGER NOT NULL,
+        clause_version TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('queued', 'calling', 'done')),
+        progress TEXT,
+        outcome TEXT,
+        cause TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        closed_at REAL
+    );
+    CREATE INDEX leads_due ON leads(status, next_attempt_at);
+    CREATE INDEX leads_widget_created ON leads(widget_id, created_at);
+    CREATE INDEX leads_phone_created ON leads(phone_hash, created_at);
+    CREATE TABLE attempts (
+        id TEXT PRIMARY KEY,
+        lead_id TEXT NOT NULL REFERENCES leads(id) ON DELETE CASCADE,
+        number INTEGER NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('active', 'done')),
+        started_at REAL NOT NULL,
+        ended_at REAL,
+        outcome TEXT,
+        q850 INTEGER,
+        cause TEXT,
+        agent TEXT,
+        agent_ring_s REAL,
+        visitor_ring_s REAL,
+        talk_s REAL,
+        connected INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX attempts_lead ON attempts(lead_id);
+    CREATE INDEX attempts_active ON attempts(status);
+    """,
+    # Recordings: metadata only; the audio is ciphertext in <recordings_dir>/<id>.cerec.
+    """
+    CREATE TABLE recordings (
+        id TEXT PRIMARY KEY,
+        lead_id TEXT NOT NULL REFERENCES leads(id) ON DELETE CASCADE,
+        attempt_id TEXT NOT NULL REFERENCES attempts(id) ON DELETE CASCADE,
+        route TEXT NOT NULL,
+        key_id TEXT NOT NULL,
+        status TEXT NOT NULL
+            CHECK (status IN ('recording', 'complete', 'incomplete', 'failed', 'deleted')),
+        started_at REAL NOT NULL,
+        ended_at REAL,
+        duration_s REAL,
+        bytes INTEGER,
+        segments INTEGER,
+        sha256 TEXT,
+        problem TEXT,
+        deleted_at REAL
+    );
+    CREATE INDEX recordings_lead ON recordings(lead_id);
+    CREATE INDEX recordings_status ON recordings(status)
+    """,
+    # Retention: a purged lead leaves a tombstone without personal data, so counts and reports
+    # stay right; a lease keeps two purges (engine, CLI) from running at once.
+    """
+    CREATE TABLE lead_tombstones (
+        id TEXT PRIMARY KEY,
+        widget_id TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        closed_at REAL,
+        outcome TEXT,
+        attempts INTEGER NOT NULL,
+        consent_marketing INTEGER NOT NULL,
+        consent_recording INTEGER NOT NULL,
+        clause_version TEXT NOT NULL,
+        purged_at REAL NOT NULL,
+        reason TEXT NOT NULL
+    );
+    CREATE INDEX lead_tombstones_widget ON lead_tombstones(widget_id, created_at);
+    CREATE INDEX recordings_attempt ON recordings(attempt_id);
+    CREATE INDEX recordings_live_started ON recordings(started_at)
+        WHERE status NOT IN ('deleted', 'recording');
+    CREATE TABLE job_leases (
+        name TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        expires_at REAL NOT NULL
+    )
+    """,
+    # Roles: API tokens (only their hashes) and the append-only, hash-chained audit log.
+    """
+    CREATE TABLE api_tokens (
+        name TEXT PRIMARY KEY,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'supervisor', 'agent', 'viewer')),
+        token_hash TEXT NOT NULL UNIQUE,
+        created_at REAL NOT NULL,
+        revoked_at REAL
+    );
+    CREATE TABLE audit_log (
+        seq INTEGER PRIMARY KEY,
+        at REAL NOT NULL,
+        actor TEXT NOT NULL,
+        role TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );
+    CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END
+    """,
+    # Indexes shaped for the retention purge (bench/bench_purge.py), which deletes the oldest
+    # leads with their attempts and recordings:
+    # - the per-number index keyed by day first, so the purge empties neighbouring pages instead
+    #   of touching a random page per lead (keyed by HMAC alone, every day's leads were spread
+    #   over the whole tree); rate limits look up today's and yesterday's entries;
+    # - the "what is in progress" indexes made partial: they hold only queued leads, active
+    #   attempts and recordings being made, so purging finished rows never touches them.
+    """
+    DROP INDEX leads_phone_created;
+    CREATE INDEX leads_day_phone ON leads(CAST(created_at / 86400 AS INTEGER), phone_hash);
+    DROP INDEX leads_due;
+    CREATE INDEX leads_queued ON leads(next_attempt_at) WHERE status = 'queued';
+    DROP INDEX attempts_active;
+    CREATE INDEX attempts_active ON attempts(started_at) WHERE status = 'active';
+    DROP INDEX recordings_status;
+    CREATE INDEX recordings_in_progress ON recordings(started_at) WHERE status = 'recording'
+    """,
+    # Each recording's sample rate (8000 or 16000 Hz): the ciphertext does not say, and bytes
+    # become seconds or audio only through it. Every recording before this was 16 kHz.
+    """
+    ALTER TABLE recordings ADD COLUMN sample_rate INTEGER NOT NULL DEFAULT 16000
+        CHECK (sample_rate > 0)
+    """,
+]
+
+# The leading expression of leads_day_phone: a query must spell it exactly so to use the index.
+LEAD_DAY = "CAST(created_at / 86400 AS INTEGER)"
+
+
+def day(t: float) -> int:
+    """The day number LEAD_DAY gives a lead created at t (SQLite's CAST truncates like int)."""
+    return int(t / 86400)
+
+
+def split_statements(script: str) -> list[str]:
+    """Split a migration into statements (a trigger's body holds ';' of its own)."""
+    statements, buffer = [], ""
+    for piece in script.split(";"):
+        buffer += piece + ";"
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip(" \n;"):
+                statements.append(buffer)
+            buffer = ""
+    if buffer.strip(" \n;"):
+        statements.append(buffer)
+    return statements
+
+
+async def schema_version(db: aiosqlite.Connection) -> int:
+    async with db.execute("PRAGMA user_version") as cursor:
+        return (await cursor.fetchone())[0]
+
+
+async def migrate(db: aiosqlite.Connection, write_lock: asyncio.Lock) -> int:
+    """Apply the migrations the database lacks, each in a transaction of its own (with its
+    new user_version); returns the version reached."""
+    version = await schema_version(db)
+    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        async with write_lock, transaction(db):
+            for statement in split_statements(script):
+                await db.execute(statement)
+            await db.execute(f"PRAGMA user_version = {number}")
+    return len(MIGRATIONS)
