@@ -30,14 +30,11 @@ from callengine.telephony import (
     TelephonyEvent,
 )
 
-_ERRORS = {"gone": Gone, "not-ready": NotReady}
-
-
-def failure(kind: str | type[TelephonyError], what: str = "", *,
+def failure(cls: type[TelephonyError], what: str = "", *,
             unavailable: bool = False) -> TelephonyError:
     """A typed failure, described the way the ARI client describes its own (the status it
-    stands for appears in the text, as in real logs): failure(NotReady), failure(Gone)."""
-    cls = _ERRORS[kind] if isinstance(kind, str) else kind
+    stands for appears in the text, as in real logs): failure(NotReady), failure(Gone);
+    TelephonyError itself is POST /channels' 500 "Allocation failed"."""
     status, reason = {
         Gone: (404, "Channel not found"),
         NotReady: (422, "Channel not in Stasis application"),
