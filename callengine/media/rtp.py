@@ -167,7 +167,7 @@ class RtpTap:
             await self._bind()
             external_host = _hostport(self.advertise_host, self.port)  # type: ignore[arg-type]
             # If the request fails midway the channel may exist all the same: teardown
-            # hangs it up regardless (a 404 there is fine).
+            # hangs it up regardless (Gone there is fine).
             self._channel_up = True
             media = await self.ari.external_media(tap_channel_id, external_host,
                                                   format=fmt.name)

@@ -18,20 +18,10 @@ from callengine.flow import Outcome, State, Strategy
 from callengine.model import LEAD_CALLING, LEAD_DONE, LEAD_QUEUED, Consent, Lead
 from callengine.storage import Store
 from callengine.telephony import ChannelEnteredApp, NotReady, TelephonyError
-from tests.support.engine import DATA_KEY, VISITOR, add_widget
+from tests.support.engine import DATA_KEY, VISITOR, add_widget, poll
 from tests.support.fake_ari import FakeAri, failure
 
 CALLER_ID = "Shop <+48221234567>"  # tests.support.engine.add_widget's
-
-
-async def wait_for(check: Callable[[], Awaitable[Any]], timeout: float = 5.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.01)
 
 
 @asynccontextmanager
@@ -73,8 +63,8 @@ def lead_is(store: Store, lead_id: str, status: str, progress: str | None = None
 async def test_a_due_lead_is_called_bridged_and_finished(tmp_path):
     ari = FakeAri(answer=False)
     async with engine_running(tmp_path, ari, agents=("agent1", "agent2")) as (store, lead, _):
-        first = await wait_for(originated(ari, "agent1"))
-        second = await wait_for(originated(ari, "agent2"))
+        first = await poll(originated(ari, "agent1"))
+        second = await poll(originated(ari, "agent2"))
         by_endpoint = {c[1]: c for c in ari.requests("originate")}
         assert set(by_endpoint) == {"PJSIP/agent1", "PJSIP/agent2"}  # ring-all: both at once
         for index, endpoint in enumerate(("PJSIP/agent1", "PJSIP/agent2")):
@@ -85,7 +75,7 @@ async def test_a_due_lead_is_called_bridged_and_finished(tmp_path):
         assert (await store.get_lead(lead.id)).status == LEAD_CALLING
 
         ari.answer(first)  # agent1 answers: agent2 is hung up, agent1 hears the whisper
-        visitor = await wait_for(originated(ari, "@pstn"))
+        visitor = await poll(originated(ari, "@pstn"))
         assert ("hangup", second) in ari.calls
         assert ari.requests("play")[0][1:3] == (first, "sound:beep")
         (_, endpoint, _, app_args, timeout, caller_id), = (
@@ -94,14 +84,14 @@ async def test_a_due_lead_is_called_bridged_and_finished(tmp_path):
         assert (timeout, caller_id) == (10, CALLER_ID)
 
         ari.answer(visitor)
-        await wait_for(lead_is(store, lead.id, LEAD_CALLING, State.CONNECTED.value))
+        await poll(lead_is(store, lead.id, LEAD_CALLING, State.CONNECTED.value))
         (_, bridge_id), = ari.requests("create_bridge")
         assert bridge_id.startswith(ID_PREFIX)
         assert ari.requests("add_to_bridge") == [("add_to_bridge", bridge_id, (first, visitor))]
         assert ari.bridges == {bridge_id: [first, visitor]}
 
         ari.far_end_hangs_up("@pstn")  # the visitor hangs up: the agent is hung up, bridge gone
-        done = await wait_for(lead_is(store, lead.id, LEAD_DONE))
+        done = await poll(lead_is(store, lead.id, LEAD_DONE))
     assert done.outcome == Outcome.CONNECTED.value
     attempt, = await _attempts(tmp_path, lead.id)
     assert (attempt.outcome, attempt.agent, attempt.connected) == (
@@ -115,19 +105,19 @@ async def test_bridging_retries_a_channel_not_ready_yet(tmp_path):
     """The add-to-bridge retry is the port's: the engine asks once, the client tries again."""
     ari = FakeAri(fail={"add_to_bridge": [NotReady]})
     async with engine_running(tmp_path, ari) as (store, lead, _):
-        await wait_for(lead_is(store, lead.id, LEAD_CALLING, State.CONNECTED.value))
+        await poll(lead_is(store, lead.id, LEAD_CALLING, State.CONNECTED.value))
         assert ari.names().count("add_to_bridge") == 2
         ari.far_end_hangs_up("@pstn")
-        done = await wait_for(lead_is(store, lead.id, LEAD_DONE))
+        done = await poll(lead_is(store, lead.id, LEAD_DONE))
     assert done.outcome == Outcome.CONNECTED.value
 
 
 async def test_agent_busy_closes_the_lead(tmp_path):
     ari = FakeAri(answer=False)
     async with engine_running(tmp_path, ari) as (store, lead, _):
-        agent = await wait_for(originated(ari, "agent1"))
+        agent = await poll(originated(ari, "agent1"))
         ari.reject(agent, 17, "User busy")
-        done = await wait_for(lead_is(store, lead.id, LEAD_DONE))
+        done = await poll(lead_is(store, lead.id, LEAD_DONE))
     assert done.outcome == Outcome.AGENTS_BUSY.value
     assert not ari.requests("create_bridge") and ari.channels == {}
 
@@ -136,7 +126,7 @@ async def test_a_refused_originate_is_a_failed_leg(tmp_path):
     """POST /channels answering 500 "Allocation failed" (an unknown endpoint)."""
     ari = FakeAri(fail={"originate": [TelephonyError]})
     async with engine_running(tmp_path, ari) as (store, lead, _):
-        done = await wait_for(lead_is(store, lead.id, LEAD_DONE))
+        done = await poll(lead_is(store, lead.id, LEAD_DONE))
     assert done.outcome == Outcome.FAILED.value
     attempt, = await _attempts(tmp_path, lead.id)
     assert attempt.cause == "no agent could be called (originate failed)"
@@ -147,12 +137,12 @@ async def test_an_unavailable_asterisk_interrupts_instead(tmp_path):
     ari = FakeAri(fail={"originate": [failure(TelephonyError, "POST /channels", unavailable=True)]})
     async with engine_running(tmp_path, ari, max_attempts=2, retry_delay_s=3600) as (
             store, lead, _):
-        await wait_for(originated(ari, "agent1"))
+        await poll(originated(ari, "agent1"))
 
         async def requeued():
             current = await store.get_lead(lead.id)
             return current.status == LEAD_QUEUED and current.attempts == 1 and current
-        queued = await wait_for(requeued)
+        queued = await poll(requeued)
     assert queued.next_attempt_at is not None
     attempt, = await _attempts(tmp_path, lead.id)
     assert attempt.cause == "interrupted: Asterisk unavailable"
@@ -165,9 +155,9 @@ async def test_a_leg_that_vanished_while_disconnected_interrupts_the_attempt(tmp
     ari = FakeAri(answer=False)
     async with engine_running(tmp_path, ari, max_attempts=2, retry_delay_s=3600) as (
             store, lead, _):
-        agent = await wait_for(originated(ari, "agent1"))
+        agent = await poll(originated(ari, "agent1"))
         ari.reconnect(vanished=(agent,))
-        queued = await wait_for(lead_is(store, lead.id, LEAD_QUEUED))
+        queued = await poll(lead_is(store, lead.id, LEAD_QUEUED))
     assert queued.attempts == 1 and queued.next_attempt_at is not None  # tried again later
     attempt, = await _attempts(tmp_path, lead.id)
     assert attempt.outcome == Outcome.FAILED.value
@@ -177,9 +167,9 @@ async def test_a_leg_that_vanished_while_disconnected_interrupts_the_attempt(tmp
 async def test_an_asterisk_restart_interrupts_a_connected_call(tmp_path):
     ari = FakeAri()
     async with engine_running(tmp_path, ari) as (store, lead, _):
-        await wait_for(lead_is(store, lead.id, LEAD_CALLING, State.CONNECTED.value))
+        await poll(lead_is(store, lead.id, LEAD_CALLING, State.CONNECTED.value))
         ari.reconnect(restarted=True)  # every channel and bridge is gone with it
-        done = await wait_for(lead_is(store, lead.id, LEAD_DONE))
+        done = await poll(lead_is(store, lead.id, LEAD_DONE))
     attempt, = await _attempts(tmp_path, lead.id)
     assert (attempt.outcome, attempt.connected) == (Outcome.FAILED.value, True)
     assert attempt.cause == "interrupted: Asterisk restarted"
@@ -190,9 +180,9 @@ async def test_an_asterisk_restart_interrupts_a_connected_call(tmp_path):
 async def test_a_hangup_while_disconnected_ends_a_connected_call_normally(tmp_path):
     ari = FakeAri()
     async with engine_running(tmp_path, ari) as (store, lead, _):
-        await wait_for(lead_is(store, lead.id, LEAD_CALLING, State.CONNECTED.value))
+        await poll(lead_is(store, lead.id, LEAD_CALLING, State.CONNECTED.value))
         ari.reconnect(vanished=(ari.channel_for("@pstn"),))
-        done = await wait_for(lead_is(store, lead.id, LEAD_DONE))
+        done = await poll(lead_is(store, lead.id, LEAD_DONE))
     assert done.outcome == Outcome.CONNECTED.value
     assert ari.channels == {} and ari.bridges == {}
 
@@ -220,7 +210,7 @@ async def test_orphans_are_cleared_on_connect_and_strangers_refused(tmp_path):
 
             async def hung_up():
                 return ("hangup", "stranger-1") in ari.calls
-            await wait_for(hung_up)
+            await poll(hung_up)
         finally:
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
@@ -234,7 +224,7 @@ async def test_orphans_are_cleared_on_connect_and_strangers_refused(tmp_path):
 async def test_stopping_the_engine_hangs_up_and_closes_the_attempt(tmp_path):
     ari = FakeAri(answer=False)
     async with engine_running(tmp_path, ari, agents=("agent1", "agent2")) as (store, lead, task):
-        agents = [await wait_for(originated(ari, name)) for name in ("agent1", "agent2")]
+        agents = [await poll(originated(ari, name)) for name in ("agent1", "agent2")]
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task

@@ -23,7 +23,7 @@ from callengine.model import Agent, Consent, widget_settings_from_input
 from callengine.recorder import DEFAULT_SAMPLE_RATE, RecordingSink, bytes_per_second
 from callengine.recordings import RecordingSetup, RecordingVault, wav_header
 from callengine.storage import MIGRATIONS, KeyStore, Store, _statements
-from tests.support.engine import DATA_KEY
+from tests.support.engine import DATA_KEY, poll
 from tests.support.fake_ari import FakeAri
 from tests.support.pipes import RefusingFcntl
 
@@ -127,16 +127,6 @@ class NoMixMonitor:
         self.calls.append((channel, file, options))
 
 
-async def _wait(predicate, timeout: float = 5.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.01)
-
-
 async def test_tap_that_cannot_start_leaves_the_call_unrecorded(tmp_path, monkeypatch, caplog):
     """The FIFO pipe cannot be enlarged (EPERM over fs.pipe-user-pages-soft): no MixMonitor,
     no FIFO; the call is bridged all the same; the recording row is 'failed' with the
@@ -162,7 +152,7 @@ async def test_tap_that_cannot_start_leaves_the_call_unrecorded(tmp_path, monkey
                 current = await store.get_lead(lead.id)
                 return current.progress == "connected" and current
 
-            await _wait(connected)
+            await poll(connected)
             recording, = await store.list_recordings(lead_id=lead.id)
             assert recording.status == "failed"
             assert recording.problem == (
@@ -180,7 +170,7 @@ async def test_tap_that_cannot_start_leaves_the_call_unrecorded(tmp_path, monkey
                 current = await store.get_lead(lead.id)
                 return current.status == "done" and current
 
-            finished = await _wait(done)
+            finished = await poll(done)
             assert finished.outcome == "connected"
             assert ari.channels == {} and ari.bridges == {}
         finally:
