@@ -111,9 +111,10 @@ class Engine:
         return self._ready
 
     async def run(self) -> None:
-        await self._close_interrupted_attempts()
+        # Recordings first, as when a call ends: once a lead reads closed, its recording is.
         if self._recording is not None:
             await close_interrupted_recordings(self._store, self._recording.vault, self._clock)
+        await self._close_interrupted_attempts()
         async with asyncio.TaskGroup() as tasks:
             self._tasks = tasks
             tasks.create_task(self._pump_events(), name="ari-events")
