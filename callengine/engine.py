@@ -229,8 +229,11 @@ class Engine:
             await self._ready.wait()
             self._wake.clear()
             await self._dispatch_due()
+            # asyncio.timeout, not wait_for: in 3.11 a wait_for whose wait ends as the task is
+            # cancelled returns and drops the cancellation, and the engine never stops.
             try:
-                await asyncio.wait_for(self._wake.wait(), self._dialing.poll_interval_s)
+                async with asyncio.timeout(self._dialing.poll_interval_s):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
 

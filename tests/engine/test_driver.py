@@ -240,3 +240,18 @@ async def test_stopping_the_engine_hangs_up_and_closes_the_attempt(tmp_path):
 async def _attempts(tmp_path, lead_id: str):
     async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
         return await store.attempts_for(lead_id)
+
+
+async def test_stopping_right_after_a_wake_up_still_stops(tmp_path):
+    """A lead queued in the same instant as the stop: the dispatcher's wait ends on both at
+    once, and the stop must win (asyncio.wait_for in 3.11 would drop the cancellation)."""
+    ari = FakeAri()
+    async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
+        engine = Engine(store, ari, DialingConfig(max_concurrent_calls=1, poll_interval_s=5))
+        task = asyncio.create_task(engine.run())
+        await asyncio.wait_for(engine.ready.wait(), 5)
+        await asyncio.sleep(0.05)  # the dispatcher waits for a wake-up
+        engine.wake()
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=3)
+        assert task in done and task.cancelled()
