@@ -67,20 +67,21 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from callengine.asterisk.ami import AmiClient  # noqa: E402
-from callengine.asterisk.ari import (  # noqa: E402
-    AriClient,
-    AriError,
-    ChannelDestroyed,
-    ChannelEnteredApp,
-    Connected,
-    Disconnected,
-)
+from callengine.asterisk.ari import AriClient  # noqa: E402
 from callengine.crypto import generate_recipient_keypair, open_recording  # noqa: E402
 from callengine.media.fifo import FifoTap, ensure_fifo_dir  # noqa: E402
 from callengine.media.fifo_watchdog import release_orphaned_fifos  # noqa: E402
 from callengine.media.rtp import RtpTap  # noqa: E402
 from callengine.audio import DEFAULT_SAMPLE_RATE, SAMPLE_RATES, bytes_per_second  # noqa: E402
 from callengine.recorder import RecordingSink  # noqa: E402
+from callengine.telephony import (  # noqa: E402
+    ChannelDestroyed,
+    ChannelEnteredApp,
+    Connected,
+    Disconnected,
+    Gone,
+    TelephonyError,
+)
 from support.asterisk import CHROOT_STATE_DIR, LOCK_PATH, Asterisk, missing_prerequisites  # noqa: E402
 from support.phones import (  # noqa: E402
     AGENT_TONE_HZ,
@@ -397,7 +398,7 @@ class Bench:
             try:
                 await self.ari.originate(agent, call.agent, app_args=[], timeout=30)
                 await self.ari.originate(visitor, call.visitor, app_args=[], timeout=30)
-            except AriError as exc:
+            except TelephonyError as exc:
                 raise Broken(f"originate for call {i} failed: {exc}") from exc
             await asyncio.sleep(pace)
         legs = [c for call in calls for c in (call.agent, call.visitor)]
@@ -416,7 +417,7 @@ class Bench:
                 await self.ari.create_bridge(call.bridge)
                 call.bridged = True
                 await self.ari.add_to_bridge(call.bridge, [call.agent, call.visitor])
-            except AriError as exc:
+            except TelephonyError as exc:
                 raise Broken(f"bridging call {call.index} failed: {exc}") from exc
             await asyncio.sleep(pace / 2)
 
@@ -495,9 +496,8 @@ class Bench:
     async def _quiet(self, coro) -> None:
         try:
             await coro
-        except AriError as exc:
-            if exc.status != 404:
-                raise
+        except Gone:
+            pass
 
     async def teardown(self, calls: list[Call], result: RunResult) -> None:
         """Hang up both legs of every call (paced), end every tap, destroy every bridge, and
@@ -509,7 +509,7 @@ class Bench:
             for leg in (call.agent, call.visitor):
                 try:
                     await self._quiet(self.ari.hangup(leg))
-                except AriError as exc:
+                except TelephonyError as exc:
                     problems.append(f"hangup {leg}: {exc}")
             await asyncio.sleep(pace)
         legs = [c for call in calls for c in (call.agent, call.visitor)]
@@ -544,7 +544,7 @@ class Bench:
             if call.bridged:
                 try:
                     await self._quiet(self.ari.destroy_bridge(call.bridge))
-                except AriError as exc:
+                except TelephonyError as exc:
                     problems.append(f"destroy bridge {call.bridge}: {exc}")
                 await asyncio.sleep(pace / 4)
         problems.extend(await self.leftovers())
@@ -562,10 +562,10 @@ class Bench:
         if channels or bridges:
             problems.append(f"left in Asterisk: {len(channels)} channels, {len(bridges)} bridges")
             for c in channels:
-                with contextlib.suppress(AriError):
+                with contextlib.suppress(TelephonyError):
                     await self.ari.hangup(c["id"])
             for b in bridges:
-                with contextlib.suppress(AriError):
+                with contextlib.suppress(TelephonyError):
                     await self.ari.destroy_bridge(b["id"])
         left = sorted(p.name for p in self.fifo_dir.iterdir())
         if left:

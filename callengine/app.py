@@ -1,5 +1,6 @@
-"""Composition root: builds the store, the ARI client, the engine and the web app, runs them
-under one TaskGroup and stops them gracefully (on a signal, or when the caller says so)."""
+"""Composition root: builds the store, the ARI client (the engine's Telephony port), the engine
+and the web app, runs them under one TaskGroup and stops them gracefully (on a signal, or when
+the caller says so)."""
 
 from __future__ import annotations
 
@@ -16,12 +17,12 @@ from callengine.asterisk.ami import AmiClient
 from callengine.asterisk.ari import AriClient
 from callengine.config import Config
 from callengine.crypto import load_public_key
-from callengine.engine import Engine, RecordingSetup
+from callengine.engine import Engine
 from callengine.media.fifo import FifoTap, ensure_fifo_dir
 from callengine.media.fifo_watchdog import fifo_watchdog
 from callengine.media.rtp import RtpTap
 from callengine.recorder import Tap
-from callengine.recordings import RecordingVault, load_private_keys
+from callengine.recordings import RecordingSetup, RecordingVault, load_private_keys
 from callengine.retention import PurgeProcess, PurgeTarget, start_schedule
 from callengine.storage import KeyStore, Store
 from callengine.web import WebDeps, make_app

@@ -1,5 +1,6 @@
-"""The driver: picks due leads, runs one CallFlow per attempt, feeds it Asterisk events and
-executes its commands over ARI, persisting every milestone.
+"""The driver: picks due leads, runs one CallFlow per attempt, feeds it telephony events and
+executes its commands through the Telephony port (callengine.telephony), persisting every
+milestone. It knows no wire format: the composition root hands it an implementation.
 
 Ownership: `Engine.run()` owns one TaskGroup holding the event pump, the dispatcher and one task
 per active call. Routing: we choose every channel, bridge and playback id ("ce-" + uuid), and
@@ -12,60 +13,38 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from callengine import flow
-from callengine.asterisk.ari import (
-    AriClient,
-    AriError,
+from callengine import flow, policy
+from callengine.config import DialingConfig
+from callengine.errors import Conflict
+from callengine.model import Attempt, Lead, Widget
+from callengine.numbers import VisitorNumber, dial_string_digits
+from callengine.recordings import ActiveRecording, RecordingSetup, close_interrupted_recordings
+from callengine.storage import Store
+from callengine.telephony import (
     AsteriskShuttingDown,
     ChannelDestroyed,
     ChannelEnteredApp,
     ChannelRinging,
     Connected,
     Disconnected,
+    Gone,
     PlaybackFinished,
+    Telephony,
+    TelephonyError,
 )
-from callengine.config import DialingConfig
-from callengine.crypto import RecordingError, header_info, key_id
-from callengine.model import Attempt, Lead, Widget
-from callengine.numbers import VisitorNumber, dial_string_digits
-from callengine.audio import DEFAULT_SAMPLE_RATE, bytes_per_second
-from callengine.recorder import RecordingSink, Tap, new_recording_id
-from callengine.recordings import RecordingVault
-from callengine.errors import Conflict, NotFound
-from callengine.storage import Store
 
 log = logging.getLogger(__name__)
 
 ID_PREFIX = "ce-"  # every channel and bridge this engine creates; anything else is not ours
-BRIDGE_RETRIES = 5  # addChannel right after StasisStart sometimes answers 422 (measured)
 
 
 def new_id() -> str:
     # Full-width uuids: ARI matches channel ids by prefix, so ids must never prefix each other.
     return ID_PREFIX + uuid.uuid4().hex
-
-
-@dataclass(frozen=True)
-class RecordingSetup:
-    """How this engine records: where ciphertext goes, for whom, through which tap."""
-
-    route: str
-    vault: RecordingVault  # files and their sealed keys
-    public_key: bytes  # the recipient's public key: this host can write, never read
-    new_tap: Callable[[], Tap]
-    # A background check the route needs for as long as the engine runs (FIFO: orphans).
-    watchdog: Callable[[], Coroutine[Any, Any, None]] | None = None
-    sample_rate: int = DEFAULT_SAMPLE_RATE  # of new recordings; the taps follow the sink's
-
-
-@dataclass
-class ActiveRecording:
-    tap: Tap
-    sink: RecordingSink
 
 
 class CallLog(logging.LoggerAdapter):
@@ -97,7 +76,7 @@ class Engine:
     def __init__(
         self,
         store: Store,
-        ari: AriClient,
+        ari: Telephony,
         dialing: DialingConfig,
         *,
         recording: RecordingSetup | None = None,
@@ -132,8 +111,10 @@ class Engine:
         return self._ready
 
     async def run(self) -> None:
+        # Recordings first, as when a call ends: once a lead reads closed, its recording is.
+        if self._recording is not None:
+            await close_interrupted_recordings(self._store, self._recording.vault, self._clock)
         await self._close_interrupted_attempts()
-        await self._close_interrupted_recordings()
         async with asyncio.TaskGroup() as tasks:
             self._tasks = tasks
             tasks.create_task(self._pump_events(), name="ari-events")
@@ -157,26 +138,6 @@ class Engine:
                 connected=attempt.connected,
             )
             await self._finish(lead, attempt, widget, result, CallLog(log, _call_ids(lead, attempt)))
-
-    async def _close_interrupted_recordings(self) -> None:
-        """Recordings left 'recording' by a killed engine: every sealed segment is still there
-        (and decrypts); mark them incomplete with what the file holds."""
-        if self._recording is None:
-            return
-        for recording in await self._store.recordings_in_progress():
-            path = self._recording.vault.directory / recording.file_name
-            try:
-                info = header_info(path)
-                segments, size = info.segments, info.plaintext_size or 0
-                problem = "the engine stopped during the recording; sealed segments kept"
-            except (OSError, RecordingError) as exc:
-                segments, size, problem = 0, 0, f"unreadable after an engine stop: {exc}"
-            await self._store.finish_recording(
-                recording.id, status="incomplete", now=self._clock(),
-                duration_s=size / bytes_per_second(recording.sample_rate), bytes_in=size,
-                segments=segments, sha256=None, problem=problem,
-            )
-            log.warning("[lead %s] recording %s marked incomplete", recording.lead_id, recording.id)
 
     async def _reconcile(self, asterisk_started: str) -> None:
         """After every (re)connect: Asterisk does not replay missed events, so compare."""
@@ -225,7 +186,7 @@ class Engine:
                 case Connected(asterisk_started=started):
                     try:
                         await self._reconcile(started)
-                    except AriError as exc:
+                    except TelephonyError as exc:
                         log.warning("reconcile failed, dialling stays paused: %s", exc)
                         continue
                     self._ready.set()
@@ -268,8 +229,11 @@ class Engine:
             await self._ready.wait()
             self._wake.clear()
             await self._dispatch_due()
+            # asyncio.timeout, not wait_for: in 3.11 a wait_for whose wait ends as the task is
+            # cancelled returns and drops the cancellation, and the engine never stops.
             try:
-                await asyncio.wait_for(self._wake.wait(), self._dialing.poll_interval_s)
+                async with asyncio.timeout(self._dialing.poll_interval_s):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
 
@@ -360,7 +324,7 @@ class Engine:
                 self._playbacks[playback_id] = (call, leg)
                 try:
                     await self._ari.play(call.legs[leg], media, playback_id)
-                except AriError as exc:
+                except TelephonyError as exc:
                     call.log.warning("%s could not be played: %s", media, exc)
                     self._playbacks.pop(playback_id, None)
                     call.events.put_nowait(flow.PlaybackDone(self._clock(), leg, failed=True))
@@ -408,15 +372,15 @@ class Engine:
                 endpoint, channel_id, app_args=[call.lead.id, leg], timeout=timeout,
                 caller_id=caller_id or None,
             )
-        except AriError as exc:
-            call.log.warning("originate %s failed: %s", shown, exc.message)
+        except TelephonyError as exc:
+            call.log.warning("originate %s failed: %s", shown, exc.reason)
             self._channels.pop(channel_id, None)
             if exc.unavailable:  # Asterisk's problem, not this endpoint's
                 event: flow.Event = flow.Interrupted(
                     self._clock(), "Asterisk unavailable", frozenset({leg})
                 )
             else:
-                event = flow.LegGone(self._clock(), leg, 0, exc.message, originate_failed=True)
+                event = flow.LegGone(self._clock(), leg, 0, exc.reason, originate_failed=True)
             call.events.put_nowait(event)
             return
         call.created.add(leg)
@@ -425,27 +389,18 @@ class Engine:
     async def _hangup(self, call: ActiveCall, leg: str, channel_id: str) -> None:
         try:
             await self._ari.hangup(channel_id)
-        except AriError as exc:
-            if exc.status == 404:
-                # Gone already and we missed the event (e.g. while disconnected).
-                call.events.put_nowait(flow.LegGone(self._clock(), leg, 0, "already gone"))
-            else:
-                call.log.warning("hangup of %s failed: %s", leg, exc)
+        except Gone:
+            # Gone already and we missed the event (e.g. while disconnected).
+            call.events.put_nowait(flow.LegGone(self._clock(), leg, 0, "already gone"))
+        except TelephonyError as exc:
+            call.log.warning("hangup of %s failed: %s", leg, exc)
 
     async def _bridge(self, call: ActiveCall, legs: tuple[str, ...]) -> None:
         try:
             call.bridge_id = new_id()
             await self._ari.create_bridge(call.bridge_id)
-            channels = [call.legs[leg] for leg in legs]
-            for attempt in range(BRIDGE_RETRIES):
-                try:
-                    await self._ari.add_to_bridge(call.bridge_id, channels)
-                    break
-                except AriError as exc:
-                    if exc.status != 422 or attempt == BRIDGE_RETRIES - 1:
-                        raise
-                    await asyncio.sleep(0.1 * (attempt + 1))
-        except AriError as exc:
+            await self._ari.add_to_bridge(call.bridge_id, [call.legs[leg] for leg in legs])
+        except TelephonyError as exc:
             call.log.error("bridging failed: %s", exc)
             call.events.put_nowait(flow.Interrupted(self._clock(), f"bridging failed: {exc}"))
             return
@@ -453,72 +408,25 @@ class Engine:
 
     async def _start_recording(self, call: ActiveCall, leg: str) -> None:
         assert self._recording is not None and call.bridge_id is not None
-        setup = self._recording
-        recording_id = new_recording_id()
-        try:
-            file_key = await setup.vault.new_file_key(recording_id, setup.public_key,
-                                                      self._clock())
-            sink = RecordingSink(setup.vault.directory, file_key, recording_id=recording_id,
-                                 sample_rate=setup.sample_rate)
-        except OSError as exc:
-            call.log.error("recording not started: %s", exc)
-            return
-        await self._store.add_recording(
-            sink.recording_id, call.attempt, setup.route, key_id(setup.public_key).hex(),
-            self._clock(), sample_rate=sink.sample_rate,
-        )
-        tap = setup.new_tap()
         tap_channel_id = new_id()
-        call.legs["tap"] = tap_channel_id
+        call.legs["tap"] = tap_channel_id  # registered first: its events may come at once
         self._channels[tap_channel_id] = (call, "tap")
-        try:
-            await tap.start(
-                sink, channel_id=call.legs[leg], channel_name=call.names.get(leg, ""),
-                bridge_id=call.bridge_id, tap_channel_id=tap_channel_id,
-            )
-        except Exception as exc:  # the call goes on unrecorded; the row says why
-            call.log.error("recording %s could not start: %s", sink.recording_id, exc)
-            summary = sink.abort()
-            await self._store.finish_recording(
-                sink.recording_id, status="failed", now=self._clock(), duration_s=0.0,
-                bytes_in=summary.bytes_in, segments=summary.segments, sha256=summary.sha256,
-                problem=f"tap failed to start: {exc}",
-            )
-            return
-        call.recording = ActiveRecording(tap, sink)
-        call.log.info("recording %s started (%s route)", sink.recording_id, setup.route)
+        call.recording = await self._recording.start(
+            self._store, call.attempt, channel_id=call.legs[leg],
+            channel_name=call.names.get(leg, ""), bridge_id=call.bridge_id,
+            tap_channel_id=tap_channel_id, clock=self._clock, call_log=call.log,
+        )
 
     async def _finish_recording(self, call: ActiveCall, talk_s: float | None) -> None:
-        if call.recording is None:
-            return
-        recording, call.recording = call.recording, None
-        try:
-            report = await recording.tap.finish(talk_s=talk_s or 0.0)
-            summary, problem = report.summary, report.problem
-        except Exception as exc:
-            call.log.exception("recording %s did not end cleanly", recording.sink.recording_id)
-            summary, problem = recording.sink.abort(), f"tap failed: {exc}"
-        await self._store.finish_recording(
-            summary.recording_id, status="complete" if summary.complete else "incomplete",
-            now=self._clock(), duration_s=summary.duration_s, bytes_in=summary.bytes_in,
-            segments=summary.segments, sha256=summary.sha256, problem=problem,
-        )
-        call.log.info(
-            "recording %s ended: %.1f s%s", summary.recording_id, summary.duration_s,
-            f" ({problem})" if problem else "",
-        )
+        if call.recording is not None:
+            recording, call.recording = call.recording, None
+            await recording.finish(talk_s)
 
     async def _finish(
         self, lead: Lead, attempt: Attempt, widget: Widget, result: flow.Result, call_log: CallLog
     ) -> None:
         settings = widget.settings
-        retry_at = None
-        if (
-            result.retryable
-            and result.outcome.value in settings.retry_on
-            and attempt.number < settings.max_attempts
-        ):
-            retry_at = self._clock() + settings.retry_delay_s
+        retry_at = policy.retry_at(result, settings, attempt.number, self._clock())
         await self._store.finish_attempt(attempt, result, self._clock(), retry_at)
         call_log.info(
             "attempt ended: %s%s%s",
@@ -567,13 +475,14 @@ class Engine:
         """For clean-up calls whose failure changes nothing (the thing is gone already)."""
         try:
             await request
-        except AriError as exc:
-            if exc.status != 404:
-                log.warning("%s", exc)
+        except Gone:
+            pass
+        except TelephonyError as exc:
+            log.warning("%s", exc)
 
 
 def _call_ids(lead: Lead, attempt: Attempt) -> dict[str, Any]:
     return {"lead": lead.id, "attempt": attempt.number}
 
 
-__all__ = ["Engine", "ActiveCall", "ID_PREFIX", "NotFound"]
+__all__ = ["Engine", "ActiveCall", "ID_PREFIX"]

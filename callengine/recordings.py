@@ -1,5 +1,7 @@
-"""Operations on stored recordings, shared by the CLI and the admin API: verify, decrypt to a
-stream, export, crypto-shred; and importing the prompts Asterisk plays (recording notice).
+"""Recordings after the tap: recording a call (key, file, row, tap; finishing it; closing the
+ones a killed engine left open), operations on stored recordings shared by the CLI and the
+admin API (verify, decrypt to a stream, export, crypto-shred), and importing the prompts
+Asterisk plays (recording notice).
 
 Plaintext audio exists only in memory here, on its way to an explicit destination (an HTTP
 response, an export file the operator asked for). pydub is used to convert prompts (not personal
@@ -10,20 +12,24 @@ pydub's export writes a temporary WAV file to disk — a plaintext copy of the c
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import struct
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from callengine import crypto
-from callengine.model import Recording
-from callengine.audio import BYTES_PER_SAMPLE, bytes_per_second
-from callengine.recorder import FILE_SUFFIX
-from callengine.storage import KeyStore
+from callengine.audio import BYTES_PER_SAMPLE, DEFAULT_SAMPLE_RATE, bytes_per_second
+from callengine.model import Attempt, Recording
+from callengine.recorder import FILE_SUFFIX, RecordingSink, Tap, new_recording_id
+from callengine.storage import KeyStore, Store
+
+log = logging.getLogger(__name__)
 
 EXPORT_FORMATS = ("wav", "mp3", "ogg")
 
@@ -171,6 +177,119 @@ class RecordingVault:
                      if entry.name.endswith(FILE_SUFFIX)
                      and entry.name[:-suffix] not in live_ids])
         return [rid for rid in candidates if await self.keystore.get(rid) is None]
+
+
+# ---- recording a call --------------------------------------------------------------------------
+
+# The recordings table's statuses this module writes (spelled here until model has constants).
+RECORDING_COMPLETE = "complete"
+RECORDING_INCOMPLETE = "incomplete"
+RECORDING_FAILED = "failed"
+
+Clock = Callable[[], float]
+CallLogger = logging.Logger | logging.LoggerAdapter
+
+
+@dataclass(frozen=True)
+class RecordingSetup:
+    """How this engine records: where ciphertext goes, for whom, through which tap."""
+
+    route: str
+    vault: RecordingVault  # files and their sealed keys
+    public_key: bytes  # the recipient's public key: this host can write, never read
+    new_tap: Callable[[], Tap]
+    # A background check the route needs for as long as the engine runs (FIFO: orphans).
+    watchdog: Callable[[], Coroutine[Any, Any, None]] | None = None
+    sample_rate: int = DEFAULT_SAMPLE_RATE  # of new recordings; the taps follow the sink's
+
+    async def start(
+        self, store: Store, attempt: Attempt, *, channel_id: str, channel_name: str,
+        bridge_id: str, tap_channel_id: str, clock: Clock, call_log: CallLogger,
+    ) -> ActiveRecording | None:
+        """Record the call in `bridge_id`: a file key, an encrypting sink, the store's row, a
+        tap. None if it could not start: the call goes on unrecorded (and the row, once
+        written, says why)."""
+        recording_id = new_recording_id()
+        try:
+            file_key = await self.vault.new_file_key(recording_id, self.public_key, clock())
+            sink = RecordingSink(self.vault.directory, file_key, recording_id=recording_id,
+                                 sample_rate=self.sample_rate)
+        except OSError as exc:
+            call_log.error("recording not started: %s", exc)
+            return None
+        await store.add_recording(
+            sink.recording_id, attempt, self.route, crypto.key_id(self.public_key).hex(),
+            clock(), sample_rate=sink.sample_rate,
+        )
+        tap = self.new_tap()
+        try:
+            await tap.start(sink, channel_id=channel_id, channel_name=channel_name,
+                            bridge_id=bridge_id, tap_channel_id=tap_channel_id)
+        except Exception as exc:  # the call goes on unrecorded; the row says why
+            call_log.error("recording %s could not start: %s", sink.recording_id, exc)
+            summary = sink.abort()
+            await store.finish_recording(
+                sink.recording_id, status=RECORDING_FAILED, now=clock(), duration_s=0.0,
+                bytes_in=summary.bytes_in, segments=summary.segments, sha256=summary.sha256,
+                problem=f"tap failed to start: {exc}",
+            )
+            return None
+        call_log.info("recording %s started (%s route)", sink.recording_id, self.route)
+        return ActiveRecording(tap, sink, store, clock, call_log)
+
+
+@dataclass
+class ActiveRecording:
+    """A call's recording in progress; `finish` once, when the call ends."""
+
+    tap: Tap
+    sink: RecordingSink
+    store: Store
+    clock: Clock
+    call_log: CallLogger
+
+    async def finish(self, talk_s: float | None) -> None:
+        """End the tap, close the file, write what it holds to the row. Never raises for a
+        tap that fails: the row says what went wrong."""
+        try:
+            report = await self.tap.finish(talk_s=talk_s or 0.0)
+            summary, problem = report.summary, report.problem
+        except Exception as exc:
+            self.call_log.exception("recording %s did not end cleanly", self.sink.recording_id)
+            summary, problem = self.sink.abort(), f"tap failed: {exc}"
+        await self.store.finish_recording(
+            summary.recording_id,
+            status=RECORDING_COMPLETE if summary.complete else RECORDING_INCOMPLETE,
+            now=self.clock(), duration_s=summary.duration_s, bytes_in=summary.bytes_in,
+            segments=summary.segments, sha256=summary.sha256, problem=problem,
+        )
+        self.call_log.info(
+            "recording %s ended: %.1f s%s", summary.recording_id, summary.duration_s,
+            f" ({problem})" if problem else "",
+        )
+
+
+async def close_interrupted_recordings(store: Store, vault: RecordingVault,
+                                       clock: Clock) -> None:
+    """Recordings left 'recording' by a killed engine: every sealed segment is still there
+    (and decrypts); mark them incomplete with what the file holds."""
+    for recording in await store.recordings_in_progress():
+        path = recording_path(vault.directory, recording)
+        try:
+            info = crypto.header_info(path)
+            segments, size = info.segments, info.plaintext_size or 0
+            problem = "the engine stopped during the recording; sealed segments kept"
+        except (OSError, crypto.RecordingError) as exc:
+            segments, size, problem = 0, 0, f"unreadable after an engine stop: {exc}"
+        await store.finish_recording(
+            recording.id, status=RECORDING_INCOMPLETE, now=clock(),
+            duration_s=size / bytes_per_second(recording.sample_rate), bytes_in=size,
+            segments=segments, sha256=None, problem=problem,
+        )
+        log.warning("[lead %s] recording %s marked incomplete", recording.lead_id, recording.id)
+
+
+# ---- opening stored recordings ------------------------------------------------------------------
 
 
 def load_private_keys(paths: tuple[Path, ...] | list[Path]) -> list[bytes]:

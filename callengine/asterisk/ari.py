@@ -1,9 +1,11 @@
-"""A thin typed ARI client on aiohttp: the REST calls the engine needs and the events websocket.
+"""A thin typed ARI client on aiohttp: the REST calls the engine needs and the events websocket,
+implementing the Telephony and ExternalMedia ports (callengine.telephony).
 
 Written by hand because the Python ARI libraries are broken on Python 3 (ari-py), unmaintained
 (aioari) or built on another async stack (asyncari); ARI is ~10 REST calls and one websocket.
-This module is the only place that knows ARI's JSON: it turns events into the small dataclasses
-below. Credentials travel in an Authorization header, never in a URL (URLs end up in logs).
+ARI's HTTP statuses end here: they become the port's typed errors (ari_error); event JSON is
+translated in events.py. Credentials travel in an Authorization header, never in a URL (URLs
+end up in logs).
 """
 
 from __future__ import annotations
@@ -12,125 +14,65 @@ import asyncio
 import base64
 import logging
 import random
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
 
+from callengine.asterisk.events import parse_event
+from callengine.telephony import (
+    Connected,
+    Disconnected,
+    ExternalMediaChannel,
+    Gone,
+    NotReady,
+    TelephonyError,
+    TelephonyEvent,
+)
+
 log = logging.getLogger(__name__)
 
 
-class AriError(Exception):
-    """ARI answered with an error status (or could not be reached)."""
-
-    def __init__(self, method: str, path: str, status: int, message: str, *,
-                 unavailable: bool = False):
-        super().__init__(f"ARI {method} {path} → {status}: {message}")
-        self.status = status
-        self.message = message
-        # Not an answer from ARI at all: Asterisk down, or its HTTP server up without ARI
-        # loaded (seen during restarts: an HTML 404).
-        self.unavailable = unavailable or status == 0
+def ari_error(method: str, path: str, status: int, message: str, *,
+              unavailable: bool = False) -> TelephonyError:
+    """ARI's answer (or its absence: status 0) as the port's typed error: 404 → Gone,
+    422 → NotReady, anything else TelephonyError. `unavailable`: not an answer from ARI at all
+    (Asterisk down, or its HTTP server up without ARI loaded: an HTML 404 during restarts)."""
+    kind = {404: Gone, 422: NotReady}.get(status, TelephonyError)
+    return kind(f"ARI {method} {path} → {status}: {message}", message,
+                unavailable=unavailable or status == 0)
 
 
-# ---- events -----------------------------------------------------------------------------------
+# addChannel right after a channel entered the app sometimes answers 422 "Channel not in Stasis
+# application" (measured: 2 runs in 4): retry with a growing pause, BRIDGE_TRIES requests at most.
+BRIDGE_TRIES = 5
+BRIDGE_BACKOFF_S = 0.1  # × the number of the failed try
 
 
-@dataclass(frozen=True)
-class Connected:
-    """The events websocket is (re)connected; `asterisk_started` tells a restart from a drop."""
-
-    asterisk_started: str
-
-
-@dataclass(frozen=True)
-class Disconnected:
-    reason: str
-
-
-@dataclass(frozen=True)
-class ChannelRinging:
-    channel_id: str
-
-
-@dataclass(frozen=True)
-class ChannelEnteredApp:
-    """StasisStart: for a channel we originated, the far end answered."""
-
-    channel_id: str
-    args: tuple[str, ...]
-    name: str = ""  # e.g. PJSIP/agent1-00000001 (what AMI actions want)
-
-
-@dataclass(frozen=True)
-class ChannelDestroyed:
-    channel_id: str
-    cause: int
-    cause_text: str
-
-
-@dataclass(frozen=True)
-class AsteriskShuttingDown:
-    """Asterisk is hanging this channel up because it is stopping or restarting."""
-
-    channel_id: str
-
-
-@dataclass(frozen=True)
-class PlaybackFinished:
-    playback_id: str
-    channel_id: str | None
-    failed: bool
-
-
-AriEvent = (
-    Connected | Disconnected | ChannelRinging | ChannelEnteredApp | ChannelDestroyed
-    | AsteriskShuttingDown | PlaybackFinished
-)
-
-# ChannelHangupRequest with soft=true carries Asterisk's soft-hangup flags, not a Q.850 cause;
-# measured: `core restart now` → 4, our own DELETE → 32.
-SOFTHANGUP_SHUTDOWN = 0x04
-
-
-def parse_event(data: dict[str, Any]) -> AriEvent | None:
-    """Translate one ARI event into ours; None for events the engine does not need."""
-    kind = data.get("type")
-    if kind == "StasisStart":
-        channel = data.get("channel", {})
-        return ChannelEnteredApp(
-            channel.get("id", ""), tuple(data.get("args", [])), channel.get("name", "")
-        )
-    if kind == "ChannelDestroyed":
-        channel = data.get("channel", {})
-        return ChannelDestroyed(
-            channel.get("id", ""), int(data.get("cause", 0)), data.get("cause_txt", "")
-        )
-    if kind == "ChannelHangupRequest" and data.get("soft"):
-        if int(data.get("cause", 0)) & SOFTHANGUP_SHUTDOWN:
-            return AsteriskShuttingDown(data.get("channel", {}).get("id", ""))
-        return None
-    if kind == "Dial" and data.get("dialstatus") == "RINGING":
-        return ChannelRinging(data.get("peer", {}).get("id", ""))
-    if kind == "ChannelStateChange" and data.get("channel", {}).get("state") == "Ringing":
-        return ChannelRinging(data["channel"].get("id", ""))
-    if kind in ("PlaybackFinished", "PlaybackFailed"):  # PlaybackFailed: Asterisk ≥ 21
-        playback = data.get("playback", {})
-        target = playback.get("target_uri", "")
-        channel_id = target.split(":", 1)[1] if target.startswith("channel:") else None
-        return PlaybackFinished(
-            playback.get("id", ""),
-            channel_id,
-            failed=kind == "PlaybackFailed" or playback.get("state") == "failed",
-        )
-    return None
+async def retry_not_ready(add: Callable[[], Awaitable[None]], timeout: float | None = None) -> int:
+    """Run `add` until it does not raise NotReady (BRIDGE_TRIES at most, and no pause that ends
+    past `timeout` seconds from now); returns the tries it took."""
+    loop = asyncio.get_running_loop()
+    deadline = None if timeout is None else loop.time() + timeout
+    tries = 0
+    while True:
+        tries += 1
+        try:
+            await add()
+            return tries
+        except NotReady:
+            pause = BRIDGE_BACKOFF_S * tries
+            if tries >= BRIDGE_TRIES or (deadline is not None and loop.time() + pause > deadline):
+                raise
+        await asyncio.sleep(pause)
 
 
 # ---- client -----------------------------------------------------------------------------------
 
 
 class AriClient:
+    """Use as `async with AriClient(...) as ari`: the HTTP session lives as long as the block."""
+
     def __init__(
         self,
         base_url: str,
@@ -174,13 +116,13 @@ class AriClient:
             async with self.session.request(method, url, params=clean, json=json) as response:
                 if response.status >= 400:
                     is_json = response.content_type == "application/json"
-                    raise AriError(method, path, response.status, await _error_text(response),
-                                   unavailable=not is_json)
+                    raise ari_error(method, path, response.status, await _error_text(response),
+                                    unavailable=not is_json)
                 if response.status == 204 or response.content_length == 0:
                     return None
                 return await response.json(content_type=None)
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise AriError(method, path, 0, f"{type(exc).__name__}: {exc}") from exc
+            raise ari_error(method, path, 0, f"{type(exc).__name__}: {exc}") from exc
 
     # -- REST ---------------------------------------------------------------------------------
 
@@ -225,9 +167,14 @@ class AriClient:
     async def create_bridge(self, bridge_id: str) -> None:
         await self.request("POST", "/bridges", params={"type": "mixing", "bridgeId": bridge_id})
 
-    async def add_to_bridge(self, bridge_id: str, channel_ids: list[str]) -> None:
-        await self.request(
-            "POST", f"/bridges/{bridge_id}/addChannel", params={"channel": ",".join(channel_ids)}
+    async def add_to_bridge(self, bridge_id: str, channel_ids: list[str], *,
+                            timeout: float | None = None) -> int:
+        """addChannel, retried while ARI answers NotReady (see retry_not_ready); returns the
+        requests it took."""
+        return await retry_not_ready(
+            lambda: self.request("POST", f"/bridges/{bridge_id}/addChannel",
+                                 params={"channel": ",".join(channel_ids)}),
+            timeout,
         )
 
     async def destroy_bridge(self, bridge_id: str) -> None:
@@ -246,7 +193,7 @@ class AriClient:
     ) -> ExternalMediaChannel:
         """An externalMedia channel in our app sending RTP (UDP, client mode) to external_host
         ("host:port") in `format` (an Asterisk format name: "slin", "slin16", "ulaw", …).
-        Add it to a bridge to get the bridge's mix; expect 422 on addChannel for a moment
+        Add it to a bridge to get the bridge's mix; addChannel may answer NotReady for a moment
         after this returns (the channel enters Stasis asynchronously)."""
         body = await self.request(
             "POST",
@@ -273,7 +220,7 @@ class AriClient:
         )
 
     async def channel_var(self, channel_id: str, name: str) -> str:
-        """A channel variable or function (GET /channels/{id}/variable); AriError 404 if the
+        """A channel variable or function (GET /channels/{id}/variable); Gone if the
         channel is gone or the variable is not set."""
         body = await self.request(
             "GET", f"/channels/{channel_id}/variable", params={"variable": name}
@@ -282,7 +229,7 @@ class AriClient:
 
     # -- events -------------------------------------------------------------------------------
 
-    async def events(self) -> AsyncIterator[AriEvent]:
+    async def events(self) -> AsyncIterator[TelephonyEvent]:
         """Events for our app, forever: reconnects with jittered backoff after every drop.
 
         Yields Connected after each (re)connect and Disconnected after each drop, so the
@@ -308,7 +255,7 @@ class AriClient:
                         if event is not None:
                             yield event
                     reason = f"websocket closed ({ws.close_code})"
-            except (aiohttp.ClientError, asyncio.TimeoutError, AriError, OSError) as exc:
+            except (aiohttp.ClientError, asyncio.TimeoutError, TelephonyError, OSError) as exc:
                 reason = f"{type(exc).__name__}: {exc}"
             log.warning("ARI events lost: %s; reconnecting in %.1f s", reason, backoff)
             yield Disconnected(reason)
@@ -331,12 +278,3 @@ async def _error_text(response: aiohttp.ClientResponse) -> str:
     except (ValueError, aiohttp.ContentTypeError):
         return response.reason or "malformed ARI answer"
 
-
-@dataclass(frozen=True)
-class ExternalMediaChannel:
-    """What POST /channels/externalMedia tells us about the new channel."""
-
-    channel_id: str
-    name: str  # UnicastRTP/<external_host>-<pointer>
-    local_address: str | None  # UNICASTRTP_LOCAL_ADDRESS: where Asterisk's RTP comes from
-    local_port: int | None  # UNICASTRTP_LOCAL_PORT

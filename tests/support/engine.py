@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,17 @@ async def wait_for_lead(store: Store, lead_id: str, *, status: str = "done",
         await asyncio.sleep(0.1)
 
 
+async def poll(check: Callable[[], Awaitable[Any]], timeout: float = 5.0) -> Any:
+    """Await `check()` every 10 ms until it returns something truthy (returned), or fail."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
 class EngineProcess:
     """`callengine run` as a real process, to kill it with SIGKILL mid-call."""
 
@@ -215,5 +227,5 @@ __all__ = [
     "DATA_KEY", "DATA_KEY_B64",
     "config_port", "free_port", "wait_http",
     "ADMIN_TOKEN", "VISITOR", "EngineProcess", "Running", "add_widget", "make_config",
-    "running", "submit_lead", "wait_for_lead", "write_config",
+    "poll", "running", "submit_lead", "wait_for_lead", "write_config",
 ]

@@ -71,7 +71,7 @@ def test_secrets_are_private(asterisk):
         assert path.stat().st_mode & 0o777 == 0o600
         assert len(path.read_text().strip()) >= 32
     # and none of it is in the repo's configs
-    repo_confs = "".join(p.read_text() for p in (Path(__file__).parents[1] / "asterisk-conf").glob("*.conf"))
+    repo_confs = "".join(p.read_text() for p in (Path(__file__).parents[2] / "asterisk-conf").glob("*.conf"))
     assert asterisk.ari_password not in repo_confs
 
 

@@ -189,6 +189,9 @@ orphan_check_s = 1.0
                 engine.start()  # hangs up the orphans, releases the FIFO, marks the file
                 lead = await wait_for_lead(store, lead_id, timeout=30)
                 recording, = await store.list_recordings(lead_id=lead_id)
+                # … once its events are connected: wait for that before stopping it.
+                left = await asyncio.to_thread(asterisk.wait_idle, 10)
+                assert left == ([], []), left
     finally:
         engine.stop()
     assert lead.cause == "interrupted: the engine restarted", engine.log()

@@ -13,27 +13,21 @@ import wave
 import pytest
 
 from callengine import crypto
-from callengine.asterisk.ari import (
-    AriError,
-    ChannelDestroyed,
-    ChannelEnteredApp,
-    Connected,
-    PlaybackFinished,
-)
 from callengine.config import DialingConfig
 from callengine.crypto import FieldCipher
-from callengine.engine import Engine, RecordingSetup
+from callengine.engine import Engine
 from callengine.flow import Strategy
 from callengine.media import fifo as fifo_mod
 from callengine.media.fifo import FifoTap, ensure_fifo_dir
 from callengine.model import Agent, Consent, widget_settings_from_input
 from callengine.audio import DEFAULT_SAMPLE_RATE, bytes_per_second
 from callengine.recorder import RecordingSink
-from callengine.recordings import RecordingVault, wav_header
+from callengine.recordings import RecordingSetup, RecordingVault, wav_header
 from callengine.services.views import recording_view
 from callengine.storage import KeyStore, Store
 from callengine.storage.schema import MIGRATIONS, split_statements
-from tests.support.engine import DATA_KEY
+from tests.support.engine import DATA_KEY, poll
+from tests.support.fake_ari import FakeAri
 from tests.support.pipes import RefusingFcntl
 
 VISITOR = "+48601234567"
@@ -128,75 +122,12 @@ async def test_recordings_from_before_the_column_are_16khz(tmp_path):
 # ---- the engine when the tap refuses -------------------------------------------------------------
 
 
-class FakeAri:
-    """What the engine asks of ARI, answered as Asterisk does when every phone answers at once:
-    an originated channel enters the app, a playback finishes, a hangup destroys the channel."""
-
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue = asyncio.Queue()
-        self.channels: dict[str, str] = {}  # id → endpoint
-        self.names: dict[str, str] = {}
-        self.bridges: dict[str, list[str]] = {}
-
-    async def events(self):
-        yield Connected("boot-1")
-        while True:
-            yield await self.queue.get()
-
-    async def channel_ids(self) -> dict[str, str]:
-        return {cid: "Up" for cid in self.channels}
-
-    async def bridge_ids(self) -> list[str]:
-        return list(self.bridges)
-
-    async def originate(self, endpoint, channel_id, *, app_args, timeout, caller_id=None):
-        self.channels[channel_id] = endpoint
-        self.names[channel_id] = f"PJSIP/chan-{len(self.names):08x}"
-        self.queue.put_nowait(ChannelEnteredApp(channel_id, tuple(app_args),
-                                                self.names[channel_id]))
-
-    async def play(self, channel_id, media, playback_id):
-        self.queue.put_nowait(PlaybackFinished(playback_id, channel_id, False))
-
-    async def ring(self, channel_id, on):
-        pass
-
-    async def create_bridge(self, bridge_id):
-        self.bridges[bridge_id] = []
-
-    async def add_to_bridge(self, bridge_id, channel_ids):
-        self.bridges[bridge_id] += channel_ids
-
-    async def destroy_bridge(self, bridge_id):
-        self.bridges.pop(bridge_id, None)
-
-    async def hangup(self, channel_id, reason="normal"):
-        if self.channels.pop(channel_id, None) is None:
-            raise AriError("DELETE", f"/channels/{channel_id}", 404, "Channel not found")
-        self.queue.put_nowait(ChannelDestroyed(channel_id, 16, "Normal Clearing"))
-
-    def far_end_hangs_up(self, endpoint_suffix: str) -> None:
-        cid = next(c for c, e in self.channels.items() if e.endswith(endpoint_suffix))
-        del self.channels[cid]
-        self.queue.put_nowait(ChannelDestroyed(cid, 16, "Normal Clearing"))
-
-
 class NoMixMonitor:
     def __init__(self) -> None:
         self.calls: list[tuple] = []
 
     async def mix_monitor(self, channel, file, options=""):
         self.calls.append((channel, file, options))
-
-
-async def _wait(predicate, timeout: float = 5.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.01)
 
 
 async def test_tap_that_cannot_start_leaves_the_call_unrecorded(tmp_path, monkeypatch, caplog):
@@ -224,7 +155,7 @@ async def test_tap_that_cannot_start_leaves_the_call_unrecorded(tmp_path, monkey
                 current = await store.get_lead(lead.id)
                 return current.progress == "connected" and current
 
-            await _wait(connected)
+            await poll(connected)
             recording, = await store.list_recordings(lead_id=lead.id)
             assert recording.status == "failed"
             assert recording.problem == (
@@ -242,7 +173,7 @@ async def test_tap_that_cannot_start_leaves_the_call_unrecorded(tmp_path, monkey
                 current = await store.get_lead(lead.id)
                 return current.status == "done" and current
 
-            finished = await _wait(done)
+            finished = await poll(done)
             assert finished.outcome == "connected"
             assert ari.channels == {} and ari.bridges == {}
         finally:

@@ -1,9 +1,9 @@
-"""The RTP route (callengine/media/rtp.py): ARI externalMedia → RTP/UDP → encrypted recording.
+"""The RTP route (callengine/media/rtp.py, rtp_stream.py): ARI externalMedia → RTP/UDP → encrypted recording.
 
 Three layers of tests:
 * the pure parser and sequence logic with synthetic packets (gaps, wrap-around, duplicates,
   reordering, strangers, padding/extension/CSRCs, malformed datagrams);
-* RtpTap over real UDP sockets with a stand-in for ARI (retries, failures, many taps);
+* RtpTap over real UDP sockets with the shared fake ARI (retries, failures, many taps);
 * against the real Asterisk (@pytest.mark.asterisk): a bridged call of two sipp phones (agent
   440 Hz, visitor 1000 Hz) in our own Stasis app, tapped, decrypted and checked by FFT, and
   every file Asterisk or we could have written scanned for plaintext audio.
@@ -24,21 +24,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from callengine.asterisk.ari import AriClient, AriError, ExternalMediaChannel
+from callengine.asterisk.ari import AriClient
 from callengine.crypto import generate_recipient_keypair, open_recording, verify
-from callengine.media.rtp import (
+from callengine.media.rtp import RtpTap, RtpTapError
+from callengine.media.rtp_stream import (
     SLIN16_PAYLOAD_TYPE,
     SLIN_PAYLOAD_TYPE,
     MalformedRtp,
     RtpReceiver,
-    RtpTap,
-    RtpTapError,
     parse_rtp,
     wire_format,
 )
 from callengine.audio import DEFAULT_SAMPLE_RATE, bytes_per_second
 from callengine.recorder import RecordingSink
+from callengine.telephony import Gone, NotReady
 from tests.support.asterisk import AriApp
+from tests.support.fake_ari import FakeAri
 from tests.support.phones import AGENT_TONE_HZ, PSTN_PORT, VISITOR_TONE_HZ, Phone, agent_port
 
 # ---- synthetic packets ---------------------------------------------------------------------
@@ -366,36 +367,7 @@ def test_receive_path_cost():
     assert per_packet < 100e-6  # 2 % of a core for 200 streams at 50 packets/s, with room
 
 
-# ---- the asyncio transport with a stand-in for ARI -----------------------------------------
-
-
-class FakeAri:
-    """Just what RtpTap calls; records the calls, fails on request."""
-
-    app = "fake-app"
-
-    def __init__(self, add_failures: list[int] | None = None, hangup_status: int | None = None):
-        self.calls: list[tuple] = []
-        self.add_failures = list(add_failures or [])
-        self.hangup_status = hangup_status
-
-    async def external_media(self, channel_id, external_host, format):
-        self.calls.append(("external_media", channel_id, external_host, format))
-        return ExternalMediaChannel(channel_id, f"UnicastRTP/{external_host}-0x1", "127.0.0.1", 10042)
-
-    async def add_to_bridge(self, bridge_id, channel_ids):
-        self.calls.append(("add_to_bridge", bridge_id, tuple(channel_ids)))
-        if self.add_failures:
-            status = self.add_failures.pop(0)
-            raise AriError("POST", f"/bridges/{bridge_id}/addChannel", status, "Channel not in Stasis application")
-
-    async def hangup(self, channel_id, reason="normal"):
-        self.calls.append(("hangup", channel_id))
-        if self.hangup_status:
-            raise AriError("DELETE", f"/channels/{channel_id}", self.hangup_status, "Channel not found")
-
-    def names(self) -> list[str]:
-        return [c[0] for c in self.calls]
+# ---- the asyncio transport with the fake ARI (tests/support/fake_ari.py) -----------------------------------------
 
 
 @pytest.fixture
@@ -405,6 +377,7 @@ def keys():
 
 async def start_tap(tmp_path, keys, ari, rate: int = RATE, **kwargs) -> tuple[RtpTap, RecordingSink]:
     sink = RecordingSink(tmp_path, keys[1], sample_rate=rate)
+    ari.add_bridge("bridge-1")
     tap = RtpTap(ari, **kwargs)
     await tap.start(sink, channel_id="chan-a", channel_name="PJSIP/agent1-1", bridge_id="bridge-1",
                     tap_channel_id="tap-1")
@@ -433,7 +406,7 @@ def decrypt(path, private) -> bytes:
 
 @pytest.mark.parametrize("rate, fmt, frame_bytes", [(8000, "slin", 320), (16000, "slin16", 640)])
 async def test_tap_over_udp_with_retried_add(tmp_path, keys, rate, fmt, frame_bytes):
-    ari = FakeAri(add_failures=[422, 422])
+    ari = FakeAri(fail={"add_to_bridge": [NotReady, NotReady]})
     tap, sink = await start_tap(tmp_path, keys, ari, rate)
     assert tap.port is not None and 40000 <= tap.port <= 40999
     assert ari.calls[0] == ("external_media", "tap-1", f"127.0.0.1:{tap.port}", fmt)
@@ -479,7 +452,7 @@ async def test_tap_ignores_other_senders(tmp_path, keys):
 
 
 async def test_short_stream_is_a_problem(tmp_path, keys):
-    tap, _ = await start_tap(tmp_path, keys, FakeAri(hangup_status=404))
+    tap, _ = await start_tap(tmp_path, keys, FakeAri(fail={"hangup": [Gone]}))
     await send(tap.port, [rtp(s) for s in range(100)])  # 2 s of a 10 s call
     report = await tap.finish(talk_s=10.0)
     assert report.problem and "received 32000 of 160000" in report.problem
@@ -488,7 +461,7 @@ async def test_short_stream_is_a_problem(tmp_path, keys):
 
 
 async def test_start_fails_cleanly_when_the_bridge_is_gone(tmp_path, keys):
-    ari = FakeAri(add_failures=[404])
+    ari = FakeAri(fail={"add_to_bridge": [Gone]})
     sink = RecordingSink(tmp_path, keys[1])
     tap = RtpTap(ari)
     with pytest.raises(RtpTapError, match="404"):
@@ -502,7 +475,7 @@ async def test_start_fails_cleanly_when_the_bridge_is_gone(tmp_path, keys):
 
 
 async def test_422_for_too_long_gives_up(tmp_path, keys):
-    ari = FakeAri(add_failures=[422] * 100)
+    ari = FakeAri(fail={"add_to_bridge": [NotReady] * 100})
     sink = RecordingSink(tmp_path, keys[1])
     tap = RtpTap(ari, add_timeout=0.3)
     t0 = time.monotonic()

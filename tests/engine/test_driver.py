@@ -1,0 +1,257 @@
+"""The engine driver without Asterisk: the shared fake ARI (tests/support/fake_ari.py) and a
+real SQLite store. Dispatch, reconcile after a reconnect, orphans, shutdown — asserted on what
+the store holds and what the fake was asked, not on the engine's insides."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+
+from callengine.config import DialingConfig
+from callengine.engine import ID_PREFIX, Engine
+from callengine.flow import Outcome, State, Strategy
+from callengine.model import LEAD_CALLING, LEAD_DONE, LEAD_QUEUED, Consent, Lead
+from callengine.storage import Store
+from callengine.telephony import ChannelEnteredApp, NotReady, TelephonyError
+from tests.support.engine import DATA_KEY, VISITOR, add_widget, poll
+from tests.support.fake_ari import FakeAri, failure
+
+CALLER_ID = "Shop <+48221234567>"  # tests.support.engine.add_widget's
+
+
+@asynccontextmanager
+async def engine_running(tmp_path, ari: FakeAri, *, agents=("agent1",),
+                         **settings: Any) -> AsyncIterator[tuple[Store, Lead, asyncio.Task]]:
+    """A store with one widget and one due lead, and Engine.run() over the fake."""
+    async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
+        widget = await add_widget(store, agents=agents, strategy=Strategy.RING_ALL, **settings)
+        lead = await store.create_lead(
+            widget, phone_e164=VISITOR, phone_region="PL", phone_kind="mobile", name=None,
+            email=None, consent=Consent(False, False, "v1"), now=time.time())
+        engine = Engine(store, ari, DialingConfig(max_concurrent_calls=2, poll_interval_s=0.05))
+        task = asyncio.create_task(engine.run())
+        try:
+            yield store, lead, task
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+
+def originated(ari: FakeAri, endpoint_part: str) -> Callable[[], Awaitable[str | None]]:
+    async def check() -> str | None:
+        return next((c[2] for c in ari.requests("originate") if endpoint_part in c[1]), None)
+    return check
+
+
+def lead_is(store: Store, lead_id: str, status: str, progress: str | None = None):
+    async def check() -> Lead | None:
+        lead = await store.get_lead(lead_id)
+        ok = lead.status == status and (progress is None or lead.progress == progress)
+        return lead if ok else None
+    return check
+
+
+# ---- dispatch ----------------------------------------------------------------------------------
+
+
+async def test_a_due_lead_is_called_bridged_and_finished(tmp_path):
+    ari = FakeAri(answer=False)
+    async with engine_running(tmp_path, ari, agents=("agent1", "agent2")) as (store, lead, _):
+        first = await poll(originated(ari, "agent1"))
+        second = await poll(originated(ari, "agent2"))
+        by_endpoint = {c[1]: c for c in ari.requests("originate")}
+        assert set(by_endpoint) == {"PJSIP/agent1", "PJSIP/agent2"}  # ring-all: both at once
+        for index, endpoint in enumerate(("PJSIP/agent1", "PJSIP/agent2")):
+            _, _, channel_id, app_args, timeout, caller_id = by_endpoint[endpoint]
+            assert channel_id.startswith(ID_PREFIX) and len(channel_id) == len(ID_PREFIX) + 32
+            assert app_args == (lead.id, f"agent:{index}") and timeout == 10
+        assert first != second
+        assert (await store.get_lead(lead.id)).status == LEAD_CALLING
+
+        ari.answer(first)  # agent1 answers: agent2 is hung up, agent1 hears the whisper
+        visitor = await poll(originated(ari, "@pstn"))
+        assert ("hangup", second) in ari.calls
+        assert ari.requests("play")[0][1:3] == (first, "sound:beep")
+        (_, endpoint, _, app_args, timeout, caller_id), = (
+            c for c in ari.requests("originate") if c[2] == visitor)
+        assert endpoint == f"PJSIP/{VISITOR}@pstn" and app_args == (lead.id, "visitor")
+        assert (timeout, caller_id) == (10, CALLER_ID)
+
+        ari.answer(visitor)
+        await poll(lead_is(store, lead.id, LEAD_CALLING, State.CONNECTED.value))
+        (_, bridge_id), = ari.requests("create_bridge")
+        assert bridge_id.startswith(ID_PREFIX)
+        assert ari.requests("add_to_bridge") == [("add_to_bridge", bridge_id, (first, visitor))]
+        assert ari.bridges == {bridge_id: [first, visitor]}
+
+        ari.far_end_hangs_up("@pstn")  # the visitor hangs up: the agent is hung up, bridge gone
+        done = await poll(lead_is(store, lead.id, LEAD_DONE))
+    assert done.outcome == Outcome.CONNECTED.value
+    attempt, = await _attempts(tmp_path, lead.id)
+    assert (attempt.outcome, attempt.agent, attempt.connected) == (
+        Outcome.CONNECTED.value, "PJSIP/agent1", True)
+    assert attempt.q850 == 16 and attempt.talk_s is not None
+    assert ari.channels == {} and ari.bridges == {}
+    assert ("destroy_bridge", bridge_id) in ari.calls
+
+
+async def test_bridging_retries_a_channel_not_ready_yet(tmp_path):
+    """The add-to-bridge retry is the port's: the engine asks once, the client tries again."""
+    ari = FakeAri(fail={"add_to_bridge": [NotReady]})
+    async with engine_running(tmp_path, ari) as (store, lead, _):
+        await poll(lead_is(store, lead.id, LEAD_CALLING, State.CONNECTED.value))
+        assert ari.names().count("add_to_bridge") == 2
+        ari.far_end_hangs_up("@pstn")
+        done = await poll(lead_is(store, lead.id, LEAD_DONE))
+    assert done.outcome == Outcome.CONNECTED.value
+
+
+async def test_agent_busy_closes_the_lead(tmp_path):
+    ari = FakeAri(answer=False)
+    async with engine_running(tmp_path, ari) as (store, lead, _):
+        agent = await poll(originated(ari, "agent1"))
+        ari.reject(agent, 17, "User busy")
+        done = await poll(lead_is(store, lead.id, LEAD_DONE))
+    assert done.outcome == Outcome.AGENTS_BUSY.value
+    assert not ari.requests("create_bridge") and ari.channels == {}
+
+
+async def test_a_refused_originate_is_a_failed_leg(tmp_path):
+    """POST /channels answering 500 "Allocation failed" (an unknown endpoint)."""
+    ari = FakeAri(fail={"originate": [TelephonyError]})
+    async with engine_running(tmp_path, ari) as (store, lead, _):
+        done = await poll(lead_is(store, lead.id, LEAD_DONE))
+    assert done.outcome == Outcome.FAILED.value
+    attempt, = await _attempts(tmp_path, lead.id)
+    assert attempt.cause == "no agent could be called (originate failed)"
+
+
+async def test_an_unavailable_asterisk_interrupts_instead(tmp_path):
+    """Not an answer from Asterisk at all: its problem, not the endpoint's; tried again."""
+    ari = FakeAri(fail={"originate": [failure(TelephonyError, "POST /channels", unavailable=True)]})
+    async with engine_running(tmp_path, ari, max_attempts=2, retry_delay_s=3600) as (
+            store, lead, _):
+        await poll(originated(ari, "agent1"))
+
+        async def requeued():
+            current = await store.get_lead(lead.id)
+            return current.status == LEAD_QUEUED and current.attempts == 1 and current
+        queued = await poll(requeued)
+    assert queued.next_attempt_at is not None
+    attempt, = await _attempts(tmp_path, lead.id)
+    assert attempt.cause == "interrupted: Asterisk unavailable"
+
+
+# ---- reconcile after a reconnect ---------------------------------------------------------------
+
+
+async def test_a_leg_that_vanished_while_disconnected_interrupts_the_attempt(tmp_path):
+    ari = FakeAri(answer=False)
+    async with engine_running(tmp_path, ari, max_attempts=2, retry_delay_s=3600) as (
+            store, lead, _):
+        agent = await poll(originated(ari, "agent1"))
+        ari.reconnect(vanished=(agent,))
+        queued = await poll(lead_is(store, lead.id, LEAD_QUEUED))
+    assert queued.attempts == 1 and queued.next_attempt_at is not None  # tried again later
+    attempt, = await _attempts(tmp_path, lead.id)
+    assert attempt.outcome == Outcome.FAILED.value
+    assert attempt.cause == "interrupted: ARI events lost"
+
+
+async def test_an_asterisk_restart_interrupts_a_connected_call(tmp_path):
+    ari = FakeAri()
+    async with engine_running(tmp_path, ari) as (store, lead, _):
+        await poll(lead_is(store, lead.id, LEAD_CALLING, State.CONNECTED.value))
+        ari.reconnect(restarted=True)  # every channel and bridge is gone with it
+        done = await poll(lead_is(store, lead.id, LEAD_DONE))
+    attempt, = await _attempts(tmp_path, lead.id)
+    assert (attempt.outcome, attempt.connected) == (Outcome.FAILED.value, True)
+    assert attempt.cause == "interrupted: Asterisk restarted"
+    assert done.outcome == Outcome.FAILED.value
+    assert ari.channels == {} and ari.bridges == {}
+
+
+async def test_a_hangup_while_disconnected_ends_a_connected_call_normally(tmp_path):
+    ari = FakeAri()
+    async with engine_running(tmp_path, ari) as (store, lead, _):
+        await poll(lead_is(store, lead.id, LEAD_CALLING, State.CONNECTED.value))
+        ari.reconnect(vanished=(ari.channel_for("@pstn"),))
+        done = await poll(lead_is(store, lead.id, LEAD_DONE))
+    assert done.outcome == Outcome.CONNECTED.value
+    assert ari.channels == {} and ari.bridges == {}
+
+
+# ---- orphans -----------------------------------------------------------------------------------
+
+
+async def test_orphans_are_cleared_on_connect_and_strangers_refused(tmp_path):
+    ari = FakeAri()
+    orphan, orphan_bridge = ID_PREFIX + "0" * 32, ID_PREFIX + "1" * 32
+    ari.add_channel(orphan, "PJSIP/agent9")  # left by an engine that died
+    ari.add_channel("1733.42", "PJSIP/desk-phone")  # not ours: another app's
+    ari.add_bridge(orphan_bridge)
+    ari.add_bridge("conference-1")
+    async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
+        engine = Engine(store, ari, DialingConfig(max_concurrent_calls=1, poll_interval_s=0.05))
+        task = asyncio.create_task(engine.run())
+        try:
+            await asyncio.wait_for(engine.ready.wait(), 5)
+            assert ("hangup", orphan) in ari.calls and ("destroy_bridge", orphan_bridge) in ari.calls
+            assert "1733.42" in ari.channels and "conference-1" in ari.bridges
+            # A channel we did not originate enters our app (a misrouted dialplan): refused.
+            ari.add_channel("stranger-1", "PJSIP/someone")
+            ari.emit(ChannelEnteredApp("stranger-1", (), "PJSIP/someone-00000007"))
+
+            async def hung_up():
+                return ("hangup", "stranger-1") in ari.calls
+            await poll(hung_up)
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+    assert set(ari.channels) == {"1733.42"} and set(ari.bridges) == {"conference-1"}
+
+
+# ---- shutdown ----------------------------------------------------------------------------------
+
+
+async def test_stopping_the_engine_hangs_up_and_closes_the_attempt(tmp_path):
+    ari = FakeAri(answer=False)
+    async with engine_running(tmp_path, ari, agents=("agent1", "agent2")) as (store, lead, task):
+        agents = [await poll(originated(ari, name)) for name in ("agent1", "agent2")]
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert {c[1] for c in ari.requests("hangup")} == set(agents)
+        assert ari.channels == {}
+        closed = await store.get_lead(lead.id)
+    assert closed.status == LEAD_DONE
+    attempt, = await _attempts(tmp_path, lead.id)
+    assert (attempt.status, attempt.outcome) == ("done", Outcome.FAILED.value)
+    assert attempt.cause == "interrupted: the engine stopped"
+
+
+async def _attempts(tmp_path, lead_id: str):
+    async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
+        return await store.attempts_for(lead_id)
+
+
+async def test_stopping_right_after_a_wake_up_still_stops(tmp_path):
+    """A lead queued in the same instant as the stop: the dispatcher's wait ends on both at
+    once, and the stop must win (asyncio.wait_for in 3.11 would drop the cancellation)."""
+    ari = FakeAri()
+    async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
+        engine = Engine(store, ari, DialingConfig(max_concurrent_calls=1, poll_interval_s=5))
+        task = asyncio.create_task(engine.run())
+        await asyncio.wait_for(engine.ready.wait(), 5)
+        await asyncio.sleep(0.05)  # the dispatcher waits for a wake-up
+        engine.wake()
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=3)
+        assert task in done and task.cancelled()
