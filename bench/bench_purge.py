@@ -540,6 +540,7 @@ async def measure(args: argparse.Namespace, paths: Paths, public_key: str, plan:
     from callengine.recordings import RecordingVault
     from callengine.retention import Purger, PurgeProcess, PurgeReport, PurgeTarget
     from callengine.storage import KeyStore, PurgeBatches, Store
+    from callengine.services import Services
     from callengine.web import WebDeps, make_app
 
     failures: list[str] = []
@@ -578,7 +579,7 @@ async def measure(args: argparse.Namespace, paths: Paths, public_key: str, plan:
         if args.what_if_hold_ms:
             retention.HOLD_TARGET_S = args.what_if_hold_ms / 1000
             console.print(f"[yellow]what-if[/]: retention.HOLD_TARGET_S = {retention.HOLD_TARGET_S}")
-        runner = web.AppRunner(make_app(WebDeps(store, ADMIN_TOKEN, lambda: None, vault=vault)),
+        runner = web.AppRunner(make_app(WebDeps(Services(store, vault=vault), ADMIN_TOKEN)),
                                access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -11,8 +11,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from aiohttp import web
-
 from callengine.asterisk.ami import AmiClient
 from callengine.asterisk.ari import AriClient
 from callengine.config import Config
@@ -25,7 +23,8 @@ from callengine.recorder import Tap
 from callengine.recordings import RecordingSetup, RecordingVault, load_private_keys
 from callengine.retention import PurgeProcess, PurgeTarget, start_schedule
 from callengine.storage import KeyStore, Store
-from callengine.web import WebDeps, make_app
+from callengine.services import Services
+from callengine.web import WebDeps, listening
 
 log = logging.getLogger(__name__)
 
@@ -91,14 +90,10 @@ async def _serve(config: Config, store: Store, ari: AriClient, vault: RecordingV
                  recording: RecordingSetup | None) -> AsyncIterator[Running]:
     """The engine, the HTTP API and the retention schedule, stopped in reverse order."""
     engine = Engine(store, ari, config.dialing, recording=recording)
-    runner = web.AppRunner(make_app(WebDeps(store, config.http.admin_token, engine.wake,
-                                            vault=vault)))
-    await runner.setup()
-    site = web.TCPSite(runner, config.http.host, config.http.port)
-    await site.start()
-    port = runner.addresses[0][1]
-    log.info("HTTP API on %s:%d", config.http.host, port)
-    try:
+    services = Services(store, vault=vault, on_lead=engine.wake, channel="api")
+    async with listening(WebDeps(services, config.http.admin_token),
+                         config.http.host, config.http.port) as port:
+        log.info("HTTP API on %s:%d", config.http.host, port)
         # The purge runs in a process of its own (the interpreter lock stays the visitors');
         # its writes take turns with the engine's on the store's write lock.
         purges = start_schedule(
@@ -114,8 +109,6 @@ async def _serve(config: Config, store: Store, ari: AriClient, vault: RecordingV
                     engine_task.cancel()
         finally:
             purges.shutdown(wait=False)
-    finally:
-        await runner.cleanup()
 
 
 async def serve(config: Config) -> None:

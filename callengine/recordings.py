@@ -25,7 +25,13 @@ from typing import Any
 
 from callengine import crypto
 from callengine.audio import BYTES_PER_SAMPLE, DEFAULT_SAMPLE_RATE, bytes_per_second
-from callengine.model import Attempt, Recording
+from callengine.model import (
+    RECORDING_COMPLETE,
+    RECORDING_FAILED,
+    RECORDING_INCOMPLETE,
+    Attempt,
+    Recording,
+)
 from callengine.recorder import FILE_SUFFIX, RecordingSink, Tap, new_recording_id
 from callengine.storage import KeyStore, Store
 
@@ -180,11 +186,6 @@ class RecordingVault:
 
 
 # ---- recording a call --------------------------------------------------------------------------
-
-# The recordings table's statuses this module writes (spelled here until model has constants).
-RECORDING_COMPLETE = "complete"
-RECORDING_INCOMPLETE = "incomplete"
-RECORDING_FAILED = "failed"
 
 Clock = Callable[[], float]
 CallLogger = logging.Logger | logging.LoggerAdapter

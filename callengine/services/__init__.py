@@ -4,6 +4,5 @@ users see are in `views`; domain errors (callengine.errors and the packages' own
 HTTP status or exit code: the edges map them."""
 
 from callengine.services.facade import Services, open_services
-from callengine.storage import Store  # the type of the store an edge is handed, never opens
 
-__all__ = ["Services", "Store", "open_services"]
+__all__ = ["Services", "open_services"]

@@ -4,5 +4,6 @@ a bearer token becomes a principal in `auth`; the handlers call `callengine.serv
 
 from callengine.web.app import make_app
 from callengine.web.deps import WebDeps
+from callengine.web.server import listening
 
-__all__ = ["WebDeps", "make_app"]
+__all__ = ["WebDeps", "listening", "make_app"]

@@ -1,11 +1,10 @@
 """The aiohttp application: `make_app` wires the routes, the problem middleware and the
-services built from `WebDeps`. The tests build it too."""
+services `WebDeps` hands it. The tests build it too."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from callengine.services import Services
 from callengine.web import admin, intake
 from callengine.web.deps import DEPS, SERVICES, WebDeps
 from callengine.web.problems import MAX_BODY, problems_middleware
@@ -18,8 +17,7 @@ async def health(request: web.Request) -> web.Response:
 def make_app(deps: WebDeps) -> web.Application:
     app = web.Application(middlewares=[problems_middleware], client_max_size=MAX_BODY)
     app[DEPS] = deps
-    app[SERVICES] = Services(deps.store, vault=deps.vault, clock=deps.clock,
-                             on_lead=deps.on_lead, channel="api")
+    app[SERVICES] = deps.services
     app.router.add_get("/healthz", health)
     intake.add_routes(app)
     admin.add_routes(app)

@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiohttp import web
 
-from callengine.recordings import RecordingVault
-from callengine.services import Services, Store
+from callengine.services import Services
 
 
 @dataclass(frozen=True)
 class WebDeps:
-    store: Store
+    services: Services  # built by the composition root (or a test) with the store and vault
     admin_token: str
-    on_lead: Callable[[], None]  # tells the engine a lead is waiting
-    clock: Callable[[], float] = time.time
-    vault: RecordingVault | None = None  # recordings; without private keys, no playback
 
 
 DEPS = web.AppKey("deps", WebDeps)

@@ -19,6 +19,7 @@ from callengine.model import Agent, Consent, widget_settings_from_input
 from callengine.recordings import RecordingUnavailable, RecordingVault
 from callengine.storage import KeyStore, Store
 from tests.support.engine import DATA_KEY, DATA_KEY_B64
+from callengine.services import Services
 from callengine.web import WebDeps, make_app
 from tests.support.audio import assert_both_tones, decrypt
 from tests.support.recordings import seed_recording, two_tones
@@ -190,14 +191,14 @@ async def test_api_playback_and_delete(setup):
     auth = {"Authorization": f"Bearer {ADMIN}"}
     async with Store.open(tmp_path / "ce.db", DATA_KEY) as store, \
             KeyStore.open(tmp_path / "ks.db") as keystore:
-        no_key = make_app(WebDeps(store, ADMIN, lambda: None,
-                                  vault=RecordingVault(tmp_path / "recordings", keystore)))
+        no_key = make_app(WebDeps(Services(store, vault=RecordingVault(tmp_path / "recordings", keystore)),
+                                  ADMIN))
         async with TestClient(TestServer(no_key)) as client:
             response = await client.get(f"/api/v1/recordings/{recording_id}/audio", headers=auth)
             assert response.status == 409
             assert (await response.json())["type"].endswith("playback-unavailable")
-        app = make_app(WebDeps(store, ADMIN, lambda: None, vault=RecordingVault(
-            tmp_path / "recordings", keystore, [private])))
+        app = make_app(WebDeps(Services(store, vault=RecordingVault(
+            tmp_path / "recordings", keystore, [private])), ADMIN))
         async with TestClient(TestServer(app)) as client:
             url = f"/api/v1/recordings/{recording_id}/audio"
             assert (await client.get(url)).status == 401

@@ -18,6 +18,7 @@ from callengine.services.reports import parse_day
 from callengine.retention import Purger
 from callengine.recordings import RecordingVault
 from callengine.storage import KeyStore, Store
+from callengine.services import Services
 from callengine.web import WebDeps, make_app
 from tests.support.engine import DATA_KEY, DATA_KEY_B64
 
@@ -87,7 +88,7 @@ def test_cli_report_csv_masked_with_tombstones(setup, capsys):
 async def test_api_report(setup):
     tmp_path = setup
     async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
-        app = make_app(WebDeps(store, ADMIN, lambda: None))
+        app = make_app(WebDeps(Services(store), ADMIN))
         async with TestClient(TestServer(app)) as client:
             url = "/api/v1/reports/calls?widget=shop&from=2026-11-01&to=2026-12-01"
             response = await client.get(url, headers={"Authorization": f"Bearer {ADMIN}"})

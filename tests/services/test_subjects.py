@@ -16,6 +16,7 @@ from callengine.flow import Strategy
 from callengine.model import Agent, Consent, widget_settings_from_input
 from callengine.recordings import RecordingVault
 from callengine.storage import KeyStore, Store
+from callengine.services import Services
 from callengine.web import WebDeps, make_app
 from tests.support.audio import assert_both_tones
 from tests.support.engine import DATA_KEY, DATA_KEY_B64
@@ -109,8 +110,8 @@ async def test_api_export_and_erase(setup):
     admin = {"Authorization": f"Bearer {ADMIN}"}
     async with Store.open(tmp_path / "ce.db", DATA_KEY) as store, \
             KeyStore.open(tmp_path / "ks.db") as keystore:
-        app = make_app(WebDeps(store, ADMIN, lambda: None,
-                               vault=RecordingVault(tmp_path / "recordings", keystore)))
+        app = make_app(WebDeps(Services(store, vault=RecordingVault(tmp_path / "recordings", keystore)),
+                               ADMIN))
         async with TestClient(TestServer(app)) as client:
             response = await client.post("/api/v1/subjects/export", json={"phone": ANNA},
                                          headers=admin)

@@ -12,6 +12,7 @@ from callengine.access import verify_chain
 from callengine.storage import Store
 from tests.support.engine import DATA_KEY
 from tests.support.shop import ADMIN, shop_with_lead
+from callengine.services import Services
 from callengine.web import WebDeps, make_app
 
 
@@ -19,7 +20,7 @@ from callengine.web import WebDeps, make_app
 async def env(tmp_path):
     async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
         lead = await shop_with_lead(store)
-        app = make_app(WebDeps(store, ADMIN, lambda: None))
+        app = make_app(WebDeps(Services(store), ADMIN))
         async with TestClient(TestServer(app)) as client:
             yield client, store, lead, tmp_path
 

@@ -9,6 +9,7 @@ from callengine.flow import Strategy
 from callengine.model import Agent, Consent, widget_settings_from_input
 from callengine.storage import Store
 from tests.support.engine import DATA_KEY
+from callengine.services import Services
 from callengine.web import WebDeps, make_app
 
 ADMIN = "admin-token-0123456789abcdef"
@@ -36,7 +37,7 @@ async def env(tmp_path):
              "allowed_origins": ["https://shop.example"]}
         )
         widget = await store.add_widget("shop", "Shop", settings, clock.now)
-        app = make_app(WebDeps(store, ADMIN, lambda: woken.append(1), clock))
+        app = make_app(WebDeps(Services(store, on_lead=lambda: woken.append(1), clock=clock), ADMIN))
         async with TestClient(TestServer(app)) as client:
             yield client, store, widget, clock, woken
 
