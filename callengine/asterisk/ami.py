@@ -19,7 +19,7 @@ What panoramisk does and what this wrapper adds:
 
 Channel: AMI's MixMonitor looks the channel up with ast_channel_get_by_name(), which takes the
 channel name (`PJSIP/agent1-00000001`, ARI's `channel.name`) and, failing that, the unique id
-(ARI's channel id). Both were measured to work on Asterisk 22.10.1 (tests/test_fifo_tap.py);
+(ARI's channel id). Both were measured to work on Asterisk 22.10.1 (tests/recordings/test_fifo_tap.py);
 the FIFO tap passes the channel name, which is what the AMI documentation promises.
 """
 
