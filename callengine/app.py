@@ -74,6 +74,9 @@ async def _recording(config: Config, ari: AriClient, vault: RecordingVault
 @asynccontextmanager
 async def running(config: Config) -> AsyncIterator[Running]:
     """The whole service, up until the block exits; tests use this directly."""
+    # The purge sweeps this directory at every start, recording or not (a missing one read as
+    # a failed file removal, logged at ERROR).
+    config.recordings_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     async with Store.open(config.database, config.data_key) as store, \
             KeyStore.open(config.keystore) as keystore, AriClient(
                 config.ari.url, config.ari.user, config.ari.password, config.ari.app

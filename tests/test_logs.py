@@ -36,3 +36,71 @@ def test_check_catches_a_leak(no_phone_numbers_in_logs):
     logging.getLogger("callengine.test").info("oops +48601234567")
     assert any(full_numbers_in(line) for line in no_phone_numbers_in_logs.lines)
     no_phone_numbers_in_logs.lines.clear()  # this test leaked on purpose
+
+
+@pytest.fixture
+def entry_point_logging():
+    """setup_logging as an entry point runs it, undone afterwards (the suite runs without)."""
+    import sys
+    import threading
+
+    from callengine.logs import setup_logging
+
+    root = logging.getLogger()
+    saved = (logging.getLogRecordFactory(), root.handlers[:], root.level, sys.excepthook,
+             threading.excepthook)
+    setup_logging("DEBUG")
+    try:
+        yield root.handlers[0]
+    finally:
+        logging.setLogRecordFactory(saved[0])
+        root.handlers[:], root.level = saved[1], saved[2]
+        sys.excepthook, threading.excepthook = saved[3], saved[4]
+        logging.captureWarnings(False)
+
+
+def test_every_logger_handler_and_traceback_is_masked(entry_point_logging):
+    import io
+
+    ours = io.StringIO()
+    entry_point_logging.stream = ours
+    theirs = io.StringIO()
+    own = logging.getLogger("somelib.child")
+    own.propagate = False
+    own.addHandler(logging.StreamHandler(theirs))  # a library's own handler and formatter
+    try:
+        logging.getLogger("aiohttp.server").error("bad line %s", "FOO /x?phone=+48601777555")
+        try:
+            raise LookupError("unknown encoding: +48601777666")
+        except LookupError:
+            logging.getLogger("callengine.web.problems").exception("unhandled")
+            own.exception("theirs 0048601777667")
+        logging.getLogger("callengine.x.y").warning("stack", stack_info=True,
+                                                    extra={"n": "+48601777668"})
+    finally:
+        own.removeHandler(own.handlers[0])
+        own.propagate = True
+    text = ours.getvalue() + theirs.getvalue()
+    assert "unknown encoding: +48 *** *** 666" in text and "Traceback" in text
+    assert "+48 *** *** 555" in text and "stack" in text
+    assert not full_numbers_in(text), text
+
+
+@pytest.mark.parametrize("line, masked", [
+    ("x 48601777555 y", "x ********555 y"),  # E.164 without "+"
+    ("x 601777555 y", "x ******555 y"),  # national, unseparated
+    ("x 0601 777 555 y", "x *******555 y"),  # national with a trunk 0
+    ("x 48 601 777 555 y", "x ********555 y"),  # valid read with "+"
+    ("q=%2B48601777555&", "q=+48 *** *** 555&"),  # URL-encoded "+"
+    ("x 12 601777555 y", "x 12 ******555 y"),  # a number inside groups that are none
+])
+def test_what_counts_as_a_full_number(line, masked):
+    assert redact(line) == masked
+
+
+@pytest.mark.parametrize("line", [
+    "at 2026-12-01 20:44:00 UTC", "talk 12.345 s at 1700000000.123", "from 192.168.100.200:8080",
+    "lead 12345678-4771-9603-1700-123456789012", "pid 4242 port 18911",
+])
+def test_what_is_left_alone(line):
+    assert redact(line) == line

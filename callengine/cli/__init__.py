@@ -33,6 +33,7 @@ from callengine.cli import (
 from callengine.config import ConfigError, load_config
 from callengine.crypto import RecordingError
 from callengine.errors import Conflict, InvalidInput, NotFound
+from callengine.logs import install_redaction
 from callengine.numbers import NumberRejected
 from callengine.recordings import RecordingUnavailable
 
@@ -69,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line (`argv` None: the process's own, and the process is the CLI's, so its
+    log records and tracebacks get the number redaction; tests pass `argv` and keep theirs)."""
+    if argv is None:
+        install_redaction()
     args = build_parser().parse_args(argv)
     try:
         if not getattr(args, "needs_config", True):

@@ -4,6 +4,7 @@ Nothing outside this package knows about status codes."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -97,9 +98,15 @@ async def problems_middleware(
         problem = problem_for(exc)
         if problem is None:
             # Log the trace for operators; the client gets no internals.
-            log.exception("unhandled error on %s %s", request.method, request.path)
+            # The route, not the path: the path is what the client sent.
+            log.exception("unhandled error on %s %s", request.method, _route(request))
             problem = Problem(500, "internal", "Internal error", "the error was logged")
         return problem_response(problem, request.path)
+
+
+def _route(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "(no route)"
 
 
 async def json_body(request: web.Request) -> dict[str, Any]:
@@ -108,9 +115,13 @@ async def json_body(request: web.Request) -> dict[str, Any]:
     if request.content_type != "application/json":
         raise Problem(415, "unsupported-media-type", "Send JSON",
                       "Content-Type must be application/json")
+    if (request.charset or "utf-8").lower() not in ("utf-8", "utf8"):
+        # JSON is UTF-8 (RFC 8259); the client's charset is not echoed back.
+        raise Problem(415, "unsupported-charset", "Send UTF-8",
+                      "JSON must be sent as UTF-8")
     try:
-        data = await request.json()
-    except ValueError:
+        data = json.loads(await request.read())
+    except ValueError:  # UnicodeDecodeError included
         raise Problem(400, "malformed-json", "Malformed JSON", "the body is not valid JSON") from None
     if not isinstance(data, dict):
         raise Problem(400, "malformed-json", "Malformed JSON", "the body must be a JSON object")
