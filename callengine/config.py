@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import os
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +88,19 @@ class Config:
     recording: RecordingConfig
     prompts: PromptsConfig
     retention_interval_s: float = 3600.0  # how often the purge job runs (and once at start)
+    cli: CliConfig = field(default_factory=lambda: CliConfig())
+
+
+CLI_ROLES = ("admin", "supervisor", "agent", "viewer")  # callengine.access.Role's values
+
+
+@dataclass(frozen=True)
+class CliConfig:
+    """[cli]: the most each OS user may act as (docs/config.md, "[cli]"). No table: anyone
+    who can run the CLI with this configuration may act in any role."""
+
+    roles: dict[str, str] = field(default_factory=dict)  # OS user -> maximum role
+    default_role: str | None = None  # for an OS user not in `roles`; None: refused
 
 
 _DEFAULTS: dict[str, dict[str, Any]] = {
@@ -128,6 +141,7 @@ _KNOWN = {
     },
     "prompts": {"dir", "dir_asterisk"},
     "retention": {"interval_s"},
+    "cli": {"roles", "default_role"},
 }
 
 
@@ -234,6 +248,8 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path, env: dict[str, str]) ->
     if not 60 <= retention_interval <= 7 * 86400:
         problems.append("retention.interval_s must be between 60 and 604800")
 
+    cli = _cli(raw.get("cli", {}), problems)
+
     data_key = _data_key(
         secret("store data key", "CALLENGINE_DATA_KEY", "store", "data_key_file"), problems
     )
@@ -284,6 +300,7 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path, env: dict[str, str]) ->
             dir_asterisk=get("prompts", "dir_asterisk", str) or "",
         ),
         retention_interval_s=retention_interval,
+        cli=cli,
     )
     if config.recording.public_key_file and config.recording.route == "fifo" and not (
         config.ami.secret
@@ -295,6 +312,23 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path, env: dict[str, str]) ->
     if problems:
         raise ConfigError(problems)
     return config
+
+
+def _cli(section: dict[str, Any], problems: list[str]) -> CliConfig:
+    roles = section.get("roles", {})
+    default = section.get("default_role")
+    if not isinstance(roles, dict) or not all(
+            isinstance(user, str) and role in CLI_ROLES for user, role in roles.items()):
+        problems.append("cli.roles must map OS user names to roles: "
+                        f"{{ alice = \"supervisor\" }} (roles: {', '.join(CLI_ROLES)})")
+        roles = {}
+    if default is not None and default not in CLI_ROLES:
+        problems.append(f"cli.default_role must be one of {', '.join(CLI_ROLES)}")
+        default = None
+    if default is not None and not roles:
+        problems.append("cli.default_role needs a cli.roles table (without one, every user "
+                        "may act in any role)")
+    return CliConfig(dict(roles), default)
 
 
 def _data_key(text: str, problems: list[str]) -> bytes:

@@ -30,6 +30,7 @@ from callengine.cli import (
     subjects,
     tokens,
 )
+from callengine.cli.common import RoleRefused, resolve_role
 from callengine.config import ConfigError, load_config
 from callengine.crypto import RecordingError
 from callengine.errors import Conflict, InvalidInput, NotFound
@@ -48,9 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"callengine {__version__}")
     parser.add_argument(
-        "--role", default=os.environ.get("CALLENGINE_ROLE", "admin"),
-        choices=[r.value for r in Role],
-        help="act in this role (default: $CALLENGINE_ROLE or admin); sensitive acts are audited",
+        "--role", default=None, choices=[r.value for r in Role],
+        help="act in this role (default: $CALLENGINE_ROLE, else the most your OS user may: "
+             "[cli] roles in the configuration; admin without one); sensitive acts are audited",
     )
     parser.add_argument(
         "-c", "--config", default=os.environ.get("CALLENGINE_CONFIG", "callengine.toml"),
@@ -79,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         if not getattr(args, "needs_config", True):
             return args.handler(None, args)
         config = load_config(args.config)
+        resolve_role(config, args)
         return args.handler(config, args)
     except Exception as exc:
         message, code = error_exit(exc)
@@ -99,7 +101,7 @@ def error_exit(exc: Exception) -> tuple[str, int | None]:
         return f"callengine: invalid {exc.field}: {exc.message}", 2
     if isinstance(exc, json.JSONDecodeError):
         return f"callengine: --settings is not valid JSON: {exc}", 2
-    if isinstance(exc, Forbidden):
+    if isinstance(exc, (Forbidden, RoleRefused)):
         return f"callengine: not allowed: {exc}", 3
     if isinstance(exc, (BackupError, NotFound, Conflict, RecordingUnavailable, FileExistsError)):
         return f"callengine: {exc}", 1
