@@ -1,6 +1,7 @@
 """The tamper matrix: every kind of change to a recording, and what the reader says about it.
 
-Run it to print the table (it imports only `callengine.crypto`, so it runs against any checkout):
+Run it to print the table (against any checkout: it uses only `callengine.crypto` and
+tests/support/cerec.py):
 
     PYTHONPATH=/path/to/checkout python tests/crypto/tamper_matrix.py
 
@@ -38,6 +39,7 @@ from callengine.crypto import (
     TruncatedError,
     WrongKeyError,
 )
+from tests.support.cerec import segment_offsets
 
 SEG = crypto.DEFAULT_SEGMENT_SIZE
 HDR = crypto.HEADER_SIZE  # 138
@@ -90,12 +92,7 @@ def describe(kind: str, value) -> str:
 
 
 def segment_bounds(size: int) -> list[tuple[int, int]]:
-    out, pos, length = [], HDR, SEG - 40
-    while pos < size:
-        out.append((pos, min(pos + length, size)))
-        pos += length
-        length = SEG
-    return out
+    return segment_offsets(size, SEG)
 
 
 def header_expected(offset: int) -> tuple[type, ...]:
