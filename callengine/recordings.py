@@ -70,6 +70,13 @@ def key_context(recording_id: str) -> bytes:
     return b"callengine-recording-key:" + recording_id.encode()
 
 
+def reads_in_recovery(recording: Recording) -> bool:
+    """How a recording's file is read, from the store's word on it. A recording marked complete
+    was closed: it reads strictly, so a cut or a change is an error. Any other (incomplete, failed,
+    still being written) is read in recovery mode: its authentic prefix, tampering still raising."""
+    return recording.status != RECORDING_COMPLETE
+
+
 UNLINK_THREADS = 4
 
 
@@ -116,18 +123,20 @@ class RecordingVault:
 
     async def open(self, recording: Recording) -> Plaintext:
         key = await self.file_key(recording.id)
-        return decrypt(recording_path(self.directory, recording), [key], recording.sample_rate)
+        return decrypt(recording_path(self.directory, recording), [key], recording.sample_rate,
+                       recover=reads_in_recovery(recording))
 
     async def verify(self, recording: Recording) -> crypto.VerifyReport:
         path = recording_path(self.directory, recording)
         if not self.private_keys:
             return crypto.verify(path)
-        return crypto.verify(path, [await self.file_key(recording.id)])
+        return crypto.verify(path, [await self.file_key(recording.id)],
+                             recover=reads_in_recovery(recording))
 
     async def export(self, recording: Recording, out: Path, fmt: str) -> Plaintext:
         key = await self.file_key(recording.id)
         return export(recording_path(self.directory, recording), [key], out, fmt,
-                      recording.sample_rate)
+                      recording.sample_rate, recover=reads_in_recovery(recording))
 
     async def shred(self, recording_ids: list[str]) -> int:
         """Keys out of the keystore first (the shred), then the files. Returns files removed."""
@@ -297,19 +306,20 @@ def load_private_keys(paths: tuple[Path, ...] | list[Path]) -> list[bytes]:
     return [crypto.load_private_key(path) for path in paths]
 
 
-def decrypt(path: Path, file_keys: list[bytes], sample_rate: int) -> Plaintext:
-    """Authenticate and decrypt; an incomplete file (engine killed) yields its sealed prefix.
+def decrypt(path: Path, file_keys: list[bytes], sample_rate: int, *, recover: bool) -> Plaintext:
+    """Authenticate and decrypt. recover=True (a recording not marked complete: engine killed)
+    yields its sealed prefix; strict, anything but the whole stream raises.
 
     Two passes: the first learns the exact size (a WAV header needs it up front), the second
     streams. AES-GCM runs at GB/s, so the extra pass costs little and keeps memory flat."""
     if not path.exists():
         raise RecordingUnavailable(f"the file of this recording is gone ({path.name})")
-    with crypto.open_recording(path, file_keys, recover=True) as reader:
+    with crypto.open_recording(path, file_keys, recover=recover) as reader:
         size = sum(len(chunk) for chunk in reader)
         complete = bool(reader.complete)
 
     def chunks() -> Iterator[bytes]:
-        with crypto.open_recording(path, file_keys, recover=True) as reader:
+        with crypto.open_recording(path, file_keys, recover=recover) as reader:
             yield from reader
 
     return Plaintext(size, complete, chunks(), sample_rate)
@@ -326,11 +336,11 @@ def wav_header(data_size: int, sample_rate: int, channels: int = 1) -> bytes:
 
 
 def export(path: Path, file_keys: list[bytes], out: Path, fmt: str,
-           sample_rate: int) -> Plaintext:
+           sample_rate: int, *, recover: bool) -> Plaintext:
     """Decrypt into `out` (WAV, MP3 or OGG). The operator asked for this plaintext file."""
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"format must be one of {', '.join(EXPORT_FORMATS)}")
-    plain = decrypt(path, file_keys, sample_rate)
+    plain = decrypt(path, file_keys, sample_rate, recover=recover)
     if fmt == "wav":
         fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as f:

@@ -3,7 +3,7 @@
 Audio is encrypted as it streams: the writer holds at most one segment of plaintext in memory
 and puts only ciphertext on disk. A recording is a small header followed by a Tink
 AES-GCM-HKDF streaming-AEAD ciphertext; the per-file data key is wrapped for a recipient X25519
-key the way age does it, so the recording host needs the public key only. Byte-exact spec,
+key (X25519 + HKDF as in age, AES-256-GCM; not an age stanza), so the recording host needs the public key only. Byte-exact spec,
 error semantics and test vectors: docs/recording-format.md. Nothing here knows about calls.
 
 - errors: the RecordingError family (format, wrong key, tampered, truncated);

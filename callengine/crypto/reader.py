@@ -18,6 +18,11 @@ from callengine.crypto.keys import KeyLike
 from callengine.crypto.stream import TINK_TAG_SIZE, _segment_layout, _SegmentOpener
 from callengine.crypto.wrap import unwrap_data_key
 
+# The kernel cuts a write short (SIGKILL, a full disk) only between pages, and after a power cut
+# a file's size is where a write ended or a page boundary: a torn last segment leaves the file
+# ending on a multiple of the page size (4 KiB, or a multiple of it).
+TORN_WRITE_BOUNDARY = 4096
+
 
 class RecordingReader:
     """Iterate to get plaintext segments (each authenticated before it is
@@ -25,8 +30,15 @@ class RecordingReader:
 
     Header and segment 0 are checked when the reader is opened, so a wrong
     key or modified header raises from open_recording(). Later segments raise
-    during iteration. With recover=True truncation does not raise: iteration
-    stops after the last authentic segment and `complete` becomes False.
+    during iteration.
+
+    Strict (the default) is for recordings that were closed: anything but a
+    complete stream raises - TruncatedError only for a cut at a segment
+    boundary, TamperedError for every other change. recover=True is for
+    recordings whose writer did not close them (killed, aborted, still
+    writing): a cut at a segment boundary, or a torn last write, ends the
+    stream after the last authentic segment (`complete` becomes False);
+    tampering still raises. The rules: docs/recording-format.md.
     """
 
     def __init__(self, path, private_keys, *, recover: bool = False):
@@ -95,12 +107,7 @@ class RecordingReader:
                 yield self._count(plain)
                 continue
             # Final slot: a complete stream ends with a segment flagged "last".
-            if size < TINK_TAG_SIZE:
-                self._stop_truncated(
-                    f"trailing partial segment {i} ({size} bytes, shorter than a tag)"
-                )
-                break
-            plain = self._opener.open(i, view, last=True)
+            plain = self._opener.open(i, view, last=True) if size >= TINK_TAG_SIZE else None
             if plain is not None:
                 self.complete = True
                 yield self._count(plain)
@@ -108,18 +115,48 @@ class RecordingReader:
             if size == full:
                 plain = self._opener.open(i, view, last=False)
                 if plain is None:
-                    raise TamperedError(f"final segment {i} fails authentication (modified)")
+                    raise TamperedError(
+                        f"final segment {i} fails authentication both as the last segment and "
+                        "as a middle one (modified)"
+                    )
                 yield self._count(plain)
                 self._stop_truncated(
                     f"stream ends after segment {i} without a last-segment flag "
                     "(truncated at a segment boundary: writer killed or never closed)"
                 )
                 break
-            self._stop_truncated(
-                f"final segment {i} is partial ({size} of {full} bytes) and does not authenticate: "
-                "truncated mid-segment (a modified final segment looks the same)"
-            )
+            self._partial_tail(i, size, full)
             break
+
+    def _partial_tail(self, i: int, size: int, full: int) -> None:
+        """The last slot is shorter than a segment and does not open as final.
+
+        A recording that was closed is never torn, so in strict mode this is a modified file
+        (bits changed, bytes appended, or cut mid-segment: they look the same). In recovery
+        mode it may be a write torn by a crash - but only if an authentic segment precedes it
+        (otherwise nothing vouches for the header) and the file ends on a page boundary, where
+        the kernel stops a write cut short by a kill, a full disk or a power cut."""
+        what = f"final segment {i} is partial ({size} of {full} bytes) and does not authenticate"
+        if not self.recover:
+            raise TamperedError(
+                f"{what}: the file was modified or cut mid-segment "
+                "(a closed recording is never torn)"
+            )
+        if i == 0:
+            raise TamperedError(
+                f"{what}, and no segment before it vouches for the header: the header or "
+                "segment 0 was modified (a first write torn by a crash looks the same, and "
+                "holds nothing authentic)"
+            )
+        if self.info.file_size % TORN_WRITE_BOUNDARY:
+            raise TamperedError(
+                f"{what}: the file ({self.info.file_size} bytes) does not end on a "
+                f"{TORN_WRITE_BOUNDARY}-byte boundary, so this is no torn write: modified"
+            )
+        self._stop_truncated(
+            f"{what}: a write torn by a crash (the file ends on a {TORN_WRITE_BOUNDARY}-byte "
+            f"boundary); its bytes are not released, the recording ends after segment {i - 1}"
+        )
 
     def _count(self, plain: bytes) -> bytes:
         self.segments_read += 1
@@ -164,6 +201,8 @@ class VerifyReport:
     sha256: str  # of the file as it is on disk
     plaintext_size: int | None  # exact if authenticated, else implied by sizes
     segments: int
+    complete: bool = True  # False: recover=True found an authentic prefix only
+    truncation: str | None = None  # why it is incomplete
 
     @property
     def method(self) -> str:
@@ -171,9 +210,10 @@ class VerifyReport:
 
     def __str__(self) -> str:
         if self.authenticated:
+            state = "complete" if self.complete else f"INCOMPLETE ({self.truncation})"
             return (
                 f"AUTHENTICATED: {self.segments} segments, {self.plaintext_size} plaintext bytes, "
-                f"complete (key id {self.info.key_id})"
+                f"{state} (key id {self.info.key_id})"
             )
         return (
             f"STRUCTURE ONLY (no keys given, nothing authenticated): header parses, "
@@ -190,10 +230,11 @@ def _file_sha256(path) -> str:
     return h.hexdigest()
 
 
-def verify(path: str | os.PathLike, private_keys=None) -> VerifyReport:
-    """With keys: decrypt and authenticate everything (raises on any failure).
-    Without keys: structural check only - header parses, sizes are possible;
-    this can detect truncation mid-segment but not modification."""
+def verify(path: str | os.PathLike, private_keys=None, *, recover: bool = False) -> VerifyReport:
+    """With keys: decrypt and authenticate everything (raises on any failure; with
+    recover=True, for a recording that was never closed, an authentic prefix is reported as
+    incomplete, under open_recording's rules). Without keys: structural check only - header
+    parses, sizes are possible; this can detect truncation mid-segment but not modification."""
     if private_keys is None:
         info = header_info(path)
         if info.segments == 0:
@@ -201,9 +242,10 @@ def verify(path: str | os.PathLike, private_keys=None) -> VerifyReport:
         if info.plaintext_size is None:
             raise TruncatedError("trailing partial segment shorter than a tag")
         return VerifyReport(False, info, _file_sha256(path), info.plaintext_size, info.segments)
-    with open_recording(path, private_keys) as reader:
+    with open_recording(path, private_keys, recover=recover) as reader:
         for _ in reader:
             pass
         return VerifyReport(
-            True, reader.info, _file_sha256(path), reader.bytes_out, reader.segments_read
+            True, reader.info, _file_sha256(path), reader.bytes_out, reader.segments_read,
+            complete=bool(reader.complete), truncation=reader.truncation,
         )

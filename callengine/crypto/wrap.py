@@ -1,4 +1,5 @@
-"""The recording's data key, wrapped for a recipient X25519 key the way age does it.
+"""The recording's data key, wrapped for a recipient X25519 key (age's X25519 + HKDF agreement,
+but AES-256-GCM and its own info string: not an age stanza; docs/recording-format.md).
 
 The writer agrees a secret between a fresh ephemeral key and the recipient's public key, derives
 a key-encryption key (KEK) from it with HKDF-SHA256 (KEK_INFO) and seals the 32-byte data key
@@ -24,7 +25,7 @@ DATA_KEY_SIZE = 32
 GCM_TAG_SIZE = 16
 WRAPPED_KEY_SIZE = DATA_KEY_SIZE + GCM_TAG_SIZE  # AES-256-GCM ciphertext + tag
 
-# KEK derivation for the age-style X25519 wrap. The version is in the string so
+# KEK derivation (as age's X25519 stanza derives its wrap key, with this info string). The version is in the string so
 # a v2 format can never unwrap (or be confused with) a v1 key.
 KEK_INFO = b"callengine-recording-v1/X25519-data-key-wrap"
 # A zero nonce is safe: each KEK comes from a fresh ephemeral key and seals

@@ -68,7 +68,7 @@ class RecordingWriter(_SegmentSealer):
         recipient = _as_public_key(recipient_public_key)
         fixed = _insecure_fixed_randomness
 
-        # Wrap a fresh data key for the recipient (age-style X25519 stanza).
+        # Wrap a fresh data key for the recipient (X25519 + HKDF as age derives its wrap key).
         data_key = fixed.data_key if fixed else os.urandom(DATA_KEY_SIZE)
         if len(data_key) != DATA_KEY_SIZE:  # the header field is fixed-size
             raise ValueError(f"data key must be {DATA_KEY_SIZE} bytes")

@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from callengine.crypto import RecordingWriter, TruncatedError, header_info, open_recording, verify
+from callengine.crypto import (
+    RecordingWriter,
+    TamperedError,
+    TruncatedError,
+    header_info,
+    open_recording,
+    verify,
+)
 from tests.support.cerec import FIRST_PT, HDR, PT, SMALL, segment_offsets, write_file
 
 
@@ -24,28 +31,54 @@ def test_truncated_at_segment_boundary(five_segments):
     assert r.complete is False and "segment boundary" in r.truncation
 
 
-def test_truncated_mid_segment(five_segments):
+def test_cut_mid_segment_is_tampering_unless_it_could_be_a_torn_write(five_segments):
+    """Issue 11: a cut inside a segment looks exactly like a modified final segment, so it is
+    never read as truncation of a closed file; only a recovery read of a file that ends on a
+    page boundary (where a crash tears a write) takes it for a torn write."""
     path, priv, data = five_segments
     offs = segment_offsets(path.stat().st_size)
-    os.truncate(path, offs[2][0] + 30)  # segment 2 cut in half
-    with pytest.raises(TruncatedError, match="partial"):
+    os.truncate(path, offs[2][0] + 30)  # segment 2 cut in half; 222 bytes: no page boundary
+    with pytest.raises(TamperedError, match="cut mid-segment"):
         open_recording(path, priv).read_all()
+    with pytest.raises(TamperedError, match="no torn write"):
+        open_recording(path, priv, recover=True).read_all()
+
+
+def test_torn_last_write_is_recovered(tmp_path, keys):
+    priv, pub = keys
+    path = tmp_path / "torn.cerec"
+    data = os.urandom(FIRST_PT + 70 * PT)
+    write_file(path, pub, data)
+    os.truncate(path, 4096)  # inside segment 62: where a kill or a power cut tears a write
+    with pytest.raises(TamperedError):
+        open_recording(path, priv).read_all()  # strict: a closed file is never torn
     r = open_recording(path, priv, recover=True)
-    assert r.read_all() == data[: FIRST_PT + PT]
-    assert r.complete is False
+    assert r.read_all() == data[: FIRST_PT + 61 * PT]  # the torn segment is not released
+    assert r.complete is False and "torn" in r.truncation
+
+
+def test_torn_first_write_is_not_vouched_for(tmp_path, keys):
+    """With no authentic segment, nothing vouches for the header: tampering, even in recovery."""
+    priv, pub = keys
+    path = tmp_path / "torn0.cerec"
+    write_file(path, pub, os.urandom(5000), segment_size=8192)
+    os.truncate(path, 4096)
+    with pytest.raises(TamperedError, match="cut mid-segment"):
+        open_recording(path, priv)
+    with pytest.raises(TamperedError, match="vouches for the header"):
+        open_recording(path, priv, recover=True)
 
 
 def test_truncated_tail_shorter_than_tag(five_segments):
     path, priv, data = five_segments
     offs = segment_offsets(path.stat().st_size)
     os.truncate(path, offs[4][0] + 5)
-    with pytest.raises(TruncatedError, match="shorter than a tag"):
+    with pytest.raises(TamperedError, match="5 of 64 bytes"):
         open_recording(path, priv).read_all()
     with pytest.raises(TruncatedError):
-        verify(path)  # also visible without keys
-    r = open_recording(path, priv, recover=True)
-    assert r.read_all() == data[: FIRST_PT + 3 * PT]
-    assert r.complete is False
+        verify(path)  # visible without keys too (structure alone cannot say more)
+    with pytest.raises(TamperedError):  # not on a page boundary: no torn write
+        open_recording(path, priv, recover=True).read_all()
 
 
 def test_dropping_the_final_segment_is_truncation(five_segments):

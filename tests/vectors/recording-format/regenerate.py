@@ -57,6 +57,17 @@ VECTORS = [
         "segment_size": 65536,
         "plaintext": b"",
     },
+    {
+        # Too big to inline: the JSON gives the plaintext's rule and digest, and each
+        # segment's nonce, size, digest and tag; the .cerec file has every byte.
+        "name": "v1-production",
+        "description": "production parameters (segment size 65536, HKDF-SHA256, 32-byte keys): "
+        "132,000-byte plaintext, byte i = i mod 251; segments of 65,480 and 65,520 plaintext "
+        "bytes (non-final) and 1,000 (final)",
+        "segment_size": 65536,
+        "plaintext": bytes(i % 251 for i in range(65_480 + 65_520 + 1_000)),
+        "plaintext_rule": "byte i = i mod 251, for i in 0..131999",
+    },
 ]
 
 
@@ -126,18 +137,30 @@ def main() -> None:
         expected = mid["outer_header"] + mid["stream_header"] + b"".join(mid["segments"])
         if file_bytes != expected:
             raise SystemExit(f"{vec['name']}: RecordingWriter disagrees with the spec computation")
+        inputs = {
+            "recipient_private_key": RECIPIENT_PRIVATE_KEY.hex(),
+            "ephemeral_private_key": EPHEMERAL_PRIVATE_KEY.hex(),
+            "data_key": DATA_KEY.hex(),
+            "salt": SALT.hex(),
+            "nonce_prefix": NONCE_PREFIX.hex(),
+            "segment_size": vec["segment_size"],
+        }
+        if "plaintext_rule" in vec:
+            inputs["plaintext_rule"] = vec["plaintext_rule"]
+            inputs["plaintext_size"] = len(vec["plaintext"])
+            inputs["plaintext_sha256"] = hashlib.sha256(vec["plaintext"]).hexdigest()
+            segments = [
+                {"nonce": n, "size": len(seg), "sha256": hashlib.sha256(seg).hexdigest(),
+                 "tag": seg[-16:].hex()}
+                for n, seg in zip(mid["nonces"], mid["segments"])
+            ]
+        else:
+            inputs["plaintext"] = vec["plaintext"].hex()
+            segments = [seg.hex() for seg in mid["segments"]]
         doc = {
             "name": vec["name"],
             "description": vec["description"],
-            "inputs": {
-                "recipient_private_key": RECIPIENT_PRIVATE_KEY.hex(),
-                "ephemeral_private_key": EPHEMERAL_PRIVATE_KEY.hex(),
-                "data_key": DATA_KEY.hex(),
-                "salt": SALT.hex(),
-                "nonce_prefix": NONCE_PREFIX.hex(),
-                "segment_size": vec["segment_size"],
-                "plaintext": vec["plaintext"].hex(),
-            },
+            "inputs": inputs,
             "intermediate": {
                 k: (v.hex() if isinstance(v, bytes) else v)
                 for k, v in mid.items()
@@ -145,7 +168,7 @@ def main() -> None:
             },
             "output": {
                 "header": (mid["outer_header"] + mid["stream_header"]).hex(),
-                "segments": [s.hex() for s in mid["segments"]],
+                "segments": segments,
                 "file_size": len(file_bytes),
                 "file_sha256": hashlib.sha256(file_bytes).hexdigest(),
             },
