@@ -27,10 +27,15 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from callengine.crypto.wrap import KEK_INFO, _derive_kek, wrap_data_key
+from tests.support.ci import unavailable
 
 AGE, AGE_KEYGEN = shutil.which("age"), shutil.which("age-keygen")
-pytestmark = pytest.mark.skipif(
-    not (AGE and AGE_KEYGEN), reason="needs age (apt-get install -y age) to compare with")
+
+
+@pytest.fixture(autouse=True)
+def _age_installed() -> None:
+    if not (AGE and AGE_KEYGEN):
+        unavailable("needs age (apt-get install -y age; scripts/setup installs it) to compare with")
 
 AGE_INFO = b"age-encryption.org/v1/X25519"
 BECH32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
