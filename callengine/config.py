@@ -88,6 +88,11 @@ class Config:
     recording: RecordingConfig
     prompts: PromptsConfig
     retention_interval_s: float = 3600.0  # how often the purge job runs (and once at start)
+    audit_dir: Path | None = None  # the audit key and anchors (docs/audit.md); None: keystore's
+
+    @property
+    def audit_directory(self) -> Path:
+        return self.audit_dir or self.keystore.parent
 
 
 _DEFAULTS: dict[str, dict[str, Any]] = {
@@ -115,7 +120,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
     "retention": {"interval_s": 3600.0},
 }
 _KNOWN = {
-    "store": {"database", "recordings_dir", "data_key_file", "keystore"},
+    "store": {"database", "recordings_dir", "data_key_file", "keystore", "audit_dir"},
     "ari": {"url", "user", "app", "password_file"},
     "http": {"host", "port", "admin_token_file"},
     "dialing": {"max_concurrent_calls", "poll_interval_s"},
@@ -234,6 +239,7 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path, env: dict[str, str]) ->
     if not 60 <= retention_interval <= 7 * 86400:
         problems.append("retention.interval_s must be between 60 and 604800")
 
+    audit_dir = get("store", "audit_dir", str)
     data_key = _data_key(
         secret("store data key", "CALLENGINE_DATA_KEY", "store", "data_key_file"), problems
     )
@@ -284,6 +290,7 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path, env: dict[str, str]) ->
             dir_asterisk=get("prompts", "dir_asterisk", str) or "",
         ),
         retention_interval_s=retention_interval,
+        audit_dir=base_dir / audit_dir if audit_dir else None,
     )
     if config.recording.public_key_file and config.recording.route == "fifo" and not (
         config.ami.secret
