@@ -192,7 +192,10 @@ def verify_chain(entries: list[AuditEntry], key: bytes | None = None, *,
     walked = _walk(entries, key, keyed_from, head)
     found += walked
     valid = [e for e in entries if not any(f.seq == e.seq for f in walked)]
-    found += _against_head(valid, head, keyed_from)
+    moved_head = head is not None and walked and valid and valid[-1].seq < head.seq and any(
+        e.hash == head.mac for e in entries)  # the anchored entry is there, moved (named)
+    if not moved_head:
+        found += _against_head(valid, head, keyed_from)
     return found
 
 
@@ -243,8 +246,8 @@ def _walk(entries: list[AuditEntry], key: bytes | None, keyed_from: int,
                                           " (a forged entry)"))
         elif entry.seq > expected:
             last = entry.seq - 1
-            span = str(expected) if last == expected else f"{expected}–{last}"
-            found.append(AuditFinding(expected, "deleted", f"entry {span} is missing (entry"
+            span = f"entry {expected} is" if last == expected else f"entries {expected}–{last} are"
+            found.append(AuditFinding(expected, "deleted", f"{span} missing (entry"
                                       f" {entry.seq} links to what is gone)"))
         elif entry.prev_hash != prev and not (found and found[-1].seq == entry.seq - 1):
             found.append(AuditFinding(entry.seq, "deleted", "it links to an entry that is no"
@@ -262,6 +265,9 @@ def _collapse(found: list[AuditFinding], made_as: dict[int, int]) -> list[AuditF
         if len(run) > 2:
             first, last = run[0].seq, run[-1].seq
             offset = first - made_as[first]
+            if offset < 0:
+                out.append(AuditFinding(first, "deleted", f"the entries made as {first}–"
+                                        f"{made_as[first] - 1} are gone, those after moved up"))
             out.append(AuditFinding(first, "reordered", f"entries {first}–{last} hold the"
                                     f" entries made as {made_as[first]}–{made_as[last]}"
                                     f" (renumbered by {offset:+d}: one was inserted or deleted"
@@ -297,8 +303,9 @@ def _against_head(entries: list[AuditEntry], head: AuditHead | None, keyed_from:
                                  " chain, not yet anchored (the next entry starts the keyed one)")]
         return []
     if head.seq > last:
-        span = str(last + 1) if head.seq == last + 1 else f"{last + 1}–{head.seq}"
-        return [AuditFinding(last + 1, "cut-tail", f"entry {span} is missing at the end: the"
+        span = (f"entry {last + 1} is" if head.seq == last + 1 else
+                f"entries {last + 1}–{head.seq} are")
+        return [AuditFinding(last + 1, "cut-tail", f"{span} missing at the end: the"
                              f" anchor outside the store says the log reached {head.seq}")]
     at_head = next((e for e in entries if e.seq == head.seq), None)
     if at_head is None or not hmac.compare_digest(at_head.hash, head.mac):
