@@ -190,3 +190,27 @@ def test_a_cut_tail_stays_reported_after_later_appends(store, capsys):
     capsys.readouterr()
     code, out = verify(base, capsys)
     assert code == 1 and re.search(rf"^BROKEN entry {ENTRIES - 1}: cut-tail: ", out, re.M), out
+
+
+def test_backup_and_restore_are_audited_and_the_restored_chain_stands_alone(store, capsys):
+    """`backup.create` and `backup.restore` in the live log; the restored store gets its own
+    identity and anchor (`backup.restored`), so both verify, and the live one stays intact."""
+    base, path = store
+    assert cli.main([*base, "keys", "generate", "--out", str(path.parent / "k")]) == 0
+    backup = path.parent / "b.cebak"
+    assert cli.main([*base, "backup", "--out", str(backup),
+                     "--recipient", str(path.parent / "k" / "recording.pub")]) == 0
+    into = path.parent / "restored"
+    assert cli.main([*base, "restore", str(backup), "--into", str(into),
+                     "--key", str(path.parent / "k" / "recording.key")]) == 0
+    capsys.readouterr()
+    assert cli.main([*base, "audit", "list"]) == 0
+    actions = [e["action"] for e in json.loads(capsys.readouterr().out)]
+    assert actions[-2:] == ["backup.create", "backup.restore"]
+    code, out = verify(base, capsys)
+    assert code == 0 and f"intact: {ENTRIES + 2} entries" in out, out
+    restored_config = path.parent / "r.toml"
+    restored_config.write_text(f'[store]\ndatabase = "{into / "callengine.db"}"\n'
+                               f'keystore = "{path.parent / "var" / "keystore" / "keystore.db"}"\n')
+    code, out = verify(["--config", str(restored_config)], capsys)
+    assert code == 0 and f"intact: {ENTRIES + 1} entries" in out, out  # + backup.restored
