@@ -77,7 +77,8 @@ async def running(config: Config) -> AsyncIterator[Running]:
     # The purge sweeps this directory at every start, recording or not (a missing one read as
     # a failed file removal, logged at ERROR).
     config.recordings_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    async with Store.open(config.database, config.data_key) as store, \
+    async with Store.open(config.database, config.data_key,
+                          audit_dir=config.audit_directory) as store, \
             KeyStore.open(config.keystore) as keystore, AriClient(
                 config.ari.url, config.ari.user, config.ari.password, config.ari.app
             ) as ari:
@@ -101,7 +102,7 @@ async def _serve(config: Config, store: Store, ari: AriClient, vault: RecordingV
         # its writes take turns with the engine's on the store's write lock.
         purges = start_schedule(
             PurgeProcess(PurgeTarget(config.database, config.keystore, config.recordings_dir,
-                                     config.data_key), store),
+                                     config.data_key, config.audit_directory), store),
             interval_s=config.retention_interval_s)
         try:
             async with asyncio.TaskGroup() as tasks:

@@ -88,7 +88,12 @@ class Config:
     recording: RecordingConfig
     prompts: PromptsConfig
     retention_interval_s: float = 3600.0  # how often the purge job runs (and once at start)
+    audit_dir: Path | None = None  # the audit key and anchors (docs/audit.md); None: keystore's
     cli: CliConfig = field(default_factory=lambda: CliConfig())
+
+    @property
+    def audit_directory(self) -> Path:
+        return self.audit_dir or self.keystore.parent
 
 
 CLI_ROLES = ("admin", "supervisor", "agent", "viewer")  # callengine.access.Role's values
@@ -128,7 +133,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
     "retention": {"interval_s": 3600.0},
 }
 _KNOWN = {
-    "store": {"database", "recordings_dir", "data_key_file", "keystore"},
+    "store": {"database", "recordings_dir", "data_key_file", "keystore", "audit_dir"},
     "ari": {"url", "user", "app", "password_file"},
     "http": {"host", "port", "admin_token_file"},
     "dialing": {"max_concurrent_calls", "poll_interval_s"},
@@ -250,6 +255,7 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path, env: dict[str, str]) ->
 
     cli = _cli(raw.get("cli", {}), problems)
 
+    audit_dir = get("store", "audit_dir", str)
     data_key = _data_key(
         secret("store data key", "CALLENGINE_DATA_KEY", "store", "data_key_file"), problems
     )
@@ -301,6 +307,7 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path, env: dict[str, str]) ->
         ),
         retention_interval_s=retention_interval,
         cli=cli,
+        audit_dir=base_dir / audit_dir if audit_dir else None,
     )
     if config.recording.public_key_file and config.recording.route == "fifo" and not (
         config.ami.secret

@@ -88,7 +88,8 @@ async def _purge() -> None:
     job = json.loads(await reader.readline())
     lock = TurnLock(reader)
     async with Store.open(Path(job["database"]), base64.b64decode(job["data_key"]),
-                          write_lock=lock) as store, \
+                          write_lock=lock, audit_dir=Path(job.get("audit_dir") or Path(
+                              job["keystore"]).parent)) as store, \
             KeyStore.open(Path(job["keystore"])) as keystore:
         vault = RecordingVault(Path(job["recordings_dir"]), keystore)
         report = await Purger(store, vault).run(job["now"], progress=_Progress())

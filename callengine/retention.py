@@ -299,6 +299,7 @@ class PurgeTarget:
     keystore: Path
     recordings_dir: Path
     data_key: bytes
+    audit_dir: Path | None = None  # the audit key and anchor (default: beside the keystore)
 
 
 class PurgeProcess:
@@ -345,6 +346,7 @@ class PurgeProcess:
                 "database": str(self._target.database), "keystore": str(self._target.keystore),
                 "recordings_dir": str(self._target.recordings_dir), "now": now,
                 "data_key": base64.b64encode(self._target.data_key).decode(),
+                "audit_dir": str(self._target.audit_dir or self._target.keystore.parent),
             }).encode() + b"\n")
             await child.stdin.drain()
             while line := await child.stdout.readline():

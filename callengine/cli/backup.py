@@ -31,6 +31,10 @@ def cmd_backup(config: Config, args: argparse.Namespace) -> int:
             recipient_public_key=recipient, leads=leads,
             progress=lambda done, total: bar.update(task, completed=done),
         )
+    run(config, lambda s: s.audit.record(
+        principal(args), "backup.create", f"backup:{summary.path.name}",
+        f"leads:{summary.leads} recordings:{summary.recordings} bytes:{summary.bytes}"
+        f" key:{crypto.key_id(recipient).hex()}"))
     print(f"backup {summary.path}: {summary.leads} lead(s), {summary.recordings} recording(s),"
           f" {summary.bytes} bytes, encrypted for key id {crypto.key_id(recipient).hex()};"
           " the recording keystore is not in it (docs/backup.md)")
@@ -49,6 +53,7 @@ def cmd_restore(config: Config | None, args: argparse.Namespace) -> int:
         manifest = restore_backup(Path(args.backup), keys, into,
                                   progress=lambda done, total: bar.update(
                                       task, completed=done, total=total))
+    _audit_restore(args, Path(args.backup), into, manifest)
     print(f"restored {manifest['leads']} lead(s) and {manifest['recordings']} recording(s) "
           f"into {into}; configure:\n"
           f"[store]\ndatabase = \"{into / 'callengine.db'}\"\n"
@@ -56,6 +61,32 @@ def cmd_restore(config: Config | None, args: argparse.Namespace) -> int:
           f"data_key_file = \"{into / 'data.key'}\"\n"
           "keystore = \"<the recording keystore, kept apart from backups>\"")
     return 0
+
+
+def _audit_restore(args: argparse.Namespace, backup: Path, into: Path, manifest: dict) -> None:
+    """With the live configuration (--config): a `backup.restore` entry in the live store, and
+    the restored store made a chain of its own (a new identity, anchored in the same audit
+    directory, its first entry saying what it was restored from); docs/audit.md."""
+    import base64
+    import dataclasses
+
+    from callengine.config import ConfigError, load_config
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"note: no configuration ({exc.problems[0]}): the restore is not audited, and the"
+              " restored store's audit chain is not re-anchored; `audit verify` on it will say"
+              " so (docs/audit.md)")
+        return
+    what = f"backup:{backup.name}"
+    detail = (f"into:{into} leads:{manifest.get('leads')} recordings:"
+              f"{manifest.get('recordings')} made:{manifest.get('created_at')}")
+    run(config, lambda s: s.audit.record(principal(args), "backup.restore", what, detail))
+    restored = dataclasses.replace(
+        config, database=into / "callengine.db",
+        data_key=base64.b64decode((into / "data.key").read_text().strip()))
+    run(restored, lambda s: s.audit.adopt_restored(principal(args), f"{what} {detail}"))
 
 
 def register(commands: argparse._SubParsersAction, command: AddCommand) -> None:

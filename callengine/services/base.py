@@ -1,5 +1,5 @@
 """What every service is built from (the store, the recordings, a clock, the edge's name) and
-the two acts they share: writing the audit log and unmasking numbers on request."""
+the acts they share: writing the audit log, auditing a token's use, unmasking numbers."""
 
 from __future__ import annotations
 
@@ -22,6 +22,13 @@ class Context:
 
     async def audit(self, who: Principal, action: str, target: str, detail: str) -> None:
         await self.store.audit(who, action, target, detail, self.clock())
+
+    async def token_use(self, who: Principal, what: str, target: str) -> None:
+        """A request of the HTTP API that reads personal data: one entry per use, naming the
+        token (its name is the principal's actor; the token itself is never kept). The CLI's
+        reads are not token uses (its unmasks, exports and playbacks are audited as such)."""
+        if self.channel == "api":
+            await self.audit(who, "token.use", target, what)
 
     async def unmask(self, who: Principal, wanted: bool, target: str) -> bool:
         """Numbers stay masked unless asked for by a role that may see them: audited."""

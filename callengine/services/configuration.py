@@ -1,7 +1,9 @@
-"""What the engine is configured with: agents, groups and widgets (admin only)."""
+"""What the engine is configured with: agents, groups and widgets (admin only; every change
+audited, with what it set)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from callengine.access import Permission, Principal, require
@@ -24,6 +26,7 @@ class Configuration(Service):
         require(who, Permission.CONFIGURE)
         agent = agent_from_input(name, endpoint)
         await self.store.add_agent(agent)
+        await self.ctx.audit(who, "config.agent.create", f"agent:{agent.name}", agent.endpoint)
         return agent
 
     async def agents(self, who: Principal) -> list[Agent]:
@@ -37,7 +40,11 @@ class Configuration(Service):
         if not isinstance(agents, list) or not agents or not all(isinstance(a, str)
                                                                  for a in agents):
             raise InvalidInput("agents", "required: a non-empty list of agent names")
-        return await self.store.add_group(name, parsed, timeout, agents)
+        group = await self.store.add_group(name, parsed, timeout, agents)
+        await self.ctx.audit(who, "config.group.create", f"group:{group.name}",
+                             f"{parsed.value} ring={timeout}s agents="
+                             + ",".join(a.name for a in group.agents))
+        return group
 
     async def groups(self, who: Principal) -> list[Group]:
         require(who, Permission.CONFIGURE)
@@ -50,7 +57,10 @@ class Configuration(Service):
         widget_id = check_name("id", widget_id)
         name = optional_text("name", name, 100) or widget_id
         parsed = widget_settings_from_input(settings)
-        return await self.store.add_widget(widget_id, name, parsed, self.ctx.clock())
+        widget = await self.store.add_widget(widget_id, name, parsed, self.ctx.clock())
+        await self.ctx.audit(who, "config.widget.create", f"widget:{widget.id}",
+                             json.dumps(parsed.to_json(), sort_keys=True, separators=(",", ":")))
+        return widget
 
     async def widgets(self, who: Principal) -> list[Widget]:
         require(who, Permission.CONFIGURE)

@@ -56,6 +56,9 @@ class Leads(Service):
         leads = await self.store.list_leads(widget_id=widget_id, status=status, limit=limit)
         unmasked = bool(leads) and await self.ctx.unmask(
             who, unmask, "leads:" + ",".join(lead.id for lead in leads))
+        if not unmasked:  # an unmask entry names the token and the leads already
+            await self.ctx.token_use(who, "leads.list", f"leads:{len(leads)}"
+                                     f" widget={widget_id or '*'} status={status or '*'}")
         return [views.lead_admin_view(lead, unmasked) for lead in leads]
 
     async def detail(self, who: Principal, lead_id: str, *, unmask: bool = False
@@ -64,4 +67,6 @@ class Leads(Service):
         lead = await self.store.get_lead(lead_id)
         attempts = await self.store.attempts_for(lead.id)
         unmasked = await self.ctx.unmask(who, unmask, f"lead:{lead.id}")
+        if not unmasked:
+            await self.ctx.token_use(who, "leads.detail", f"lead:{lead.id}")
         return views.lead_detail_view(lead, attempts, unmasked)

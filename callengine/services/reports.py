@@ -49,4 +49,7 @@ class Reports(Service):
         rows = await call_report(self.store, widget_id, first, last)
         if rows and await self.ctx.unmask(who, unmask, f"report:{widget_id}:{start}..{end}"):
             rows = await call_report(self.store, widget_id, first, last, unmasked=True)
+        else:
+            await self.ctx.token_use(who, "reports.calls",
+                                     f"report:{widget_id}:{start}..{end} rows={len(rows)}")
         return rows

@@ -11,7 +11,7 @@ import io
 from datetime import datetime, timezone
 from typing import Any
 
-from callengine.access import AuditEntry
+from callengine.access import AuditCheck, AuditEntry, AuditFinding
 from callengine.model import (
     LEAD_DONE,
     Agent,
@@ -107,9 +107,16 @@ def audit_entry_view(entry: AuditEntry) -> dict[str, Any]:
     return dict(entry.__dict__)
 
 
-def audit_log_view(entries: list[AuditEntry], problem: str | None) -> dict[str, Any]:
-    return {"intact": problem is None, "problem": problem,
-            "entries": [audit_entry_view(e) for e in entries]}
+def audit_finding_view(finding: AuditFinding) -> dict[str, Any]:
+    return {"seq": finding.seq, "kind": finding.kind, "text": finding.text,
+            "problem": finding.problem}
+
+
+def audit_log_view(check: AuditCheck) -> dict[str, Any]:
+    """What `audit verify` prints, as JSON: intact, each finding, the entries."""
+    return {"intact": check.intact, "problem": check.problem,
+            "findings": [audit_finding_view(f) for f in check.findings],
+            "entries": [audit_entry_view(e) for e in check.entries]}
 
 
 # ---- a data subject's export -------------------------------------------------------------------

@@ -19,7 +19,8 @@ backend (PostgreSQL) implements the same methods with the same guarantees:
   the lead's attempts and recording rows with it; forget_deleted_pages then leaves no copy of
   deleted rows in the backend's files or logs. Personal fields (number, name, e-mail) are
   stored encrypted with the data key; only the number's keyed hash is searchable.
-- **The audit log is append-only** and hash-chained (access.chain_hash).
+- **The audit log is append-only** and chained under the audit key (access.chain_mac), its
+  head anchored outside the store (storage/audit_head.py, docs/audit.md).
 - Times are Unix seconds; ids are strings the backend makes (time-ordered: UUIDv7).
 
 Not in the interface: opening (`Store.open(path, data_key, …)` is the backend's own; the
@@ -184,10 +185,17 @@ class Storage(Protocol):
     async def list_tokens(self) -> list[dict[str, Any]]: ...
 
     async def audit(self, principal: Principal, action: str, target: str, detail: str,
-                    now: float) -> AuditEntry:
-        """Append one entry to the hash chain, atomically with reading its predecessor."""
+                    now: float, *, new_anchor: bool = False) -> AuditEntry:
+        """Append one entry to the chain, atomically with reading its predecessor, and move
+        the anchor to it (new_anchor: this store's anchor starts here, see audit_rebase)."""
 
     async def audit_entries(self) -> list[AuditEntry]: ...
+
+    async def audit_state(self) -> Any:
+        """The entries with what verify checks them against (queries.access.AuditState)."""
+
+    async def audit_rebase(self, principal: Principal, detail: str, now: float) -> AuditEntry:
+        """A restored copy: a new audit identity, anchored at its head, and an entry saying so."""
 
     # ---- retention: the purge's lease, counts and purges -------------------------------
 

@@ -179,6 +179,18 @@ MIGRATIONS: list[str] = [
     ALTER TABLE recordings ADD COLUMN sample_rate INTEGER NOT NULL DEFAULT 16000
         CHECK (sample_rate > 0)
     """,
+    # The keyed audit chain (docs/audit.md): the store's identity (which anchor outside the
+    # store is its) and the seq from which entries are MAC'd under the audit key; the entries
+    # made before keep verifying with the old unkeyed rule.
+    """
+    CREATE TABLE audit_meta (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    INSERT INTO audit_meta (name, value) VALUES ('store_id', lower(hex(randomblob(16))));
+    INSERT INTO audit_meta (name, value)
+        SELECT 'keyed_from', CAST(COALESCE(MAX(seq), 0) + 1 AS TEXT) FROM audit_log
+    """,
 ]
 
 # The leading expression of leads_day_phone: a query must spell it exactly so to use the index.

@@ -17,6 +17,7 @@ import aiosqlite
 
 from callengine.crypto import FieldCipher
 from callengine.storage import schema
+from callengine.storage.audit_head import AuditSeal
 from callengine.storage.intake import IntakeJournal, open_journal
 from callengine.storage.queries.access import AccessQueries
 from callengine.storage.queries.configuration import ConfigurationQueries
@@ -39,12 +40,15 @@ class Store(ConfigurationQueries, IntakeJournal, LeadQueries, RecordingQueries, 
     @classmethod
     @asynccontextmanager
     async def open(cls, path: Path | str, data_key: bytes, *,
-                   write_lock: asyncio.Lock | None = None) -> AsyncIterator[Store]:
+                   write_lock: asyncio.Lock | None = None, audit_dir: Path | None = None
+                   ) -> AsyncIterator[Store]:
         """write_lock: pass another Store's `write_lock` when this process opens a second
         connection to the same database (the purge's), or the purge process's TurnLock, which
         asks the engine for turns on its lock. Writers then queue in turn on the lock
         instead of in SQLite's busy handler, which polls with growing sleeps and lets a writer
-        that commits and begins again at once starve the others."""
+        that commits and begins again at once starve the others.
+        audit_dir: where the audit key and the chain's anchor are (audit_head.py; default the
+        `keystore` directory beside the database, as the configuration's default)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         db = await aiosqlite.connect(str(path), isolation_level=None)
@@ -58,6 +62,7 @@ class Store(ConfigurationQueries, IntakeJournal, LeadQueries, RecordingQueries, 
             await db.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
             store = cls(db, FieldCipher(data_key), write_lock)
             store._path = path
+            store._audit_seal = AuditSeal(audit_dir or path.parent / "keystore")
             await store.migrate()
             async with open_journal(path) as store._journal:
                 try:

@@ -103,8 +103,8 @@ async def create_token(request: web.Request) -> web.Response:
 
 
 async def audit_log(request: web.Request) -> web.Response:
-    entries, problem = await services(request).audit.log(await principal(request))
-    return web.json_response(views.audit_log_view(entries, problem))
+    check = await services(request).audit.log(await principal(request))
+    return web.json_response(views.audit_log_view(check))
 
 
 async def subject_export(request: web.Request) -> web.Response:

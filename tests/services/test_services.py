@@ -146,5 +146,5 @@ async def test_tokens_are_audited_and_resolve_to_their_role(env):
     await services.tokens.revoke(ADMIN, "t1")
     assert await services.tokens.principal_for(made.token) is None
     assert await actions(store) == ["tokens.create", "tokens.revoke"]
-    entries, problem = await services.audit.verify()
-    assert len(entries) == 2 and problem is None
+    check = await services.audit.verify()
+    assert len(check.entries) == 2 and check.problem is None

@@ -8,7 +8,6 @@ import time
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from callengine.access import verify_chain
 from callengine.storage import Store
 from tests.support.engine import DATA_KEY
 from tests.support.shop import ADMIN, shop_with_lead
@@ -64,8 +63,9 @@ async def test_audit_chain_detects_tampering(env):
     supervisor = await token_for(client, "supervisor")
     for _ in range(3):
         await client.get(f"/api/v1/leads/{lead.id}?unmask=1", headers=supervisor)
-    entries = await store.audit_entries()
-    assert len(entries) == 4 and verify_chain(entries) is None
+    audit = Services(store).audit
+    check = await audit.verify()
+    assert len(check.entries) == 4 and check.intact
     # The store refuses edits outright …
     db = sqlite3.connect(tmp_path / "ce.db")
     with pytest.raises(sqlite3.DatabaseError, match="append-only"):
@@ -76,11 +76,11 @@ async def test_audit_chain_detects_tampering(env):
     db.execute("DROP TRIGGER audit_log_no_update")
     db.execute("UPDATE audit_log SET actor = 'nobody' WHERE seq = 2")
     db.commit()
-    assert "entry 2 was altered" in verify_chain(await store.audit_entries())
+    assert "entry 2: edited" in (await audit.verify()).problem
     db.execute("UPDATE audit_log SET actor = 'supervisor' WHERE seq = 2")
     db.execute("DROP TRIGGER audit_log_no_delete")
     db.execute("DELETE FROM audit_log WHERE seq = 3")
     db.commit()
-    assert "entry 3 is missing" in verify_chain(await store.audit_entries())
+    assert "entry 3: deleted" in (await audit.verify()).problem
     listing = await client.get("/api/v1/audit", headers={"Authorization": f"Bearer {ADMIN}"})
     assert (await listing.json())["intact"] is False
