@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from callengine.cli.common import AddCommand, principal, run
+from callengine.cli.common import AddCommand, principal, resolve_role, run
 from callengine.config import Config
 from callengine.errors import InvalidInput
 from callengine.recordings import load_private_keys
@@ -79,6 +79,7 @@ def _audit_restore(args: argparse.Namespace, backup: Path, into: Path, manifest:
               " restored store's audit chain is not re-anchored; `audit verify` on it will say"
               " so (docs/audit.md)")
         return
+    resolve_role(config, args)  # restore needs no configuration, so main() did not resolve it
     what = f"backup:{backup.name}"
     detail = (f"into:{into} leads:{manifest.get('leads')} recordings:"
               f"{manifest.get('recordings')} made:{manifest.get('created_at')}")
