@@ -74,7 +74,8 @@ async def _recording(config: Config, ari: AriClient, vault: RecordingVault
 @asynccontextmanager
 async def running(config: Config) -> AsyncIterator[Running]:
     """The whole service, up until the block exits; tests use this directly."""
-    async with Store.open(config.database, config.data_key) as store, \
+    async with Store.open(config.database, config.data_key,
+                          keystore=config.keystore) as store, \
             KeyStore.open(config.keystore) as keystore, AriClient(
                 config.ari.url, config.ari.user, config.ari.password, config.ari.app
             ) as ari:
@@ -108,7 +109,7 @@ async def _serve(config: Config, store: Store, ari: AriClient, vault: RecordingV
                 finally:
                     engine_task.cancel()
         finally:
-            purges.shutdown(wait=False)
+            await purges.stop()  # a running purge cleaned up (child, lease) before the store closes
 
 
 async def serve(config: Config) -> None:

@@ -32,7 +32,7 @@ from callengine.cli import (
 )
 from callengine.config import ConfigError, load_config
 from callengine.crypto import RecordingError
-from callengine.errors import Conflict, InvalidInput, NotFound
+from callengine.errors import Conflict, ErasureIncomplete, InvalidInput, NotFound
 from callengine.numbers import NumberRejected
 from callengine.recordings import RecordingUnavailable
 
@@ -100,4 +100,6 @@ def error_exit(exc: Exception) -> tuple[str, int | None]:
         return f"callengine: {exc}", 1
     if isinstance(exc, RecordingError):
         return f"callengine: {type(exc).__name__}: {exc}", 1
+    if isinstance(exc, ErasureIncomplete):
+        return f"callengine: ERASURE NOT COMPLETE: {exc}", 1
     return "", None

@@ -68,7 +68,8 @@ async def open_services(config: Config, *, vault: bool = False,
     configured one) and the private keys in `key_files` (or the configured ones); without any
     key, recordings can be listed, verified for structure and shredded, not opened."""
     async with AsyncExitStack() as stack:
-        store = await stack.enter_async_context(Store.open(config.database, config.data_key))
+        store = await stack.enter_async_context(Store.open(
+            config.database, config.data_key, keystore=keystore or config.keystore))
         recordings = None
         if vault:
             keys = await stack.enter_async_context(KeyStore.open(keystore or config.keystore))

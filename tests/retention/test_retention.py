@@ -49,7 +49,7 @@ async def env(tmp_path):
     _, public = crypto.generate_recipient_keypair()
     recordings = tmp_path / "recordings"
     recordings.mkdir()
-    async with Store.open(tmp_path / "ce.db", DATA_KEY) as store, \
+    async with Store.open(tmp_path / "ce.db", DATA_KEY, keystore=tmp_path / "ks.db") as store, \
             KeyStore.open(tmp_path / "ks.db") as keystore:
         vault = RecordingVault(recordings, keystore)
         await store.add_agent(Agent("alice", "PJSIP/agent1"))
@@ -300,7 +300,7 @@ async def test_schedule_runs_at_start(env):
                 break
             await asyncio.sleep(0.05)
     finally:
-        scheduler.shutdown(wait=False)
+        await scheduler.stop()
     assert await store.count_tombstones() == 1
 
 
