@@ -73,7 +73,9 @@ async def checkpoint_truncate(db: aiosqlite.Connection, what: str) -> None:
     await db.execute(f"PRAGMA busy_timeout={SCRUB_BUSY_MS}")
     try:
         for delay in (*RETRY_DELAYS_S, None):
-            async with db.execute("PRAGMA wal_checkpoint(TRUNCATE)") as cursor:
+            # main only: the journal's connection has the store attached read-only, and a
+            # checkpoint of that (what a bare wal_checkpoint also does) fails to write.
+            async with db.execute("PRAGMA main.wal_checkpoint(TRUNCATE)") as cursor:
                 busy, frames, done = await cursor.fetchone()
             if busy == 0 and frames == done:
                 return
