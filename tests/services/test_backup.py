@@ -7,6 +7,7 @@ import asyncio
 import base64
 import sqlite3
 import time
+from pathlib import Path
 
 import pytest
 
@@ -108,14 +109,20 @@ def test_backup_and_restore(live, capsys):
     assert "not empty" in capsys.readouterr().err
 
 
-def test_backup_before_erasure_cannot_resurrect_the_recording(live, capsys):
-    tmp_path, private, recordings = live
+def backup_erase_anna_restore(tmp_path) -> Path:
+    """Monday's backup, then Anna's erasure, then Monday's backup restored: where it is."""
     backup = tmp_path / "monday.cebak"
     assert run(tmp_path, "backup", "--out", str(backup)) == 0
     assert run(tmp_path, "subject", "erase", ANNA, "--yes") == 0
     restored = tmp_path / "restored"
     assert cli.main(["restore", str(backup), "--into", str(restored),
                      "--key", str(tmp_path / "rec.key")]) == 0
+    return restored
+
+
+def test_backup_before_erasure_cannot_resurrect_the_recording(live, capsys):
+    tmp_path, private, recordings = live
+    restored = backup_erase_anna_restore(tmp_path)
     assert (restored / "recordings" / f"{recordings[ANNA]}.cerec").exists()  # the ciphertext …
     with pytest.raises(RecordingUnavailable, match="crypto-shredded"):  # … but its key is gone
         asyncio.run(play(restored, tmp_path / "ks" / "ks.db", recordings[ANNA], private))
@@ -178,12 +185,7 @@ def test_a_backup_taken_before_an_erasure_cannot_bring_the_person_back(live, cap
     the restored files leads back to the number (not even with the data key the backup
     holds); every other subject and recording is intact."""
     tmp_path, private, recordings = live
-    backup = tmp_path / "monday.cebak"
-    assert run(tmp_path, "backup", "--out", str(backup)) == 0
-    assert run(tmp_path, "subject", "erase", ANNA, "--yes") == 0
-    restored = tmp_path / "restored"
-    assert cli.main(["restore", str(backup), "--into", str(restored),
-                     "--key", str(tmp_path / "rec.key")]) == 0
+    restored = backup_erase_anna_restore(tmp_path)
     data_key = base64.b64decode((restored / "data.key").read_text())
     raw = b"".join(p.read_bytes() for p in restored.iterdir() if p.is_file())
     anna_hash = FieldCipher(data_key).number_hash(ANNA).encode()
