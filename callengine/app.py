@@ -78,6 +78,7 @@ async def running(config: Config) -> AsyncIterator[Running]:
     # a failed file removal, logged at ERROR).
     config.recordings_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     async with Store.open(config.database, config.data_key,
+                          keystore=config.keystore,
                           audit_dir=config.audit_directory) as store, \
             KeyStore.open(config.keystore) as keystore, AriClient(
                 config.ari.url, config.ari.user, config.ari.password, config.ari.app
@@ -112,7 +113,7 @@ async def _serve(config: Config, store: Store, ari: AriClient, vault: RecordingV
                 finally:
                     engine_task.cancel()
         finally:
-            purges.shutdown(wait=False)
+            await purges.stop()  # a running purge cleaned up (child, lease) before the store closes
 
 
 async def serve(config: Config) -> None:

@@ -28,6 +28,12 @@ class RateLimited(Exception):
         self.retry_after_s = retry_after_s
 
 
+class ErasureIncomplete(Exception):
+    """An erasure, a shred or a purge could not remove every copy of the data (another
+    connection kept SQLite from folding its log, a file stayed locked): nothing may claim
+    success. What is left is recorded and retried by the next erasure, purge or engine start
+    (storage: the store's scrub-pending marker)."""
+
 
 class UnknownWidget(NotFound):
     """No widget has this public key: the intake's own "not found"."""

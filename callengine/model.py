@@ -110,6 +110,11 @@ class Consent:
     clause_version: str
 
 
+# What a personal field of an erased data subject reads as (its key is gone: a lead seen in a
+# store restored from a backup older than the erasure).
+ERASED = "erased"
+
+
 @dataclass(frozen=True)
 class Lead:
     id: str
@@ -131,7 +136,11 @@ class Lead:
 
     @property
     def phone_masked(self) -> str:
-        return mask(self.phone_e164)
+        return ERASED if self.phone_e164 == ERASED else mask(self.phone_e164)
+
+    @property
+    def erased(self) -> bool:
+        return self.phone_e164 == ERASED
 
 
 

@@ -9,7 +9,8 @@ behind at most one batch instead of polling SQLite's lock.
 The pipes carry lines. stdin: first the job as JSON (paths, `now`, the data key: a secret,
 so never in argv or the environment), then `go` for each turn granted. stdout: `turn` (asks
 for the write lock), `done` (gives it back), `progress <what> <done> <total>`, and last
-`report <PurgeReport as JSON>`. The log goes to stderr, as the engine's does.
+`report <PurgeReport as JSON>` (or `incomplete <why>`: ErasureIncomplete, then exit 1). The
+log goes to stderr, as the engine's does.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import sys
 import time
 from pathlib import Path
 
+from callengine.errors import ErasureIncomplete
 from callengine.logs import setup_logging
 from callengine.recordings import RecordingVault
 from callengine.retention import BACKGROUND_NICE, Purger
@@ -88,11 +90,16 @@ async def _purge() -> None:
     job = json.loads(await reader.readline())
     lock = TurnLock(reader)
     async with Store.open(Path(job["database"]), base64.b64decode(job["data_key"]),
-                          write_lock=lock, audit_dir=Path(job.get("audit_dir") or Path(
-                              job["keystore"]).parent)) as store, \
+                          keystore=Path(job["keystore"]), write_lock=lock,
+                          audit_dir=Path(job.get("audit_dir") or Path(job["keystore"]).parent)
+                          ) as store, \
             KeyStore.open(Path(job["keystore"])) as keystore:
         vault = RecordingVault(Path(job["recordings_dir"]), keystore)
-        report = await Purger(store, vault).run(job["now"], progress=_Progress())
+        try:
+            report = await Purger(store, vault).run(job["now"], progress=_Progress())
+        except ErasureIncomplete as exc:  # the engine raises it again, typed
+            _send("incomplete", str(exc).replace("\n", " "))
+            raise
     _send("report", json.dumps(dataclasses.asdict(report)))
 
 

@@ -37,6 +37,7 @@ from pathlib import Path
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from callengine.access import Principal, Role
+from callengine.errors import ErasureIncomplete
 from callengine.recordings import RecordingVault
 from callengine.model import Widget
 from callengine.storage import PurgeBatchStorage, Storage
@@ -86,6 +87,7 @@ class PurgeReport:
     lead_recordings: int = 0  # shredded because their lead was purged
     orphan_files: int = 0  # left by an interrupted purge (keys already gone), removed now
     file_problem: str | None = None  # files of shredded recordings that could not be removed
+    scrub_problem: str | None = None  # ErasureIncomplete: the logs or keys still to scrub
     dry_run: bool = False
     skipped: str | None = None  # why nothing was done (another purge holds the lease)
     by_widget: dict[str, tuple[int, int]] = field(default_factory=dict)  # leads, recordings
@@ -194,21 +196,40 @@ class Purger:
             report.skipped = "another purge is running"
             return report
         self._renewed_at = self._started_at = self._clock()
+        incomplete: ErasureIncomplete | None = None
         try:
+            try:  # what an earlier erasure or purge could not scrub, first
+                await self._store.scrub_pending()
+            except ErasureIncomplete:
+                pass  # this purge's own scrub, at its end, says so
             async with self._store.purge_batches(background_thread) as batches:
-                await self._purge(batches, widgets, totals, now, report, progress)
+                subjects = await self._purge(batches, widgets, totals, now, report, progress)
+            # Gone only when the purge is true: its subjects' keys (those no lead names any
+            # more) and the logs' old page images, checked.
+            try:
+                await self._store.forget_unused_subjects(subjects)
+                await self._store.forget_deleted_pages()
+            except ErasureIncomplete as exc:
+                incomplete = exc
+                report.scrub_problem = str(exc)
         finally:
             await self._store.release_lease(LEASE, self._owner)
         if report.leads or report.recordings or report.lead_recordings:
             log.info("retention: %s", report.summary())
             await self._store.audit(
                 RETENTION, "retention.purge", f"leads:{report.leads}",
-                f"recordings:{report.recordings + report.lead_recordings}", now)
+                f"recordings:{report.recordings + report.lead_recordings}"
+                + ("; scrub pending (retried)" if incomplete else ""), now)
+        if incomplete is not None:
+            log.error("retention: %s", incomplete)
+            raise incomplete
         return report
 
     async def _purge(self, batches: PurgeBatchStorage, widgets: list[Widget],
                      totals: dict[str, tuple[int, int]], now: float, report: PurgeReport,
-                     progress: Progress | None) -> None:
+                     progress: Progress | None) -> set[str]:
+        """Returns the data subjects of the purged leads."""
+        subjects: set[str] = set()
         total_leads = sum(n for n, _ in totals.values())
         total_recordings = 0  # counted after the leads, which take their recordings along
         files = FileRemoval(self._vault)
@@ -226,6 +247,7 @@ class Purger:
                         widget.id, cutoff, LEAD_CHUNK)
                     if not lead_ids:
                         break
+                    subjects |= await batches.subjects_of(lead_ids)
                     if recording_ids:  # keys go before the rows naming them
                         await self._vault.destroy_keys(recording_ids, final=False)
                         files.queue(recording_ids)
@@ -273,6 +295,7 @@ class Purger:
         finally:
             files.stop()
             await self._vault.keys_destroyed()
+        return subjects
 
     async def _between_batches(self, batches: PurgeBatchStorage) -> None:
         batches.after_batch()
@@ -339,6 +362,7 @@ class PurgeProcess:
         assert child.stdin is not None and child.stdout is not None
         held = False
         report: PurgeReport | None = None
+        incomplete: ErasureIncomplete | None = None
         self.waits, self.held = [], []
         asked = granted = 0.0
         try:
@@ -369,6 +393,8 @@ class PurgeProcess:
                 elif kind == "progress" and progress is not None:
                     what, done, total = rest.split(" ")
                     progress(what, int(done), int(total))
+                elif kind == "incomplete":
+                    incomplete = ErasureIncomplete(rest)
                 elif kind == "report":
                     fields = json.loads(rest)
                     fields["by_widget"] = {k: tuple(v) for k, v in fields["by_widget"].items()}
@@ -390,28 +416,53 @@ class PurgeProcess:
         if killed_in_turn:
             raise RuntimeError(f"the purge process held the store's write lock over"
                                f" {TURN_LIMIT_S:g} s and was killed")
+        if incomplete is not None:
+            raise incomplete
         if child.returncode != 0 or report is None:
             raise RuntimeError(f"the purge process failed (exit status {child.returncode});"
                                " its log says why")
         return report
 
 
+class PurgeSchedule:
+    """The running schedule. `stop` ends it before the store closes: no new run starts, and a
+    running one is cancelled and waited for, so that its cleanup (the child killed and waited
+    for, its lease freed, in PurgeProcess.run) is done while the store is still open."""
+
+    def __init__(self, scheduler: AsyncIOScheduler):
+        self.scheduler = scheduler
+        self.running: set[asyncio.Task] = set()
+
+    async def stop(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        for task in self.running:
+            task.cancel()
+        if self.running:
+            await asyncio.gather(*self.running, return_exceptions=True)
+
+
 def start_schedule(purger: Purger | PurgeProcess, *, interval_s: float = 3600.0,
-                   clock: Callable[[], float] = time.time) -> AsyncIOScheduler:
+                   clock: Callable[[], float] = time.time) -> PurgeSchedule:
     """Purge at start and then every interval; one at a time in this process (max_instances),
     and across processes thanks to the lease."""
-    scheduler = AsyncIOScheduler()
+    schedule = PurgeSchedule(AsyncIOScheduler())
 
     async def job() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        schedule.running.add(task)
         try:
             await purger.run(clock())
         except Exception:
             log.exception("retention purge failed; the next run carries on")
+        finally:
+            schedule.running.discard(task)
 
-    scheduler.add_job(job, "interval", seconds=interval_s, next_run_time=_now_dt(),
-                      max_instances=1, coalesce=True, id="retention-purge")
-    scheduler.start()
-    return scheduler
+    schedule.scheduler.add_job(job, "interval", seconds=interval_s, next_run_time=_now_dt(),
+                               max_instances=1, coalesce=True, id="retention-purge")
+    schedule.scheduler.start()
+    return schedule
 
 
 def _now_dt():

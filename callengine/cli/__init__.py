@@ -33,7 +33,7 @@ from callengine.cli import (
 from callengine.cli.common import RoleRefused, resolve_role
 from callengine.config import ConfigError, load_config
 from callengine.crypto import RecordingError
-from callengine.errors import Conflict, InvalidInput, NotFound
+from callengine.errors import Conflict, ErasureIncomplete, InvalidInput, NotFound
 from callengine.logs import install_redaction
 from callengine.numbers import NumberRejected
 from callengine.recordings import RecordingUnavailable
@@ -107,4 +107,6 @@ def error_exit(exc: Exception) -> tuple[str, int | None]:
         return f"callengine: {exc}", 1
     if isinstance(exc, RecordingError):
         return f"callengine: {type(exc).__name__}: {exc}", 1
+    if isinstance(exc, ErasureIncomplete):
+        return f"callengine: ERASURE NOT COMPLETE: {exc}", 1
     return "", None

@@ -1,7 +1,10 @@
-"""Personal data at rest: the store's field cipher and its data key.
+"""Personal data at rest: the store's field cipher, its data key, and the data subjects' keys.
 
-FieldCipher encrypts the store's personal columns (phone numbers, names, e-mails) and hashes
-numbers for lookups; generate_data_key makes the 32-byte key it derives both from.
+FieldCipher derives from the store's data key (generate_data_key) the keyed hash of numbers and
+the key that wraps each data subject's own key; SubjectCipher encrypts one subject's personal
+fields (phone number, name, e-mail) under that subject's key. The wrapped subject keys live in
+the keystore, never in the store or its backups: deleting one makes every copy of that
+person's fields unreadable (docs/backup.md).
 """
 
 from __future__ import annotations
@@ -19,25 +22,16 @@ from callengine.crypto.errors import TamperedError
 
 DATA_KEY_INFO_ENC = b"callengine-fields-v1/aes-256-gcm"
 DATA_KEY_INFO_MAC = b"callengine-fields-v1/hmac-sha256"
+DATA_KEY_INFO_WRAP = b"callengine-subjects-v1/key-wrap"
+SUBJECT_KEY_SIZE = 32
 
 
-class FieldCipher:
-    """Encrypts personal fields for the store and hashes numbers for lookups.
+class SubjectCipher:
+    """AES-256-GCM under one data subject's key: a random 96-bit nonce each, the column and
+    row id as associated data (a value can't be moved to another row or column unnoticed)."""
 
-    One 32-byte secret (the store's data key) gives two independent keys through HKDF: AES-256-GCM
-    for the fields (random 96-bit nonce each, the column and row id as associated data, so a
-    value can't be moved to another row or column unnoticed) and HMAC-SHA256 for the keyed hash
-    of a normalised number (lookups, de-duplication, rate limits without the number)."""
-
-    def __init__(self, data_key: bytes):
-        if len(data_key) != 32:
-            raise ValueError("the store's data key must be 32 bytes")
-
-        def derive(info: bytes) -> bytes:
-            return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(data_key)
-
-        self._aead = AESGCM(derive(DATA_KEY_INFO_ENC))
-        self._mac_key = derive(DATA_KEY_INFO_MAC)
+    def __init__(self, key: bytes):
+        self._aead = AESGCM(key)
 
     def encrypt(self, value: str | None, context: str) -> bytes | None:
         if value is None:
@@ -53,8 +47,42 @@ class FieldCipher:
         except InvalidTag:
             raise TamperedError(f"stored field {context} fails authentication") from None
 
+
+class FieldCipher(SubjectCipher):
+    """The store's data key, one 32-byte secret, gives three independent keys through HKDF:
+    HMAC-SHA256 for the keyed hash of a normalised number (the keystore's number → subject
+    index: lookups and rate limits without the number), AES-256-GCM that wraps each subject's
+    key (with the subject id as associated data), and the AES-256-GCM of the fields as stores
+    before per-subject keys held them (SubjectCipher's methods: read once, by the migration)."""
+
+    def __init__(self, data_key: bytes):
+        if len(data_key) != 32:
+            raise ValueError("the store's data key must be 32 bytes")
+
+        def derive(info: bytes) -> bytes:
+            return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(data_key)
+
+        super().__init__(derive(DATA_KEY_INFO_ENC))
+        self._mac_key = derive(DATA_KEY_INFO_MAC)
+        self._wrap = AESGCM(derive(DATA_KEY_INFO_WRAP))
+
     def number_hash(self, e164: str) -> str:
         return hmac.new(self._mac_key, e164.encode(), hashlib.sha256).hexdigest()
+
+    def new_subject_key(self, subject_id: str) -> tuple[SubjectCipher, bytes]:
+        """A fresh random key for a new data subject: its cipher, and the key wrapped (what
+        the keystore keeps)."""
+        key = os.urandom(SUBJECT_KEY_SIZE)
+        nonce = os.urandom(12)
+        wrapped = nonce + self._wrap.encrypt(nonce, key, b"subject:" + subject_id.encode())
+        return SubjectCipher(key), wrapped
+
+    def subject_cipher(self, subject_id: str, wrapped: bytes) -> SubjectCipher:
+        try:
+            key = self._wrap.decrypt(wrapped[:12], wrapped[12:], b"subject:" + subject_id.encode())
+        except InvalidTag:
+            raise TamperedError(f"the key of subject {subject_id} fails authentication") from None
+        return SubjectCipher(key)
 
 
 def generate_data_key() -> bytes:

@@ -69,7 +69,8 @@ async def open_services(config: Config, *, vault: bool = False,
     key, recordings can be listed, verified for structure and shredded, not opened."""
     async with AsyncExitStack() as stack:
         store = await stack.enter_async_context(Store.open(
-            config.database, config.data_key, audit_dir=config.audit_directory))
+            config.database, config.data_key, keystore=keystore or config.keystore,
+            audit_dir=config.audit_directory))
         recordings = None
         if vault:
             keys = await stack.enter_async_context(KeyStore.open(keystore or config.keystore))

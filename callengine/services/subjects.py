@@ -4,7 +4,10 @@ Export gathers each lead (with its consents and the information-clause version),
 and its recordings' metadata; with a private key and a directory it also decrypts the
 recordings to WAV files there (the subject asked for them). Erasure crypto-shreds the
 recordings, then deletes the leads with everything hanging off them, leaving tombstones with no
-personal data; the store's pages and log are then scrubbed, so no trace of the number remains.
+personal data, then deletes the subject's key and number hash from the keystore (which makes
+their fields unreadable in every backup too), and scrubs the store's and the journal's logs.
+Each step either is done or raises ErasureIncomplete (and what is left is retried): never a
+success with the data still in a file.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from callengine.access import Permission, Principal, require
-from callengine.errors import InvalidInput
+from callengine.errors import ErasureIncomplete, InvalidInput
 from callengine.numbers import VisitorNumber, any_number
 from callengine.recordings import RecordingVault
 from callengine.services import views
@@ -72,16 +75,28 @@ async def erase_subject(
     store: Store, e164: str, principal: Principal, now: float, *,
     vault: RecordingVault | None,
 ) -> Erasure:
+    try:  # what an earlier erasure could not finish goes first
+        await store.scrub_pending()
+    except ErasureIncomplete:
+        pass  # still not possible: this erasure's own scrub says so below
     leads = await store.leads_for_number(e164)
     lead_ids = [lead.id for lead in leads]
     recording_ids = await store.live_recording_ids(lead_ids)
-    if vault is not None:  # keys out of the keystore first: that is the shred
+    if vault is not None:  # keys out of the keystore first: that is the shred (or it raises)
         await vault.shred(recording_ids)
     erased = await store.purge_leads(lead_ids, now, reason="erasure") if lead_ids else 0
-    await store.forget_deleted_pages()
+    incomplete: ErasureIncomplete | None = None
+    for step in (lambda: store.forget_number(e164), store.forget_deleted_pages):
+        try:
+            await step()
+        except ErasureIncomplete as exc:
+            incomplete = incomplete or exc
     await store.audit(principal, "subjects.erase",
                       "leads:" + ",".join(lead_ids) if lead_ids else "leads:none",
-                      f"{len(recording_ids)} recording(s) crypto-shredded", now)
+                      f"{len(recording_ids)} recording(s) crypto-shredded"
+                      + ("; scrub pending (retried)" if incomplete else ""), now)
+    if incomplete is not None:
+        raise incomplete
     return Erasure(erased, len(recording_ids))
 
 

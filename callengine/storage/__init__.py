@@ -6,10 +6,12 @@
     base.py          what the mixins share: connection, field cipher, write lock, transaction
     queries/         Store's SQL by area: configuration (agents, groups, widgets), leads
                      (and attempts), recordings, access (tokens, audit), retention (lease,
-                     expiry counts, purge), reports (and data-subject lookups)
+                     expiry counts, purge), reports, subjects (lookups by number, erasure)
     intake.py        the intake journal beside the database, new leads and their mover
     purge.py         PurgeBatches: the purge's batches on plain sqlite3, on its own thread
-    keystore.py      KeyStore: the sealed recording keys, in a file of their own
+    keystore.py      KeyStore: recording and data-subject keys, in a file of their own
+    scrub.py         checked checkpoints and the scrub-pending marker (ErasureIncomplete)
+    rekey.py         older stores' leads re-encrypted under per-subject keys, at open
     snapshot.py      snapshot(): the database for a backup, journaled leads included
     schema.py        the migrations; transactions.py the one BEGIN/COMMIT/ROLLBACK helper;
                      rows.py rows → records; sql.py small SQL-building helpers

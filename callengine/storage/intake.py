@@ -7,6 +7,12 @@ WAL, and a visitor's request waited for both (bench/bench_purge.py). The journal
 syncs only its own pages; its connection reads the store (attached, read-only) in the same
 statement that adds the lead, so the rate limits count every lead, moved or not. Reads of
 leads first wait for the move of what this process journaled (`IntakeJournal._settled`).
+
+A lead's personal fields are encrypted under its data subject's key (crypto.fields). The first
+lead of a new subject carries that subject's number hash and wrapped key in the journal row
+(columns NEW_SUBJECT_COLUMNS, never copied into the store or a backup); the mover puts a
+batch's new subjects into the keystore in one transaction before their leads enter the store.
+So a new lead costs the journal's commit and no keystore commit of its own.
 """
 
 from __future__ import annotations
@@ -19,8 +25,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiosqlite
+from uuid import uuid4
+
 from uuid6 import uuid7
 
+from callengine.crypto.fields import SubjectCipher
 from callengine.errors import RateLimited
 from callengine.model import LEAD_QUEUED, Consent, Lead, Widget
 from callengine.storage.base import StoreBase
@@ -30,7 +39,7 @@ from callengine.storage.sql import file_uri, marks
 log = logging.getLogger(__name__)
 
 JOURNAL_SUFFIX = "-intake"
-JOURNAL_COLUMNS = ("id", "widget_id", "phone_hash", "phone_enc", "phone_region", "phone_kind",
+JOURNAL_COLUMNS = ("id", "widget_id", "subject_id", "phone_enc", "phone_region", "phone_kind",
                    "name_enc", "email_enc", "consent_marketing", "consent_recording",
                    "clause_version", "created_at")
 # The journal's table takes its columns from `leads` (with their types; NOT NULL and the
@@ -40,16 +49,17 @@ _JOURNAL_SCHEMA = (
     " FROM store.leads WHERE 0",
     "CREATE UNIQUE INDEX IF NOT EXISTS new_leads_id ON new_leads(id)",
 )
+NEW_SUBJECT_COLUMNS = ("new_subject_hash", "new_subject_key")  # the journal's own
 MOVE_BATCH = 500  # journaled leads moved into the store per transaction
 
-# The rate limits' counts, run on the intake journal's connection: leads of number-hash ? in
+# The rate limits' counts, run on the intake journal's connection: leads of subject ? in
 # the last day (rows of today's and yesterday's days of leads_day_phone), leads of widget ? in
 # the last hour; in the store and in the journal, where a lead moved but not yet forgotten is
 # not counted twice.
 _NOT_MOVED = "NOT EXISTS (SELECT 1 FROM store.leads l WHERE l.id = j.id)"
 _LEADS_PER_NUMBER = (
-    f"SELECT (SELECT COUNT(*) FROM store.leads WHERE {LEAD_DAY} IN (?, ?) AND phone_hash = ?"
-    " AND created_at > ?) + (SELECT COUNT(*) FROM new_leads j WHERE phone_hash = ?"
+    f"SELECT (SELECT COUNT(*) FROM store.leads WHERE {LEAD_DAY} IN (?, ?) AND subject_id = ?"
+    " AND created_at > ?) + (SELECT COUNT(*) FROM new_leads j WHERE subject_id = ?"
     f" AND created_at > ? AND {_NOT_MOVED})"
 )
 _LEADS_PER_WIDGET = (
@@ -81,6 +91,11 @@ async def open_journal(database: Path) -> AsyncIterator[aiosqlite.Connection]:
         await db.execute("ATTACH DATABASE ? AS store", (file_uri(database) + "?mode=ro",))
         for statement in _JOURNAL_SCHEMA:
             await db.execute(statement)
+        async with db.execute("SELECT name FROM pragma_table_info('new_leads')") as cursor:
+            have = {row[0] for row in await cursor.fetchall()}
+        for column, kind in zip(NEW_SUBJECT_COLUMNS, ("TEXT", "BLOB")):
+            if column not in have:
+                await db.execute(f"ALTER TABLE new_leads ADD COLUMN {column} {kind}")
         yield db
     finally:
         await db.close()
@@ -110,31 +125,37 @@ class IntakeJournal(StoreBase):
         # their indexes and the purge of old ones rewrites few pages (random v4 ids: 2x slower).
         lead_id = str(uuid7())
         settings = widget.settings
-        phone_hash = self._cipher.number_hash(phone_e164)
-        per_number = (day(now - 86400), day(now), phone_hash, now - 86400,
-                      phone_hash, now - 86400)
+        number_hash = self._cipher.number_hash(phone_e164)
         per_widget = (widget.id, now - 3600, widget.id, now - 3600)
-        # One statement, so one trip to the journal's SQLite thread. An INSERT takes the
-        # journal's write lock before it reads, so the limits are checked and the row added
-        # atomically; what the mover takes into the store meanwhile is counted once.
+        columns = (*JOURNAL_COLUMNS, *NEW_SUBJECT_COLUMNS)
         assert self._journal is not None
+        # The subject is found (or made) under the journal's lock, so that two leads of a new
+        # number don't make two subjects.
         async with self._journal_lock:
+            subject_id, cipher, wrapped = await self._subject_for_intake(number_hash)
+            per_number = (day(now - 86400), day(now), subject_id, now - 86400,
+                          subject_id, now - 86400)
+            # One statement, so one trip to the journal's SQLite thread. An INSERT takes the
+            # journal's write lock before it reads, so the limits are checked and the row
+            # added atomically; what the mover takes into the store meanwhile is counted once.
             inserted = await self._journal.execute_fetchall(
-                f"INSERT INTO new_leads ({', '.join(JOURNAL_COLUMNS)})"
-                f" SELECT {', '.join('?' * len(JOURNAL_COLUMNS))}"
+                f"INSERT INTO new_leads ({', '.join(columns)})"
+                f" SELECT {', '.join('?' * len(columns))}"
                 f" WHERE ({_LEADS_PER_NUMBER}) < ? AND ({_LEADS_PER_WIDGET}) < ? RETURNING id",
                 (
-                    lead_id, widget.id, phone_hash,
-                    self._cipher.encrypt(phone_e164, f"leads.phone:{lead_id}"),
+                    lead_id, widget.id, subject_id,
+                    cipher.encrypt(phone_e164, f"leads.phone:{lead_id}"),
                     phone_region, phone_kind,
-                    self._cipher.encrypt(name, f"leads.name:{lead_id}"),
-                    self._cipher.encrypt(email, f"leads.email:{lead_id}"),
+                    cipher.encrypt(name, f"leads.name:{lead_id}"),
+                    cipher.encrypt(email, f"leads.email:{lead_id}"),
                     int(consent.marketing), int(consent.recording), consent.clause_version,
-                    now,
+                    now, None if wrapped is None else number_hash, wrapped,
                     *per_number, settings.max_leads_per_number_per_day,
                     *per_widget, settings.max_leads_per_hour,
                 ),
             )
+            if inserted and wrapped is not None:
+                self._new_subjects[number_hash] = (subject_id, cipher)
         if not inserted:  # a limit was reached: say which
             async with self._journal.execute(_LEADS_PER_NUMBER, per_number) as cursor:
                 (count,) = await cursor.fetchone()
@@ -169,14 +190,20 @@ class IntakeJournal(StoreBase):
             while True:
                 before = set(self._journaled)
                 rows = await self._journal.execute_fetchall(
-                    f"SELECT {', '.join(JOURNAL_COLUMNS)} FROM new_leads ORDER BY created_at"
-                    f" LIMIT {MOVE_BATCH}")
+                    f"SELECT {', '.join((*JOURNAL_COLUMNS, *NEW_SUBJECT_COLUMNS))}"
+                    f" FROM new_leads ORDER BY created_at LIMIT {MOVE_BATCH}")
                 if not rows:
                     self._journaled -= before  # moved by another process's Store
                     return
+                assert self._keys is not None  # new subjects' keys first, in one commit
+                await self._keys.put_subjects([
+                    (row["subject_id"], row["new_subject_hash"], row["new_subject_key"],
+                     row["created_at"]) for row in rows if row["new_subject_key"] is not None])
+                lead = len(JOURNAL_COLUMNS)
                 async with self._transaction() as db:
-                    await db.executemany(
-                        MOVE_LEAD, [(*row, row["created_at"], row["created_at"]) for row in rows])
+                    await db.executemany(MOVE_LEAD, [
+                        (*tuple(row)[:lead], row["created_at"], row["created_at"])
+                        for row in rows])
                 moved = [row["id"] for row in rows]
                 async with self._journal_lock:
                     # Without its own fsync: the next lead's commit syncs the journal's log up
@@ -189,6 +216,26 @@ class IntakeJournal(StoreBase):
                     finally:
                         await self._journal.execute("PRAGMA synchronous=FULL")
                 self._journaled.difference_update(moved)
+                for row in rows:
+                    if row["new_subject_hash"] is not None:
+                        self._new_subjects.pop(row["new_subject_hash"], None)
+
+    async def _subject_for_intake(self, number_hash: str
+                                  ) -> tuple[str, SubjectCipher, bytes | None]:
+        """The number's subject: (id, cipher, None), or a new one's (id, cipher, wrapped key),
+        which its first lead carries into the journal."""
+        if number_hash in self._new_subjects:
+            return (*self._new_subjects[number_hash], None)
+        assert self._keys is not None
+        found = await self._keys.subject_by_hash(number_hash)
+        if found is None:
+            subject_id = str(uuid4())  # random: it says nothing, not even when
+            cipher, wrapped = self._cipher.new_subject_key(subject_id)
+            return subject_id, self._cache(subject_id, cipher), wrapped
+        subject_id = found[0]
+        cipher = self._subject_ciphers.get(subject_id) or self._cache(
+            subject_id, self._cipher.subject_cipher(*found))
+        return subject_id, cipher, None
 
     async def _settled(self) -> None:
         """Reads of leads call this first: they see every lead this process journaled."""

@@ -15,17 +15,24 @@ backend (PostgreSQL) implements the same methods with the same guarantees:
 - **Reads see every accepted lead.** Once create_lead has returned, every read of leads (get,
   list, due, reports, a number's leads) includes that lead, even if the backend keeps new leads
   apart at first; a lead accepted is never lost, also if the process dies right after.
-- **Deletion is erasure.** purge_leads leaves a tombstone without personal data and removes
-  the lead's attempts and recording rows with it; forget_deleted_pages then leaves no copy of
-  deleted rows in the backend's files or logs. Personal fields (number, name, e-mail) are
-  stored encrypted with the data key; only the number's keyed hash is searchable.
+- **Deletion is erasure, or it says not.** purge_leads leaves a tombstone without personal
+  data and removes the lead's attempts and recording rows with it; forget_deleted_pages then
+  leaves no copy of deleted rows in the backend's files or logs, or raises ErasureIncomplete
+  (errors.py) and records what is left, which scrub_pending (run by the next erasure, purge
+  and open) finishes. Never a success with the bytes still there.
+- **Erasure survives restore.** Personal fields (number, name, e-mail) are encrypted under
+  their data subject's own key, kept in the keystore (outside the backend and its backups)
+  with the number's keyed hash, the only way from a number to its subject: a lead row names a
+  random subject id. forget_number deletes both, so every copy of the backend's bytes —
+  backups, copies, a server's WAL and replicas — is unreadable for that person. A lead whose
+  subject has no key reads as model.ERASED and is never called.
 - **The audit log is append-only** and chained under the audit key (access.chain_mac), its
   head anchored outside the store (storage/audit_head.py, docs/audit.md).
 - Times are Unix seconds; ids are strings the backend makes (time-ordered: UUIDv7).
 
-Not in the interface: opening (`Store.open(path, data_key, …)` is the backend's own; the
-composition root calls it), the recording keystore (KeyStore: a SQLite file kept apart on
-purpose, whatever the backend) and the backup's snapshot (a function per backend:
+Not in the interface: opening (`Store.open(path, data_key, keystore=…)` is the backend's own;
+the composition root calls it), the keystore (KeyStore: a SQLite file kept apart on purpose,
+whatever the backend) and the backup's snapshot (a function per backend:
 storage.snapshot for SQLite).
 """
 
@@ -58,6 +65,9 @@ class PurgeBatchStorage(Protocol):
                             ) -> tuple[list[str], list[str]]:
         """Up to limit closed leads created before cutoff, oldest first, and their live
         recordings (whose keys go before the leads' rows)."""
+
+    async def subjects_of(self, lead_ids: list[str]) -> set[str]:
+        """The data subjects of these leads (read before they are purged)."""
 
     async def purge_leads(self, lead_ids: list[str], now: float, reason: str) -> int:
         """As Storage.purge_leads."""
@@ -232,7 +242,20 @@ class Storage(Protocol):
         purged leads from their tombstones (no Lead)."""
 
     async def leads_for_number(self, e164: str) -> list[Lead]:
-        """Every lead of the number (looked up by its keyed hash), oldest first."""
+        """Every lead of the number (its keyed hash → its subject, in the keystore), oldest
+        first."""
+
+    async def forget_number(self, e164: str) -> None:
+        """After its leads are purged: the number's subject key and keyed hash deleted where
+        they are kept (ErasureIncomplete otherwise; scrub_pending retries)."""
+
+    async def forget_unused_subjects(self, subject_ids: set[str] | list[str]) -> int:
+        """Of these subjects (a purge's), forget those no lead names any more; how many."""
 
     async def forget_deleted_pages(self) -> None:
-        """After an erasure: no copy of the deleted rows left in the backend's files or logs."""
+        """After an erasure or a purge: no copy of the deleted rows left in the backend's files
+        or logs — or ErasureIncomplete, with what is left recorded for scrub_pending."""
+
+    async def scrub_pending(self) -> bool:
+        """Finish what an earlier erasure or purge could not; True if there was something and
+        it is done; ErasureIncomplete while it still can't be."""

@@ -1,5 +1,5 @@
-"""The recording keystore (KeyStore): the sealed per-recording keys, in a SQLite file kept apart
-from the store and from its backups."""
+"""The keystore (KeyStore): the sealed per-recording keys and the data subjects' keys with the
+number → subject index, in a SQLite file kept apart from the store and from its backups."""
 
 from __future__ import annotations
 
@@ -11,38 +11,69 @@ from pathlib import Path
 
 import aiosqlite
 
+from callengine.storage import scrub
 from callengine.storage.sql import chunks, marks
 from callengine.storage.transactions import transaction
 
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS recording_keys ("
+    " recording_id TEXT PRIMARY KEY, sealed_key BLOB NOT NULL, created_at REAL)",
+    # One row a data subject: the keyed hash of their number (the only place it is kept: a
+    # store's backup holds the data key, with which a number's hash is brute-forced in
+    # minutes), and their key, wrapped with the store's data key (crypto.fields).
+    "CREATE TABLE IF NOT EXISTS subject_keys ("
+    " subject_id TEXT PRIMARY KEY, number_hash TEXT NOT NULL UNIQUE,"
+    " wrapped_key BLOB NOT NULL, created_at REAL NOT NULL)",
+)
+
 
 class KeyStore:
-    """The recording keystore: one sealed key per recording, in its own SQLite file.
+    """The keystore: one sealed key per recording and one wrapped key per data subject, in
+    their own SQLite file.
 
-    Kept apart from the store and from backups on purpose: deleting a recording's entry here
-    is what crypto-shreds it — every copy of the file, backups included, becomes undecryptable.
-    Back the keystore up on its own, short-lived schedule (docs/backup.md)."""
+    Kept apart from the store and from backups on purpose: deleting an entry here is what
+    crypto-shreds a recording or erases a person — every copy of the file or of the store's
+    rows, backups included, becomes undecryptable. Back the keystore up on its own,
+    short-lived schedule (docs/backup.md).
 
-    def __init__(self, db: aiosqlite.Connection):
+    No WAL here, on purpose: in WAL mode a delete commits into the -wal file, which keeps the
+    deleted key until a checkpoint manages to fold and truncate it, and a checkpoint can't
+    while any other connection reads. With a rollback journal and secure_delete a delete
+    either commits with the key's bytes zeroed in the one file (the journal, which holds the
+    old page while the transaction runs, is deleted at commit), or it fails busy and says so:
+    never a success with the key still on disk. The keystore is small and written rarely
+    (a recording's start, a batch of new subjects, a shred), so WAL's concurrency buys little."""
+
+    def __init__(self, db: aiosqlite.Connection, path: Path):
         self._db = db
         self._lock = asyncio.Lock()
+        self.path = path
 
     @classmethod
     @asynccontextmanager
     async def open(cls, path: Path | str) -> AsyncIterator[KeyStore]:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
         db = await aiosqlite.connect(str(path), isolation_level=None)
         try:
-            await db.execute("PRAGMA journal_mode=WAL")
-            await db.execute("PRAGMA secure_delete=ON")
             await db.execute("PRAGMA busy_timeout=5000")
-            await db.execute(
-                "CREATE TABLE IF NOT EXISTS recording_keys ("
-                " recording_id TEXT PRIMARY KEY, sealed_key BLOB NOT NULL, created_at REAL)"
-            )
+            await db.execute("PRAGMA secure_delete=ON")
+            # From WAL (keystores made before): takes a moment alone with the file; while
+            # another process still has it open in WAL mode it stays WAL, and `delete` then
+            # checks its checkpoint instead.
+            await db.execute("PRAGMA journal_mode=DELETE")
+            for statement in _SCHEMA:
+                await db.execute(statement)
             os.chmod(path, 0o600)
-            yield cls(db)
+            yield cls(db, path)
         finally:
             await db.close()
+
+    async def journal_mode(self) -> str:
+        async with self._db.execute("PRAGMA journal_mode") as cursor:
+            return (await cursor.fetchone())[0]
+
+    # ---- recordings --------------------------------------------------------------------------
 
     async def put(self, recording_id: str, sealed_key: bytes, now: float) -> None:
         async with self._lock:
@@ -60,24 +91,79 @@ class KeyStore:
         return None if row is None else bytes(row[0])
 
     async def delete(self, recording_ids: list[str], *, truncate_log: bool = True) -> None:
-        """Destroy the keys (overwritten in the file, log truncated): the shred itself. A
-        purge deleting batch after batch truncates the log once at its end (truncate_log)."""
-        async with self._lock:
-            async with transaction(self._db) as db:
-                for chunk in chunks(recording_ids):
-                    await db.execute(
-                        f"DELETE FROM recording_keys WHERE recording_id IN ({marks(len(chunk))})",
-                        chunk,
-                    )
-            if truncate_log:
-                await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        """Destroy the keys: committed with their bytes zeroed in the file, or
+        ErasureIncomplete (after a few tries) with nothing deleted. truncate_log: only for a
+        keystore left in WAL mode (see the class), whose log is then truncated, checked."""
+        await self._delete("recording_keys", "recording_id", recording_ids, "shredding keys")
+        if truncate_log:
+            await self.truncate_log()
 
     async def truncate_log(self) -> None:
-        """Fold the log into the file (secure_delete has zeroed the deleted keys there) and
-        empty it, so no copy of a deleted key is left in it."""
+        """A keystore still in WAL mode: fold the log and empty it, checked (ErasureIncomplete
+        otherwise). In rollback-journal mode there is no log: nothing to do."""
         async with self._lock:
-            await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            if await self.journal_mode() == "wal":
+                await scrub.checkpoint_truncate(self._db, "keystore")
 
     async def count(self) -> int:
         async with self._db.execute("SELECT COUNT(*) FROM recording_keys") as cursor:
             return (await cursor.fetchone())[0]
+
+    # ---- data subjects -----------------------------------------------------------------------
+
+    async def subject_by_hash(self, number_hash: str) -> tuple[str, bytes] | None:
+        """(subject id, wrapped key) of the number whose keyed hash this is."""
+        async with self._db.execute(
+            "SELECT subject_id, wrapped_key FROM subject_keys WHERE number_hash = ?",
+            (number_hash,),
+        ) as cursor:
+            row = await cursor.fetchone()
+        return None if row is None else (row[0], bytes(row[1]))
+
+    async def subject_keys(self, subject_ids: list[str]) -> dict[str, bytes]:
+        """The wrapped keys of those subjects that still have one."""
+        found: dict[str, bytes] = {}
+        for chunk in chunks(subject_ids):
+            async with self._db.execute(
+                f"SELECT subject_id, wrapped_key FROM subject_keys"
+                f" WHERE subject_id IN ({marks(len(chunk))})", chunk,
+            ) as cursor:
+                found.update({row[0]: bytes(row[1]) for row in await cursor.fetchall()})
+        return found
+
+    async def put_subjects(self, subjects: list[tuple[str, str, bytes, float]]) -> None:
+        """(subject id, number hash, wrapped key, created at) of new subjects, in one
+        transaction (one commit for a batch of new leads); a subject already kept is skipped."""
+        if not subjects:
+            return
+        async with self._lock, transaction(self._db) as db:
+            await db.executemany(
+                "INSERT OR IGNORE INTO subject_keys (subject_id, number_hash, wrapped_key,"
+                " created_at) VALUES (?, ?, ?, ?)", subjects)
+
+    async def delete_subjects(self, subject_ids: list[str]) -> None:
+        """Erase the subjects: their keys and number hashes zeroed in the file, or
+        ErasureIncomplete with nothing deleted."""
+        await self._delete("subject_keys", "subject_id", subject_ids, "erasing subject keys")
+        await self.truncate_log()
+
+    async def subject_count(self) -> int:
+        async with self._db.execute("SELECT COUNT(*) FROM subject_keys") as cursor:
+            return (await cursor.fetchone())[0]
+
+    async def _delete(self, table: str, column: str, ids: list[str], what: str) -> None:
+        if not ids:
+            return
+
+        async def attempt() -> None:
+            async with transaction(self._db) as db:
+                for chunk in chunks(ids):
+                    await db.execute(
+                        f"DELETE FROM {table} WHERE {column} IN ({marks(len(chunk))})", chunk)
+
+        async with self._lock:
+            await self._db.execute(f"PRAGMA busy_timeout={scrub.SCRUB_BUSY_MS}")
+            try:
+                await scrub.retry_busy(attempt, f"keystore: {what}")
+            finally:
+                await self._db.execute("PRAGMA busy_timeout=5000")

@@ -117,6 +117,12 @@ class PurgeBatches:
         whose keys must go before the leads' rows (purge_leads). Reads only: no write lock."""
         return await self._call(self._expired_leads, widget_id, cutoff, limit)
 
+    async def subjects_of(self, lead_ids: list[str]) -> set[str]:
+        """The data subjects of these leads (whose keys go once no lead names them)."""
+        return {sid for chunk in chunks(lead_ids) for sid in await self._call(
+            self._select, f"SELECT DISTINCT subject_id FROM leads WHERE id IN"
+            f" ({marks(len(chunk))})", tuple(chunk))}
+
     async def purge_leads(self, lead_ids: list[str], now: float, reason: str) -> int:
         async with self._write_lock:
             return await self._call(self._purge, lead_ids, now, reason)

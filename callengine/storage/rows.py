@@ -1,16 +1,21 @@
 """Rows → records: what a SELECT returns becomes the model's dataclasses. Personal fields are
-decrypted here, and only here (with the store's FieldCipher)."""
+decrypted here, and only here, each with its data subject's key (crypto.fields.SubjectCipher);
+a lead whose subject has no key any more (erased, seen in a store restored from an older
+backup) reads as ERASED."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Mapping
 from typing import Any
 
-from callengine.crypto import FieldCipher
+from callengine.crypto.fields import SubjectCipher
 from callengine.model import (
-    Agent, Attempt, Consent, Lead, Recording, Widget, widget_settings_from_input,
+    ERASED, Agent, Attempt, Consent, Lead, Recording, Widget, widget_settings_from_input,
 )
+
+Ciphers = Mapping[str, SubjectCipher]  # subject id → cipher (Store._ciphers)
 
 
 def to_agent(row: sqlite3.Row) -> Agent:
@@ -28,16 +33,23 @@ def to_attempt(row: sqlite3.Row) -> Attempt:
     return Attempt(**fields)
 
 
-def to_lead(row: sqlite3.Row, cipher: FieldCipher) -> Lead:
+def _field(row: sqlite3.Row, ciphers: Ciphers, column: str, context: str) -> str | None:
+    cipher = ciphers.get(row["subject_id"])
+    if cipher is None:
+        return None if row[column] is None else ERASED
+    return cipher.decrypt(row[column], context)
+
+
+def to_lead(row: sqlite3.Row, ciphers: Ciphers) -> Lead:
     lead_id = row["id"]
     return Lead(
         id=lead_id,
         widget_id=row["widget_id"],
-        phone_e164=cipher.decrypt(row["phone_enc"], f"leads.phone:{lead_id}") or "",
+        phone_e164=_field(row, ciphers, "phone_enc", f"leads.phone:{lead_id}") or "",
         phone_region=row["phone_region"],
         phone_kind=row["phone_kind"],
-        name=cipher.decrypt(row["name_enc"], f"leads.name:{lead_id}"),
-        email=cipher.decrypt(row["email_enc"], f"leads.email:{lead_id}"),
+        name=_field(row, ciphers, "name_enc", f"leads.name:{lead_id}"),
+        email=_field(row, ciphers, "email_enc", f"leads.email:{lead_id}"),
         consent=Consent(
             bool(row["consent_marketing"]), bool(row["consent_recording"]),
             row["clause_version"],
@@ -53,9 +65,10 @@ def to_lead(row: sqlite3.Row, cipher: FieldCipher) -> Lead:
     )
 
 
-def to_recording(row: sqlite3.Row, cipher: FieldCipher) -> Recording:
-    """A recordings row joined with its lead's phone_enc and widget_id."""
-    fields: dict[str, Any] = {key: row[key] for key in row.keys() if key != "phone_enc"}
-    fields["phone_e164"] = cipher.decrypt(
-        row["phone_enc"], f"leads.phone:{row['lead_id']}") or ""
+def to_recording(row: sqlite3.Row, ciphers: Ciphers) -> Recording:
+    """A recordings row joined with its lead's phone_enc, subject_id and widget_id."""
+    fields: dict[str, Any] = {key: row[key] for key in row.keys()
+                              if key not in ("phone_enc", "subject_id")}
+    fields["phone_e164"] = _field(
+        row, ciphers, "phone_enc", f"leads.phone:{row['lead_id']}") or ""
     return Recording(**fields)

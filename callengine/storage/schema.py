@@ -191,6 +191,13 @@ MIGRATIONS: list[str] = [
     INSERT INTO audit_meta (name, value)
         SELECT 'keyed_from', CAST(COALESCE(MAX(seq), 0) + 1 AS TEXT) FROM audit_log
     """,
+    # Per-subject keys (docs/backup.md): a lead names its data subject by a random id; the
+    # number's keyed hash moves to the keystore. storage/rekey.py then re-encrypts the existing
+    # rows under their subjects' keys and drops phone_hash (it needs the keystore: not SQL).
+    """
+    ALTER TABLE leads ADD COLUMN subject_id TEXT;
+    CREATE INDEX leads_day_subject ON leads(CAST(created_at / 86400 AS INTEGER), subject_id)
+    """,
 ]
 
 # The leading expression of leads_day_phone: a query must spell it exactly so to use the index.

@@ -1,5 +1,6 @@
 """The SQLite Store: one aiosqlite connection to the database, the intake journal beside it,
-and every query of the application, composed from the mixins of storage/queries/ and intake.py.
+the keystore that holds its data subjects' keys, and every query of the application, composed
+from the mixins of storage/queries/ and intake.py.
 
 Every write that must not be half done runs in one `BEGIN IMMEDIATE` transaction
 (transactions.py), so a crash leaves either the old or the new row, never a mix.
@@ -8,6 +9,7 @@ Every write that must not be half done runs in one `BEGIN IMMEDIATE` transaction
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,15 +18,21 @@ from pathlib import Path
 import aiosqlite
 
 from callengine.crypto import FieldCipher
+from callengine.errors import ErasureIncomplete
 from callengine.storage import schema
 from callengine.storage.audit_head import AuditSeal
 from callengine.storage.intake import IntakeJournal, open_journal
+from callengine.storage.keystore import KeyStore
+from callengine.storage.rekey import rekey
 from callengine.storage.queries.access import AccessQueries
 from callengine.storage.queries.configuration import ConfigurationQueries
 from callengine.storage.queries.leads import LeadQueries
 from callengine.storage.queries.recordings import RecordingQueries
 from callengine.storage.queries.reports import ReportQueries
 from callengine.storage.queries.retention import RetentionQueries
+from callengine.storage.queries.subjects import SubjectQueries
+
+log = logging.getLogger(__name__)
 
 # A commit that finds the WAL longer than this folds it back into the database itself (SQLite's
 # default is 1,000 pages). Larger than what a purge writes between its own checkpoints
@@ -33,16 +41,27 @@ from callengine.storage.queries.retention import RetentionQueries
 WAL_AUTOCHECKPOINT_PAGES = 50_000  # about 200 MB
 
 
+KEYSTORE_SUFFIX = "-keys"  # the keystore beside the database, when none is named
+
+
+def default_keystore(database: Path) -> Path:
+    return database.with_name(database.name + KEYSTORE_SUFFIX)
+
+
 class Store(ConfigurationQueries, IntakeJournal, LeadQueries, RecordingQueries, AccessQueries,
-            RetentionQueries, ReportQueries):
+            RetentionQueries, ReportQueries, SubjectQueries):
     """The SQLite backend of interface.Storage (see there for what each write guarantees)."""
 
     @classmethod
     @asynccontextmanager
-    async def open(cls, path: Path | str, data_key: bytes, *,
+    async def open(cls, path: Path | str, data_key: bytes, *, keystore: Path | str | None = None,
                    write_lock: asyncio.Lock | None = None, audit_dir: Path | None = None
                    ) -> AsyncIterator[Store]:
-        """write_lock: pass another Store's `write_lock` when this process opens a second
+        """keystore: the keystore file that holds the data subjects' keys (the configured
+        `store.keystore`, the one the recordings' keys are in; by default a file beside the
+        database, `<database>-keys`). Every process that opens the store must name the same.
+
+        write_lock: pass another Store's `write_lock` when this process opens a second
         connection to the same database (the purge's), or the purge process's TurnLock, which
         asks the engine for turns on its lock. Writers then queue in turn on the lock
         instead of in SQLite's busy handler, which polls with growing sleeps and lets a writer
@@ -63,17 +82,27 @@ class Store(ConfigurationQueries, IntakeJournal, LeadQueries, RecordingQueries, 
             store = cls(db, FieldCipher(data_key), write_lock)
             store._path = path
             store._audit_seal = AuditSeal(audit_dir or path.parent / "keystore")
-            await store.migrate()
-            async with open_journal(path) as store._journal:
-                try:
-                    # what a stopped process journaled and did not move (any process's)
-                    await store._move_new_leads()
-                    yield store
-                finally:
-                    if store._mover is not None:
-                        await store._mover  # it logs its own failure: the leads stay journaled
+            async with KeyStore.open(keystore or default_keystore(path)) as store._keys:
+                await store.migrate()
+                await rekey(db, path, store._cipher, store._keys, store.write_lock)
+                async with open_journal(path) as store._journal:
+                    try:
+                        # what a stopped process journaled and did not move (any process's)
+                        await store._move_new_leads()
+                        await store._retry_scrub()
+                        yield store
+                    finally:
+                        if store._mover is not None:
+                            await store._mover  # it logs its own failure: the leads stay
         finally:
             await db.close()
+
+    async def _retry_scrub(self) -> None:
+        """At open: finish an erasure an earlier run could not (it said so, loudly)."""
+        try:
+            await self.scrub_pending()
+        except ErasureIncomplete as exc:
+            log.error("erasure still incomplete, retried at the next erasure or purge: %s", exc)
 
     async def migrate(self) -> int:
         return await schema.migrate(self._db, self.write_lock)

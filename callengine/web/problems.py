@@ -13,7 +13,9 @@ from aiohttp import web
 
 from callengine.access import Forbidden
 from callengine.crypto import RecordingError
-from callengine.errors import Conflict, InvalidInput, NotFound, RateLimited, UnknownWidget
+from callengine.errors import (
+    Conflict, ErasureIncomplete, InvalidInput, NotFound, RateLimited, UnknownWidget,
+)
 from callengine.numbers import NumberRejected
 from callengine.recordings import RecordingUnavailable
 
@@ -55,6 +57,9 @@ def problem_for(exc: Exception) -> Problem | None:
     if isinstance(exc, RateLimited):
         return Problem(429, "rate-limited", "Too many requests", str(exc),
                        retry_after=exc.retry_after_s)
+    if isinstance(exc, ErasureIncomplete):
+        return Problem(503, "erasure-incomplete", "Erasure not complete yet", str(exc),
+                       retry_after=30)
     if isinstance(exc, RecordingUnavailable):
         return Problem(409, "playback-unavailable", "Playback is not possible here", str(exc))
     if isinstance(exc, RecordingError):

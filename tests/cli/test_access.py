@@ -14,12 +14,12 @@ def test_cli_roles_unmask_and_audit_verify(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("CALLENGINE_DATA_KEY", DATA_KEY_B64)
     monkeypatch.setenv("CALLENGINE_ACTOR", "ops-anna")
     config = tmp_path / "c.toml"
-    config.write_text('[store]\ndatabase = "ce.db"\n')
+    config.write_text('[store]\ndatabase = "ce.db"\nkeystore = "ks.db"\n')
 
     import asyncio
 
     async def seed() -> str:
-        async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
+        async with Store.open(tmp_path / "ce.db", DATA_KEY, keystore=tmp_path / "ks.db") as store:
             return (await shop_with_lead(store)).id
 
     lead_id = asyncio.run(seed())

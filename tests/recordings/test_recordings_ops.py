@@ -50,7 +50,7 @@ def setup(tmp_path, monkeypatch, request):
     (tmp_path / "recordings").mkdir()
 
     async def make() -> str:
-        async with Store.open(tmp_path / "ce.db", DATA_KEY) as store, \
+        async with Store.open(tmp_path / "ce.db", DATA_KEY, keystore=tmp_path / "ks.db") as store, \
                 KeyStore.open(tmp_path / "ks.db") as keystore:
             vault = RecordingVault(tmp_path / "recordings", keystore)
             await store.add_agent(Agent("alice", "PJSIP/agent1"))
@@ -122,7 +122,7 @@ def test_export_decrypts_to_audio(setup, capsys, fmt):
 
 def recording_rate(tmp_path, recording_id: str) -> int:
     async def get() -> int:
-        async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
+        async with Store.open(tmp_path / "ce.db", DATA_KEY, keystore=tmp_path / "ks.db") as store:
             return (await store.get_recording(recording_id)).sample_rate
 
     return asyncio.run(get())
@@ -189,7 +189,7 @@ def test_a_copy_of_the_file_is_useless_after_the_shred(setup, capsys):
 async def test_api_playback_and_delete(setup):
     tmp_path, recording_id, private = setup
     auth = {"Authorization": f"Bearer {ADMIN}"}
-    async with Store.open(tmp_path / "ce.db", DATA_KEY) as store, \
+    async with Store.open(tmp_path / "ce.db", DATA_KEY, keystore=tmp_path / "ks.db") as store, \
             KeyStore.open(tmp_path / "ks.db") as keystore:
         no_key = make_app(WebDeps(Services(store, vault=RecordingVault(tmp_path / "recordings", keystore)),
                                   ADMIN))

@@ -49,7 +49,7 @@ async def env(tmp_path):
     _, public = crypto.generate_recipient_keypair()
     recordings = tmp_path / "recordings"
     recordings.mkdir()
-    async with Store.open(tmp_path / "ce.db", DATA_KEY) as store, \
+    async with Store.open(tmp_path / "ce.db", DATA_KEY, keystore=tmp_path / "ks.db") as store, \
             KeyStore.open(tmp_path / "ks.db") as keystore:
         vault = RecordingVault(recordings, keystore)
         await store.add_agent(Agent("alice", "PJSIP/agent1"))
@@ -300,7 +300,7 @@ async def test_schedule_runs_at_start(env):
                 break
             await asyncio.sleep(0.05)
     finally:
-        scheduler.shutdown(wait=False)
+        await scheduler.stop()
     assert await store.count_tombstones() == 1
 
 
@@ -437,3 +437,26 @@ async def test_a_purge_process_that_keeps_a_turn_too_long_is_killed(env, monkeyp
     assert not store.write_lock.locked()
     report = await Purger(store, vault).run(NOW)  # its lease, if it took one, is free
     assert report.skipped is None and await store.count_tombstones() == 1
+
+
+async def test_stopping_the_schedule_waits_for_a_running_purges_cleanup():
+    """Shutdown (app._serve) stops the schedule before the store closes: a purge running then
+    is cancelled and its cleanup (PurgeProcess: kill the child, wait for it, free the lease)
+    is done by the time stop returns."""
+    events: list[str] = []
+    started = asyncio.Event()
+
+    class SlowPurge:
+        async def run(self, now: float) -> None:
+            started.set()
+            try:
+                await asyncio.sleep(3600)
+            finally:
+                await asyncio.sleep(0.05)  # e.g. waiting for the killed child
+                events.append("cleaned up")
+
+    schedule = start_schedule(SlowPurge(), interval_s=3600)  # type: ignore[arg-type]
+    await asyncio.wait_for(started.wait(), 5)
+    await schedule.stop()
+    events.append("stopped")
+    assert events == ["cleaned up", "stopped"]

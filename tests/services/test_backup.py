@@ -4,15 +4,20 @@ recording; a backup taken before an erasure cannot bring the erased recording ba
 from __future__ import annotations
 
 import asyncio
+import base64
+import sqlite3
 import time
+from pathlib import Path
 
 import pytest
 
 from callengine import cli, crypto
 from callengine.flow import Strategy
 from callengine.audio import DEFAULT_SAMPLE_RATE, bytes_per_second
-from callengine.model import LEAD_QUEUED, Agent, Consent, widget_settings_from_input
+from callengine.crypto import FieldCipher
+from callengine.model import ERASED, LEAD_QUEUED, Agent, Consent, widget_settings_from_input
 from callengine.recordings import RecordingUnavailable, RecordingVault
+from callengine.services import views
 from callengine.services.backup import create_backup, restore_backup
 from callengine.storage import KeyStore, Store
 from tests.support.audio import assert_both_tones, scan_for_plaintext
@@ -40,7 +45,8 @@ def live(tmp_path, monkeypatch):
         monkeypatch.setenv(name, value)
 
     async def seed() -> dict[str, str]:
-        async with Store.open(tmp_path / "ce.db", DATA_KEY) as store, \
+        async with Store.open(tmp_path / "ce.db", DATA_KEY,
+                              keystore=tmp_path / "ks" / "ks.db") as store, \
                 KeyStore.open(tmp_path / "ks" / "ks.db") as keystore:
             vault = RecordingVault(tmp_path / "recordings", keystore)
             await store.add_agent(Agent("alice", "PJSIP/agent1"))
@@ -65,7 +71,7 @@ def run(tmp_path, *args) -> int:
 
 
 async def play(restored, keystore_path, recording_id: str, private: bytes) -> bytes:
-    async with Store.open(restored / "callengine.db", DATA_KEY) as store, \
+    async with Store.open(restored / "callengine.db", DATA_KEY, keystore=keystore_path) as store, \
             KeyStore.open(keystore_path) as keystore:
         recording = await store.get_recording(recording_id)
         plain = await RecordingVault(restored / "recordings", keystore, [private]).open(recording)
@@ -87,7 +93,8 @@ def test_backup_and_restore(live, capsys):
     assert (restored / "data.key").read_text().strip() == DATA_KEY_B64
 
     async def check() -> None:
-        async with Store.open(restored / "callengine.db", DATA_KEY) as store:
+        async with Store.open(restored / "callengine.db", DATA_KEY,
+                              keystore=tmp_path / "ks" / "ks.db") as store:
             leads = await store.list_leads()
             assert sorted(lead.name for lead in leads) == ["Anna", "Bob"]
             assert {lead.phone_e164 for lead in leads} == {ANNA, BOB}
@@ -102,14 +109,20 @@ def test_backup_and_restore(live, capsys):
     assert "not empty" in capsys.readouterr().err
 
 
-def test_backup_before_erasure_cannot_resurrect_the_recording(live, capsys):
-    tmp_path, private, recordings = live
+def backup_erase_anna_restore(tmp_path) -> Path:
+    """Monday's backup, then Anna's erasure, then Monday's backup restored: where it is."""
     backup = tmp_path / "monday.cebak"
     assert run(tmp_path, "backup", "--out", str(backup)) == 0
     assert run(tmp_path, "subject", "erase", ANNA, "--yes") == 0
     restored = tmp_path / "restored"
     assert cli.main(["restore", str(backup), "--into", str(restored),
                      "--key", str(tmp_path / "rec.key")]) == 0
+    return restored
+
+
+def test_backup_before_erasure_cannot_resurrect_the_recording(live, capsys):
+    tmp_path, private, recordings = live
+    restored = backup_erase_anna_restore(tmp_path)
     assert (restored / "recordings" / f"{recordings[ANNA]}.cerec").exists()  # the ciphertext …
     with pytest.raises(RecordingUnavailable, match="crypto-shredded"):  # … but its key is gone
         asyncio.run(play(restored, tmp_path / "ks" / "ks.db", recordings[ANNA], private))
@@ -143,7 +156,8 @@ def test_a_lead_only_in_the_intake_journal_is_in_the_backup(live):
     carol = "+48601555444"
     lead_id = journal_lead_and_die(
         tmp_path / "ce.db", "shop", phone_e164=carol, phone_region="PL", phone_kind="mobile",
-        name="Carol", email=None, consent=Consent(False, True, "v2"))
+        name="Carol", email=None, consent=Consent(False, True, "v2"),
+        keystore=tmp_path / "ks" / "ks.db")
     backup = tmp_path / "b.cebak"
     create_backup(backup, database=tmp_path / "ce.db", data_key=DATA_KEY,
                   recordings_dir=tmp_path / "recordings", recording_ids=list(recordings.values()),
@@ -152,9 +166,52 @@ def test_a_lead_only_in_the_intake_journal_is_in_the_backup(live):
     restore_backup(backup, [private], restored)
 
     async def check() -> None:
-        async with Store.open(restored / "callengine.db", DATA_KEY) as store:
+        # The engine's next start moves the journaled lead, and its new subject's key into the
+        # live keystore (a backup never holds a key), with which the restored store reads it.
+        async with Store.open(tmp_path / "ce.db", DATA_KEY, keystore=tmp_path / "ks" / "ks.db"):
+            pass
+        async with Store.open(restored / "callengine.db", DATA_KEY,
+                              keystore=tmp_path / "ks" / "ks.db") as store:
             lead = await store.get_lead(lead_id)
             assert (lead.phone_e164, lead.name, lead.status) == (carol, "Carol", LEAD_QUEUED)
             assert len(await store.list_leads()) == 3
+
+    asyncio.run(check())
+
+
+def test_a_backup_taken_before_an_erasure_cannot_bring_the_person_back(live, capsys):
+    """Backup → erase a subject → restore the old backup into an empty directory (with the
+    live keystore): the erased person's leads are unreadable and shown as erased, nothing in
+    the restored files leads back to the number (not even with the data key the backup
+    holds); every other subject and recording is intact."""
+    tmp_path, private, recordings = live
+    restored = backup_erase_anna_restore(tmp_path)
+    data_key = base64.b64decode((restored / "data.key").read_text())
+    raw = b"".join(p.read_bytes() for p in restored.iterdir() if p.is_file())
+    anna_hash = FieldCipher(data_key).number_hash(ANNA).encode()
+    assert anna_hash not in raw and FieldCipher(data_key).number_hash(BOB).encode() not in raw
+    live_keystore = tmp_path / "ks" / "ks.db"
+
+    async def check() -> None:
+        async with Store.open(restored / "callengine.db", data_key,
+                              keystore=live_keystore) as store:
+            leads = {lead.name: lead for lead in await store.list_leads()}
+            assert sorted(leads) == ["Bob", ERASED]
+            anna = leads[ERASED]
+            assert (anna.phone_e164, anna.phone_masked, anna.email) == (ERASED, ERASED, None)
+            assert leads["Bob"].phone_e164 == BOB
+            assert views.subject_lead_view(anna, [], [])["phone"] == ERASED
+            assert await store.leads_for_number(ANNA) == []  # no way from the number to it
+            assert len(await store.leads_for_number(BOB)) == 1
+            # the data key of the backup opens nothing of hers (not the old field cipher either)
+            db = sqlite3.connect(restored / "callengine.db")
+            (blob,) = db.execute("SELECT phone_enc FROM leads WHERE id = ?", (anna.id,)).fetchone()
+            db.close()
+            with pytest.raises(crypto.TamperedError):
+                FieldCipher(data_key).decrypt(bytes(blob), f"leads.phone:{anna.id}")
+        with pytest.raises(RecordingUnavailable, match="crypto-shredded"):
+            await play(restored, live_keystore, recordings[ANNA], private)
+        assert_both_tones(await play(restored, live_keystore, recordings[BOB], private),
+                          DEFAULT_SAMPLE_RATE)
 
     asyncio.run(check())

@@ -31,10 +31,10 @@ def setup(tmp_path, monkeypatch):
     for name, value in (("CALLENGINE_ARI_PASSWORD", "x"), ("CALLENGINE_ADMIN_TOKEN", ADMIN),
                         ("CALLENGINE_DATA_KEY", DATA_KEY_B64)):
         monkeypatch.setenv(name, value)
-    (tmp_path / "c.toml").write_text('[store]\ndatabase = "ce.db"\n')
+    (tmp_path / "c.toml").write_text('[store]\ndatabase = "ce.db"\nkeystore = "ks.db"\n')
 
     async def seed() -> None:
-        async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
+        async with Store.open(tmp_path / "ce.db", DATA_KEY, keystore=tmp_path / "ks.db") as store:
             await store.add_agent(Agent("alice", "PJSIP/agent1"))
             await store.add_group("sales", Strategy.RING_ALL, 20, ["alice"])
             widget = await store.add_widget("shop", "Shop", widget_settings_from_input(
@@ -87,7 +87,7 @@ def test_cli_report_csv_masked_with_tombstones(setup, capsys):
 
 async def test_api_report(setup):
     tmp_path = setup
-    async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
+    async with Store.open(tmp_path / "ce.db", DATA_KEY, keystore=tmp_path / "ks.db") as store:
         app = make_app(WebDeps(Services(store), ADMIN))
         async with TestClient(TestServer(app)) as client:
             url = "/api/v1/reports/calls?widget=shop&from=2026-11-01&to=2026-12-01"

@@ -34,7 +34,7 @@ async def env(tmp_path):
     private, public = crypto.generate_recipient_keypair()
     (tmp_path / "recordings").mkdir()
     woken = []
-    async with Store.open(tmp_path / "ce.db", DATA_KEY) as store, \
+    async with Store.open(tmp_path / "ce.db", DATA_KEY, keystore=tmp_path / "ks.db") as store, \
             KeyStore.open(tmp_path / "ks.db") as keystore:
         vault = RecordingVault(tmp_path / "recordings", keystore, [private])
         lead = await shop_with_lead(store)

@@ -110,3 +110,12 @@ def test_callers_use_only_what_the_protocol_lists():
             used |= _store_attributes(path.read_text())
     assert len(used) > 30  # the check sees the callers
     assert used - members - sqlite_only == set()
+
+
+def test_the_protocol_promises_erasure_that_is_true_or_loud():
+    """A second backend must offer the erasure steps (and say in their docs what they keep)."""
+    for name in ("forget_number", "forget_unused_subjects", "forget_deleted_pages",
+                 "scrub_pending", "leads_for_number"):
+        assert name in _methods(Storage), name
+    assert "subjects_of" in _methods(PurgeBatchStorage)
+    assert "ErasureIncomplete" in (Storage.forget_deleted_pages.__doc__ or "")

@@ -28,7 +28,7 @@ async def test_a_lead_only_in_the_journal_is_in_the_snapshot(tmp_path):
             assert _rows(tmp_path / f"ce.db{JOURNAL_SUFFIX}", "new_leads") == 1
             data = await asyncio.to_thread(snapshot, tmp_path / "ce.db")
     (tmp_path / "copy.db").write_bytes(data)
-    async with Store.open(tmp_path / "copy.db", DATA_KEY) as copy:
+    async with Store.open(tmp_path / "copy.db", DATA_KEY, keystore=tmp_path / "ce.db-keys") as copy:
         assert await copy.get_lead(journaled.id) == journaled
         assert await copy.get_lead(moved.id) == moved
         assert [lead.id for lead in await copy.due_leads(time.time() + 1, 10)] == [
@@ -45,7 +45,7 @@ async def test_a_lead_moved_but_still_journaled_is_the_stores(tmp_path):
         data = await asyncio.to_thread(snapshot, tmp_path / "ce.db")
     (tmp_path / "copy.db").write_bytes(data)
     assert _rows(tmp_path / "copy.db", "leads") == 1
-    async with Store.open(tmp_path / "copy.db", DATA_KEY) as copy:
+    async with Store.open(tmp_path / "copy.db", DATA_KEY, keystore=tmp_path / "ce.db-keys") as copy:
         assert (await copy.get_lead(lead.id)).status == LEAD_CALLING
 
 

@@ -13,7 +13,8 @@ from callengine.storage import JOURNAL_SUFFIX
 from tests.support.engine import DATA_KEY, REPO
 
 
-def journal_lead_and_die(database: Path, widget_id: str, **lead) -> str:
+def journal_lead_and_die(database: Path, widget_id: str, *, keystore: Path | None = None,
+                         **lead) -> str:
     """Journal one lead (create_lead's keywords, `now` aside) for the widget, in a process that
     then ends at once; returns the lead's id."""
     script = textwrap.dedent(f"""
@@ -21,7 +22,8 @@ def journal_lead_and_die(database: Path, widget_id: str, **lead) -> str:
         from callengine.model import Consent
         from callengine.storage import Store
         async def main():
-            async with Store.open({str(database)!r}, {DATA_KEY!r}) as store:
+            async with Store.open({str(database)!r}, {DATA_KEY!r},
+                                  keystore={str(keystore) if keystore else None!r}) as store:
                 widget = await store.get_widget({widget_id!r})
                 await store.write_lock.acquire()  # the move can't start
                 lead = await store.create_lead(widget, now=time.time(), **{lead!r})
@@ -39,8 +41,8 @@ def journal_again(database: Path) -> None:
     leads in the journal too."""
     db = sqlite3.connect(database.with_name(database.name + JOURNAL_SUFFIX))
     db.execute(f"ATTACH DATABASE '{database}' AS s")
-    db.execute("INSERT INTO new_leads SELECT id, widget_id, phone_hash, phone_enc,"
-               " phone_region, phone_kind, name_enc, email_enc, consent_marketing,"
-               " consent_recording, clause_version, created_at FROM s.leads")
+    columns = ("id, widget_id, subject_id, phone_enc, phone_region, phone_kind, name_enc,"
+               " email_enc, consent_marketing, consent_recording, clause_version, created_at")
+    db.execute(f"INSERT INTO new_leads ({columns}) SELECT {columns} FROM s.leads")
     db.commit()
     db.close()

@@ -6,7 +6,7 @@ from uuid6 import uuid7
 
 from callengine.errors import Conflict, NotFound
 from callengine.flow import Result
-from callengine.model import LEAD_CALLING, LEAD_DONE, LEAD_QUEUED, Attempt, Lead
+from callengine.model import ERASED, LEAD_CALLING, LEAD_DONE, LEAD_QUEUED, Attempt, Lead
 from callengine.storage.base import StoreBase
 from callengine.storage.rows import to_attempt, to_lead
 
@@ -18,7 +18,7 @@ class LeadQueries(StoreBase):
             row = await cursor.fetchone()
         if row is None:
             raise NotFound("lead", lead_id)
-        return to_lead(row, self._cipher)
+        return to_lead(row, await self._rows_ciphers([row]))
 
     async def list_leads(
         self, *, widget_id: str | None = None, status: str | None = None, limit: int = 100
@@ -32,20 +32,27 @@ class LeadQueries(StoreBase):
             clauses.append("status = ?")
             params.append(status)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        async with self._db.execute(
-            f"SELECT * FROM leads {where} ORDER BY created_at DESC LIMIT ?", (*params, limit)
-        ) as cursor:
-            return [to_lead(row, self._cipher) async for row in cursor]
+        return await self._leads(
+            f"SELECT * FROM leads {where} ORDER BY created_at DESC LIMIT ?", (*params, limit))
 
     async def due_leads(self, now: float, limit: int) -> list[Lead]:
+        """Queued leads due; a lead whose subject was erased (a store restored from an older
+        backup) is never called: it is closed instead, as `erased`."""
         await self._settled()
-        async with self._db.execute(
+        leads = await self._leads(
             # status spelled out (not bound): that is how SQLite sees leads_queued applies
             f"SELECT * FROM leads WHERE status = '{LEAD_QUEUED}' AND next_attempt_at <= ?"
             " ORDER BY next_attempt_at, created_at LIMIT ?",
-            (now, limit),
-        ) as cursor:
-            return [to_lead(row, self._cipher) async for row in cursor]
+            (now, limit))
+        erased = [lead.id for lead in leads if lead.erased]
+        if erased:
+            async with self._transaction() as db:
+                await db.executemany(
+                    f"UPDATE leads SET status = '{LEAD_DONE}', outcome = '{ERASED}',"
+                    " next_attempt_at = NULL, closed_at = ?, updated_at = ? WHERE id = ?",
+                    [(now, now, lead_id) for lead_id in erased])
+        return [lead for lead in leads if not lead.erased]
+
 
     async def next_due_at(self) -> float | None:
         await self._settled()
