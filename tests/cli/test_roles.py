@@ -31,14 +31,14 @@ def shop(tmp_path, monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
     async def seed() -> str:
-        async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
+        async with Store.open(tmp_path / "ce.db", DATA_KEY, keystore=tmp_path / "ks.db") as store:
             return (await shop_with_lead(store)).id
 
     lead_id = asyncio.run(seed())
     config = tmp_path / "c.toml"
 
     def configure(cli_part: str = "") -> list[str]:
-        config.write_text('[store]\ndatabase = "ce.db"\n' + cli_part)
+        config.write_text('[store]\ndatabase = "ce.db"\nkeystore = "ks.db"\n' + cli_part)
         return ["--config", str(config)]
 
     return configure, lead_id, env
