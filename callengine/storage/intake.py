@@ -55,7 +55,7 @@ MOVE_BATCH = 500  # journaled leads moved into the store per transaction
 # The mover waits this long before each batch, so that a batch carries the leads of a few
 # milliseconds (and one keystore commit and one store commit serve them all) rather than
 # one each; a lead is durable in the journal before that, and reads of leads move at once.
-MOVE_GATHER_S = 0.005
+MOVE_GATHER_S = 0.01
 
 # The rate limits' counts, run on the intake journal's connection: leads of subject ? in
 # the last day (rows of today's and yesterday's days of leads_day_phone), leads of widget ? in
@@ -182,18 +182,19 @@ class IntakeJournal(StoreBase):
         try:
             while self._journaled:
                 await asyncio.sleep(MOVE_GATHER_S)
-                await self._move_new_leads()
+                await self._move_new_leads(batches=1)
         except Exception:
             log.exception("intake journal: %d new lead(s) not moved into the store yet; the"
                           " next new lead or read of leads tries again", len(self._journaled))
 
-    async def _move_new_leads(self) -> None:
-        """Move every lead in the intake journal, whoever journaled it, into the store: each
-        batch committed to the store first, then forgotten by the journal (a crash between
-        the two leaves rows the next move skips)."""
+    async def _move_new_leads(self, batches: int | None = None) -> None:
+        """Move every lead in the intake journal (or that many batches of them), whoever
+        journaled it, into the store: each batch committed to the store first, then forgotten
+        by the journal (a crash between the two leaves rows the next move skips)."""
         assert self._journal is not None
         async with self._moving:
-            while True:
+            while batches is None or batches > 0:
+                batches = None if batches is None else batches - 1
                 before = set(self._journaled)
                 rows = await self._journal.execute_fetchall(
                     f"SELECT {', '.join((*JOURNAL_COLUMNS, *NEW_SUBJECT_COLUMNS))}"
