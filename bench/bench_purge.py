@@ -14,9 +14,11 @@ attempt; M of them (evenly spread) with one real recording: 2 s of 8 kHz audio (
 rate) written by
 RecordingSink to its own X25519 key, that key sealed for the recipient and kept in the
 keystore, as the engine does (RecordingVault.new_file_key). Rows are bulk-inserted with
-sqlite3 directly (the Store API does one transaction per row: far too slow for a million);
-personal fields are encrypted with the store's own FieldCipher, so rows are as big as real
-ones. Rows are built, and recordings written, by a process pool, then os.sync() so no dirty
+sqlite3 directly (the Store API does one transaction per row: far too slow for a million).
+Each lead is its own data subject, as in the store (docs/backup.md): a random subject id on
+the lead row, a fresh subject key wrapped by the store's FieldCipher and kept with the
+number's keyed hash in the keystore's subject_keys, the personal fields encrypted under that
+key, so rows and keystore are as big as real ones. Rows are built, and recordings written, by a process pool, then os.sync() so no dirty
 page of the seeding is left for the purge's os.sync() to pay for.
 
 Measured as the engine runs it (app.py): the real aiohttp app (make_app) on 127.0.0.1, new
@@ -45,7 +47,8 @@ Diagnosis only (each is printed in yellow when used; none is the shipped code):
 
 Checked afterwards (exit 1 if any fails; timings are never asserted): the purge reports N
 leads and M recordings; no expired lead is left; N tombstones; no recording file, no
-recording row and no keystore entry is left; every accepted intake lead is still there.
+recording row and no keystore entry is left, no subject key that no lead names (each
+lead's is kept); every accepted intake lead is still there.
 With --max-purge-seconds: consistency instead (every expired lead kept or tombstoned, no key
 without its file, no file without its live row).
 """
@@ -132,9 +135,9 @@ def uuid7_at(t: float) -> str:
     return str(uuid.UUID(bytes=bytes(raw)))
 
 
-def _seed_chunk(start: int, stop: int, plan: SeedPlan) -> tuple[list, list, list, list]:
-    """Rows for leads [start, stop) and their attempts; recordings written to disk, with their
-    rows and sealed keys. Column lists: see the INSERTs in seed()."""
+def _seed_chunk(start: int, stop: int, plan: SeedPlan) -> tuple[list, list, list, list, list]:
+    """Rows for leads [start, stop), their attempts and their subjects' keys; recordings
+    written to disk, with their rows and sealed keys. Column lists: see the INSERTs in seed()."""
     from callengine import crypto
     from callengine.recorder import RecordingSink, new_recording_id
     from callengine.recordings import key_context
@@ -142,7 +145,7 @@ def _seed_chunk(start: int, stop: int, plan: SeedPlan) -> tuple[list, list, list
     cipher, public, directory, pcm = _W["cipher"], _W["public"], _W["dir"], _W["pcm"]
     recipient_kid = crypto.key_id(public).hex()
     span = (OLDEST_DAYS - YOUNGEST_DAYS) * DAY
-    leads, attempts, recordings, keys = [], [], [], []
+    leads, attempts, recordings, keys, subjects = [], [], [], [], []
     for i in range(start, stop):
         created = plan.now - OLDEST_DAYS * DAY + span * i / plan.leads  # oldest first, as in life
         # UUIDv7 as the Store makes them, stamped with the row's own (past) creation time
@@ -152,11 +155,16 @@ def _seed_chunk(start: int, stop: int, plan: SeedPlan) -> tuple[list, list, list
         email = f"lead{i}@example.com"
         recorded = plan.has_recording(i)
         closed = created + 150.0
+        # As create_lead does for a new number (storage/intake.py): a random subject id, a
+        # fresh key wrapped under the data key, the fields encrypted under that key.
+        subject_id = str(uuid.uuid4())
+        subject, wrapped = cipher.new_subject_key(subject_id)
+        subjects.append((subject_id, cipher.number_hash(phone), wrapped, created))
         leads.append((
-            lead_id, WIDGET_ID, cipher.number_hash(phone),
-            cipher.encrypt(phone, f"leads.phone:{lead_id}"), "PL", "mobile",
-            cipher.encrypt(name, f"leads.name:{lead_id}"),
-            cipher.encrypt(email, f"leads.email:{lead_id}"),
+            lead_id, WIDGET_ID, subject_id,
+            subject.encrypt(phone, f"leads.phone:{lead_id}"), "PL", "mobile",
+            subject.encrypt(name, f"leads.name:{lead_id}"),
+            subject.encrypt(email, f"leads.email:{lead_id}"),
             i % 2, int(recorded), "v7", "done", None, "connected", None, 1, None,
             created, closed, closed,
         ))
@@ -178,13 +186,13 @@ def _seed_chunk(start: int, stop: int, plan: SeedPlan) -> tuple[list, list, list
                                summary.duration_s, summary.bytes_in, summary.segments,
                                summary.sha256, None, None, summary.sample_rate))
             keys.append((recording_id, sealed, started))
-    return leads, attempts, recordings, keys
+    return leads, attempts, recordings, keys, subjects
 
 
-# These mirror the schema in callengine/storage/schema.py (MIGRATIONS) and the keystore's table
+# These mirror the schema in callengine/storage/schema.py (MIGRATIONS) and the keystore's tables
 # (storage/keystore.py): bulk inserts for seeding speed only; the purge itself runs the real code.
 INSERT_LEAD = (
-    "INSERT INTO leads (id, widget_id, phone_hash, phone_enc, phone_region, phone_kind,"
+    "INSERT INTO leads (id, widget_id, subject_id, phone_enc, phone_region, phone_kind,"
     " name_enc, email_enc, consent_marketing, consent_recording, clause_version, status,"
     " progress, outcome, cause, attempts, next_attempt_at, created_at, updated_at, closed_at)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -200,6 +208,8 @@ INSERT_RECORDING = (
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 INSERT_KEY = "INSERT INTO recording_keys (recording_id, sealed_key, created_at) VALUES (?, ?, ?)"
+INSERT_SUBJECT = ("INSERT INTO subject_keys (subject_id, number_hash, wrapped_key, created_at)"
+                  " VALUES (?, ?, ?, ?)")
 
 
 async def create_store(paths: Paths, now: float) -> str:
@@ -208,7 +218,8 @@ async def create_store(paths: Paths, now: float) -> str:
     from callengine.model import Agent, widget_settings_from_input
     from callengine.storage import KeyStore, Store
 
-    async with Store.open(paths.db, DATA_KEY) as store, KeyStore.open(paths.keystore):
+    async with Store.open(paths.db, DATA_KEY, keystore=paths.keystore) as store, \
+            KeyStore.open(paths.keystore):
         await store.add_agent(Agent("alice", "PJSIP/alice"))
         await store.add_group("sales", Strategy.RING_ALL, 20, ["alice"])
         widget = await store.add_widget(WIDGET_ID, "Shop", widget_settings_from_input({
@@ -248,17 +259,18 @@ def seed(paths: Paths, plan: SeedPlan, recipient_public: bytes, console) -> None
         for _ in range(workers * 2):  # bounded: rows don't pile up in memory
             submit()
         while pending:
-            leads, attempts, recordings, keys = pending.pop(0).result()
+            leads, attempts, recordings, keys, subjects = pending.pop(0).result()
             submit()
+            # the keys first, as the engine: a row never names a key not kept
+            keys_db.execute("BEGIN")
+            keys_db.executemany(INSERT_SUBJECT, subjects)
+            keys_db.executemany(INSERT_KEY, keys)
+            keys_db.execute("COMMIT")
             db.execute("BEGIN")
             db.executemany(INSERT_LEAD, leads)
             db.executemany(INSERT_ATTEMPT, attempts)
             db.executemany(INSERT_RECORDING, recordings)
             db.execute("COMMIT")
-            if keys:
-                keys_db.execute("BEGIN")
-                keys_db.executemany(INSERT_KEY, keys)
-                keys_db.execute("COMMIT")
             progress.advance(lead_task, len(leads))
             progress.advance(rec_task, len(recordings))
     for conn in (db, keys_db):
@@ -551,8 +563,9 @@ async def measure(args: argparse.Namespace, paths: Paths, public_key: str, plan:
             raise SystemExit("--profile needs py-spy (pip install py-spy)")
     # As app.py runs them: intake on the engine's Store, the purge on its own connection, the
     # two taking turns on one write lock.
-    async with Store.open(paths.db, DATA_KEY) as store, \
-            Store.open(paths.db, DATA_KEY, write_lock=store.write_lock) as purge_store, \
+    async with Store.open(paths.db, DATA_KEY, keystore=paths.keystore) as store, \
+            Store.open(paths.db, DATA_KEY, keystore=paths.keystore,
+                       write_lock=store.write_lock) as purge_store, \
             KeyStore.open(paths.keystore) as keystore:
         vault = RecordingVault(paths.recordings, keystore)
         timers = Timers()
@@ -881,6 +894,13 @@ async def measure(args: argparse.Namespace, paths: Paths, public_key: str, plan:
     db.close()
     keys_left = sqlite3.connect(paths.keystore).execute(
         "SELECT COUNT(*) FROM recording_keys").fetchone()[0]
+    # Every purged lead's subject forgotten (each seeded lead is its own); intake's stay.
+    subjects_kept = {row[0] for row in sqlite3.connect(paths.keystore).execute(
+        "SELECT subject_id FROM subject_keys")}
+    subjects_named = {row[0] for row in sqlite3.connect(paths.db).execute(
+        "SELECT DISTINCT subject_id FROM leads")}
+    subjects_unused = len(subjects_kept - subjects_named)
+    subjects_missing = len(subjects_named - subjects_kept)
     files_left = sum(1 for _ in paths.recordings.iterdir())
     live_ids = {row[0] for row in sqlite3.connect(paths.db).execute(
         "SELECT id FROM recordings WHERE status != 'deleted'")}
@@ -915,7 +935,11 @@ async def measure(args: argparse.Namespace, paths: Paths, public_key: str, plan:
             ("recording files left", files_left == 0, f"{files_left:,}"),
             ("recording rows left", recording_rows == 0, f"{recording_rows:,}"),
             ("keystore entries left", keys_left == 0, f"{keys_left:,}"),
+            ("subject keys left that no lead names", subjects_unused == 0,
+             f"{subjects_unused:,} (of {len(subjects_kept):,} kept)"),
         ]
+    checks.append(("every lead's subject key kept", subjects_missing == 0,
+                   f"{subjects_missing:,} missing"))
     if args.rate > 0:
         checks.append(("every accepted intake lead kept", leads_left - expired_left == accepted,
                        f"{leads_left - expired_left:,} of {accepted:,}"))
@@ -1032,6 +1056,7 @@ def main() -> int:
     from rich.console import Console
 
     from callengine import crypto
+    from callengine.storage.schema import MIGRATIONS
 
     console = Console(highlight=False)
     root = Path(tempfile.mkdtemp(prefix="bench-purge-", dir=args.dir))
@@ -1046,8 +1071,9 @@ def main() -> int:
                   f"{sys.version.split()[0]}, SQLite {sqlite3.sqlite_version}")
     console.print(f"store in {root}: {fs}")
     try:
+        # named by the schema's version too: a seeding of an older schema is not reused
         cache = (Path(args.seed_cache) / f"seed-{args.leads}-{args.recordings}-{AUDIO_RATE}"
-                 if args.seed_cache else None)
+                 f"-v{len(MIGRATIONS)}" if args.seed_cache else None)
         s0 = time.monotonic()
         if cache is not None and (cache / "seed.json").exists():
             # A copy of an earlier seeding (same sizes): the purge changes files in place.

@@ -38,6 +38,11 @@ class StoreBase:
         self._mover: asyncio.Task[None] | None = None
         self._keys: KeyStore | None = None  # the keystore: subject keys (see Store.open)
         self._subject_ciphers: dict[str, SubjectCipher] = {}  # the cache, by subject id
+        # number hash → subject id, for intake (no keystore lookup for a number seen before).
+        # Both caches hold only while no subject was erased, by any process: each use checks
+        # the keystore's erasures mark (a stat) and starts afresh when it moved.
+        self._subject_ids: dict[str, str] = {}
+        self._erasures_seen: tuple[int, int] | None = None
         # New subjects this process journaled (their wrapped keys ride in the journal, to the
         # keystore with the mover's next batch): number hash → (subject id, cipher).
         self._new_subjects: dict[str, tuple[str, SubjectCipher]] = {}
@@ -51,6 +56,7 @@ class StoreBase:
         """The keys of those subjects that have one (an erased subject has none), from the
         cache or the keystore."""
         wanted = set(subject_ids)
+        self._fresh_caches()
         found = {sid: self._subject_ciphers[sid] for sid in wanted
                  if sid in self._subject_ciphers}
         missing = [sid for sid in wanted if sid not in found and sid is not None]
@@ -65,6 +71,28 @@ class StoreBase:
             self._subject_ciphers.clear()
         self._subject_ciphers[subject_id] = cipher
         return cipher
+
+    def _remember_subject(self, number_hash: str, subject_id: str) -> None:
+        if len(self._subject_ids) >= SUBJECT_CACHE:
+            self._subject_ids.clear()
+        self._subject_ids[number_hash] = subject_id
+
+    def _fresh_caches(self) -> None:
+        """Forget every cached subject when subject keys were deleted since the last look (an
+        erasure or a purge, in this process or another): no key outlives its erasure here."""
+        assert self._keys is not None
+        mark = self._keys.erasures_mark()
+        if mark != self._erasures_seen:
+            self._subject_ids.clear()
+            self._subject_ciphers.clear()
+            self._erasures_seen = mark
+
+    def _forget_cached(self, subject_ids) -> None:
+        gone = set(subject_ids)
+        for subject_id in gone:
+            self._subject_ciphers.pop(subject_id, None)
+        self._subject_ids = {h: s for h, s in self._subject_ids.items() if s not in gone}
+        self._new_subjects = {h: s for h, s in self._new_subjects.items() if s[0] not in gone}
 
     async def _rows_ciphers(self, rows) -> dict[str, SubjectCipher]:
         return await self._ciphers(row["subject_id"] for row in rows)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -51,6 +52,10 @@ _JOURNAL_SCHEMA = (
 )
 NEW_SUBJECT_COLUMNS = ("new_subject_hash", "new_subject_key")  # the journal's own
 MOVE_BATCH = 500  # journaled leads moved into the store per transaction
+# The mover waits this long before each batch, so that a batch carries the leads of a few
+# milliseconds (and one keystore commit and one store commit serve them all) rather than
+# one each; a lead is durable in the journal before that, and reads of leads move at once.
+MOVE_GATHER_S = 0.01
 
 # The rate limits' counts, run on the intake journal's connection: leads of subject ? in
 # the last day (rows of today's and yesterday's days of leads_day_phone), leads of widget ? in
@@ -176,18 +181,20 @@ class IntakeJournal(StoreBase):
         """The mover task (create_lead starts it): until every journaled lead is in the store."""
         try:
             while self._journaled:
-                await self._move_new_leads()
+                await asyncio.sleep(MOVE_GATHER_S)
+                await self._move_new_leads(batches=1)
         except Exception:
             log.exception("intake journal: %d new lead(s) not moved into the store yet; the"
                           " next new lead or read of leads tries again", len(self._journaled))
 
-    async def _move_new_leads(self) -> None:
-        """Move every lead in the intake journal, whoever journaled it, into the store: each
-        batch committed to the store first, then forgotten by the journal (a crash between
-        the two leaves rows the next move skips)."""
+    async def _move_new_leads(self, batches: int | None = None) -> None:
+        """Move every lead in the intake journal (or that many batches of them), whoever
+        journaled it, into the store: each batch committed to the store first, then forgotten
+        by the journal (a crash between the two leaves rows the next move skips)."""
         assert self._journal is not None
         async with self._moving:
-            while True:
+            while batches is None or batches > 0:
+                batches = None if batches is None else batches - 1
                 before = set(self._journaled)
                 rows = await self._journal.execute_fetchall(
                     f"SELECT {', '.join((*JOURNAL_COLUMNS, *NEW_SUBJECT_COLUMNS))}"
@@ -204,6 +211,7 @@ class IntakeJournal(StoreBase):
                     await db.executemany(MOVE_LEAD, [
                         (*tuple(row)[:lead], row["created_at"], row["created_at"])
                         for row in rows])
+                await self._erased_meanwhile(rows)
                 moved = [row["id"] for row in rows]
                 async with self._journal_lock:
                     # Without its own fsync: the next lead's commit syncs the journal's log up
@@ -218,7 +226,8 @@ class IntakeJournal(StoreBase):
                 self._journaled.difference_update(moved)
                 for row in rows:
                     if row["new_subject_hash"] is not None:
-                        self._new_subjects.pop(row["new_subject_hash"], None)
+                        if self._new_subjects.pop(row["new_subject_hash"], None):
+                            self._remember_subject(row["new_subject_hash"], row["subject_id"])
 
     async def _subject_for_intake(self, number_hash: str
                                   ) -> tuple[str, SubjectCipher, bytes | None]:
@@ -226,6 +235,10 @@ class IntakeJournal(StoreBase):
         which its first lead carries into the journal."""
         if number_hash in self._new_subjects:
             return (*self._new_subjects[number_hash], None)
+        self._fresh_caches()
+        known = self._subject_ids.get(number_hash)
+        if known is not None and known in self._subject_ciphers:
+            return known, self._subject_ciphers[known], None
         assert self._keys is not None
         found = await self._keys.subject_by_hash(number_hash)
         if found is None:
@@ -235,7 +248,26 @@ class IntakeJournal(StoreBase):
         subject_id = found[0]
         cipher = self._subject_ciphers.get(subject_id) or self._cache(
             subject_id, self._cipher.subject_cipher(*found))
+        self._remember_subject(number_hash, subject_id)
         return subject_id, cipher, None
+
+    async def _erased_meanwhile(self, rows) -> None:
+        """After a batch's commit into the store: its leads whose subject has no key any more
+        (erased by another process since the lead was journaled, or while this process's
+        cache still named the subject) are erased too — tombstoned, logged, never left
+        unreadable and uncounted. An erasure that deletes the key after this check finds
+        these leads in the store itself (SubjectQueries.forget_number)."""
+        assert self._keys is not None
+        named = {row["subject_id"] for row in rows}
+        gone = named - set(await self._keys.subject_keys(sorted(named)))
+        if not gone:
+            return
+        self._forget_cached(gone)
+        lost = [row["id"] for row in rows if row["subject_id"] in gone]
+        await self.purge_leads(lost, time.time(), "erasure")
+        for lead_id in lost:
+            log.warning("lead %s: its data subject was erased while it waited in the intake"
+                        " journal; erased with it (tombstone reason 'erasure')", lead_id)
 
     async def _settled(self) -> None:
         """Reads of leads call this first: they see every lead this process journaled."""

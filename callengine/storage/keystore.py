@@ -27,6 +27,9 @@ _SCHEMA = (
 )
 
 
+ERASURES_SUFFIX = "-erasures"  # replaced (a new inode) after every deletion of subject keys
+
+
 class KeyStore:
     """The keystore: one sealed key per recording and one wrapped key per data subject, in
     their own SQLite file.
@@ -143,9 +146,31 @@ class KeyStore:
 
     async def delete_subjects(self, subject_ids: list[str]) -> None:
         """Erase the subjects: their keys and number hashes zeroed in the file, or
-        ErasureIncomplete with nothing deleted."""
-        await self._delete("subject_keys", "subject_id", subject_ids, "erasing subject keys")
+        ErasureIncomplete with nothing deleted. Then the erasures mark moves (every process's
+        cache of subjects is stale: storage/base.py)."""
+        if not subject_ids:
+            return
+        try:
+            await self._delete("subject_keys", "subject_id", subject_ids,
+                               "erasing subject keys")
+        finally:
+            await asyncio.to_thread(self._bump_erasures)
         await self.truncate_log()
+
+    def erasures_mark(self) -> tuple[int, int] | None:
+        """Cheap (one stat, no query, no lock): differs after every deletion of subject keys
+        by any process since it was last read."""
+        try:
+            found = os.stat(self.path.with_name(self.path.name + ERASURES_SUFFIX))
+        except FileNotFoundError:
+            return None
+        return found.st_ino, found.st_mtime_ns
+
+    def _bump_erasures(self) -> None:
+        mark = self.path.with_name(self.path.name + ERASURES_SUFFIX)
+        temporary = mark.with_name(f"{mark.name}.{os.urandom(6).hex()}.tmp")
+        temporary.write_bytes(os.urandom(8))  # no personal data: only the file's identity counts
+        os.replace(temporary, mark)
 
     async def subject_count(self) -> int:
         async with self._db.execute("SELECT COUNT(*) FROM subject_keys") as cursor:

@@ -2,7 +2,13 @@
 adds `leads.subject_id`): every lead re-encrypted under its data subject's key, the subjects
 (number hash, wrapped key) put in the keystore, and `leads.phone_hash` dropped, so that the
 store keeps no keyed hash of any number. Run by Store.open; a no-op once done. An interrupted
-run carries on at the next open (rows already moved have their subject_id)."""
+run carries on at the next open (rows already moved have their subject_id).
+
+The old rows' page images (the keyed hashes, the fields under the data key) stay in the
+database file and its WAL until a checkpoint folds and truncates the log, which a running
+engine may not reach for days: so before the first row is rewritten the scrub-pending marker
+is written (scrub.py), and Store.open's scrub, right after, truncates the logs, checked, or
+says loudly that it could not and is retried."""
 
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ from uuid import uuid4
 import aiosqlite
 
 from callengine.crypto import FieldCipher
+from callengine.storage import scrub
 from callengine.storage.intake import journal_path
 from callengine.storage.keystore import KeyStore
 from callengine.storage.sql import file_uri
@@ -46,6 +53,8 @@ async def rekey(db: aiosqlite.Connection, database: Path, cipher: FieldCipher, k
             rows = await cursor.fetchall()
         if not rows:
             break
+        if not done:  # the old rows' bytes go with the scrub that follows (Store.open)
+            scrub.write_marker(database)
         subjects, new = {}, []
         for number_hash in {row[1] for row in rows}:
             found = await keys.subject_by_hash(number_hash)

@@ -11,6 +11,7 @@ raised as ErasureIncomplete, and retried by `scrub_pending`.
 from __future__ import annotations
 
 import logging
+import time
 
 from callengine.errors import ErasureIncomplete
 from callengine.model import Lead
@@ -48,6 +49,17 @@ class SubjectQueries(StoreBase):
         subject_id = await self._subject_of(e164)
         if subject_id is not None:
             await self._forget_subjects([subject_id])
+            # Leads of the subject that reached the store during the erasure (another
+            # process's intake, its mover's commit after our read): erased too. None can come
+            # after this: a mover checks its batch's subjects after its commit (intake.py).
+            async with self._db.execute(
+                    f"SELECT id FROM leads WHERE {LEAD_DAY} >= ? AND subject_id = ?",
+                    (-(2**62), subject_id)) as cursor:
+                late = [row[0] for row in await cursor.fetchall()]
+            if late:
+                await self.purge_leads(late, time.time(), "erasure")
+                log.info("erasure: %d lead(s) that came in during it erased too: %s",
+                         len(late), ", ".join(late))
 
     async def forget_unused_subjects(self, subject_ids: set[str] | list[str]) -> int:
         """Of these subjects (a purge's), forget those no lead names any more, in the store or
@@ -68,10 +80,7 @@ class SubjectQueries(StoreBase):
         if not subject_ids:
             return
         assert self._keys is not None and self._path is not None
-        for subject_id in subject_ids:
-            self._subject_ciphers.pop(subject_id, None)
-        self._new_subjects = {h: s for h, s in self._new_subjects.items()
-                              if s[0] not in subject_ids}
+        self._forget_cached(subject_ids)
         try:
             await self._keys.delete_subjects(subject_ids)
         except ErasureIncomplete:
