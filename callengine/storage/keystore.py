@@ -39,13 +39,15 @@ class KeyStore:
     rows, backups included, becomes undecryptable. Back the keystore up on its own,
     short-lived schedule (docs/backup.md).
 
-    No WAL here, on purpose: in WAL mode a delete commits into the -wal file, which keeps the
-    deleted key until a checkpoint manages to fold and truncate it, and a checkpoint can't
-    while any other connection reads. With a rollback journal and secure_delete a delete
-    either commits with the key's bytes zeroed in the one file (the journal, which holds the
-    old page while the transaction runs, is deleted at commit), or it fails busy and says so:
-    never a success with the key still on disk. The keystore is small and written rarely
-    (a recording's start, a batch of new subjects, a shred), so WAL's concurrency buys little."""
+    WAL, as the store: readers (intake looking up a new number's subject) never wait for a
+    writer (a purge deleting a million subjects' keys), where a rollback journal's exclusive
+    lock made intake wait out every keystore commit (bench_purge --quick: intake p99 during a
+    purge 12-14x idle). In WAL mode a delete commits into the -wal file, which keeps the
+    deleted key until a checkpoint folds and truncates it, and a checkpoint can't while another
+    connection reads: so every delete here ends with a checked truncation of the log
+    (scrub.checkpoint_truncate), which raises ErasureIncomplete when it can't, and the store's
+    scrub-pending marker has it retried (Store.forget_deleted_pages, scrub_pending).
+    """
 
     def __init__(self, db: aiosqlite.Connection, path: Path):
         self._db = db
@@ -61,10 +63,7 @@ class KeyStore:
         try:
             await db.execute("PRAGMA busy_timeout=5000")
             await db.execute("PRAGMA secure_delete=ON")
-            # From WAL (keystores made before): takes a moment alone with the file; while
-            # another process still has it open in WAL mode it stays WAL, and `delete` then
-            # checks its checkpoint instead.
-            await db.execute("PRAGMA journal_mode=DELETE")
+            await db.execute("PRAGMA journal_mode=WAL")
             for statement in _SCHEMA:
                 await db.execute(statement)
             os.chmod(path, 0o600)
@@ -94,16 +93,16 @@ class KeyStore:
         return None if row is None else bytes(row[0])
 
     async def delete(self, recording_ids: list[str], *, truncate_log: bool = True) -> None:
-        """Destroy the keys: committed with their bytes zeroed in the file, or
-        ErasureIncomplete (after a few tries) with nothing deleted. truncate_log: only for a
-        keystore left in WAL mode (see the class), whose log is then truncated, checked."""
+        """Destroy the keys: deleted with their bytes zeroed in the file (secure_delete) and
+        the log truncated, checked; or ErasureIncomplete (after a few tries). A purge deleting
+        batch after batch truncates the log once, at its end (truncate_log=False)."""
         await self._delete("recording_keys", "recording_id", recording_ids, "shredding keys")
         if truncate_log:
             await self.truncate_log()
 
     async def truncate_log(self) -> None:
-        """A keystore still in WAL mode: fold the log and empty it, checked (ErasureIncomplete
-        otherwise). In rollback-journal mode there is no log: nothing to do."""
+        """Fold the log into the file and empty it, checked (ErasureIncomplete otherwise).
+        A keystore a process opened in rollback-journal mode has no log: nothing to do."""
         async with self._lock:
             if await self.journal_mode() == "wal":
                 await scrub.checkpoint_truncate(self._db, "keystore")

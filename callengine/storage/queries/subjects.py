@@ -93,10 +93,14 @@ class SubjectQueries(StoreBase):
         the scrub-pending marker is left for the next try, and ErasureIncomplete raised."""
         await self._settled()
         assert self._journal is not None and self._path is not None
+        assert self._keys is not None
         try:
             await scrub.checkpoint_truncate(self._db, "the store")
             async with self._journal_lock:
                 await scrub.checkpoint_truncate(self._journal, "the intake journal")
+            # The keystore's log too: whichever connection deleted keys (a purge shreds
+            # recordings' keys through the vault's), any connection can fold and truncate it.
+            await self._keys.truncate_log()
         except ErasureIncomplete:
             scrub.write_marker(self._path)
             raise
@@ -110,7 +114,7 @@ class SubjectQueries(StoreBase):
         if marker is None:
             return False
         await self._keys.delete_subjects(marker.get("subjects", []))
-        await self.forget_deleted_pages()
+        await self.forget_deleted_pages()  # the store's, the journal's and the keystore's logs
         scrub.clear_marker(self._path)
         log.info("erasure: the scrub pending since %.0f is done now", marker.get("since", 0))
         return True
