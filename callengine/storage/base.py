@@ -37,6 +37,7 @@ class StoreBase:
         self._moving = asyncio.Lock()
         self._mover: asyncio.Task[None] | None = None
         self._keys: KeyStore | None = None  # the keystore: subject keys (see Store.open)
+        self._key_reader: KeyStore | None = None  # the same file, for intake's reads
         self._subject_ciphers: dict[str, SubjectCipher] = {}  # the cache, by subject id
         # number hash → subject id, for intake (no keystore lookup for a number seen before).
         # Both caches hold only while no subject was erased, by any process: each use checks

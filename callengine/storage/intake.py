@@ -239,8 +239,8 @@ class IntakeJournal(StoreBase):
         known = self._subject_ids.get(number_hash)
         if known is not None and known in self._subject_ciphers:
             return known, self._subject_ciphers[known], None
-        assert self._keys is not None
-        found = await self._keys.subject_by_hash(number_hash)
+        assert self._key_reader is not None
+        found = await self._key_reader.subject_by_hash(number_hash)
         if found is None:
             subject_id = str(uuid4())  # random: it says nothing, not even when
             cipher, wrapped = self._cipher.new_subject_key(subject_id)

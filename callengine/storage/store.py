@@ -82,7 +82,12 @@ class Store(ConfigurationQueries, IntakeJournal, LeadQueries, RecordingQueries, 
             store = cls(db, FieldCipher(data_key), write_lock)
             store._path = path
             store._audit_seal = AuditSeal(audit_dir or path.parent / "keystore")
-            async with KeyStore.open(keystore or default_keystore(path)) as store._keys:
+            keys_path = keystore or default_keystore(path)
+            # Two connections: intake's look-ups of a number's subject read on their own, so
+            # they never queue behind this process's keystore writes (the mover's new subjects),
+            # which may wait for another process's (a purge deleting keys).
+            async with KeyStore.open(keys_path) as store._keys, \
+                    KeyStore.open(keys_path) as store._key_reader:
                 await store.migrate()
                 await rekey(db, path, store._cipher, store._keys, store.write_lock)
                 async with open_journal(path) as store._journal:
