@@ -282,12 +282,16 @@ class ActiveRecording:
 async def close_interrupted_recordings(store: Store, vault: RecordingVault,
                                        clock: Clock) -> None:
     """Recordings left 'recording' by a killed engine: every sealed segment is still there
-    (and decrypts); mark them incomplete with what the file holds."""
+    (and decrypts); mark them incomplete with what the file holds.
+
+    Counted from the file's structure (this host may hold no private key): only whole
+    segments. The writer never closed the file, so a short last slot is a segment whose write
+    the stop tore, which a recovering read rejects too (docs/recording-format.md)."""
     for recording in await store.recordings_in_progress():
         path = recording_path(vault.directory, recording)
         try:
             info = crypto.header_info(path)
-            segments, size = info.segments, info.plaintext_size or 0
+            segments, size = info.whole_segments
             problem = "the engine stopped during the recording; sealed segments kept"
         except (OSError, crypto.RecordingError) as exc:
             segments, size, problem = 0, 0, f"unreadable after an engine stop: {exc}"

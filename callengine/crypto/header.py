@@ -93,6 +93,18 @@ class RecordingInfo:
     segments: int  # segment slots present; the last may be partial
     plaintext_size: int | None  # implied if intact; None if the sizes are impossible
 
+    @property
+    def whole_segments(self) -> tuple[int, int]:
+        """(segments, plaintext bytes) of the whole segments alone, a short last slot left out:
+        what a file its writer never closed holds for sure (a short slot there is a write torn
+        by the writer's stop, which a recovering read rejects too)."""
+        body = self.file_size - self.header_size  # after the stream header
+        first = self.segment_size - STREAM_HEADER_SIZE  # the first shares with the header
+        if body < first:
+            return 0, 0
+        whole = 1 + (body - first) // self.segment_size
+        return whole, first + (whole - 1) * self.segment_size - whole * TINK_TAG_SIZE
+
 
 def _info(path, header: _Header, file_size: int) -> RecordingInfo:
     n, last = _segment_layout(file_size - HEADER_SIZE, header.params)

@@ -184,3 +184,40 @@ async def test_tap_that_cannot_start_leaves_the_call_unrecorded(tmp_path, monkey
     assert line.startswith(f"[lead {lead.id} #1] recording {recording.id} could not start: "
                            "FIFO pipe could not be enlarged to 524288 bytes (EPERM)")
     assert "601234567" not in caplog.text
+
+
+# ---- a recording an engine's stop left behind ----------------------------------------------------
+
+
+@pytest.mark.parametrize("torn_pages", [0, 1, 5])
+async def test_interrupted_recording_counts_only_whole_segments(tmp_path, torn_pages):
+    """An engine killed while writing a segment leaves a short last slot (the kernel cuts a
+    write between pages): the row's duration is what a recovering read returns, not more."""
+    from callengine.recordings import close_interrupted_recordings
+
+    private, public = crypto.generate_recipient_keypair()
+    async with Store.open(tmp_path / "ce.db", DATA_KEY, keystore=tmp_path / "ks.db") as store, \
+            KeyStore.open(tmp_path / "ks.db") as keystore:
+        vault = RecordingVault(tmp_path / "recordings", keystore, [private])
+        vault.directory.mkdir()
+        lead = await _lead_and_attempt(store)
+        attempt = await store.start_attempt(lead.id, time.time())
+        file_key = await vault.new_file_key("r-killed", public, time.time())
+        sink = RecordingSink(vault.directory, file_key, recording_id="r-killed")
+        await store.add_recording("r-killed", attempt, "fifo", "k", time.time(),
+                                  sample_rate=sink.sample_rate)
+        sink.feed(bytes(range(256)) * 1100)  # 281,600 bytes: 4 whole segments, the 5th in memory
+        path = next(vault.directory.iterdir())
+        whole = path.stat().st_size
+        if torn_pages:  # the 5th segment's write, cut by the kill after some pages
+            sink.feed(bytes(65536))
+            with open(path, "r+b") as f:
+                f.truncate((whole // 4096 + torn_pages) * 4096)
+        await close_interrupted_recordings(store, vault, time.time)
+        recording, = await store.list_recordings()
+        plain = await vault.open(recording)
+        pcm = b"".join(plain.chunks)
+        sink.abort()
+    assert recording.status == "incomplete" and recording.segments == 4
+    assert len(pcm) == 65480 + 3 * 65520
+    assert recording.duration_s == pytest.approx(len(pcm) / bytes_per_second(sink.sample_rate))
