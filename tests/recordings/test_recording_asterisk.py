@@ -192,11 +192,15 @@ fifo_group = {asterisk.group_id if asterisk.group_id is not None else 0}
                 # > 2 sealed segments of 64 KiB (≈4.1 s each at 8 kHz), plus MixMonitor's
                 # buffering (32 KiB blocks, ≈2 s) and one frame beyond the second segment.
                 await asyncio.sleep(2 * 65520 / bytes_per_second(DEFAULT_SAMPLE_RATE) + 2.5)
-                # Kill just after one of MixMonitor's writes (every ≈2 s, 32 KiB blocks): the
-                # FIFO looks busy to a watchdog that goes by the time of the last write.
+                # Kill shortly after one of MixMonitor's writes (every ≈2 s, 32 KiB blocks): the
+                # FIFO looks busy to a watchdog that goes by the time of the last write. Not in
+                # the write's first 0.5 s, while the engine may be sealing a segment: a kill
+                # there leaves a torn last segment that the row counts as audio (a separate bug,
+                # see the closing note of issue 11).
                 fifo, = fifo_dir.iterdir()
                 before = fifo.stat().st_mtime_ns
                 await poll(lambda: _changed(fifo, before), timeout=5)
+                await asyncio.sleep(0.5)
                 engine.kill()
                 assert scan_for_plaintext(tmp_path, asterisk.state_dir) == []
                 killed_log = len(engine.log())
