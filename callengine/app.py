@@ -16,8 +16,8 @@ from callengine.asterisk.ari import AriClient
 from callengine.config import Config
 from callengine.crypto import load_public_key
 from callengine.engine import Engine
-from callengine.media.fifo import FifoTap, ensure_fifo_dir
-from callengine.media.fifo_watchdog import fifo_watchdog
+from callengine.media.fifo import FifoTap
+from callengine.media.fifo_watchdog import claim_fifo_dir, fifo_watchdog
 from callengine.media.rtp import RtpTap
 from callengine.recorder import Tap
 from callengine.recordings import RecordingSetup, RecordingVault, load_private_keys
@@ -57,18 +57,21 @@ async def _recording(config: Config, ari: AriClient, vault: RecordingVault
         yield RecordingSetup("rtp", vault, public_key, new_rtp_tap,
                              sample_rate=settings.sample_rate)
         return
-    ensure_fifo_dir(settings.fifo_dir, settings.fifo_group)
-    async with AmiClient(config.ami.host, config.ami.port, config.ami.user,
-                         config.ami.secret) as ami:
-        def new_fifo_tap() -> Tap:
-            return FifoTap(ami, settings.fifo_dir, settings.fifo_dir_asterisk,
-                           settings.fifo_group, slack_s=settings.fifo_slack_s)
+    # Claimed (and emptied of a dead engine's FIFOs) before the engine exists, so before it
+    # hangs up that engine's channels.
+    with claim_fifo_dir(settings.fifo_dir, settings.fifo_group):
+        async with AmiClient(config.ami.host, config.ami.port, config.ami.user,
+                             config.ami.secret) as ami:
+            def new_fifo_tap() -> Tap:
+                return FifoTap(ami, settings.fifo_dir, settings.fifo_dir_asterisk,
+                               settings.fifo_group, slack_s=settings.fifo_slack_s)
 
-        yield RecordingSetup(
-            "fifo", vault, public_key, new_fifo_tap,
-            watchdog=lambda: fifo_watchdog(settings.fifo_dir, interval=settings.orphan_check_s),
-            sample_rate=settings.sample_rate,
-        )
+            yield RecordingSetup(
+                "fifo", vault, public_key, new_fifo_tap,
+                watchdog=lambda: fifo_watchdog(settings.fifo_dir,
+                                               interval=settings.orphan_check_s),
+                sample_rate=settings.sample_rate,
+            )
 
 
 @asynccontextmanager

@@ -49,8 +49,9 @@ before unlinking (a regular file where our FIFO was is removed and reported), an
 removes any regular file in the FIFO directory. Bytes received against call duration catch the
 rest: a recording whose audio went elsewhere is short.
 
-Orphans (a FIFO no live tap owns, after a crash) are released by the watchdog in
-callengine/media/fifo_watchdog.py; the pipe sizes and the kernel's per-user pipe budget are in
+Orphans (a FIFO no live tap owns, after a crash) are released in
+callengine/media/fifo_watchdog.py: all at once when the next engine claims the directory
+(claim_fifo_dir), anything later by the watchdog; the pipe sizes and the kernel's per-user pipe budget are in
 callengine/media/pipe_sizes.py.
 """
 

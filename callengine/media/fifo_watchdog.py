@@ -5,20 +5,37 @@ blocked on it, which keeps its channel up forever. `release_orphaned_fifos` (and
 `fifo_watchdog` loop around it) opens, drains, closes and unlinks such FIFOs; the open alone
 releases a blocked MixMonitor, and after the close its writes fail with EPIPE (Asterisk logs
 "Broken pipe" every ~2 s until the call ends) instead of blocking.
+
+After a kill, the FIFOs are released at the engine's start, all of them, by `claim_fifo_dir`:
+the engine holds an exclusive lock on the FIFO directory for as long as it runs, so whatever
+is in the directory when the lock is won was left by an engine that is dead. The periodic
+passes' idle rule (a FIFO written in the last `min_idle_s` is left alone) cannot tell a dead
+engine's FIFO from a live one's - MixMonitor's writes into a pipe without a reader fail and
+leave its mtime alone, but the last one before the kill may be a second old - so it is not
+what releases them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import fcntl
 import logging
 import os
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from callengine.media.fifo import FIFO_SUFFIXES, READ_CHUNK, _unlink, active_fifo_ids
+from callengine.media.fifo import (
+    FIFO_SUFFIXES,
+    READ_CHUNK,
+    FifoTapError,
+    _unlink,
+    active_fifo_ids,
+    ensure_fifo_dir,
+)
 
 # The FIFO route's log, as before the watchdog had a module of its own.
 log = logging.getLogger("callengine.media.fifo")
@@ -78,6 +95,36 @@ def release_orphaned_fifos(
         log.warning("released orphaned recording FIFO %s (%d bytes discarded): no recording "
                     "in this engine owns it", name, drained)
     return released
+
+
+@contextmanager
+def claim_fifo_dir(fifo_dir_host: Path, group: int | None) -> Iterator[list[str]]:
+    """The FIFO directory, this engine's alone while the block runs. Yields the recording ids
+    whose FIFO (or plaintext file) a dead engine had left there, now released.
+
+    1. `ensure_fifo_dir` (owner, group, 0710: the fail-closed rules).
+    2. An exclusive flock on the directory itself (no file is added to it). Another running
+       engine holding it is refused (`FifoTapError`): two engines in one directory would take
+       each other's FIFOs for orphans. The kernel drops the lock when its holder's process
+       ends, however it ends (SIGKILL included), so winning it proves the previous holder dead.
+    3. Every FIFO in the directory that no tap of this process owns is released at once,
+       whatever its age (`release_orphaned_fifos` with min_idle_s=0), and any regular file is
+       removed. The composition root claims the directory before the engine exists, so this is
+       done before the engine connects to Asterisk and hangs up the dead engine's channels (a
+       MixMonitor blocked in open() would otherwise block that hangup too)."""
+    fifo_dir_host = Path(fifo_dir_host)
+    ensure_fifo_dir(fifo_dir_host, group)
+    fd = os.open(fifo_dir_host, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise FifoTapError(
+                f"FIFO directory {fifo_dir_host} is in use by another running engine: "
+                "give each engine its own recording.fifo_dir") from None
+        yield release_orphaned_fifos(fifo_dir_host, active_fifo_ids, min_idle_s=0)
+    finally:
+        os.close(fd)  # drops the lock
 
 
 def _drain_and_close(path: Path) -> int:

@@ -15,7 +15,10 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import stat
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -37,7 +40,7 @@ from callengine.media.fifo import (
     ensure_fifo_dir,
     fifo_suffix,
 )
-from callengine.media.fifo_watchdog import fifo_watchdog, release_orphaned_fifos
+from callengine.media.fifo_watchdog import claim_fifo_dir, fifo_watchdog, release_orphaned_fifos
 from callengine.media.pipe_sizes import pipe_size_for
 from callengine.recorder import RecordingSink
 from tests.support.asterisk import CHROOT_STATE_DIR, AriApp
@@ -399,6 +402,77 @@ async def test_watchdog_loop_runs_first_pass_at_once(fifo_dir):
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+def test_claim_releases_what_a_killed_engine_left_at_once(fifo_dir):
+    """What a SIGKILLed engine leaves: a FIFO that MixMonitor still holds open and wrote into
+    a moment ago (its writes now fail, so its mtime stays young), and one nobody ever opened.
+    Claiming the directory releases both at once - no idle time, no watchdog tick - and the
+    writer's next write fails instead of blocking."""
+    written = fifo_dir / f"{'a' * 32}.sln"
+    never_opened = fifo_dir / f"{'b' * 32}.sln16"
+    for p in (written, never_opened):
+        os.mkfifo(p, 0o600)
+    reader = os.open(written, os.O_RDONLY | os.O_NONBLOCK)
+    writer = os.open(written, os.O_WRONLY | os.O_NONBLOCK)  # MixMonitor's write end
+    os.write(writer, b"\0" * 640)
+    os.close(reader)  # the engine died: no reader left
+    with pytest.raises(BrokenPipeError):
+        os.write(writer, b"\0" * 640)
+    assert time.time() - written.stat().st_mtime < 1.0  # young: the idle rule would skip it
+    try:
+        with claim_fifo_dir(fifo_dir, None) as released:
+            assert sorted(released) == ["a" * 32, "b" * 32]
+            assert list(fifo_dir.iterdir()) == []
+            with pytest.raises(BrokenPipeError):
+                os.write(writer, b"\0" * 640)
+    finally:
+        os.close(writer)
+
+
+def test_claim_spares_this_process_s_taps(fifo_dir, monkeypatch):
+    mine = fifo_dir / f"{'c' * 32}.sln"
+    os.mkfifo(mine, 0o600)
+    monkeypatch.setattr(fifo_mod, "_active", {"c" * 32})
+    with claim_fifo_dir(fifo_dir, None) as released:
+        assert released == [] and mine.exists()
+
+
+_HOLD = """
+import sys, time
+from pathlib import Path
+from callengine.media.fifo_watchdog import claim_fifo_dir
+with claim_fifo_dir(Path(sys.argv[1]), None):
+    print("claimed", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_one_engine_per_fifo_dir_until_it_dies(fifo_dir):
+    """A second engine on a claimed directory is refused loudly (it would take the first
+    one's FIFOs for orphans); once the holder is killed (SIGKILL: no clean-up ran), the next
+    claim wins at once."""
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD, str(fifo_dir)],
+                              stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "claimed"
+        with pytest.raises(FifoTapError, match="in use by another running engine"):
+            with claim_fifo_dir(fifo_dir, None):
+                pass
+        left = fifo_dir / f"{'d' * 32}.sln"
+        os.mkfifo(left, 0o600)
+        with pytest.raises(FifoTapError):  # refused before it touched anything
+            with claim_fifo_dir(fifo_dir, None):
+                pass
+        assert left.exists()
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(10)
+    with claim_fifo_dir(fifo_dir, None) as released:
+        assert released == ["d" * 32]
+    with claim_fifo_dir(fifo_dir, None) as released:  # released on exit, too
+        assert released == []
 
 
 # ---- against the real Asterisk ----------------------------------------------------------------
