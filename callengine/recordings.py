@@ -149,12 +149,9 @@ class RecordingVault:
         """The crypto-shred itself: with its keystore entry gone, every copy of a file,
         backups included, is undecryptable. The files still have to go (`remove_files`).
         final=False (a purge, batch after batch): the keystore's log keeps the deletions until
-        `keys_destroyed()` folds it."""
+        the purge's checked scrub (Store.forget_deleted_pages) truncates it."""
         if recording_ids:
             await self.keystore.delete(recording_ids, truncate_log=final)
-
-    async def keys_destroyed(self) -> None:
-        await self.keystore.truncate_log()
 
     def remove_files(self, recording_ids: list[str]) -> int:
         """Blocking (run it in a thread). Each file's wrapped key is overwritten and made
