@@ -8,12 +8,15 @@ of them (JSON views, CSV rows) is in `callengine.services.views`.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
 from callengine.errors import InvalidInput
 from callengine.flow import Outcome, Strategy
-from callengine.numbers import DIAL_FORMATS, NumberPolicy, VisitorNumber, check_number, mask
+from callengine.numbers import (
+    DIAL_FORMATS, SUPPORTED_REGIONS, NumberPolicy, VisitorNumber, check_number, mask,
+)
 
 LEAD_QUEUED = "queued"
 LEAD_CALLING = "calling"
@@ -26,12 +29,18 @@ RECORDING_INCOMPLETE = "incomplete"  # ended early; its sealed part opens
 RECORDING_FAILED = "failed"
 RECORDING_DELETED = "deleted"  # crypto-shredded: the row is a tombstone
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-_ENDPOINT = re.compile(r"^(PJSIP|SIP|IAX2|Local)/[A-Za-z0-9_.@+-]{1,80}$")
-_MEDIA = re.compile(r"^(sound|recording|tone):[A-Za-z0-9_/.,=|-]{1,120}$")
-_REGION = re.compile(r"^[A-Z]{2}$")
-_CLAUSE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[A-Za-z]{2,}$")
+# Each pattern is used with fullmatch: `$` alone would also accept a trailing newline.
+_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+_ENDPOINT = re.compile(r"(PJSIP|SIP|IAX2|Local)/[A-Za-z0-9_.@+-]{1,80}")
+_MEDIA = re.compile(r"(sound|recording|tone):[A-Za-z0-9_/.,=|-]{1,120}")
+_CLAUSE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,190}\.[A-Za-z]{2,}")
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:\d+)?")
+# Not "one line" of text: line and paragraph separators (Zl, Zp) and the Unicode categories of
+# control (Cc: NUL…, CR, LF, NEL), format (Cf: bidi overrides and isolates, LRM/RLM, zero-width
+# characters), surrogate (Cs: a lone one can't even be encoded), private use (Co) and
+# unassigned (Cn) characters.
+_NOT_ONE_LINE = frozenset({"Zl", "Zp", "Cc", "Cf", "Cs", "Co", "Cn"})
 RETRYABLE_OUTCOMES = frozenset(o.value for o in Outcome if o is not Outcome.CONNECTED)
 LEAD_FIELDS = frozenset({"phone", "name", "email", "consent", "clause_version"})
 ALLOWED_KINDS = {
@@ -205,9 +214,17 @@ def optional_text(field_name: str, value: Any, limit: int) -> str | None:
     """A free-text field: absent or empty is None, else one line of at most `limit` characters."""
     if value is None or value == "":
         return None
-    if not isinstance(value, str) or len(value) > limit or any(ord(c) < 32 for c in value):
+    if not isinstance(value, str) or len(value) > limit or not is_one_line(value):
         raise InvalidInput(field_name, f"must be text of at most {limit} characters on one line")
     return value.strip()
+
+
+def is_one_line(text: str) -> bool:
+    """Printable text on one line: no separators, controls, bidi or invisible formatting
+    characters, surrogates, private-use or unassigned code points."""
+    if text.isascii():  # the usual case, quickly: only C0 controls and DEL are refused
+        return text.isprintable()
+    return not any(unicodedata.category(c) in _NOT_ONE_LINE for c in text)
 
 
 def lead_from_input(data: dict[str, Any], policy: NumberPolicy) -> LeadInput:
@@ -225,27 +242,27 @@ def lead_from_input(data: dict[str, Any], policy: NumberPolicy) -> LeadInput:
     ):
         raise InvalidInput("consent", "required: {\"marketing\": bool, \"recording\": bool}")
     clause = data.get("clause_version")
-    if not isinstance(clause, str) or not _CLAUSE.match(clause):
+    if not isinstance(clause, str) or not _CLAUSE.fullmatch(clause):
         raise InvalidInput(
             "clause_version", "required: the id of the information clause the visitor saw"
         )
     name = optional_text("name", data.get("name"), 100)
     email = optional_text("email", data.get("email"), 254)
-    if email is not None and not _EMAIL.match(email):
+    if email is not None and not _EMAIL.fullmatch(email):
         raise InvalidInput("email", "is not an e-mail address")
     number = check_number(raw_phone, policy)
     return LeadInput(number, name, email, Consent(consent["marketing"], consent["recording"], clause))
 
 
 def check_name(field_name: str, value: Any) -> str:
-    if not isinstance(value, str) or not _NAME.match(value):
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
         raise InvalidInput(field_name, "use 1–63 lowercase letters, digits, '-' or '_'")
     return value
 
 
 def agent_from_input(name: Any, endpoint: Any) -> Agent:
     check_name("name", name)
-    if not isinstance(endpoint, str) or not _ENDPOINT.match(endpoint):
+    if not isinstance(endpoint, str) or not _ENDPOINT.fullmatch(endpoint):
         raise InvalidInput("endpoint", "expected a dial string like PJSIP/agent1")
     return Agent(name=name, endpoint=endpoint)
 
@@ -271,30 +288,32 @@ def widget_settings_from_input(data: Any) -> WidgetSettings:
     values = {name: data.get(name, getattr(defaults, name)) for name in known}
     check_name("group", values["group"])
     endpoint = values["visitor_endpoint"]
-    if not isinstance(endpoint, str) or "{number}" not in endpoint or not _ENDPOINT.match(
+    if not isinstance(endpoint, str) or "{number}" not in endpoint or not _ENDPOINT.fullmatch(
         endpoint.replace("{number}", "0")
     ):
         raise InvalidInput("visitor_endpoint", "expected a dial string with {number}")
     if values["number_format"] not in DIAL_FORMATS:
         raise InvalidInput("number_format", f"must be one of {', '.join(sorted(DIAL_FORMATS))}")
     caller_id = values["caller_id"]
-    if not isinstance(caller_id, str) or len(caller_id) > 80 or any(c in caller_id for c in "\r\n"):
+    if not isinstance(caller_id, str) or len(caller_id) > 80 or not is_one_line(caller_id):
         raise InvalidInput("caller_id", "must be a single line of at most 80 characters")
     regions = _str_tuple("allowed_regions", values["allowed_regions"])
     for region in regions:
-        if not _REGION.match(region):
-            raise InvalidInput("allowed_regions", f"{region!r} is not an ISO country code")
+        if region not in SUPPORTED_REGIONS:  # what NumberPolicy accepts, so no lead fails on it
+            hint = " (the United Kingdom is GB)" if region == "UK" else ""
+            raise InvalidInput("allowed_regions",
+                               f"{region!r} is not a country code numbers can be checked for{hint}")
     kinds = _str_tuple("allowed_kinds", values["allowed_kinds"])
     for kind in kinds:
         if kind not in ALLOWED_KINDS:
             raise InvalidInput("allowed_kinds", f"{kind!r} may not be dialled")
     default_region = values["default_region"]
     if default_region is not None and (
-        not isinstance(default_region, str) or not _REGION.match(default_region)
+        not isinstance(default_region, str) or default_region not in SUPPORTED_REGIONS
     ):
         raise InvalidInput("default_region", "must be an ISO country code like PL")
     whisper = values["whisper"]
-    if whisper is not None and (not isinstance(whisper, str) or not _MEDIA.match(whisper)):
+    if whisper is not None and (not isinstance(whisper, str) or not _MEDIA.fullmatch(whisper)):
         raise InvalidInput("whisper", "expected an Asterisk media URI like sound:beep")
     retry_on = _str_tuple("retry_on", values["retry_on"])
     for outcome in retry_on:
@@ -305,7 +324,7 @@ def widget_settings_from_input(data: Any) -> WidgetSettings:
     if not isinstance(values["recording_requires_consent"], bool):
         raise InvalidInput("recording_requires_consent", "must be true or false")
     notice = values["recording_notice"]
-    if notice is not None and (not isinstance(notice, str) or not _MEDIA.match(notice)):
+    if notice is not None and (not isinstance(notice, str) or not _MEDIA.fullmatch(notice)):
         raise InvalidInput("recording_notice", "expected an Asterisk media URI")
     if values["recording"] == "on" and notice is None:
         raise InvalidInput(
@@ -313,7 +332,7 @@ def widget_settings_from_input(data: Any) -> WidgetSettings:
         )
     origins = _str_tuple("allowed_origins", values["allowed_origins"])
     for origin in origins:
-        if not re.match(r"^https?://[A-Za-z0-9.-]+(:\d+)?$", origin):
+        if not _ORIGIN.fullmatch(origin):
             raise InvalidInput("allowed_origins", f"{origin!r} is not an origin like https://a.b")
     return WidgetSettings(
         group=values["group"],

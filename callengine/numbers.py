@@ -37,6 +37,7 @@ __all__ = [
     "KINDS",
     "MAX_RAW_LENGTH",
     "REJECT_CODES",
+    "SUPPORTED_REGIONS",
     "NumberPolicy",
     "NumberRejected",
     "VisitorNumber",
@@ -82,6 +83,12 @@ DIAL_FORMATS: frozenset[str] = frozenset({"e164", "e164-digits", "00"})
 # ASCII only on purpose ([0-9], not \d, which would match any Unicode digit).
 _E164_RE = re.compile(r"\+[1-9][0-9]{1,14}")
 _REGION_RE = re.compile(r"[A-Z]{2}")
+
+#: The ISO 3166 regions a policy may name: those libphonenumber has metadata for (not "UK",
+#: "EU", "XK" or "ZZ"; not "001", the non-geographic numbers).
+SUPPORTED_REGIONS: frozenset[str] = frozenset(
+    r for r in phonenumbers.SUPPORTED_REGIONS if _REGION_RE.fullmatch(r)
+)
 
 # Characters a visitor may legitimately type around the digits: plus signs and
 # the usual punctuation (ASCII and the full-width / typographic variants that

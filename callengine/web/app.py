@@ -8,6 +8,7 @@ from aiohttp import web
 from callengine.web import admin, intake
 from callengine.web.deps import DEPS, SERVICES, WebDeps
 from callengine.web.problems import MAX_BODY, problems_middleware
+from callengine.web.security import on_prepare, widget_guard
 
 
 async def health(request: web.Request) -> web.Response:
@@ -15,7 +16,9 @@ async def health(request: web.Request) -> web.Response:
 
 
 def make_app(deps: WebDeps) -> web.Application:
-    app = web.Application(middlewares=[problems_middleware], client_max_size=MAX_BODY)
+    app = web.Application(middlewares=[problems_middleware, widget_guard],
+                          client_max_size=MAX_BODY)
+    app.on_response_prepare.append(on_prepare)  # security and CORS headers, every answer
     app[DEPS] = deps
     app[SERVICES] = deps.services
     app.router.add_get("/healthz", health)

@@ -5,23 +5,17 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from callengine.model import Widget
 from callengine.services.views import lead_public_view
 from callengine.web.deps import services
 from callengine.web.problems import json_body
+from callengine.web.security import widget_of
 
-
-def _cors(request: web.Request, widget: Widget, response: web.StreamResponse) -> None:
-    origin = request.headers.get("Origin")
-    if origin and origin in widget.settings.allowed_origins:
-        response.headers["Access-Control-Allow-Origin"] = origin
-        response.headers["Vary"] = "Origin"
+# The widget is found, its Origin rule applied and the CORS headers added for every answer
+# (errors too) by callengine.web.security.
 
 
 async def intake_preflight(request: web.Request) -> web.Response:
-    widget = await services(request).leads.widget_for_key(request.match_info["key"])
     response = web.Response(status=204)
-    _cors(request, widget, response)
     response.headers["Access-Control-Allow-Methods"] = "POST, GET"
     response.headers["Access-Control-Allow-Headers"] = "Content-Type"
     return response
@@ -29,24 +23,20 @@ async def intake_preflight(request: web.Request) -> web.Response:
 
 async def create_lead(request: web.Request) -> web.Response:
     leads = services(request).leads
-    widget = await leads.widget_for_key(request.match_info["key"])
+    widget = widget_of(request)
     lead = await leads.create(widget, await json_body(request))
     response = web.json_response(
         {**lead_public_view(lead),
          "status_url": f"/api/v1/widgets/{widget.public_key}/leads/{lead.id}"},
         status=201,
     )
-    _cors(request, widget, response)
     return response
 
 
 async def lead_public_status(request: web.Request) -> web.Response:
     leads = services(request).leads
-    widget = await leads.widget_for_key(request.match_info["key"])
-    lead = await leads.public_status(widget, request.match_info["lead_id"])
-    response = web.json_response(lead_public_view(lead))
-    _cors(request, widget, response)
-    return response
+    lead = await leads.public_status(widget_of(request), request.match_info["lead_id"])
+    return web.json_response(lead_public_view(lead))
 
 
 def add_routes(app: web.Application) -> None:

@@ -4,8 +4,10 @@ Nothing outside this package knows about status codes."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -18,11 +20,15 @@ from callengine.errors import (
 )
 from callengine.numbers import NumberRejected
 from callengine.recordings import RecordingUnavailable
+from callengine.web.deps import DEPS
 
 log = logging.getLogger(__name__)
 
 PROBLEM_TYPE = "https://callengine.invalid/problems/"  # stable identifiers, not fetched
 MAX_BODY = 16 * 1024
+MAX_JSON_DEPTH = 32  # nested arrays/objects a body may have (a lead needs 2)
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_JSON_BRACKET = re.compile(rb"[\[\]{}]")
 
 
 class Problem(Exception):
@@ -82,9 +88,12 @@ def problem_response(problem: Problem, instance: str) -> web.Response:
         headers["Retry-After"] = str(problem.extra["retry_after"])
     if problem.status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="callengine"'
-    return web.json_response(
+    response = web.json_response(
         body, status=problem.status, content_type="application/problem+json", headers=headers
     )
+    if problem.status in (408, 413):
+        response.force_close()  # the rest of the body is not worth waiting for
+    return response
 
 
 @web.middleware
@@ -96,9 +105,14 @@ async def problems_middleware(
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return problem_response(
+        if isinstance(exc, web.HTTPRequestEntityTooLarge):  # a body over client_max_size
+            return problem_response(_too_large(), request.path)
+        response = problem_response(
             Problem(exc.status, f"http-{exc.status}", exc.reason or "HTTP error"), request.path
         )
+        if isinstance(exc, web.HTTPMethodNotAllowed):  # RFC 9110 §15.5.6: Allow is required
+            response.headers["Allow"] = ", ".join(sorted(exc.allowed_methods))
+        return response
     except Exception as exc:
         problem = problem_for(exc)
         if problem is None:
@@ -114,9 +128,49 @@ def _route(request: web.Request) -> str:
     return resource.canonical if resource is not None else "(no route)"
 
 
+def _too_large() -> Problem:
+    return Problem(413, "too-large", "Request body too large", f"at most {MAX_BODY} bytes")
+
+
+def _malformed(detail: str) -> Problem:
+    return Problem(400, "malformed-json", "Malformed JSON", detail)
+
+
+def _too_deep(raw: bytes) -> bool:
+    """Whether the JSON text nests arrays/objects deeper than MAX_JSON_DEPTH (brackets inside
+    strings don't count). json.loads would recurse once per level, up to a RecursionError."""
+    if raw.count(b"[") + raw.count(b"{") <= MAX_JSON_DEPTH:
+        return False  # the usual body: nothing to scan
+    depth = 0
+    for bracket in _JSON_BRACKET.findall(_JSON_STRING.sub(b"", raw)):
+        depth += 1 if bracket in b"[{" else -1
+        if depth > MAX_JSON_DEPTH:
+            return True
+    return False
+
+
+async def read_body(request: web.Request, timeout_s: float) -> bytes:
+    """The whole body, at most MAX_BODY bytes however it is framed (Content-Length or
+    chunked: the app's client_max_size stops a chunked one), within `timeout_s` (a client
+    trickling its body in is cut off: aiohttp itself has no body read timeout)."""
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise _too_large()
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise _too_large() from None
+    except TimeoutError:
+        raise Problem(408, "body-timeout", "The request body came too slowly",
+                      f"send the body within {timeout_s:g} s") from None
+    except web.RequestPayloadError as exc:  # broken chunked framing, bad compression
+        raise Problem(400, "malformed-body", "The request body could not be read",
+                      type(exc).__name__) from None
+
+
 async def json_body(request: web.Request) -> dict[str, Any]:
     if request.content_length is not None and request.content_length > MAX_BODY:
-        raise Problem(413, "too-large", "Request body too large", f"at most {MAX_BODY} bytes")
+        raise _too_large()
     if request.content_type != "application/json":
         raise Problem(415, "unsupported-media-type", "Send JSON",
                       "Content-Type must be application/json")
@@ -124,10 +178,13 @@ async def json_body(request: web.Request) -> dict[str, Any]:
         # JSON is UTF-8 (RFC 8259); the client's charset is not echoed back.
         raise Problem(415, "unsupported-charset", "Send UTF-8",
                       "JSON must be sent as UTF-8")
+    raw = await read_body(request, request.app[DEPS].body_timeout_s)
+    if _too_deep(raw):
+        raise _malformed(f"the body nests deeper than {MAX_JSON_DEPTH} levels")
     try:
-        data = json.loads(await request.read())
-    except ValueError:  # UnicodeDecodeError included
-        raise Problem(400, "malformed-json", "Malformed JSON", "the body is not valid JSON") from None
+        data = json.loads(raw)
+    except (ValueError, RecursionError):  # UnicodeDecodeError included
+        raise _malformed("the body is not valid JSON") from None
     if not isinstance(data, dict):
-        raise Problem(400, "malformed-json", "Malformed JSON", "the body must be a JSON object")
+        raise _malformed("the body must be a JSON object")
     return data
