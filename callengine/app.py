@@ -99,7 +99,9 @@ async def _serve(config: Config, store: Store, ari: AriClient, vault: RecordingV
     """The engine, the HTTP API and the retention schedule, stopped in reverse order."""
     engine = Engine(store, ari, config.dialing, recording=recording)
     services = Services(store, vault=vault, on_lead=engine.wake, channel="api")
-    async with listening(WebDeps(services, config.http.admin_token),
+    async with listening(WebDeps(services, config.http.admin_token,
+                                 header_timeout_s=config.http.header_timeout_s,
+                                 body_timeout_s=config.http.body_timeout_s),
                          config.http.host, config.http.port) as port:
         log.info("HTTP API on %s:%d", config.http.host, port)
         # The purge runs in a process of its own (the interpreter lock stays the visitors');

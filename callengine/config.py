@@ -36,6 +36,8 @@ class HttpConfig:
     host: str
     port: int
     admin_token: str
+    header_timeout_s: float = 10.0  # a request's headers must be in within this (slowloris)
+    body_timeout_s: float = 10.0  # and its body within this once the handler reads it
 
 
 @dataclass(frozen=True)
@@ -112,7 +114,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
     "store": {"database": "var/callengine.db", "recordings_dir": "recordings",
               "keystore": "var/keystore/keystore.db"},
     "ari": {"url": "http://127.0.0.1:8088/ari", "user": "callengine", "app": "callengine"},
-    "http": {"host": "127.0.0.1", "port": 8080},
+    "http": {"host": "127.0.0.1", "port": 8080, "header_timeout_s": 10.0, "body_timeout_s": 10.0},
     "dialing": {"max_concurrent_calls": 20, "poll_interval_s": 1.0},
     "log": {"level": "INFO"},
     "ami": {"host": "127.0.0.1", "port": 5038, "user": "callengine"},
@@ -135,7 +137,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
 _KNOWN = {
     "store": {"database", "recordings_dir", "data_key_file", "keystore", "audit_dir"},
     "ari": {"url", "user", "app", "password_file"},
-    "http": {"host", "port", "admin_token_file"},
+    "http": {"host", "port", "admin_token_file", "header_timeout_s", "body_timeout_s"},
     "dialing": {"max_concurrent_calls", "poll_interval_s"},
     "log": {"level"},
     "ami": {"host", "port", "user", "secret_file"},
@@ -208,6 +210,10 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path, env: dict[str, str]) ->
     port = get("http", "port", int)
     if port is not None and not 0 <= port <= 65535:
         problems.append(f"http.port must be 0–65535, got {port}")
+    read_timeouts = {key: get("http", key, float) for key in ("header_timeout_s", "body_timeout_s")}
+    for key, value in read_timeouts.items():
+        if value is not None and not 0.1 <= value <= 300:
+            problems.append(f"http.{key} must be between 0.1 and 300 seconds, got {value:g}")
     max_calls = get("dialing", "max_concurrent_calls", int)
     if max_calls is not None and max_calls < 1:
         problems.append("dialing.max_concurrent_calls must be at least 1")
@@ -277,6 +283,8 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path, env: dict[str, str]) ->
             admin_token=secret(
                 "admin token", "CALLENGINE_ADMIN_TOKEN", "http", "admin_token_file"
             ),
+            header_timeout_s=read_timeouts["header_timeout_s"] or 10.0,
+            body_timeout_s=read_timeouts["body_timeout_s"] or 10.0,
         ),
         dialing=DialingConfig(max_concurrent_calls=max_calls or 1, poll_interval_s=poll or 1.0),
         log_level=level,
