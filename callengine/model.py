@@ -292,7 +292,7 @@ def widget_settings_from_input(data: Any) -> WidgetSettings:
         endpoint.replace("{number}", "0")
     ):
         raise InvalidInput("visitor_endpoint", "expected a dial string with {number}")
-    if values["number_format"] not in DIAL_FORMATS:
+    if not isinstance(values["number_format"], str) or values["number_format"] not in DIAL_FORMATS:
         raise InvalidInput("number_format", f"must be one of {', '.join(sorted(DIAL_FORMATS))}")
     caller_id = values["caller_id"]
     if not isinstance(caller_id, str) or len(caller_id) > 80 or not is_one_line(caller_id):
@@ -319,7 +319,7 @@ def widget_settings_from_input(data: Any) -> WidgetSettings:
     for outcome in retry_on:
         if outcome not in RETRYABLE_OUTCOMES:
             raise InvalidInput("retry_on", f"{outcome!r} is not a retryable outcome")
-    if values["recording"] not in ("off", "on"):
+    if not isinstance(values["recording"], str) or values["recording"] not in ("off", "on"):
         raise InvalidInput("recording", "must be \"off\" or \"on\"")
     if not isinstance(values["recording_requires_consent"], bool):
         raise InvalidInput("recording_requires_consent", "must be true or false")

@@ -12,6 +12,8 @@ from callengine.model import is_one_line, lead_from_input, widget_settings_from_
 from callengine.numbers import SUPPORTED_REGIONS, NumberRejected
 from tests.web.edge_support import ADMIN_HEADERS, edge, lead_body
 
+MOBILE = phonenumbers.PhoneNumberType.MOBILE
+
 
 @pytest.mark.parametrize("settings, field", [
     ({"allowed_regions": ["UK"]}, "allowed_regions"),
@@ -27,6 +29,8 @@ from tests.web.edge_support import ADMIN_HEADERS, edge, lead_body
     ({"visitor_endpoint": "PJSIP/{number}@pstn\n"}, "visitor_endpoint"),
     ({"caller_id": "Shop\u2028"}, "caller_id"),
     ({"group": "sales\n"}, "group"),
+    ({"number_format": [[]]}, "number_format"),  # was a TypeError (unhashable): a 500
+    ({"recording": [[]]}, "recording"),
 ])
 def test_settings_the_number_policy_would_refuse_are_refused(settings, field):
     with pytest.raises(InvalidInput) as refused:
@@ -55,7 +59,7 @@ def test_every_accepted_region_takes_leads_without_error():
             {"group": "sales", "allowed_regions": [region], "default_region": region,
              "allowed_kinds": ["mobile", "fixed_line", "fixed_line_or_mobile", "voip"]})
         policy = settings.number_policy()
-        example = (phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.MOBILE)
+        example = (phonenumbers.example_number_for_type(region, MOBILE)
                    or phonenumbers.example_number(region))
         numbers = ["+48 601 234 567", "123"]
         if example is not None:
