@@ -12,6 +12,7 @@ from callengine.model import LEAD_STATUSES, Lead, Widget, lead_from_input
 from callengine.numbers import mask
 from callengine.services import views
 from callengine.services.base import Service
+from callengine.services.hours import schedule
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +25,14 @@ class Leads(Service):
             raise UnknownWidget() from None
 
     async def create(self, widget: Widget, data: dict[str, Any]) -> Lead:
-        """Validate a visitor's request (`lead_from_input`), queue it, wake the engine."""
+        """Validate a visitor's request (`lead_from_input`), queue it, wake the engine. Outside
+        the widget's calling hours it is due at the next opening; with a `slot` (one of those
+        services.hours offers), at the slot's start, while the slot has places."""
+        data = dict(data)
+        slot = data.pop("slot", None)
         wanted = lead_from_input(data, widget.settings.number_policy())
+        now = self.ctx.clock()
+        scheduled_for, capacity = schedule(widget.settings, slot, now)
         lead = await self.store.create_lead(
             widget,
             phone_e164=wanted.number.e164,
@@ -34,10 +41,13 @@ class Leads(Service):
             name=wanted.name,
             email=wanted.email,
             consent=wanted.consent,
-            now=self.ctx.clock(),
+            now=now,
+            scheduled_for=scheduled_for,
+            slot_capacity=capacity,
         )
-        log.info("[lead %s] queued for widget %s (number %s)", lead.id, widget.id,
-                 mask(wanted.number.e164))
+        log.info("[lead %s] queued for widget %s (number %s)%s", lead.id, widget.id,
+                 mask(wanted.number.e164),
+                 "" if scheduled_for is None else f", due at {scheduled_for:.0f}")
         self.ctx.on_lead()
         return lead
 
