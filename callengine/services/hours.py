@@ -5,17 +5,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from callengine.errors import Closed, SlotInvalid
+from callengine.errors import Closed, InvalidInput, SlotInvalid
 from callengine.model import Widget, WidgetSettings
 from callengine.services.base import Service
 
 
-def schedule(settings: WidgetSettings, slot: Any, now: float
+def schedule(settings: WidgetSettings, slot: Any, now: float, wanted: Any = None
              ) -> tuple[float | None, int | None]:
     """When a new lead is due and the slot capacity it takes: (None, None) = now (open, no
     slot); (next opening, None) after hours; (slot start, capacity) for a picked slot, which
-    must be one offered now (SlotInvalid). Closed when the hours never open."""
+    must be one offered now (SlotInvalid); a time `wanted` (the CRM's scheduled_for) moves to
+    the first opening at or after it. Closed when the hours never open."""
     calendar = settings.calendar()
+    if wanted is not None:
+        if (isinstance(wanted, bool) or not isinstance(wanted, (int, float))
+                or not now - 86400 < wanted < now + 366 * 86400):
+            raise InvalidInput("scheduled_for", "must be an epoch time within the next year")
+        if slot is not None:
+            raise InvalidInput("scheduled_for", "give a slot or a time, not both")
+        opening = calendar.next_opening(max(now, float(wanted)))
+        if opening is None:
+            raise Closed()
+        return (None if opening <= now else opening), None
     if slot is not None:
         if (isinstance(slot, bool) or not isinstance(slot, (int, float))
                 or settings.slot_capacity == 0):

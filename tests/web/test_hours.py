@@ -89,3 +89,29 @@ async def test_last_place_goes_to_one_of_two(env):
         client.post(url, json=lead_body(slot=slot, phone=f"+48 601 234 56{n}")) for n in range(4)))
     assert sorted(a.status for a in answers) == [201, 409, 409, 409]
     assert len(await store.list_leads()) == 1
+
+
+async def test_crm_route_needs_a_role_and_schedules(env):
+    client, store, widget, _ = env
+    from tests.web.test_access import token_for
+
+    body = {**lead_body(), "widget": widget.id, "scheduled_for": at("2026-12-09 11:30")}
+    assert (await client.post("/api/v1/leads", json=body)).status == 401
+    viewer = await token_for(client, "viewer")
+    assert (await client.post("/api/v1/leads", json=body, headers=viewer)).status == 403
+    supervisor = await token_for(client, "supervisor")
+    response = await client.post("/api/v1/leads", json=body, headers=supervisor)
+    assert response.status == 201
+    data = await response.json()
+    assert data["scheduled_for"] == at("2026-12-16 09:00")  # Wed 9th 11:30 is after its hours
+    assert (await store.get_lead(data["id"])).next_attempt_at == at("2026-12-16 09:00")
+    viewer_list = await (await client.get("/api/v1/leads", headers=viewer)).json()
+    assert viewer_list["leads"][0]["scheduled_for"] == at("2026-12-16 09:00")
+    slot = int(at("2026-12-02 09:00"))
+    by_slot = await client.post("/api/v1/leads", json={**lead_body(), "widget": widget.id,
+                                                        "slot": slot}, headers=supervisor)
+    assert (await by_slot.json())["scheduled_for"] == slot
+    # the public route takes no scheduled_for
+    public = await client.post(f"/api/v1/widgets/{widget.public_key}/leads",
+                               json=lead_body(scheduled_for=slot))
+    assert public.status == 422
