@@ -30,13 +30,14 @@ class Permission(str, enum.Enum):
     EXPORT_SUBJECT = "subjects.export"
     ERASE_SUBJECT = "subjects.erase"
     CONFIGURE = "config.write"  # agents, groups, widgets, tokens
+    CREATE_LEADS = "leads.create"  # a CRM queues (or schedules) a callback
 
 
 _GRANTS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(Permission),
     Role.SUPERVISOR: frozenset({
         Permission.READ_LEADS, Permission.UNMASK, Permission.PLAY_RECORDINGS,
-        Permission.READ_REPORTS,
+        Permission.READ_REPORTS, Permission.CREATE_LEADS,
     }),
     Role.AGENT: frozenset({Permission.READ_LEADS, Permission.PLAY_RECORDINGS}),
     Role.VIEWER: frozenset({Permission.READ_LEADS, Permission.READ_REPORTS}),

@@ -28,6 +28,27 @@ class RateLimited(Exception):
         self.retry_after_s = retry_after_s
 
 
+class SlotInvalid(InvalidInput):
+    """A slot that is not one of those the widget offers now."""
+
+    def __init__(self) -> None:
+        super().__init__("slot", "is not one of the slots offered now (GET …/hours)")
+
+
+class SlotFull(Conflict):
+    """The callback slot a visitor picked has no place left."""
+
+    def __init__(self) -> None:
+        super().__init__("this slot is full: pick another")
+
+
+class Closed(Conflict):
+    """The widget's calling hours never open (within the next year): no lead can be queued."""
+
+    def __init__(self) -> None:
+        super().__init__("this widget takes no callbacks: its calling hours never open")
+
+
 class ErasureIncomplete(Exception):
     """An erasure, a shred or a purge could not remove every copy of the data (another
     connection kept SQLite from folding its log, a file stayed locked): nothing may claim

@@ -14,6 +14,7 @@ from typing import Any
 
 from callengine.errors import InvalidInput
 from callengine.flow import Outcome, Strategy
+from callengine.hours import Calendar, calendar, check_holidays, check_hours, check_time_zone
 from callengine.numbers import (
     DIAL_FORMATS, SUPPORTED_REGIONS, NumberPolicy, VisitorNumber, check_number, mask,
 )
@@ -89,6 +90,16 @@ class WidgetSettings:
     recording_notice: str | None = None  # media the visitor hears before a recorded call
     lead_retention_days: int = 365  # closed leads (with attempts, consents) are purged after
     recording_retention_days: int = 90  # recordings are crypto-shredded after
+    # Calling hours (callengine.hours): None = always open.
+    time_zone: str = "UTC"
+    hours: dict[str, list[list[str]]] | None = None
+    holidays: tuple[str, ...] = ()
+    slot_minutes: int = 30
+    slot_capacity: int = 0  # leads per slot; 0 = visitors are not offered slots
+    slot_days: int = 7  # slots are offered from today to this many days ahead
+
+    def calendar(self) -> Calendar:
+        return calendar(self.time_zone, self.hours, self.holidays)
 
     def should_record(self, consented: bool) -> bool:
         return self.recording == "on" and (consented or not self.recording_requires_consent)
@@ -142,6 +153,7 @@ class Lead:
     next_attempt_at: float | None
     created_at: float
     closed_at: float | None
+    scheduled_for: float | None = None  # when the visitor asked (a slot) or the next opening
 
     @property
     def phone_masked(self) -> str:
@@ -360,6 +372,12 @@ def widget_settings_from_input(data: Any) -> WidgetSettings:
         recording_retention_days=_int_in(
             "recording_retention_days", values["recording_retention_days"], 1, 36500
         ),
+        time_zone=check_time_zone(values["time_zone"]),
+        hours=check_hours(values["hours"]),
+        holidays=check_holidays(values["holidays"]),
+        slot_minutes=_int_in("slot_minutes", values["slot_minutes"], 5, 480),
+        slot_capacity=_int_in("slot_capacity", values["slot_capacity"], 0, 1000),
+        slot_days=_int_in("slot_days", values["slot_days"], 1, 60),
     )
 
 

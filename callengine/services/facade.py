@@ -16,6 +16,7 @@ from callengine.recordings import RecordingVault, load_private_keys
 from callengine.services.audit import AuditLog
 from callengine.services.base import Context
 from callengine.services.configuration import Configuration
+from callengine.services.hours import Hours
 from callengine.services.leads import Leads
 from callengine.services.recordings import Recordings
 from callengine.services.reports import Reports
@@ -34,6 +35,7 @@ class Services:
         context = Context(store, vault, clock, on_lead, channel)
         self.context = context
         self.leads = Leads(context)
+        self.hours = Hours(context)
         self.recordings = Recordings(context)
         self.config = Configuration(context)
         self.tokens = Tokens(context)

@@ -12,6 +12,7 @@ from callengine.model import LEAD_STATUSES, Lead, Widget, lead_from_input
 from callengine.numbers import mask
 from callengine.services import views
 from callengine.services.base import Service
+from callengine.services.hours import schedule
 
 log = logging.getLogger(__name__)
 
@@ -23,9 +24,29 @@ class Leads(Service):
         except NotFound:
             raise UnknownWidget() from None
 
-    async def create(self, widget: Widget, data: dict[str, Any]) -> Lead:
-        """Validate a visitor's request (`lead_from_input`), queue it, wake the engine."""
+    async def create_for(self, who: Principal, data: dict[str, Any]) -> tuple[Widget, Lead]:
+        """POST /api/v1/leads (a CRM): a lead for widget `widget` (its id), through create,
+        optionally with a `slot` or a `scheduled_for` time (moved into the calling hours)."""
+        require(who, Permission.CREATE_LEADS)
+        data = dict(data)
+        widget_id = data.pop("widget", None)
+        if not isinstance(widget_id, str):
+            raise InvalidInput("widget", "required: the id of the widget the lead is for")
+        widget = await self.store.get_widget(widget_id)
+        lead = await self.create(widget, data, crm=True)
+        await self.ctx.audit(who, "lead.create", f"lead:{lead.id}", f"widget={widget.id}")
+        return widget, lead
+
+    async def create(self, widget: Widget, data: dict[str, Any], *, crm: bool = False) -> Lead:
+        """Validate a visitor's request (`lead_from_input`), queue it, wake the engine. Outside
+        the widget's calling hours it is due at the next opening; with a `slot` (one of those
+        services.hours offers), at the slot's start, while the slot has places."""
+        data = dict(data)
+        slot = data.pop("slot", None)
+        at = data.pop("scheduled_for", None) if crm else None
         wanted = lead_from_input(data, widget.settings.number_policy())
+        now = self.ctx.clock()
+        scheduled_for, capacity = schedule(widget.settings, slot, now, at)
         lead = await self.store.create_lead(
             widget,
             phone_e164=wanted.number.e164,
@@ -34,10 +55,13 @@ class Leads(Service):
             name=wanted.name,
             email=wanted.email,
             consent=wanted.consent,
-            now=self.ctx.clock(),
+            now=now,
+            scheduled_for=scheduled_for,
+            slot_capacity=capacity,
         )
-        log.info("[lead %s] queued for widget %s (number %s)", lead.id, widget.id,
-                 mask(wanted.number.e164))
+        log.info("[lead %s] queued for widget %s (number %s)%s", lead.id, widget.id,
+                 mask(wanted.number.e164),
+                 "" if scheduled_for is None else f", due at {scheduled_for:.0f}")
         self.ctx.on_lead()
         return lead
 

@@ -27,7 +27,7 @@ from callengine.numbers import mask
 def lead_public_view(lead: Lead) -> dict[str, Any]:
     """What the widget may see of its own lead: no personal data."""
     return {"id": lead.id, "status": lead.status, "progress": lead.progress,
-            "outcome": lead.outcome}
+            "outcome": lead.outcome, "scheduled_for": lead.scheduled_for}
 
 
 def lead_admin_view(lead: Lead, unmasked: bool = False) -> dict[str, Any]:
@@ -41,6 +41,7 @@ def lead_admin_view(lead: Lead, unmasked: bool = False) -> dict[str, Any]:
         "outcome": lead.outcome,
         "cause": lead.cause,
         "attempts": lead.attempts,
+        "scheduled_for": lead.scheduled_for,
         "consent": {
             "marketing": lead.consent.marketing,
             "recording": lead.consent.recording,

@@ -31,7 +31,7 @@ from uuid import uuid4
 from uuid6 import uuid7
 
 from callengine.crypto.fields import SubjectCipher
-from callengine.errors import RateLimited
+from callengine.errors import RateLimited, SlotFull
 from callengine.model import LEAD_QUEUED, Consent, Lead, Widget
 from callengine.storage.base import StoreBase
 from callengine.storage.schema import LEAD_DAY, day
@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 JOURNAL_SUFFIX = "-intake"
 JOURNAL_COLUMNS = ("id", "widget_id", "subject_id", "phone_enc", "phone_region", "phone_kind",
                    "name_enc", "email_enc", "consent_marketing", "consent_recording",
-                   "clause_version", "created_at")
+                   "clause_version", "created_at", "scheduled_for")
 # The journal's table takes its columns from `leads` (with their types; NOT NULL and the
 # other constraints are checked when a lead moves in), so a migration of `leads` is made once.
 _JOURNAL_SCHEMA = (
@@ -72,11 +72,24 @@ _LEADS_PER_WIDGET = (
     f" + (SELECT COUNT(*) FROM new_leads j WHERE widget_id = ? AND created_at > ? AND {_NOT_MOVED})"
 )
 # A journaled lead into the store (by the mover, and into a backup's snapshot): queued, due at
-# once (OR IGNORE: moved already).
+# once or at its scheduled_for (move_values; OR IGNORE: moved already).
 MOVE_LEAD = (
     f"INSERT OR IGNORE INTO leads ({', '.join(JOURNAL_COLUMNS)}, status, next_attempt_at,"
     f" updated_at) VALUES ({', '.join('?' * len(JOURNAL_COLUMNS))}, '{LEAD_QUEUED}', ?, ?)"
 )
+# Leads of widget ? scheduled for slot ? (store: not closed; journal: not moved yet).
+_LEADS_IN_SLOT = (
+    "SELECT (SELECT COUNT(*) FROM store.leads WHERE widget_id = ? AND scheduled_for = ?"
+    f" AND status != 'done') + (SELECT COUNT(*) FROM new_leads j WHERE widget_id = ?"
+    f" AND scheduled_for = ? AND {_NOT_MOVED})"
+)
+
+
+def move_values(row) -> tuple:
+    """MOVE_LEAD's parameters for a journal row (JOURNAL_COLUMNS first)."""
+    created = row[JOURNAL_COLUMNS.index("created_at")]
+    scheduled = row[JOURNAL_COLUMNS.index("scheduled_for")]
+    return (*tuple(row)[:len(JOURNAL_COLUMNS)], scheduled or created, created)
 
 
 def journal_path(database: Path) -> Path:
@@ -98,7 +111,7 @@ async def open_journal(database: Path) -> AsyncIterator[aiosqlite.Connection]:
             await db.execute(statement)
         async with db.execute("SELECT name FROM pragma_table_info('new_leads')") as cursor:
             have = {row[0] for row in await cursor.fetchall()}
-        for column, kind in zip(NEW_SUBJECT_COLUMNS, ("TEXT", "BLOB")):
+        for column, kind in zip((*NEW_SUBJECT_COLUMNS, "scheduled_for"), ("TEXT", "BLOB", "REAL")):
             if column not in have:
                 await db.execute(f"ALTER TABLE new_leads ADD COLUMN {column} {kind}")
         yield db
@@ -120,18 +133,24 @@ class IntakeJournal(StoreBase):
         email: str | None,
         consent: Consent,
         now: float,
+        scheduled_for: float | None = None,
+        slot_capacity: int | None = None,
     ) -> Lead:
         """Persist a new lead, queued for dialling now, after the widget's rate limits pass.
 
         The lead is committed to the intake journal (JOURNAL_SUFFIX) and moved into the store
         right after; reads of leads wait for that move. Check and insert are one INSERT
-        statement, so concurrent requests can't both slip under a limit."""
+        statement, so concurrent requests can't both slip under a limit. A lead with
+        `scheduled_for` is due then; with `slot_capacity` too, it takes a place in that slot
+        (SlotFull if none is left), checked in the same statement."""
         # UUIDv7: time-ordered, so the ids of leads (and attempts) made together sit together in
         # their indexes and the purge of old ones rewrites few pages (random v4 ids: 2x slower).
         lead_id = str(uuid7())
         settings = widget.settings
         number_hash = self._cipher.number_hash(phone_e164)
         per_widget = (widget.id, now - 3600, widget.id, now - 3600)
+        in_slot = (widget.id, scheduled_for, widget.id, scheduled_for)
+        slot_check = f" AND ({_LEADS_IN_SLOT}) < ?" if slot_capacity is not None else ""
         columns = (*JOURNAL_COLUMNS, *NEW_SUBJECT_COLUMNS)
         assert self._journal is not None
         # The subject is found (or made) under the journal's lock, so that two leads of a new
@@ -146,7 +165,8 @@ class IntakeJournal(StoreBase):
             inserted = await self._journal.execute_fetchall(
                 f"INSERT INTO new_leads ({', '.join(columns)})"
                 f" SELECT {', '.join('?' * len(columns))}"
-                f" WHERE ({_LEADS_PER_NUMBER}) < ? AND ({_LEADS_PER_WIDGET}) < ? RETURNING id",
+                f" WHERE ({_LEADS_PER_NUMBER}) < ? AND ({_LEADS_PER_WIDGET}) < ?{slot_check}"
+                " RETURNING id",
                 (
                     lead_id, widget.id, subject_id,
                     cipher.encrypt(phone_e164, f"leads.phone:{lead_id}"),
@@ -154,9 +174,10 @@ class IntakeJournal(StoreBase):
                     cipher.encrypt(name, f"leads.name:{lead_id}"),
                     cipher.encrypt(email, f"leads.email:{lead_id}"),
                     int(consent.marketing), int(consent.recording), consent.clause_version,
-                    now, None if wrapped is None else number_hash, wrapped,
+                    now, scheduled_for, None if wrapped is None else number_hash, wrapped,
                     *per_number, settings.max_leads_per_number_per_day,
                     *per_widget, settings.max_leads_per_hour,
+                    *((*in_slot, slot_capacity) if slot_capacity is not None else ()),
                 ),
             )
             if inserted and wrapped is not None:
@@ -166,6 +187,11 @@ class IntakeJournal(StoreBase):
                 (count,) = await cursor.fetchone()
             if count >= settings.max_leads_per_number_per_day:
                 raise RateLimited("too many callback requests for this number today", 3600)
+            if slot_capacity is not None:
+                async with self._journal.execute(_LEADS_PER_WIDGET, per_widget) as cursor:
+                    (count,) = await cursor.fetchone()
+                if count < settings.max_leads_per_hour:
+                    raise SlotFull()
             raise RateLimited("this widget has reached its hourly limit of callbacks", 600)
         self._journaled.add(lead_id)
         if self._mover is None or self._mover.done():
@@ -174,7 +200,8 @@ class IntakeJournal(StoreBase):
             id=lead_id, widget_id=widget.id, phone_e164=phone_e164, phone_region=phone_region,
             phone_kind=phone_kind, name=name, email=email, consent=consent,
             status=LEAD_QUEUED, progress=None, outcome=None, cause=None, attempts=0,
-            next_attempt_at=now, created_at=now, closed_at=None,
+            next_attempt_at=scheduled_for or now, created_at=now, closed_at=None,
+            scheduled_for=scheduled_for,
         )
 
     async def _keep_moving(self) -> None:
@@ -206,11 +233,8 @@ class IntakeJournal(StoreBase):
                 await self._keys.put_subjects([
                     (row["subject_id"], row["new_subject_hash"], row["new_subject_key"],
                      row["created_at"]) for row in rows if row["new_subject_key"] is not None])
-                lead = len(JOURNAL_COLUMNS)
                 async with self._transaction() as db:
-                    await db.executemany(MOVE_LEAD, [
-                        (*tuple(row)[:lead], row["created_at"], row["created_at"])
-                        for row in rows])
+                    await db.executemany(MOVE_LEAD, [move_values(row) for row in rows])
                 await self._erased_meanwhile(rows)
                 moved = [row["id"] for row in rows]
                 async with self._journal_lock:

@@ -127,9 +127,13 @@ class Storage(Protocol):
         email: str | None,
         consent: Consent,
         now: float,
+        scheduled_for: float | None = None,
+        slot_capacity: int | None = None,
     ) -> Lead:
-        """A new lead, queued and due now, once the widget's rate limits pass (RateLimited
-        otherwise), checked atomically with the insert; durable when this returns."""
+        """A new lead, queued and due now (or at `scheduled_for`), once the widget's rate
+        limits pass (RateLimited otherwise) and, with `slot_capacity`, fewer than that many of
+        the widget's leads not closed are scheduled for the same time (SlotFull otherwise),
+        checked atomically with the insert; durable when this returns."""
 
     async def get_lead(self, lead_id: str) -> Lead: ...
 
@@ -140,6 +144,12 @@ class Storage(Protocol):
 
     async def due_leads(self, now: float, limit: int) -> list[Lead]:
         """Queued leads whose next attempt is due, the longest waiting first."""
+
+    async def next_due_at(self) -> float | None:
+        """When the earliest queued lead is due (None: nothing queued)."""
+
+    async def leads_in_slots(self, widget_id: str, starts: list[float]) -> dict[float, int]:
+        """The widget's leads not closed, counted by scheduled_for, for each of `starts`."""
 
     async def start_attempt(self, lead_id: str, now: float) -> Attempt:
         """The lead goes from queued to calling with a new active attempt, atomically (Conflict

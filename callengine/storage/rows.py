@@ -62,6 +62,7 @@ def to_lead(row: sqlite3.Row, ciphers: Ciphers) -> Lead:
         next_attempt_at=row["next_attempt_at"],
         created_at=row["created_at"],
         closed_at=row["closed_at"],
+        scheduled_for=row["scheduled_for"],
     )
 
 

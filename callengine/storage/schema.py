@@ -198,6 +198,13 @@ MIGRATIONS: list[str] = [
     ALTER TABLE leads ADD COLUMN subject_id TEXT;
     CREATE INDEX leads_day_subject ON leads(CAST(created_at / 86400 AS INTEGER), subject_id)
     """,
+    # Calling hours: when a lead asked to be called (a slot, or the next opening after hours);
+    # the slots' capacity counts a widget's leads by it.
+    """
+    ALTER TABLE leads ADD COLUMN scheduled_for REAL;
+    CREATE INDEX leads_scheduled ON leads(widget_id, scheduled_for)
+        WHERE scheduled_for IS NOT NULL;
+    """,
 ]
 
 # The leading expression of leads_day_phone: a query must spell it exactly so to use the index.

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from callengine.storage.intake import JOURNAL_COLUMNS, MOVE_LEAD, journal_path
+from callengine.storage.intake import JOURNAL_COLUMNS, MOVE_LEAD, journal_path, move_values
 from callengine.storage.sql import chunks, file_uri, marks
 from callengine.storage.transactions import sync_transaction
 
@@ -49,7 +49,5 @@ def _add_journaled(memory: sqlite3.Connection, rows: list[tuple]) -> None:
     ids = [row[0] for row in rows]
     purged = {lead_id for chunk in chunks(ids) for (lead_id,) in memory.execute(
         f"SELECT id FROM lead_tombstones WHERE id IN ({marks(len(chunk))})", chunk)}
-    created_at = JOURNAL_COLUMNS.index("created_at")
     with sync_transaction(memory):
-        memory.executemany(MOVE_LEAD, [(*row, row[created_at], row[created_at])
-                                       for row in rows if row[0] not in purged])
+        memory.executemany(MOVE_LEAD, [move_values(row) for row in rows if row[0] not in purged])

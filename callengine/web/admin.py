@@ -35,6 +35,13 @@ async def list_leads(request: web.Request) -> web.Response:
     return web.json_response({"leads": leads})
 
 
+async def create_lead(request: web.Request) -> web.Response:
+    who = await principal(request)
+    _, lead = await services(request).leads.create_for(who, await json_body(request))
+    return web.json_response(
+        {**views.lead_public_view(lead), "status_url": f"/api/v1/leads/{lead.id}"}, status=201)
+
+
 async def create_agent(request: web.Request) -> web.Response:
     who = await principal(request)
     data = await json_body(request)
@@ -138,6 +145,7 @@ async def report(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/leads", list_leads)
+    app.router.add_post("/api/v1/leads", create_lead)
     app.router.add_get("/api/v1/leads/{lead_id}", get_lead)
     app.router.add_post("/api/v1/agents", create_agent)
     app.router.add_post("/api/v1/groups", create_group)

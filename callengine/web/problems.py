@@ -16,7 +16,8 @@ from aiohttp import web
 from callengine.access import Forbidden
 from callengine.crypto import RecordingError
 from callengine.errors import (
-    Conflict, ErasureIncomplete, InvalidInput, NotFound, RateLimited, UnknownWidget,
+    Closed, Conflict, ErasureIncomplete, InvalidInput, NotFound, RateLimited, SlotFull,
+    SlotInvalid, UnknownWidget,
 )
 from callengine.numbers import NumberRejected
 from callengine.recordings import RecordingUnavailable
@@ -46,6 +47,13 @@ def problem_for(exc: Exception) -> Problem | None:
     error)."""
     if isinstance(exc, Problem):
         return exc
+    if isinstance(exc, SlotInvalid):
+        return Problem(422, "slot-invalid", "This slot is not offered", exc.message,
+                       field="slot")
+    if isinstance(exc, SlotFull):
+        return Problem(409, "slot-full", "This slot is full", str(exc), field="slot")
+    if isinstance(exc, Closed):
+        return Problem(409, "closed", "No calling hours", str(exc))
     if isinstance(exc, InvalidInput):
         return Problem(422, "invalid-field", "A field is not valid", exc.message,
                        field=exc.field)

@@ -138,3 +138,18 @@ def test_the_real_command_caps_the_real_os_user(shop, tmp_path):
     shown = callengine("lead", "show", lead_id)
     assert shown.returncode == 0 and "+48 *** *** 567" in shown.stdout
     assert callengine("lead", "show", lead_id, "--unmask").returncode == 3
+
+
+def test_lead_add_queues_a_callback_as_a_crm_would(shop, monkeypatch, capsys):
+    import json
+
+    configure, _, _ = shop
+    base = configure(ROLES_TABLE)
+    as_user(monkeypatch, "carl")  # an agent may not create leads
+    assert cli.main([*base, "lead", "add", "shop", "+48 601 234 568", "--clause", "v1"]) == 3
+    as_user(monkeypatch, "alice")
+    capsys.readouterr()
+    assert cli.main([*base, "lead", "add", "shop", "+48 601 234 568", "--clause", "v1",
+                     "--marketing"]) == 0
+    added = json.loads(capsys.readouterr().out)
+    assert added["status"] == "queued" and added["scheduled_for"] is None

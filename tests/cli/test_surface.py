@@ -26,6 +26,8 @@ SURFACE = {
     "lead list": ["--widget", ("--status", ["queued", "calling", "done"]), "--limit",
                   "--unmask"],
     "lead show": ["id", "--unmask"],
+    "lead add": ["widget", "phone", "--clause", "--name", "--email", "--marketing", "--recording",
+                 "--slot", "--at"],
     "token create": ["name", ("token_role", ROLES)],
     "token revoke": ["name"],
     "token list": [],

@@ -65,7 +65,8 @@ async def test_intake_persists_lead_and_wakes_engine(env):
     assert woken == [1]
     status = await client.get(data["status_url"])
     assert (await status.json()) == {
-        "id": lead.id, "status": "queued", "progress": None, "outcome": None
+        "id": lead.id, "status": "queued", "progress": None, "outcome": None,
+        "scheduled_for": None,
     }
 
 

@@ -61,6 +61,18 @@ class LeadQueries(StoreBase):
         ) as cursor:
             return (await cursor.fetchone())[0]
 
+    async def leads_in_slots(self, widget_id: str, starts: list[float]) -> dict[float, int]:
+        """How many of the widget's leads not closed are scheduled for each of `starts`."""
+        await self._settled()
+        if not starts:
+            return {}
+        async with self._db.execute(
+            "SELECT scheduled_for, COUNT(*) FROM leads WHERE widget_id = ? AND scheduled_for"
+            f" BETWEEN ? AND ? AND status != '{LEAD_DONE}' GROUP BY scheduled_for",
+            (widget_id, min(starts), max(starts)),
+        ) as cursor:
+            return {row[0]: row[1] async for row in cursor}
+
     # ---- attempts --------------------------------------------------------------------------
 
     async def start_attempt(self, lead_id: str, now: float) -> Attempt:
