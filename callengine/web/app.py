@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from callengine.web import admin, intake
+from callengine.web import admin, clauses, intake
 from callengine.web.deps import DEPS, SERVICES, WebDeps
 from callengine.web.problems import MAX_BODY, problems_middleware
 
@@ -21,4 +21,5 @@ def make_app(deps: WebDeps) -> web.Application:
     app.router.add_get("/healthz", health)
     intake.add_routes(app)
     admin.add_routes(app)
+    clauses.add_routes(app)
     return app
