@@ -33,7 +33,7 @@ _REGION = re.compile(r"^[A-Z]{2}$")
 _CLAUSE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[A-Za-z]{2,}$")
 RETRYABLE_OUTCOMES = frozenset(o.value for o in Outcome if o is not Outcome.CONNECTED)
-LEAD_FIELDS = frozenset({"phone", "name", "email", "consent", "clause_version"})
+LEAD_FIELDS = frozenset({"phone", "name", "email", "consent", "clause_version", "language"})
 ALLOWED_KINDS = {
     "mobile", "fixed_line", "fixed_line_or_mobile", "voip", "toll_free", "personal_number",
     "uan", "pager", "voicemail",

@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 from callengine.access import Permission, Principal, require
-from callengine.errors import InvalidInput, NotFound, UnknownWidget
+from callengine.errors import ClauseUnknown, InvalidInput, NotFound, UnknownWidget
 from callengine.model import LEAD_STATUSES, Lead, Widget, lead_from_input
 from callengine.numbers import mask
 from callengine.services import views
@@ -26,6 +26,8 @@ class Leads(Service):
     async def create(self, widget: Widget, data: dict[str, Any]) -> Lead:
         """Validate a visitor's request (`lead_from_input`), queue it, wake the engine."""
         wanted = lead_from_input(data, widget.settings.number_policy())
+        await self._check_clause(widget, wanted.consent.clause_version,
+                                 data.get("language", "en"))
         lead = await self.store.create_lead(
             widget,
             phone_e164=wanted.number.e164,
@@ -40,6 +42,17 @@ class Leads(Service):
                  mask(wanted.number.e164))
         self.ctx.on_lead()
         return lead
+
+    async def _check_clause(self, widget: Widget, version: str, language: Any) -> None:
+        """The clause the visitor saw must be registered when the widget has clauses; a widget
+        without any keeps accepting its integrations' own versions (docs/consent.md)."""
+        from callengine.services.clauses import Clauses, check_language
+
+        language = check_language(language)
+        try:
+            await Clauses(self.ctx).find(widget.id, language, version)
+        except NotFound:
+            raise ClauseUnknown(version, language) from None
 
     async def public_status(self, widget: Widget, lead_id: str) -> Lead:
         lead = await self.store.get_lead(lead_id)

@@ -14,7 +14,7 @@ from aiohttp import web
 from callengine.access import Forbidden
 from callengine.crypto import RecordingError
 from callengine.errors import (
-    Conflict, ErasureIncomplete, InvalidInput, NotFound, RateLimited, UnknownWidget,
+    ClauseUnknown, Conflict, ErasureIncomplete, InvalidInput, NotFound, RateLimited, UnknownWidget,
 )
 from callengine.numbers import NumberRejected
 from callengine.recordings import RecordingUnavailable
@@ -40,6 +40,9 @@ def problem_for(exc: Exception) -> Problem | None:
     error)."""
     if isinstance(exc, Problem):
         return exc
+    if isinstance(exc, ClauseUnknown):
+        return Problem(422, "clause-unknown", "Unknown information clause", exc.message,
+                       field=exc.field)
     if isinstance(exc, InvalidInput):
         return Problem(422, "invalid-field", "A field is not valid", exc.message,
                        field=exc.field)

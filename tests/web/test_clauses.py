@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 
-from tests.web.test_web import ADMIN_HEADERS, env, lead_body  # noqa: F401  (fixture)
+from tests.web import test_web
+from tests.web.test_web import ADMIN_HEADERS, lead_body
+
+env = test_web.env  # the fixture
 
 PL_TEXT = "Administratorem Twoich danych jest Sklep sp. z o.o.; zgoda jest dobrowolna. Żółć."
 
@@ -17,7 +20,7 @@ def clause_body(**overrides):
     return body
 
 
-async def test_public_clause_is_the_current_version_with_the_exact_hash(env):  # noqa: F811
+async def test_public_clause_is_the_current_version_with_the_exact_hash(env):
     client, store, widget, clock, _ = env
     missing = await client.get(f"/api/v1/widgets/{widget.public_key}/clause?lang=pl")
     assert missing.status == 404
@@ -47,7 +50,7 @@ async def test_public_clause_is_the_current_version_with_the_exact_hash(env):  #
     assert (await one.json())["clauses"][0]["text"] == PL_TEXT
 
 
-async def test_referenced_version_is_immutable_unreferenced_may_be_replaced(env):  # noqa: F811
+async def test_referenced_version_is_immutable_unreferenced_may_be_replaced(env):
     client, store, widget, clock, _ = env
     url = "/api/v1/widgets/shop/clauses"
     assert (await client.post(url, json=clause_body(), headers=ADMIN_HEADERS)).status == 201
@@ -57,7 +60,7 @@ async def test_referenced_version_is_immutable_unreferenced_may_be_replaced(env)
                                  headers=ADMIN_HEADERS)
     assert replaced.status == 201
     lead = await client.post(f"/api/v1/widgets/{widget.public_key}/leads",
-                             json=lead_body(clause_version="2026-11"))
+                             json=lead_body(clause_version="2026-11", language="pl"))
     assert lead.status == 201
     refused = await client.post(url, json=clause_body(text="third", replace=True),
                                 headers=ADMIN_HEADERS)
@@ -67,7 +70,7 @@ async def test_referenced_version_is_immutable_unreferenced_may_be_replaced(env)
                               headers=ADMIN_HEADERS)).status == 201
 
 
-async def test_clause_writes_need_admin_and_valid_fields(env):  # noqa: F811
+async def test_clause_writes_need_admin_and_valid_fields(env):
     client, *_ = env
     url = "/api/v1/widgets/shop/clauses"
     assert (await client.post(url, json=clause_body())).status == 401
@@ -75,3 +78,18 @@ async def test_clause_writes_need_admin_and_valid_fields(env):  # noqa: F811
     assert bad.status == 422
     assert (await client.post("/api/v1/widgets/nope/clauses", json=clause_body(),
                               headers=ADMIN_HEADERS)).status == 404
+
+
+async def test_intake_refuses_an_unknown_clause_version_and_writes_nothing(env):
+    client, store, widget, clock, _ = env
+    intake = f"/api/v1/widgets/{widget.public_key}/leads"
+    # no clause records: the integration's own version is accepted (unregistered clause)
+    assert (await client.post(intake, json=lead_body(clause_version="crm-7"))).status == 201
+    await client.post("/api/v1/widgets/shop/clauses", json=clause_body(), headers=ADMIN_HEADERS)
+    before = len(await store.list_leads(limit=100))
+    refused = await client.post(intake, json=lead_body(clause_version="2026-10", language="pl"))
+    assert refused.status == 422
+    assert (await refused.json())["type"].endswith("/clause-unknown")
+    assert len(await store.list_leads(limit=100)) == before
+    ok = await client.post(intake, json=lead_body(clause_version="2026-11", language="pl"))
+    assert ok.status == 201
