@@ -11,6 +11,14 @@ class InvalidInput(ValueError):
         self.message = message
 
 
+class ClauseUnknown(InvalidInput):
+    """A lead names a clause version the widget has no record of (while it has some)."""
+
+    def __init__(self, version: str, language: str):
+        super().__init__("clause_version",
+                         f"the widget has no information clause {version!r} for {language!r}")
+
+
 class NotFound(LookupError):
     def __init__(self, what: str, key: str):
         super().__init__(f"no {what} {key!r}")

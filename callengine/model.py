@@ -43,7 +43,7 @@ _ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:\d+)?")
 # unassigned (Cn) characters.
 _NOT_ONE_LINE = frozenset({"Zl", "Zp", "Cc", "Cf", "Cs", "Co", "Cn"})
 RETRYABLE_OUTCOMES = frozenset(o.value for o in Outcome if o is not Outcome.CONNECTED)
-LEAD_FIELDS = frozenset({"phone", "name", "email", "consent", "clause_version"})
+LEAD_FIELDS = frozenset({"phone", "name", "email", "consent", "clause_version", "language"})
 ALLOWED_KINDS = {
     "mobile", "fixed_line", "fixed_line_or_mobile", "voip", "toll_free", "personal_number",
     "uan", "pager", "voicemail",

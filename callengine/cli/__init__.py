@@ -19,6 +19,7 @@ from callengine.services.backup import BackupError
 from callengine.cli import (
     audit,
     backup,
+    clauses,
     configure,
     engine,
     keys,
@@ -38,7 +39,7 @@ from callengine.logs import install_redaction
 from callengine.numbers import NumberRejected
 from callengine.recordings import RecordingUnavailable
 
-GROUPS = (engine, configure, leads, tokens, audit, keys, recordings, subjects, report, backup,
+GROUPS = (engine, configure, leads, clauses, tokens, audit, keys, recordings, subjects, report, backup,
           purge, prompt)  # in the order `callengine --help` lists them
 
 

@@ -15,6 +15,7 @@ from callengine.config import Config
 from callengine.recordings import RecordingVault, load_private_keys
 from callengine.services.audit import AuditLog
 from callengine.services.base import Context
+from callengine.services.clauses import Clauses
 from callengine.services.configuration import Configuration
 from callengine.services.hours import Hours
 from callengine.services.leads import Leads
@@ -42,6 +43,7 @@ class Services:
         self.audit = AuditLog(context)
         self.subjects = Subjects(context)
         self.reports = Reports(context)
+        self.clauses = Clauses(context)
 
     async def schema_version(self) -> int:
         return await self.context.store.schema_version()

@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 from callengine.access import Permission, Principal, require
-from callengine.errors import InvalidInput, NotFound, UnknownWidget
+from callengine.errors import ClauseUnknown, InvalidInput, NotFound, UnknownWidget
 from callengine.model import LEAD_STATUSES, Lead, Widget, lead_from_input
 from callengine.numbers import mask
 from callengine.services import views
@@ -47,6 +47,8 @@ class Leads(Service):
         wanted = lead_from_input(data, widget.settings.number_policy())
         now = self.ctx.clock()
         scheduled_for, capacity = schedule(widget.settings, slot, now, at)
+        await self._check_clause(widget, wanted.consent.clause_version,
+                                 data.get("language", "en"))
         lead = await self.store.create_lead(
             widget,
             phone_e164=wanted.number.e164,
@@ -64,6 +66,17 @@ class Leads(Service):
                  "" if scheduled_for is None else f", due at {scheduled_for:.0f}")
         self.ctx.on_lead()
         return lead
+
+    async def _check_clause(self, widget: Widget, version: str, language: Any) -> None:
+        """The clause the visitor saw must be registered when the widget has clauses; a widget
+        without any keeps accepting its integrations' own versions (docs/consent.md)."""
+        from callengine.services.clauses import Clauses, check_language
+
+        language = check_language(language)
+        try:
+            await Clauses(self.ctx).find(widget.id, language, version)
+        except NotFound:
+            raise ClauseUnknown(version, language) from None
 
     async def public_status(self, widget: Widget, lead_id: str) -> Lead:
         lead = await self.store.get_lead(lead_id)

@@ -192,6 +192,21 @@ class Storage(Protocol):
     async def mark_recording_deleted(self, recording_id: str, now: float) -> None:
         """The row stays as a tombstone (no personal data in it)."""
 
+    # ---- information clauses (docs/consent.md) --------------------------------------------
+
+    async def put_clause(self, clause: dict[str, Any], *, replace: bool = False) -> None:
+        """Conflict if the version exists (unless replace) or any lead referenced it."""
+
+    async def delete_clause(self, widget_id: str, language: str, version: str) -> None:
+        """Conflict if a lead referenced it; NotFound if there is none."""
+
+    async def list_clauses(self, widget_id: str, language: str | None = None
+                           ) -> list[dict[str, Any]]:
+        """Oldest first."""
+
+    async def get_clause(self, widget_id: str, language: str, version: str
+                         ) -> dict[str, Any]: ...
+
     # ---- access: tokens and the audit log ------------------------------------------------
 
     async def add_token(self, name: str, role: Role, token_hash: str, now: float) -> None:

@@ -205,6 +205,23 @@ MIGRATIONS: list[str] = [
     CREATE INDEX leads_scheduled ON leads(widget_id, scheduled_for)
         WHERE scheduled_for IS NOT NULL;
     """,
+    # Consent evidence (docs/consent.md): the information clauses a widget shows, one row per
+    # widget, language and version, with the SHA-256 of the exact UTF-8 text; the recording
+    # notice shown with it (when the widget records) is versioned inside the same row.
+    """
+    CREATE TABLE clauses (
+        widget_id TEXT NOT NULL REFERENCES widgets(id),
+        language TEXT NOT NULL,
+        version TEXT NOT NULL,
+        text TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        privacy_url TEXT NOT NULL,
+        notice_version TEXT,
+        notice_text TEXT,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (widget_id, language, version)
+    )
+    """,
 ]
 
 # The leading expression of leads_day_phone: a query must spell it exactly so to use the index.

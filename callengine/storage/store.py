@@ -25,6 +25,7 @@ from callengine.storage.intake import IntakeJournal, open_journal
 from callengine.storage.keystore import KeyStore
 from callengine.storage.rekey import rekey
 from callengine.storage.queries.access import AccessQueries
+from callengine.storage.queries.clauses import ClauseQueries
 from callengine.storage.queries.configuration import ConfigurationQueries
 from callengine.storage.queries.leads import LeadQueries
 from callengine.storage.queries.recordings import RecordingQueries
@@ -49,7 +50,7 @@ def default_keystore(database: Path) -> Path:
 
 
 class Store(ConfigurationQueries, IntakeJournal, LeadQueries, RecordingQueries, AccessQueries,
-            RetentionQueries, ReportQueries, SubjectQueries):
+            RetentionQueries, ReportQueries, SubjectQueries, ClauseQueries):
     """The SQLite backend of interface.Storage (see there for what each write guarantees)."""
 
     @classmethod

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from callengine.web import admin, hours, intake
+from callengine.web import admin, clauses, hours, intake
 from callengine.web.deps import DEPS, SERVICES, WebDeps
 from callengine.web.problems import MAX_BODY, problems_middleware
 from callengine.web.security import on_prepare, widget_guard
@@ -25,4 +25,5 @@ def make_app(deps: WebDeps) -> web.Application:
     intake.add_routes(app)
     hours.add_routes(app)
     admin.add_routes(app)
+    clauses.add_routes(app)
     return app

@@ -16,8 +16,8 @@ from aiohttp import web
 from callengine.access import Forbidden
 from callengine.crypto import RecordingError
 from callengine.errors import (
-    Closed, Conflict, ErasureIncomplete, InvalidInput, NotFound, RateLimited, SlotFull,
-    SlotInvalid, UnknownWidget,
+    ClauseUnknown, Closed, Conflict, ErasureIncomplete, InvalidInput, NotFound, RateLimited,
+    SlotFull, SlotInvalid, UnknownWidget,
 )
 from callengine.numbers import NumberRejected
 from callengine.recordings import RecordingUnavailable
@@ -54,6 +54,9 @@ def problem_for(exc: Exception) -> Problem | None:
         return Problem(409, "slot-full", "This slot is full", str(exc), field="slot")
     if isinstance(exc, Closed):
         return Problem(409, "closed", "No calling hours", str(exc))
+    if isinstance(exc, ClauseUnknown):
+        return Problem(422, "clause-unknown", "Unknown information clause", exc.message,
+                       field=exc.field)
     if isinstance(exc, InvalidInput):
         return Problem(422, "invalid-field", "A field is not valid", exc.message,
                        field=exc.field)

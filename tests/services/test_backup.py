@@ -19,6 +19,7 @@ from callengine.model import ERASED, LEAD_QUEUED, Agent, Consent, widget_setting
 from callengine.recordings import RecordingUnavailable, RecordingVault
 from callengine.services import views
 from callengine.services.backup import create_backup, restore_backup
+from callengine.services.clauses import text_sha256
 from callengine.storage import KeyStore, Store
 from tests.support.audio import assert_both_tones, scan_for_plaintext
 from tests.support.engine import DATA_KEY, DATA_KEY_B64
@@ -53,6 +54,7 @@ def live(tmp_path, monkeypatch):
             await store.add_group("sales", Strategy.RING_ALL, 20, ["alice"])
             widget = await store.add_widget("shop", "Shop", widget_settings_from_input(
                 {"group": "sales", "allowed_regions": ["PL"]}), time.time())
+            await store.put_clause(CLAUSE)
             ids = {}
             for phone, name in ((ANNA, "Anna"), (BOB, "Bob")):
                 lead = await store.create_lead(
@@ -64,6 +66,11 @@ def live(tmp_path, monkeypatch):
 
     recordings = asyncio.run(seed())
     return tmp_path, private, recordings
+
+
+CLAUSE = {"widget_id": "shop", "language": "pl", "version": "v2", "text": "Zgoda. Żółć.",
+          "sha256": text_sha256("Zgoda. Żółć."), "privacy_url": "https://shop.example/p",
+          "notice_version": "rec-1", "notice_text": "Nagrywamy.", "created_at": 1.0}
 
 
 def run(tmp_path, *args) -> int:
@@ -98,6 +105,7 @@ def test_backup_and_restore(live, capsys):
             leads = await store.list_leads()
             assert sorted(lead.name for lead in leads) == ["Anna", "Bob"]
             assert {lead.phone_e164 for lead in leads} == {ANNA, BOB}
+            assert await store.get_clause("shop", "pl", "v2") == CLAUSE  # the clauses travel
         pcm = await play(restored, tmp_path / "ks" / "ks.db", recordings[ANNA], private)
         assert_both_tones(pcm, DEFAULT_SAMPLE_RATE)
         assert len(pcm) == 2 * bytes_per_second(DEFAULT_SAMPLE_RATE)

@@ -1,0 +1,143 @@
+"""Information clauses (docs/consent.md): the texts a widget shows next to its consent
+checkboxes, versioned per widget and language with the SHA-256 of the exact UTF-8 text.
+Admins write them (audited); the widget reads the current one for its language.
+
+Language fallback for `current`: the asked language ("pl-PL"), then its primary subtag
+("pl"), then "en", then none (NotFound: the public route's 404 `clause-missing`)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+
+from callengine.access import Permission, Principal, require
+from callengine.errors import InvalidInput, NotFound
+from callengine.services.base import Service
+
+_VERSION = re.compile(r"[A-Za-z0-9._-]{1,64}")  # the same rule as a lead's clause_version
+_LANGUAGE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})?")
+MAX_TEXT = 20_000
+FALLBACK_LANGUAGE = "en"
+
+
+class ClauseMissing(NotFound):
+    """No clause for the widget in the language nor its fallbacks."""
+
+
+def text_sha256(text: str) -> str:
+    """The hash of exactly the text (UTF-8, no normalisation, whitespace kept)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def check_language(value: Any) -> str:
+    if not isinstance(value, str) or not _LANGUAGE.fullmatch(value):
+        raise InvalidInput("language", "a language tag such as en or pl")
+    return value
+
+
+def check_version(field: str, value: Any) -> str:
+    if not isinstance(value, str) or not _VERSION.fullmatch(value):
+        raise InvalidInput(field, "1-64 letters, digits, '.', '_' or '-'")
+    return value
+
+
+def _text(field: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput(field, "required text")
+    if len(value) > MAX_TEXT:
+        raise InvalidInput(field, f"at most {MAX_TEXT} characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(field, "not valid text (lone surrogate)") from None
+    return value
+
+
+def fallbacks(language: str) -> list[str]:
+    chain = [language, language.split("-", 1)[0], FALLBACK_LANGUAGE]
+    return list(dict.fromkeys(chain))
+
+
+class Clauses(Service):
+    async def create(self, who: Principal, widget_id: str, data: dict[str, Any], *,
+                     replace: bool = False) -> dict[str, Any]:
+        """A new clause version (Conflict if it exists; with replace, an unreferenced one is
+        replaced, a referenced one never)."""
+        require(who, Permission.CONFIGURE)
+        await self.store.get_widget(widget_id)
+        text = _text("text", data.get("text"))
+        privacy_url = data.get("privacy_url")
+        if not isinstance(privacy_url, str) or not re.fullmatch(r"https?://\S{1,2000}",
+                                                                privacy_url):
+            raise InvalidInput("privacy_url", "an http(s) address of the privacy policy")
+        notice = data.get("recording_notice")
+        notice_version = notice_text = None
+        if notice is not None:
+            if not isinstance(notice, dict):
+                raise InvalidInput("recording_notice", "an object {version, text} or null")
+            notice_version = check_version("recording_notice.version", notice.get("version"))
+            notice_text = _text("recording_notice.text", notice.get("text"))
+        clause = {
+            "widget_id": widget_id, "language": check_language(data.get("language")),
+            "version": check_version("version", data.get("version")), "text": text,
+            "sha256": text_sha256(text), "privacy_url": privacy_url,
+            "notice_version": notice_version, "notice_text": notice_text,
+            "created_at": self.ctx.clock(),
+        }
+        await self.store.put_clause(clause, replace=replace)
+        await self.ctx.audit(who, "clauses.replace" if replace else "clauses.create",
+                             f"widget:{widget_id}",
+                             f"{clause['language']}/{clause['version']} {clause['sha256']}")
+        return clause
+
+    async def delete(self, who: Principal, widget_id: str, language: str, version: str) -> None:
+        require(who, Permission.CONFIGURE)
+        await self.store.delete_clause(widget_id, language, version)
+        await self.ctx.audit(who, "clauses.delete", f"widget:{widget_id}",
+                             f"{language}/{version}")
+
+    async def list(self, who: Principal, widget_id: str, language: str | None = None
+                   ) -> list[dict[str, Any]]:
+        require(who, Permission.READ_REPORTS)  # clauses are evidence, read with the reports
+        await self.store.get_widget(widget_id)
+        return await self.store.list_clauses(widget_id, language)
+
+    async def get(self, widget_id: str, language: str, version: str) -> dict[str, Any]:
+        return await self.store.get_clause(widget_id, language, version)
+
+    async def current(self, widget_id: str, language: str) -> dict[str, Any]:
+        """The newest version for the language, by the fallback rule (module docstring)."""
+        for candidate in fallbacks(check_language(language)):
+            rows = await self.store.list_clauses(widget_id, candidate)
+            if rows:
+                return rows[-1]
+        raise ClauseMissing("clause", f"{widget_id}/{language}")
+
+    async def find(self, widget_id: str, language: str, version: str) -> dict[str, Any] | None:
+        """The version the visitor's lead names, in its language or a fallback; None if the
+        widget has no clause records at all (an unregistered clause), InvalidInput-like
+        NotFound when it has some but not this one."""
+        for candidate in fallbacks(language):
+            try:
+                return await self.store.get_clause(widget_id, candidate, version)
+            except NotFound:
+                continue
+        if await self.store.list_clauses(widget_id):
+            raise NotFound("clause", f"{widget_id}/{language}/{version}")
+        return None
+
+
+def clause_view(clause: dict[str, Any]) -> dict[str, Any]:
+    """The public shape (plan contract): no widget id, no timestamps beyond the record."""
+    notice = None
+    if clause.get("notice_version"):
+        notice = {"version": clause["notice_version"], "text": clause["notice_text"]}
+    return {"version": clause["version"], "language": clause["language"],
+            "text": clause["text"], "sha256": clause["sha256"],
+            "privacy_url": clause["privacy_url"], "recording_notice": notice}
+
+
+def clause_admin_view(clause: dict[str, Any]) -> dict[str, Any]:
+    return {**clause_view(clause), "widget_id": clause["widget_id"],
+            "created_at": clause["created_at"]}
