@@ -16,6 +16,7 @@ from pathlib import Path
 from aiohttp import web
 
 from callengine.services.widgets import public_config
+from callengine.web.deps import services
 from callengine.web.security import widget_of
 
 SCRIPT_PATH = Path(__file__).parent / "static" / "widget.js"
@@ -77,7 +78,12 @@ async def widget_config(request: web.Request) -> web.Response:
     return web.json_response(public_config(widget_of(request), request.query.get("lang")))
 
 
+async def widget_challenge(request: web.Request) -> web.Response:
+    return web.json_response(services(request).leads.challenge(widget_of(request)))
+
+
 def add_routes(app: web.Application, script: Path = SCRIPT_PATH) -> None:
     app[_SCRIPT] = Asset.load(script)
     app.router.add_get("/widget.js", widget_script)
     app.router.add_get("/api/v1/widgets/{key}/config", widget_config)
+    app.router.add_get("/api/v1/widgets/{key}/challenge", widget_challenge)

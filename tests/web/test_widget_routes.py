@@ -3,7 +3,9 @@ live progress; CORS for an allowed origin and 403 for another on every widget ro
 
 from __future__ import annotations
 
+import base64
 import gzip
+import json
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -15,9 +17,11 @@ from callengine.services import Services
 from callengine.storage import Store
 from callengine.web import WebDeps, make_app
 from tests.support.engine import DATA_KEY
-from tests.web.test_web import ADMIN, Clock
+from tests.support.widget import solve_challenge
+from tests.web.test_web import ADMIN, Clock, lead_body
 
 SHOP = "https://shop.example"
+OTHER = "+48 601 234 568"
 
 
 @pytest.fixture
@@ -108,3 +112,79 @@ async def test_script_is_served_gzipped_with_etag(env):
     for tag in (etag, plain.headers["ETag"]):
         again = await client.get("/widget.js", headers={"If-None-Match": tag})
         assert again.status == 304 and await again.read() == b""
+
+
+def leads_url(widget):
+    return f"/api/v1/widgets/{widget.public_key}/leads"
+
+
+async def refused(client, store, widget, body, slug):
+    response = await client.post(leads_url(widget), json=body, headers={"Origin": SHOP})
+    assert response.status == 422, await response.text()
+    assert response.content_type == "application/problem+json"
+    assert response.headers["Access-Control-Allow-Origin"] == SHOP
+    problem = await response.json()
+    assert problem["type"].endswith("/" + slug), problem
+    assert await store.list_leads(limit=100) == []  # nothing written
+    return problem
+
+
+def tampered(payload: str) -> str:
+    data = json.loads(base64.b64decode(payload))
+    data["number"] += 1
+    return base64.b64encode(json.dumps(data).encode()).decode()
+
+
+async def test_challenge_is_required_when_on(env):
+    client, store, widget, clock = env
+    challenge = await client.get(f"/api/v1/widgets/{widget.public_key}/challenge",
+                                 headers={"Origin": SHOP})
+    assert challenge.status == 200
+    assert challenge.headers["Access-Control-Allow-Origin"] == SHOP
+    assert {"algorithm", "challenge", "maxNumber", "salt", "signature"} <= set(
+        await challenge.json())
+    solved = await solve_challenge(client, widget.public_key)
+    for altcha in (None, "", "not base64!", base64.b64encode(b"[1]").decode(),
+                   base64.b64encode(b'{"algorithm": "SHA-256"}').decode(), tampered(solved),
+                   123, {"number": 1}):
+        body = lead_body() if altcha is None else lead_body(altcha=altcha)
+        await refused(client, store, widget, body, "challenge-failed")
+    clock.now += 301  # past the challenge's expiry
+    await refused(client, store, widget, lead_body(altcha=solved), "challenge-failed")
+    clock.now -= 301
+    response = await client.post(leads_url(widget), json=lead_body(altcha=solved),
+                                 headers={"Origin": SHOP})
+    assert response.status == 201, await response.text()
+    created = await response.json()
+    assert created["events_url"] == f"{leads_url(widget)}/{created['id']}/events"
+    again = await client.post(leads_url(widget), json=lead_body(altcha=solved, phone=OTHER))
+    assert again.status == 422 and (await again.json())["type"].endswith("/challenge-failed")
+    assert len(await store.list_leads(limit=100)) == 1
+
+
+async def test_a_refused_lead_does_not_spend_the_challenge(env):
+    client, store, widget, _ = env
+    solved = await solve_challenge(client, widget.public_key)
+    await refused(client, store, widget, lead_body(altcha=solved, phone="+49 1512 3456789"),
+                  "number-country-not-allowed")
+    response = await client.post(leads_url(widget), json=lead_body(altcha=solved))
+    assert response.status == 201, await response.text()
+
+
+async def test_honeypot_is_refused(env):
+    client, store, widget, _ = env
+    solved = await solve_challenge(client, widget.public_key)
+    problem = await refused(client, store, widget, lead_body(altcha=solved, website="x.com"),
+                            "invalid-field")
+    assert problem["field"] == "website"
+    response = await client.post(leads_url(widget), json=lead_body(altcha=solved, website=""))
+    assert response.status == 201, await response.text()
+
+
+async def test_challenge_off_needs_none(env):
+    client, store, _, clock = env
+    settings = widget_settings_from_input({"group": "sales", "allowed_regions": ["PL"],
+                                           "challenge": "off"})
+    open_widget = await store.add_widget("open", "Open", settings, clock.now)
+    response = await client.post(leads_url(open_widget), json=lead_body())
+    assert response.status == 201, await response.text()
