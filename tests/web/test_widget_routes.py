@@ -3,6 +3,7 @@ live progress; CORS for an allowed origin and 403 for another on every widget ro
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import gzip
 import json
@@ -11,11 +12,12 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from callengine.errors import InvalidInput
-from callengine.flow import Strategy
+from callengine.flow import Outcome, Result, Strategy
 from callengine.model import Agent, widget_settings_from_input
 from callengine.services import Services
 from callengine.storage import Store
 from callengine.web import WebDeps, make_app
+from callengine.web import widget as widget_routes
 from tests.support.engine import DATA_KEY
 from tests.support.widget import solve_challenge
 from tests.web.test_web import ADMIN, Clock, lead_body
@@ -188,3 +190,86 @@ async def test_challenge_off_needs_none(env):
     open_widget = await store.add_widget("open", "Open", settings, clock.now)
     response = await client.post(leads_url(open_widget), json=lead_body())
     assert response.status == 201, await response.text()
+
+
+async def read_events(response, until_eof=True):
+    """The stream's events as (name, data) pairs, comments as ("comment", text)."""
+    events, name = [], None
+    async for raw in response.content:
+        line = raw.decode().rstrip("\n")
+        if line.startswith(":"):
+            events.append(("comment", line[1:].strip()))
+        elif line.startswith("event: "):
+            name = line[7:]
+        elif line.startswith("data: "):
+            events.append((name, json.loads(line[6:])))
+    return events
+
+
+async def posted_lead(client, widget):
+    solved = await solve_challenge(client, widget.public_key)
+    response = await client.post(leads_url(widget), json=lead_body(altcha=solved))
+    assert response.status == 201, await response.text()
+    return await response.json()
+
+
+async def test_events_follow_a_lead_until_done(env, monkeypatch):
+    client, store, widget, clock = env
+    monkeypatch.setattr(widget_routes, "POLL_S", 0.02)
+    lead = await posted_lead(client, widget)
+
+    async def engine():  # what the engine writes as the call goes
+        await asyncio.sleep(0.15)
+        attempt = await store.start_attempt(lead["id"], clock.now)
+        for progress, connected in (("ringing-agents", False), ("connected", True)):
+            await asyncio.sleep(0.15)
+            await store.set_progress(lead["id"], progress, connected, attempt.id, clock.now)
+        await asyncio.sleep(0.15)
+        await store.finish_attempt(attempt, Result(Outcome.CONNECTED, connected=True),
+                                   clock.now, retry_at=None)
+
+    driver = asyncio.create_task(engine())
+    response = await client.get(lead["events_url"], headers={"Origin": SHOP})
+    assert response.status == 200
+    assert response.headers["Content-Type"].startswith("text/event-stream")
+    assert response.headers["Access-Control-Allow-Origin"] == SHOP
+    events = await asyncio.wait_for(read_events(response), 10)
+    await driver
+    assert all(name == "progress" for name, _ in events)
+    stages = [(data["status"], data["progress"]) for _, data in events]
+    assert stages[0][0] == "queued" and stages[-1][0] == "done"
+    assert ("calling", "ringing-agents") in stages and ("calling", "connected") in stages
+    assert events[-1][1]["outcome"] == "connected"
+    assert set(events[0][1]) == {"status", "progress", "outcome", "scheduled_for"}
+
+
+async def test_events_heartbeat_and_end_with_the_server(env, monkeypatch):
+    client, _, widget, _ = env
+    monkeypatch.setattr(widget_routes, "POLL_S", 0.02)
+    monkeypatch.setattr(widget_routes, "HEARTBEAT_S", 0.05)
+    lead = await posted_lead(client, widget)
+    response = await client.get(lead["events_url"])
+    await asyncio.sleep(0.3)
+    await client.server.runner.shutdown()  # the app's shutdown: open streams end
+    events = await asyncio.wait_for(read_events(response), 5)
+    assert events[0][0] == "progress" and ("comment", "heartbeat") in events
+
+
+async def test_events_of_an_unknown_lead_or_origin_are_problems(env):
+    client, _, widget, _ = env
+    lead = await posted_lead(client, widget)
+    missing = await client.get(f"{leads_url(widget)}/nope/events", headers={"Origin": SHOP})
+    assert missing.status == 404 and missing.content_type == "application/problem+json"
+    assert missing.headers["Access-Control-Allow-Origin"] == SHOP
+    other = await client.get(lead["events_url"], headers={"Origin": "https://evil.example"})
+    assert other.status == 403 and other.content_type == "application/problem+json"
+
+
+@pytest.mark.parametrize("route", ["config", "challenge", "hours", "clause", "leads/x",
+                                   "leads/x/events"])
+async def test_widget_routes_refuse_another_origin(env, route):
+    client, _, widget, _ = env
+    response = await client.get(f"/api/v1/widgets/{widget.public_key}/{route}",
+                                headers={"Origin": "https://evil.example"})
+    assert response.status == 403 and response.content_type == "application/problem+json"
+    assert "Access-Control-Allow-Origin" not in response.headers
