@@ -13,8 +13,9 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from callengine.errors import InvalidInput
 from callengine.flow import Outcome, Result, Strategy
-from callengine.model import Agent, widget_settings_from_input
+from callengine.model import WIDGET_TEXT_KEYS, Agent, is_one_line, widget_settings_from_input
 from callengine.services import Services
+from callengine.services.widget_texts import BUILT_IN
 from callengine.storage import Store
 from callengine.web import WebDeps, make_app
 from callengine.web import widget as widget_routes
@@ -273,3 +274,9 @@ async def test_widget_routes_refuse_another_origin(env, route):
                                 headers={"Origin": "https://evil.example"})
     assert response.status == 403 and response.content_type == "application/problem+json"
     assert "Access-Control-Allow-Origin" not in response.headers
+
+
+def test_built_in_texts_cover_every_key_in_each_language():
+    for language, texts in BUILT_IN.items():
+        assert set(texts) == WIDGET_TEXT_KEYS, language
+        assert all(is_one_line(t) and len(t) <= 300 for t in texts.values())
