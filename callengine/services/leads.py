@@ -23,8 +23,13 @@ class Leads(Service):
         except NotFound:
             raise UnknownWidget() from None
 
-    async def create(self, widget: Widget, data: dict[str, Any]) -> Lead:
-        """Validate a visitor's request (`lead_from_input`), queue it, wake the engine."""
+    async def create(self, widget: Widget, data: dict[str, Any], *,
+                     client: str | None = None) -> Lead:
+        """Validate a visitor's request (`lead_from_input`), queue it, wake the engine.
+
+        client: the visitor's IP address, for the per-client limits; the store keeps only its
+        keyed hash. A repeat within the widget's duplicate window returns the earlier lead
+        (`lead.duplicate`), nothing new queued."""
         wanted = lead_from_input(data, widget.settings.number_policy())
         lead = await self.store.create_lead(
             widget,
@@ -35,7 +40,11 @@ class Leads(Service):
             email=wanted.email,
             consent=wanted.consent,
             now=self.ctx.clock(),
+            client=client,
         )
+        if lead.duplicate:
+            log.info("[lead %s] asked for again within the duplicate window", lead.id)
+            return lead
         log.info("[lead %s] queued for widget %s (number %s)", lead.id, widget.id,
                  mask(wanted.number.e164))
         self.ctx.on_lead()

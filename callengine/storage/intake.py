@@ -23,6 +23,7 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import aiosqlite
@@ -31,10 +32,11 @@ from uuid import uuid4
 from uuid6 import uuid7
 
 from callengine.crypto.fields import SubjectCipher
-from callengine.errors import RateLimited
+from callengine.errors import NotFound
 from callengine.model import LEAD_QUEUED, Consent, Lead, Widget
 from callengine.storage.base import StoreBase
-from callengine.storage.schema import LEAD_DAY, day
+from callengine.storage import limits
+from callengine.storage.limits import Pending
 from callengine.storage.sql import file_uri, marks
 
 log = logging.getLogger(__name__)
@@ -56,27 +58,28 @@ MOVE_BATCH = 500  # journaled leads moved into the store per transaction
 # milliseconds (and one keystore commit and one store commit serve them all) rather than
 # one each; a lead is durable in the journal before that, and reads of leads move at once.
 MOVE_GATHER_S = 0.01
+GROUP_MAX = 1000  # new leads committed to the journal per transaction, at most
 
-# The rate limits' counts, run on the intake journal's connection: leads of subject ? in
-# the last day (rows of today's and yesterday's days of leads_day_phone), leads of widget ? in
-# the last hour; in the store and in the journal, where a lead moved but not yet forgotten is
-# not counted twice.
-_NOT_MOVED = "NOT EXISTS (SELECT 1 FROM store.leads l WHERE l.id = j.id)"
-_LEADS_PER_NUMBER = (
-    f"SELECT (SELECT COUNT(*) FROM store.leads WHERE {LEAD_DAY} IN (?, ?) AND subject_id = ?"
-    " AND created_at > ?) + (SELECT COUNT(*) FROM new_leads j WHERE subject_id = ?"
-    f" AND created_at > ? AND {_NOT_MOVED})"
-)
-_LEADS_PER_WIDGET = (
-    "SELECT (SELECT COUNT(*) FROM store.leads WHERE widget_id = ? AND created_at > ?)"
-    f" + (SELECT COUNT(*) FROM new_leads j WHERE widget_id = ? AND created_at > ? AND {_NOT_MOVED})"
-)
 # A journaled lead into the store (by the mover, and into a backup's snapshot): queued, due at
 # once (OR IGNORE: moved already).
 MOVE_LEAD = (
     f"INSERT OR IGNORE INTO leads ({', '.join(JOURNAL_COLUMNS)}, status, next_attempt_at,"
     f" updated_at) VALUES ({', '.join('?' * len(JOURNAL_COLUMNS))}, '{LEAD_QUEUED}', ?, ?)"
 )
+
+
+def _count_limits(conn: sqlite3.Connection) -> None:
+    """The limits' counters (limits.py), made once with the last day's leads counted in (in
+    one transaction: a second process opening meanwhile finds them made)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'intake_counts'").fetchone():
+            return
+        for statement in limits.SCHEMA:
+            conn.execute(statement)
+        limits.seed(conn, time.time())
+    finally:
+        conn.execute("COMMIT")
 
 
 def journal_path(database: Path) -> Path:
@@ -96,6 +99,7 @@ async def open_journal(database: Path) -> AsyncIterator[aiosqlite.Connection]:
         await db.execute("ATTACH DATABASE ? AS store", (file_uri(database) + "?mode=ro",))
         for statement in _JOURNAL_SCHEMA:
             await db.execute(statement)
+        await db._execute(_count_limits, db._conn)
         async with db.execute("SELECT name FROM pragma_table_info('new_leads')") as cursor:
             have = {row[0] for row in await cursor.fetchall()}
         for column, kind in zip(NEW_SUBJECT_COLUMNS, ("TEXT", "BLOB")):
@@ -120,53 +124,56 @@ class IntakeJournal(StoreBase):
         email: str | None,
         consent: Consent,
         now: float,
+        client: str | None = None,
     ) -> Lead:
-        """Persist a new lead, queued for dialling now, after the widget's rate limits pass.
+        """Persist a new lead, queued for dialling now, after the rate limits pass.
 
-        The lead is committed to the intake journal (JOURNAL_SUFFIX) and moved into the store
-        right after; reads of leads wait for that move. Check and insert are one INSERT
-        statement, so concurrent requests can't both slip under a limit."""
+        client: the client's IP address (the HTTP peer), kept only as a keyed hash
+        (FieldCipher.client_hash, IPv6 by its /64) for the per-client limits.
+
+        The lead is committed to the intake journal (JOURNAL_SUFFIX) together with the leads
+        that arrived while the previous commit was in flight (group commit: one transaction,
+        one fsync), each checked against the limits (storage/limits.py) in that transaction;
+        this returns once that commit is durable. The same number to the same widget within
+        its duplicate window returns the earlier lead (`duplicate` set), no new row. The lead
+        is moved into the store right after; reads of leads wait for that move."""
         # UUIDv7: time-ordered, so the ids of leads (and attempts) made together sit together in
         # their indexes and the purge of old ones rewrites few pages (random v4 ids: 2x slower).
         lead_id = str(uuid7())
-        settings = widget.settings
         number_hash = self._cipher.number_hash(phone_e164)
-        per_widget = (widget.id, now - 3600, widget.id, now - 3600)
-        columns = (*JOURNAL_COLUMNS, *NEW_SUBJECT_COLUMNS)
         assert self._journal is not None
-        # The subject is found (or made) under the journal's lock, so that two leads of a new
-        # number don't make two subjects.
-        async with self._journal_lock:
+        # The subject is found (or made) in turn, so that two leads of a new number don't make
+        # two subjects; until its first lead moves, each of its leads carries the new key.
+        async with self._subject_lock:
             subject_id, cipher, wrapped = await self._subject_for_intake(number_hash)
-            per_number = (day(now - 86400), day(now), subject_id, now - 86400,
-                          subject_id, now - 86400)
-            # One statement, so one trip to the journal's SQLite thread. An INSERT takes the
-            # journal's write lock before it reads, so the limits are checked and the row
-            # added atomically; what the mover takes into the store meanwhile is counted once.
-            inserted = await self._journal.execute_fetchall(
-                f"INSERT INTO new_leads ({', '.join(columns)})"
-                f" SELECT {', '.join('?' * len(columns))}"
-                f" WHERE ({_LEADS_PER_NUMBER}) < ? AND ({_LEADS_PER_WIDGET}) < ? RETURNING id",
-                (
-                    lead_id, widget.id, subject_id,
-                    cipher.encrypt(phone_e164, f"leads.phone:{lead_id}"),
-                    phone_region, phone_kind,
-                    cipher.encrypt(name, f"leads.name:{lead_id}"),
-                    cipher.encrypt(email, f"leads.email:{lead_id}"),
-                    int(consent.marketing), int(consent.recording), consent.clause_version,
-                    now, None if wrapped is None else number_hash, wrapped,
-                    *per_number, settings.max_leads_per_number_per_day,
-                    *per_widget, settings.max_leads_per_hour,
-                ),
-            )
-            if inserted and wrapped is not None:
-                self._new_subjects[number_hash] = (subject_id, cipher)
-        if not inserted:  # a limit was reached: say which
-            async with self._journal.execute(_LEADS_PER_NUMBER, per_number) as cursor:
-                (count,) = await cursor.fetchone()
-            if count >= settings.max_leads_per_number_per_day:
-                raise RateLimited("too many callback requests for this number today", 3600)
-            raise RateLimited("this widget has reached its hourly limit of callbacks", 600)
+        # The journal's row, by column (a new column: JOURNAL_COLUMNS and one entry here).
+        row = {
+            "id": lead_id, "widget_id": widget.id, "subject_id": subject_id,
+            "phone_enc": cipher.encrypt(phone_e164, f"leads.phone:{lead_id}"),
+            "phone_region": phone_region, "phone_kind": phone_kind,
+            "name_enc": cipher.encrypt(name, f"leads.name:{lead_id}"),
+            "email_enc": cipher.encrypt(email, f"leads.email:{lead_id}"),
+            "consent_marketing": int(consent.marketing),
+            "consent_recording": int(consent.recording),
+            "clause_version": consent.clause_version, "created_at": now,
+            "new_subject_hash": None if wrapped is None else number_hash,
+            "new_subject_key": wrapped,
+        }
+        item = Pending(row, widget.settings, self._cipher.client_hash(client), now)
+        await self._group_commit(item)
+        if isinstance(item.outcome, BaseException):
+            raise item.outcome
+        if isinstance(item.outcome, tuple):  # ("duplicate", the earlier lead's id)
+            try:
+                return replace(await self.get_lead(item.outcome[1]), duplicate=True)
+            except NotFound:  # erased or purged since: a new lead after all
+                async with self._journal_lock:
+                    await self._journal.execute("DELETE FROM intake_recent WHERE lead_id = ?",
+                                                (item.outcome[1],))
+                return await self.create_lead(
+                    widget, phone_e164=phone_e164, phone_region=phone_region,
+                    phone_kind=phone_kind, name=name, email=email, consent=consent, now=now,
+                    client=client)
         self._journaled.add(lead_id)
         if self._mover is None or self._mover.done():
             self._mover = asyncio.create_task(self._keep_moving(), name="intake-mover")
@@ -176,6 +183,41 @@ class IntakeJournal(StoreBase):
             status=LEAD_QUEUED, progress=None, outcome=None, cause=None, attempts=0,
             next_attempt_at=now, created_at=now, closed_at=None,
         )
+
+    async def _group_commit(self, item: Pending) -> None:
+        """Queue the lead for the next group commit and wait until it is done (item.outcome)."""
+        item_done = asyncio.get_running_loop().create_future()
+        self._pending.append((item, item_done))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_pending(), name="intake-commit")
+        await asyncio.shield(item_done)
+
+    async def _commit_pending(self) -> None:
+        """The committer task: while leads wait, all of them in one transaction (the next
+        batch gathers while this one's commit is in flight)."""
+        assert self._journal is not None
+        journal = self._journal
+        columns = (*JOURNAL_COLUMNS, *NEW_SUBJECT_COLUMNS)
+        while self._pending:
+            batch, self._pending = self._pending[:GROUP_MAX], self._pending[GROUP_MAX:]
+            now = max(item.now for item, _ in batch)  # the service's clock, not this one's
+            prune_at = None
+            if now - self._pruned_at >= limits.PRUNE_EVERY_S:
+                prune_at, self._pruned_at = now, now
+            try:
+                async with self._journal_lock:
+                    # One trip to the journal's thread for the whole batch (aiosqlite runs the
+                    # function there, on its connection).
+                    await journal._execute(limits.commit_batch, journal._conn,
+                                           [item for item, _ in batch], columns, prune_at)
+            except Exception as exc:  # the commit itself failed: none of them is in
+                log.error("intake journal: a group commit of %d lead(s) failed: %s",
+                          len(batch), exc)
+                for item, _ in batch:
+                    item.outcome = exc
+            for item, item_done in batch:
+                if not item_done.done():
+                    item_done.set_result(None)
 
     async def _keep_moving(self) -> None:
         """The mover task (create_lead starts it): until every journaled lead is in the store."""
@@ -234,7 +276,7 @@ class IntakeJournal(StoreBase):
         """The number's subject: (id, cipher, None), or a new one's (id, cipher, wrapped key),
         which its first lead carries into the journal."""
         if number_hash in self._new_subjects:
-            return (*self._new_subjects[number_hash], None)
+            return self._new_subjects[number_hash]
         self._fresh_caches()
         known = self._subject_ids.get(number_hash)
         if known is not None and known in self._subject_ciphers:
@@ -244,6 +286,7 @@ class IntakeJournal(StoreBase):
         if found is None:
             subject_id = str(uuid4())  # random: it says nothing, not even when
             cipher, wrapped = self._cipher.new_subject_key(subject_id)
+            self._new_subjects[number_hash] = (subject_id, cipher, wrapped)
             return subject_id, self._cache(subject_id, cipher), wrapped
         subject_id = found[0]
         cipher = self._subject_ciphers.get(subject_id) or self._cache(

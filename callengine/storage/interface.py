@@ -127,9 +127,12 @@ class Storage(Protocol):
         email: str | None,
         consent: Consent,
         now: float,
+        client: str | None = None,
     ) -> Lead:
-        """A new lead, queued and due now, once the widget's rate limits pass (RateLimited
-        otherwise), checked atomically with the insert; durable when this returns."""
+        """A new lead, queued and due now, once the rate limits pass (RateLimited otherwise,
+        saying which), checked atomically with the insert; durable when this returns.
+        client: the visitor's IP address (only its keyed hash is kept). Within the widget's
+        duplicate window, the same number's earlier lead comes back (`duplicate` set)."""
 
     async def get_lead(self, lead_id: str) -> Lead: ...
 
