@@ -353,7 +353,8 @@ def widget_settings_from_input(data: Any) -> WidgetSettings:
         max_numbers_per_client_per_day=_int_in(
             "max_numbers_per_client_per_day", values["max_numbers_per_client_per_day"], 1,
             100000),
-        max_leads_per_hour=_int_in("max_leads_per_hour", values["max_leads_per_hour"], 1, 100000),
+        max_leads_per_hour=_int_in("max_leads_per_hour", values["max_leads_per_hour"], 1,
+                                   1_000_000),
         duplicate_window_s=_int_in("duplicate_window_s", values["duplicate_window_s"], 0, 3600),
         allowed_origins=origins,
         recording=values["recording"],

@@ -33,7 +33,8 @@ class StoreBase:
         self._path: Path | None = None
         self._journal: aiosqlite.Connection | None = None  # the intake journal (see open)
         self._journal_lock = asyncio.Lock()  # its writers in this process, in turn
-        self._subject_lock = asyncio.Lock()  # intake's look-ups of a number's subject
+        # intake's look-ups of a number's subject under way: number hash → done
+        self._subject_lookups: dict[str, asyncio.Future[None]] = {}
         self._pending: list = []  # new leads waiting for the journal's group commit
         self._committer: asyncio.Task[None] | None = None  # the task that commits them
         self._pruned_at = 0.0  # when the limits' counters were last pruned

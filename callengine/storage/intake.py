@@ -142,10 +142,7 @@ class IntakeJournal(StoreBase):
         lead_id = str(uuid7())
         number_hash = self._cipher.number_hash(phone_e164)
         assert self._journal is not None
-        # The subject is found (or made) in turn, so that two leads of a new number don't make
-        # two subjects; until its first lead moves, each of its leads carries the new key.
-        async with self._subject_lock:
-            subject_id, cipher, wrapped = await self._subject_for_intake(number_hash)
+        subject_id, cipher, wrapped = await self._subject_in_turn(number_hash)
         # The journal's row, by column (a new column: JOURNAL_COLUMNS and one entry here).
         row = {
             "id": lead_id, "widget_id": widget.id, "subject_id": subject_id,
@@ -183,6 +180,22 @@ class IntakeJournal(StoreBase):
             status=LEAD_QUEUED, progress=None, outcome=None, cause=None, attempts=0,
             next_attempt_at=now, created_at=now, closed_at=None,
         )
+
+    async def _subject_in_turn(self, number_hash: str
+                               ) -> tuple[str, SubjectCipher, bytes | None]:
+        """_subject_for_intake, one look-up of a number at a time (two leads of a new number
+        don't make two subjects; until its first lead moves, each of its leads carries the new
+        key), while other numbers' look-ups run meanwhile: a lock for all of them made the
+        leads reach the group commit one by one."""
+        while (earlier := self._subject_lookups.get(number_hash)) is not None:
+            await earlier
+        turn = asyncio.get_running_loop().create_future()
+        self._subject_lookups[number_hash] = turn
+        try:
+            return await self._subject_for_intake(number_hash)
+        finally:
+            del self._subject_lookups[number_hash]
+            turn.set_result(None)
 
     async def _group_commit(self, item: Pending) -> None:
         """Queue the lead for the next group commit and wait until it is done (item.outcome)."""
