@@ -37,10 +37,15 @@ class Leads(Service):
         await self.ctx.audit(who, "lead.create", f"lead:{lead.id}", f"widget={widget.id}")
         return widget, lead
 
-    async def create(self, widget: Widget, data: dict[str, Any], *, crm: bool = False) -> Lead:
+    async def create(self, widget: Widget, data: dict[str, Any], *, crm: bool = False,
+                     client: str | None = None) -> Lead:
         """Validate a visitor's request (`lead_from_input`), queue it, wake the engine. Outside
         the widget's calling hours it is due at the next opening; with a `slot` (one of those
-        services.hours offers), at the slot's start, while the slot has places."""
+        services.hours offers), at the slot's start, while the slot has places.
+
+        client: the visitor's IP address, for the per-client limits; the store keeps only its
+        keyed hash. A repeat within the widget's duplicate window returns the earlier lead
+        (`lead.duplicate`), nothing new queued."""
         data = dict(data)
         slot = data.pop("slot", None)
         at = data.pop("scheduled_for", None) if crm else None
@@ -60,7 +65,11 @@ class Leads(Service):
             now=now,
             scheduled_for=scheduled_for,
             slot_capacity=capacity,
+            client=client,
         )
+        if lead.duplicate:
+            log.info("[lead %s] asked for again within the duplicate window", lead.id)
+            return lead
         log.info("[lead %s] queued for widget %s (number %s)%s", lead.id, widget.id,
                  mask(wanted.number.e164),
                  "" if scheduled_for is None else f", due at {scheduled_for:.0f}")

@@ -24,11 +24,12 @@ async def intake_preflight(request: web.Request) -> web.Response:
 async def create_lead(request: web.Request) -> web.Response:
     leads = services(request).leads
     widget = widget_of(request)
-    lead = await leads.create(widget, await json_body(request))
+    lead = await leads.create(widget, await json_body(request), client=request.remote)
     response = web.json_response(
         {**lead_public_view(lead),
-         "status_url": f"/api/v1/widgets/{widget.public_key}/leads/{lead.id}"},
-        status=201,
+         "status_url": f"/api/v1/widgets/{widget.public_key}/leads/{lead.id}",
+         **({"duplicate": True} if lead.duplicate else {})},
+        status=200 if lead.duplicate else 201,
     )
     return response
 

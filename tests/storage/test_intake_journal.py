@@ -26,7 +26,8 @@ async def _widget(store: Store, **limits):
     await store.add_agent(Agent("alice", "PJSIP/agent1"))
     await store.add_group("sales", Strategy.RING_ALL, 20, ["alice"])
     return await store.add_widget("shop", "Shop", widget_settings_from_input(
-        {"group": "sales", "allowed_regions": ["PL"], **limits}), time.time())
+        {"group": "sales", "allowed_regions": ["PL"], "duplicate_window_s": 0, **limits}),
+        time.time())
 
 
 def _rows(path, table: str) -> int:
