@@ -136,6 +136,15 @@ class Consent:
     marketing: bool
     recording: bool
     clause_version: str
+    # The evidence of it (docs/consent.md), set by services.leads.create: the SHA-256 and
+    # language of the registered clause shown (None: an unregistered clause), the recording
+    # notice's version shown (the widget records), when it was given (the intake time) and
+    # the page's Origin (an allowed browser origin; None for a CRM or another non-browser).
+    clause_sha256: str | None = None
+    clause_language: str | None = None
+    notice_version: str | None = None
+    at: float | None = None
+    origin: str | None = None
 
 
 # What a personal field of an erased data subject reads as (its key is gone: a lead seen in a
@@ -191,6 +200,7 @@ class Attempt:
     visitor_ring_s: float | None = None
     talk_s: float | None = None
     connected: bool = False
+    notice_played: bool = False  # the in-call recording notice was played to the visitor
 
 
 @dataclass(frozen=True)

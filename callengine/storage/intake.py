@@ -42,9 +42,11 @@ from callengine.storage.sql import file_uri, marks
 log = logging.getLogger(__name__)
 
 JOURNAL_SUFFIX = "-intake"
+# Consent evidence (docs/consent.md), added to the journal by ALTER like scheduled_for.
+EVIDENCE_COLUMNS = ("clause_sha256", "clause_language", "notice_version", "consent_at", "origin")
 JOURNAL_COLUMNS = ("id", "widget_id", "subject_id", "phone_enc", "phone_region", "phone_kind",
                    "name_enc", "email_enc", "consent_marketing", "consent_recording",
-                   "clause_version", "created_at", "scheduled_for")
+                   "clause_version", "created_at", "scheduled_for", *EVIDENCE_COLUMNS)
 # The journal's table takes its columns from `leads` (with their types; NOT NULL and the
 # other constraints are checked when a lead moves in), so a migration of `leads` is made once.
 _JOURNAL_SCHEMA = (
@@ -109,7 +111,9 @@ async def open_journal(database: Path) -> AsyncIterator[aiosqlite.Connection]:
         await db._execute(_count_limits, db._conn)
         async with db.execute("SELECT name FROM pragma_table_info('new_leads')") as cursor:
             have = {row[0] for row in await cursor.fetchall()}
-        for column, kind in zip((*NEW_SUBJECT_COLUMNS, "scheduled_for"), ("TEXT", "BLOB", "REAL")):
+        added = (*NEW_SUBJECT_COLUMNS, "scheduled_for", *EVIDENCE_COLUMNS)
+        for column, kind in zip(added, ("TEXT", "BLOB", "REAL", "TEXT", "TEXT", "TEXT", "REAL",
+                                        "TEXT")):
             if column not in have:
                 await db.execute(f"ALTER TABLE new_leads ADD COLUMN {column} {kind}")
         yield db
@@ -166,6 +170,9 @@ class IntakeJournal(StoreBase):
             "consent_recording": int(consent.recording),
             "clause_version": consent.clause_version, "created_at": now,
             "scheduled_for": scheduled_for,
+            "clause_sha256": consent.clause_sha256, "clause_language": consent.clause_language,
+            "notice_version": consent.notice_version, "consent_at": consent.at,
+            "origin": consent.origin,
             "new_subject_hash": None if wrapped is None else number_hash,
             "new_subject_key": wrapped,
         }

@@ -161,6 +161,9 @@ class Storage(Protocol):
     async def set_progress(self, lead_id: str, progress: str, connected: bool, attempt_id: str,
                            now: float) -> None: ...
 
+    async def mark_notice_played(self, attempt_id: str) -> None:
+        """The in-call recording notice was played to the attempt's visitor (evidence)."""
+
     async def finish_attempt(
         self, attempt: Attempt, result: Result, now: float, retry_at: float | None
     ) -> Lead:

@@ -24,7 +24,8 @@ async def intake_preflight(request: web.Request) -> web.Response:
 async def create_lead(request: web.Request) -> web.Response:
     leads = services(request).leads
     widget = widget_of(request)
-    lead = await leads.create(widget, await json_body(request), client=request.remote)
+    lead = await leads.create(widget, await json_body(request), client=request.remote,
+                              origin=request.headers.get("Origin"))
     response = web.json_response(
         {**lead_public_view(lead),
          "status_url": f"/api/v1/widgets/{widget.public_key}/leads/{lead.id}",
