@@ -128,8 +128,8 @@ def audit_log_view(check: AuditCheck) -> dict[str, Any]:
 # ---- a data subject's export -------------------------------------------------------------------
 
 
-def subject_lead_view(lead: Lead, attempts: list[Attempt], recordings: list[Recording]
-                      ) -> dict[str, Any]:
+def subject_lead_view(lead: Lead, attempts: list[Attempt], recordings: list[Recording],
+                      clause: dict[str, Any] | None = None) -> dict[str, Any]:
     """All that is held about one lead, unmasked: the data subject asked for it."""
     return {
         "id": lead.id,
@@ -142,12 +142,20 @@ def subject_lead_view(lead: Lead, attempts: list[Attempt], recordings: list[Reco
             "marketing": lead.consent.marketing,
             "recording": lead.consent.recording,
             "information_clause_version": lead.consent.clause_version,
+            "information_clause_language": lead.consent.clause_language,
+            # the exact text shown, its sha256 as stored, verified against the record (None:
+            # an unregistered clause: the engine holds no text for it)
+            "information_clause": clause,
+            "recording_notice_version": lead.consent.notice_version,
+            "given_at": lead.consent.at,
+            "origin": lead.consent.origin,
         },
         "status": lead.status,
         "outcome": lead.outcome,
         "attempts": [
             {"number": a.number, "started_at": a.started_at, "ended_at": a.ended_at,
-             "outcome": a.outcome, "cause": a.cause, "talk_s": a.talk_s}
+             "outcome": a.outcome, "cause": a.cause, "talk_s": a.talk_s,
+             "notice_played": a.notice_played}
             for a in attempts
         ],
         "recordings": [
