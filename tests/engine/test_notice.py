@@ -8,34 +8,19 @@ import asyncio
 
 import pytest
 
-from callengine import crypto
-from callengine.config import DialingConfig
-from callengine.engine import Engine
-from callengine.media import fifo as fifo_mod
-from callengine.media.fifo import FifoTap, ensure_fifo_dir
-from callengine.recordings import RecordingSetup, RecordingVault
 from callengine.storage import KeyStore, Store
 from tests.engine.test_driver import engine_running, lead_is
-from tests.recordings.test_recorder import NoMixMonitor, _lead_and_attempt
+from tests.recordings.test_recorder import NoMixMonitor, _lead_and_attempt, refusing_engine
 from tests.support.engine import DATA_KEY, poll
 from tests.support.fake_ari import FakeAri
-from tests.support.pipes import RefusingFcntl
 
 
 async def test_a_recorded_call_records_the_notice_played(tmp_path, monkeypatch):
-    monkeypatch.setattr(fifo_mod, "fcntl", RefusingFcntl())  # no tap needed for the notice
-    fifo_dir = tmp_path / "fifo"
-    ensure_fifo_dir(fifo_dir, None)
     ari = FakeAri()
-    public = crypto.generate_recipient_keypair()[1]
     async with Store.open(tmp_path / "ce.db", DATA_KEY) as store, \
             KeyStore.open(tmp_path / "ks.db") as keystore:
-        vault = RecordingVault(tmp_path / "recordings", keystore)
-        vault.directory.mkdir()
-        setup = RecordingSetup("fifo", vault, public,
-                               lambda: FifoTap(NoMixMonitor(), fifo_dir, "/asterisk/fifo", None))
-        engine = Engine(store, ari, DialingConfig(max_concurrent_calls=1, poll_interval_s=0.05),
-                        recording=setup)
+        # the tap refuses to start: no tap is needed to see the notice played
+        engine, _ = refusing_engine(tmp_path, monkeypatch, store, keystore, ari, NoMixMonitor())
         lead = await _lead_and_attempt(store)
         task = asyncio.create_task(engine.run())
         try:

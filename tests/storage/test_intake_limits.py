@@ -14,6 +14,7 @@ from callengine.errors import RateLimited
 from callengine.flow import Strategy
 from callengine.model import Agent, Consent, widget_settings_from_input
 from callengine.storage import JOURNAL_SUFFIX, Store
+from tests.storage.test_intake_journal import _rows
 from tests.support.engine import DATA_KEY
 
 NUMBER = "+48601234567"
@@ -33,14 +34,6 @@ async def _widget(store: Store, key: str = "shop", **settings):
     return await store.add_widget(key, key.title(), widget_settings_from_input(
         {"group": "sales", "allowed_regions": ["PL"], "duplicate_window_s": 0, **settings}),
         NOW)
-
-
-def _rows(path, table: str) -> int:
-    db = sqlite3.connect(path)
-    try:
-        return db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
-    finally:
-        db.close()
 
 
 async def test_per_number_windows_and_computed_retry_after(tmp_path):

@@ -4,10 +4,13 @@ a duplicate comes back 200 with the same lead, and a 429 says which limit and wh
 from __future__ import annotations
 
 from callengine.model import widget_settings_from_input
-from tests.web.test_web import env, lead_body  # noqa: F401  (the fixture)
+from tests.web import test_web
+from tests.web.test_web import lead_body
+
+env = test_web.env  # the fixture
 
 
-async def test_duplicate_within_the_window_is_the_same_lead(env):  # noqa: F811
+async def test_duplicate_within_the_window_is_the_same_lead(env):
     client, store, _, clock, _ = env
     widget = await store.add_widget("dup", "Dup", widget_settings_from_input(
         {"group": "sales", "allowed_regions": ["PL"], "duplicate_window_s": 60}), clock.now)
@@ -21,7 +24,7 @@ async def test_duplicate_within_the_window_is_the_same_lead(env):  # noqa: F811
     assert len(await store.list_leads()) == 1
 
 
-async def test_the_client_limit_through_http(env):  # noqa: F811
+async def test_the_client_limit_through_http(env):
     client, store, _, clock, _ = env
     widget = await store.add_widget("cl", "Cl", widget_settings_from_input(
         {"group": "sales", "allowed_regions": ["PL"], "max_numbers_per_client_per_hour": 2}),
