@@ -149,3 +149,20 @@ async def test_a_journal_made_before_the_evidence_columns_gets_them(tmp_path):
         assert (await store.get_lead(lead.id)).consent == evidence
     async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
         assert (await store.get_lead(lead.id)).consent == evidence  # moved into the store
+
+
+async def test_two_concurrent_leads_for_the_last_place_of_a_slot(tmp_path):
+    """The slot's check runs in the group commit, per lead, counting the batch's earlier rows
+    too: of two concurrent requests for the last place exactly one gets it."""
+    from callengine.errors import SlotFull
+
+    slot = time.time() + 3600
+    async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
+        widget = await _widget(store)
+        results = await asyncio.gather(*(
+            store.create_lead(widget, now=time.time(), scheduled_for=slot, slot_capacity=1,
+                              **{**LEAD, "phone_e164": f"+4860123456{n}"})
+            for n in range(2)), return_exceptions=True)
+        assert sorted(type(r).__name__ for r in results) == ["Lead", "SlotFull"]
+        assert any(isinstance(r, SlotFull) for r in results)
+        assert len(await store.list_leads()) == 1
