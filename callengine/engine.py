@@ -306,6 +306,11 @@ class Engine:
             self._forget(call)
 
     async def _feed(self, call: ActiveCall, event: flow.Event) -> None:
+        if (call.flow.state is flow.State.NOTICE and isinstance(event, flow.PlaybackDone)
+                and event.leg == flow.VISITOR and not event.failed):
+            # The recording notice was played to the visitor (consent evidence), recorded
+            # before the call is bridged and recorded.
+            await self._store.mark_notice_played(call.attempt.id)
         for command in call.flow.handle(event):
             await self._execute(call, command)
         if isinstance(event, flow.LegGone) and flow.is_agent_leg(event.leg):

@@ -31,9 +31,13 @@ class Conflict(ValueError):
 
 
 class RateLimited(Exception):
-    def __init__(self, message: str, retry_after_s: int):
+    """limit: which one refused ("number", "client" or "widget"); retry_after_s: when its
+    window lets the next one through."""
+
+    def __init__(self, message: str, retry_after_s: int, limit: str = "widget"):
         super().__init__(message)
         self.retry_after_s = retry_after_s
+        self.limit = limit
 
 
 class SlotInvalid(InvalidInput):

@@ -93,8 +93,16 @@ class WidgetSettings:
     retry_delay_s: int = 120
     retry_on: tuple[str, ...] = (
         Outcome.AGENTS_NO_ANSWER.value, Outcome.AGENTS_BUSY.value, Outcome.FAILED.value)
-    max_leads_per_number_per_day: int = 3
-    max_leads_per_hour: int = 200
+    # Rate limits (docs/config.md "Limits"); the defaults are Oracle Click2Call's abuse figures.
+    # Per number, across every widget (the strictest maximum among the widgets that apply):
+    max_leads_per_number_per_15min: int = 7
+    max_leads_per_number_per_hour: int = 9
+    max_leads_per_number_per_day: int = 15
+    # Per client (a keyed hash of its address, IPv6 by /64), distinct numbers, across widgets:
+    max_numbers_per_client_per_hour: int = 3
+    max_numbers_per_client_per_day: int = 4
+    max_leads_per_hour: int = 200  # per widget, for everyone
+    duplicate_window_s: int = 60  # the same number again to this widget: the same lead back
     allowed_origins: tuple[str, ...] = ()
     recording: str = "off"  # "off" or "on"
     recording_requires_consent: bool = True  # record only leads whose visitor agreed
@@ -149,6 +157,15 @@ class Consent:
     marketing: bool
     recording: bool
     clause_version: str
+    # The evidence of it (docs/consent.md), set by services.leads.create: the SHA-256 and
+    # language of the registered clause shown (None: an unregistered clause), the recording
+    # notice's version shown (the widget records), when it was given (the intake time) and
+    # the page's Origin (an allowed browser origin; None for a CRM or another non-browser).
+    clause_sha256: str | None = None
+    clause_language: str | None = None
+    notice_version: str | None = None
+    at: float | None = None
+    origin: str | None = None
 
 
 # What a personal field of an erased data subject reads as (its key is gone: a lead seen in a
@@ -175,6 +192,8 @@ class Lead:
     created_at: float
     closed_at: float | None
     scheduled_for: float | None = None  # when the visitor asked (a slot) or the next opening
+    # Answered to a request that repeated this lead within the widget's duplicate window.
+    duplicate: bool = field(default=False, compare=False)
 
     @property
     def phone_masked(self) -> str:
@@ -202,6 +221,7 @@ class Attempt:
     visitor_ring_s: float | None = None
     talk_s: float | None = None
     connected: bool = False
+    notice_played: bool = False  # the in-call recording notice was played to the visitor
 
 
 @dataclass(frozen=True)
@@ -383,7 +403,21 @@ def widget_settings_from_input(data: Any) -> WidgetSettings:
         max_leads_per_number_per_day=_int_in(
             "max_leads_per_number_per_day", values["max_leads_per_number_per_day"], 1, 100
         ),
-        max_leads_per_hour=_int_in("max_leads_per_hour", values["max_leads_per_hour"], 1, 100000),
+        max_leads_per_number_per_15min=_int_in(
+            "max_leads_per_number_per_15min", values["max_leads_per_number_per_15min"], 1, 100
+        ),
+        max_leads_per_number_per_hour=_int_in(
+            "max_leads_per_number_per_hour", values["max_leads_per_number_per_hour"], 1, 100
+        ),
+        max_numbers_per_client_per_hour=_int_in(
+            "max_numbers_per_client_per_hour", values["max_numbers_per_client_per_hour"], 1,
+            100000),
+        max_numbers_per_client_per_day=_int_in(
+            "max_numbers_per_client_per_day", values["max_numbers_per_client_per_day"], 1,
+            100000),
+        max_leads_per_hour=_int_in("max_leads_per_hour", values["max_leads_per_hour"], 1,
+                                   1_000_000),
+        duplicate_window_s=_int_in("duplicate_window_s", values["duplicate_window_s"], 0, 3600),
         allowed_origins=origins,
         recording=values["recording"],
         recording_requires_consent=values["recording_requires_consent"],

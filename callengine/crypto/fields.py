@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import os
 
 from cryptography.exceptions import InvalidTag
@@ -24,6 +25,8 @@ DATA_KEY_INFO_ENC = b"callengine-fields-v1/aes-256-gcm"
 DATA_KEY_INFO_MAC = b"callengine-fields-v1/hmac-sha256"
 DATA_KEY_INFO_WRAP = b"callengine-subjects-v1/key-wrap"
 DATA_KEY_INFO_CHALLENGE = b"callengine-widget-v1/altcha-hmac"
+DATA_KEY_INFO_CLIENT = b"callengine-clients-v1/hmac-sha256"
+CLIENT_IPV6_PREFIX = 64  # one IPv6 client is its /64: a host picks addresses inside it freely
 SUBJECT_KEY_SIZE = 32
 
 
@@ -67,6 +70,7 @@ class FieldCipher(SubjectCipher):
         self._mac_key = derive(DATA_KEY_INFO_MAC)
         self._wrap = AESGCM(derive(DATA_KEY_INFO_WRAP))
         self._challenge_key = derive(DATA_KEY_INFO_CHALLENGE)
+        self._client_key = derive(DATA_KEY_INFO_CLIENT)
 
     def challenge_key(self) -> bytes:
         """The HMAC key of the widget's ALTCHA challenges when none is configured: a fourth
@@ -75,6 +79,24 @@ class FieldCipher(SubjectCipher):
 
     def number_hash(self, e164: str) -> str:
         return hmac.new(self._mac_key, e164.encode(), hashlib.sha256).hexdigest()
+
+    def client_hash(self, address: str | None) -> str | None:
+        """The keyed hash (HMAC-SHA256, its own key) of a client's address, for the per-client
+        rate limits: an IPv4 address as it is (an IPv4-mapped IPv6 one as its IPv4), an IPv6
+        address by its /64. The address itself is never kept. None: no address (not IP)."""
+        if not address:
+            return None
+        try:
+            ip = ipaddress.ip_address(address.split("%", 1)[0])
+        except ValueError:
+            return None
+        if ip.version == 6 and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        if ip.version == 6:
+            group = str(ipaddress.IPv6Network((ip, CLIENT_IPV6_PREFIX), strict=False))
+        else:
+            group = str(ip)
+        return hmac.new(self._client_key, group.encode(), hashlib.sha256).hexdigest()[:32]
 
     def new_subject_key(self, subject_id: str) -> tuple[SubjectCipher, bytes]:
         """A fresh random key for a new data subject: its cipher, and the key wrapped (what

@@ -4,6 +4,7 @@ answer), its public status, and the admin's list and detail views."""
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 from callengine.access import Permission, Principal, require
@@ -37,14 +38,21 @@ class Leads(Service):
         await self.ctx.audit(who, "lead.create", f"lead:{lead.id}", f"widget={widget.id}")
         return widget, lead
 
-    async def create(self, widget: Widget, data: dict[str, Any], *, crm: bool = False) -> Lead:
+    async def create(self, widget: Widget, data: dict[str, Any], *, crm: bool = False,
+                     client: str | None = None, origin: str | None = None) -> Lead:
         """Validate a visitor's request (`lead_from_input`), queue it, wake the engine. Outside
         the widget's calling hours it is due at the next opening; with a `slot` (one of those
         services.hours offers), at the slot's start, while the slot has places.
 
         From the widget (not the CRM): the honeypot `website` must be absent or empty, and with
         the widget's `challenge` on, `altcha` must be a solved, unexpired, unused challenge
-        (redeemed last, after every other check, so a refused request does not spend it)."""
+        (redeemed last, after every other check, so a refused request does not spend it).
+
+        client: the visitor's IP address, for the per-client limits; the store keeps only its
+        keyed hash. A repeat within the widget's duplicate window returns the earlier lead
+        (`lead.duplicate`), nothing new queued.
+        origin: the request's Origin header; kept as evidence only when it is one of the
+        widget's allowed origins (web/security.py refuses the others)."""
         data = dict(data)
         honeypot = data.pop("website", None)
         proof = data.pop("altcha", None)
@@ -55,8 +63,15 @@ class Leads(Service):
         wanted = lead_from_input(data, widget.settings.number_policy())
         now = self.ctx.clock()
         scheduled_for, capacity = schedule(widget.settings, slot, now, at)
-        await self._check_clause(widget, wanted.consent.clause_version,
-                                 data.get("language", "en"))
+        clause = await self._check_clause(widget, wanted.consent.clause_version,
+                                          data.get("language", "en"))
+        consent = replace(
+            wanted.consent, at=now,
+            origin=origin if origin in widget.settings.allowed_origins else None,
+            **({} if clause is None else {
+                "clause_sha256": clause["sha256"], "clause_language": clause["language"],
+                "notice_version": (clause.get("notice_version")
+                                   if widget.settings.recording == "on" else None)}))
         if not crm and widget.settings.challenge == "on":
             self.ctx.challenges.redeem(proof, now)
         lead = await self.store.create_lead(
@@ -66,25 +81,31 @@ class Leads(Service):
             phone_kind=wanted.number.kind,
             name=wanted.name,
             email=wanted.email,
-            consent=wanted.consent,
+            consent=consent,
             now=now,
             scheduled_for=scheduled_for,
             slot_capacity=capacity,
+            client=client,
         )
+        if lead.duplicate:
+            log.info("[lead %s] asked for again within the duplicate window", lead.id)
+            return lead
         log.info("[lead %s] queued for widget %s (number %s)%s", lead.id, widget.id,
                  mask(wanted.number.e164),
                  "" if scheduled_for is None else f", due at {scheduled_for:.0f}")
         self.ctx.on_lead()
         return lead
 
-    async def _check_clause(self, widget: Widget, version: str, language: Any) -> None:
-        """The clause the visitor saw must be registered when the widget has clauses; a widget
-        without any keeps accepting its integrations' own versions (docs/consent.md)."""
+    async def _check_clause(self, widget: Widget, version: str,
+                            language: Any) -> dict[str, Any] | None:
+        """The clause the visitor saw (its record), which must be registered when the widget
+        has clauses; a widget without any keeps accepting its integrations' own versions
+        (None: an unregistered clause; docs/consent.md)."""
         from callengine.services.clauses import Clauses, check_language
 
         language = check_language(language)
         try:
-            await Clauses(self.ctx).find(widget.id, language, version)
+            return await Clauses(self.ctx).find(widget.id, language, version)
         except NotFound:
             raise ClauseUnknown(version, language) from None
 

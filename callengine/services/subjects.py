@@ -1,6 +1,7 @@
 """Data-subject rights: everything held about a phone number, exported or erased.
 
-Export gathers each lead (with its consents and the information-clause version), its attempts
+Export gathers each lead (with its consents, the exact information-clause text the visitor saw
+and its evidence), its attempts
 and its recordings' metadata; with a private key and a directory it also decrypts the
 recordings to WAV files there (the subject asked for them). Erasure crypto-shreds the
 recordings, then deletes the leads with everything hanging off them, leaving tombstones with no
@@ -12,6 +13,7 @@ success with the data still in a file.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from callengine.access import Permission, Principal, require
-from callengine.errors import ErasureIncomplete, InvalidInput
+from callengine.errors import ErasureIncomplete, InvalidInput, NotFound
 from callengine.numbers import VisitorNumber, any_number
 from callengine.recordings import RecordingVault
 from callengine.services import views
@@ -35,6 +37,23 @@ class Erasure:
     recordings: int
 
 
+async def _clause_shown(store: Store, lead: Any) -> dict[str, Any] | None:
+    """The exact clause text the lead's visitor saw: its record (widget, language, version),
+    checked against the hash the lead stored; None for an unregistered clause."""
+    consent = lead.consent
+    if consent.clause_sha256 is None or consent.clause_language is None:
+        return None
+    try:
+        clause = await store.get_clause(lead.widget_id, consent.clause_language,
+                                        consent.clause_version)
+    except NotFound:
+        return {"text": None, "sha256": consent.clause_sha256, "verified": False}
+    return {"text": clause["text"], "sha256": consent.clause_sha256,
+            "privacy_url": clause["privacy_url"],
+            "verified": clause["sha256"] == consent.clause_sha256
+            and hashlib.sha256(clause["text"].encode()).hexdigest() == consent.clause_sha256}
+
+
 async def export_subject(
     store: Store, e164: str, principal: Principal, now: float, *,
     vault: RecordingVault | None, audio_dir: Path | None = None,
@@ -47,7 +66,7 @@ async def export_subject(
         recordings = await store.list_recordings(lead_id=lead.id)
         recordings_total += len(recordings)
         exported.append(views.subject_lead_view(lead, await store.attempts_for(lead.id),
-                                                recordings))
+                                                recordings, await _clause_shown(store, lead)))
     await store.audit(principal, "subjects.export",
                       "leads:" + ",".join(lead.id for lead in leads) if leads else "leads:none",
                       "with audio" if audio_dir else "metadata", now)

@@ -46,6 +46,11 @@ def lead_admin_view(lead: Lead, unmasked: bool = False) -> dict[str, Any]:
             "marketing": lead.consent.marketing,
             "recording": lead.consent.recording,
             "clause_version": lead.consent.clause_version,
+            "clause_sha256": lead.consent.clause_sha256,
+            "clause_language": lead.consent.clause_language,
+            "notice_version": lead.consent.notice_version,
+            "at": lead.consent.at,
+            "origin": lead.consent.origin,
         },
         "created_at": lead.created_at,
         "closed_at": lead.closed_at,
@@ -123,8 +128,8 @@ def audit_log_view(check: AuditCheck) -> dict[str, Any]:
 # ---- a data subject's export -------------------------------------------------------------------
 
 
-def subject_lead_view(lead: Lead, attempts: list[Attempt], recordings: list[Recording]
-                      ) -> dict[str, Any]:
+def subject_lead_view(lead: Lead, attempts: list[Attempt], recordings: list[Recording],
+                      clause: dict[str, Any] | None = None) -> dict[str, Any]:
     """All that is held about one lead, unmasked: the data subject asked for it."""
     return {
         "id": lead.id,
@@ -137,12 +142,20 @@ def subject_lead_view(lead: Lead, attempts: list[Attempt], recordings: list[Reco
             "marketing": lead.consent.marketing,
             "recording": lead.consent.recording,
             "information_clause_version": lead.consent.clause_version,
+            "information_clause_language": lead.consent.clause_language,
+            # the exact text shown, its sha256 as stored, verified against the record (None:
+            # an unregistered clause: the engine holds no text for it)
+            "information_clause": clause,
+            "recording_notice_version": lead.consent.notice_version,
+            "given_at": lead.consent.at,
+            "origin": lead.consent.origin,
         },
         "status": lead.status,
         "outcome": lead.outcome,
         "attempts": [
             {"number": a.number, "started_at": a.started_at, "ended_at": a.ended_at,
-             "outcome": a.outcome, "cause": a.cause, "talk_s": a.talk_s}
+             "outcome": a.outcome, "cause": a.cause, "talk_s": a.talk_s,
+             "notice_played": a.notice_played}
             for a in attempts
         ],
         "recordings": [
@@ -158,8 +171,10 @@ def subject_lead_view(lead: Lead, attempts: list[Attempt], recordings: list[Reco
 REPORT_COLUMNS = [
     "lead", "created_at", "status", "outcome", "attempts", "phone", "agent", "agent_ring_s",
     "visitor_ring_s", "talk_s", "q850", "recorded", "consent_marketing", "consent_recording",
-    "information_clause_version", "purged",
+    "information_clause_version", "clause_language", "clause_sha256", "notice_version",
+    "notice_played", "purged",
 ]
+UNREGISTERED = "unregistered"  # clause_sha256 of a lead whose clause has no record
 
 
 def _iso(ts: float | None) -> str | None:
@@ -177,6 +192,10 @@ def report_row(lead: Lead, extra: dict[str, Any], unmasked: bool) -> dict[str, A
         "consent_marketing": lead.consent.marketing,
         "consent_recording": lead.consent.recording,
         "information_clause_version": lead.consent.clause_version,
+        "clause_language": lead.consent.clause_language,
+        "clause_sha256": lead.consent.clause_sha256 or UNREGISTERED,
+        "notice_version": lead.consent.notice_version,
+        "notice_played": None if extra["notice_played"] is None else bool(extra["notice_played"]),
         "purged": None,
     }
 
@@ -192,6 +211,10 @@ def tombstone_row(tombstone: dict[str, Any]) -> dict[str, Any]:
         "consent_marketing": bool(tombstone["consent_marketing"]),
         "consent_recording": bool(tombstone["consent_recording"]),
         "information_clause_version": tombstone["clause_version"],
+        "clause_language": tombstone["clause_language"],
+        "clause_sha256": tombstone["clause_sha256"] or UNREGISTERED,
+        "notice_version": tombstone["notice_version"],
+        "notice_played": None,
         "purged": tombstone["reason"],
     }
 

@@ -33,6 +33,11 @@ class StoreBase:
         self._path: Path | None = None
         self._journal: aiosqlite.Connection | None = None  # the intake journal (see open)
         self._journal_lock = asyncio.Lock()  # its writers in this process, in turn
+        # intake's look-ups of a number's subject under way: number hash → done
+        self._subject_lookups: dict[str, asyncio.Future[None]] = {}
+        self._pending: list = []  # new leads waiting for the journal's group commit
+        self._committer: asyncio.Task[None] | None = None  # the task that commits them
+        self._pruned_at = 0.0  # when the limits' counters were last pruned
         self._journaled: set[str] = set()  # leads this process journaled, not yet moved
         self._moving = asyncio.Lock()
         self._mover: asyncio.Task[None] | None = None
@@ -45,8 +50,9 @@ class StoreBase:
         self._subject_ids: dict[str, str] = {}
         self._erasures_seen: tuple[int, int] | None = None
         # New subjects this process journaled (their wrapped keys ride in the journal, to the
-        # keystore with the mover's next batch): number hash → (subject id, cipher).
-        self._new_subjects: dict[str, tuple[str, SubjectCipher]] = {}
+        # keystore with the mover's next batch): number hash → (subject id, cipher, wrapped
+        # key); each lead of such a subject carries its key until one of them has moved.
+        self._new_subjects: dict[str, tuple[str, SubjectCipher, bytes]] = {}
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:

@@ -23,6 +23,7 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import aiosqlite
@@ -31,18 +32,21 @@ from uuid import uuid4
 from uuid6 import uuid7
 
 from callengine.crypto.fields import SubjectCipher
-from callengine.errors import RateLimited, SlotFull
+from callengine.errors import NotFound
 from callengine.model import LEAD_QUEUED, Consent, Lead, Widget
 from callengine.storage.base import StoreBase
-from callengine.storage.schema import LEAD_DAY, day
+from callengine.storage import limits
+from callengine.storage.limits import Pending
 from callengine.storage.sql import file_uri, marks
 
 log = logging.getLogger(__name__)
 
 JOURNAL_SUFFIX = "-intake"
+# Consent evidence (docs/consent.md), added to the journal by ALTER like scheduled_for.
+EVIDENCE_COLUMNS = ("clause_sha256", "clause_language", "notice_version", "consent_at", "origin")
 JOURNAL_COLUMNS = ("id", "widget_id", "subject_id", "phone_enc", "phone_region", "phone_kind",
                    "name_enc", "email_enc", "consent_marketing", "consent_recording",
-                   "clause_version", "created_at", "scheduled_for")
+                   "clause_version", "created_at", "scheduled_for", *EVIDENCE_COLUMNS)
 # The journal's table takes its columns from `leads` (with their types; NOT NULL and the
 # other constraints are checked when a lead moves in), so a migration of `leads` is made once.
 _JOURNAL_SCHEMA = (
@@ -56,32 +60,13 @@ MOVE_BATCH = 500  # journaled leads moved into the store per transaction
 # milliseconds (and one keystore commit and one store commit serve them all) rather than
 # one each; a lead is durable in the journal before that, and reads of leads move at once.
 MOVE_GATHER_S = 0.01
+GROUP_MAX = 1000  # new leads committed to the journal per transaction, at most
 
-# The rate limits' counts, run on the intake journal's connection: leads of subject ? in
-# the last day (rows of today's and yesterday's days of leads_day_phone), leads of widget ? in
-# the last hour; in the store and in the journal, where a lead moved but not yet forgotten is
-# not counted twice.
-_NOT_MOVED = "NOT EXISTS (SELECT 1 FROM store.leads l WHERE l.id = j.id)"
-_LEADS_PER_NUMBER = (
-    f"SELECT (SELECT COUNT(*) FROM store.leads WHERE {LEAD_DAY} IN (?, ?) AND subject_id = ?"
-    " AND created_at > ?) + (SELECT COUNT(*) FROM new_leads j WHERE subject_id = ?"
-    f" AND created_at > ? AND {_NOT_MOVED})"
-)
-_LEADS_PER_WIDGET = (
-    "SELECT (SELECT COUNT(*) FROM store.leads WHERE widget_id = ? AND created_at > ?)"
-    f" + (SELECT COUNT(*) FROM new_leads j WHERE widget_id = ? AND created_at > ? AND {_NOT_MOVED})"
-)
 # A journaled lead into the store (by the mover, and into a backup's snapshot): queued, due at
 # once or at its scheduled_for (move_values; OR IGNORE: moved already).
 MOVE_LEAD = (
     f"INSERT OR IGNORE INTO leads ({', '.join(JOURNAL_COLUMNS)}, status, next_attempt_at,"
     f" updated_at) VALUES ({', '.join('?' * len(JOURNAL_COLUMNS))}, '{LEAD_QUEUED}', ?, ?)"
-)
-# Leads of widget ? scheduled for slot ? (store: not closed; journal: not moved yet).
-_LEADS_IN_SLOT = (
-    "SELECT (SELECT COUNT(*) FROM store.leads WHERE widget_id = ? AND scheduled_for = ?"
-    f" AND status != 'done') + (SELECT COUNT(*) FROM new_leads j WHERE widget_id = ?"
-    f" AND scheduled_for = ? AND {_NOT_MOVED})"
 )
 
 
@@ -90,6 +75,20 @@ def move_values(row) -> tuple:
     created = row[JOURNAL_COLUMNS.index("created_at")]
     scheduled = row[JOURNAL_COLUMNS.index("scheduled_for")]
     return (*tuple(row)[:len(JOURNAL_COLUMNS)], scheduled or created, created)
+
+
+def _count_limits(conn: sqlite3.Connection) -> None:
+    """The limits' counters (limits.py), made once with the last day's leads counted in (in
+    one transaction: a second process opening meanwhile finds them made)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'intake_counts'").fetchone():
+            return
+        for statement in limits.SCHEMA:
+            conn.execute(statement)
+        limits.seed(conn, time.time())
+    finally:
+        conn.execute("COMMIT")
 
 
 def journal_path(database: Path) -> Path:
@@ -109,9 +108,12 @@ async def open_journal(database: Path) -> AsyncIterator[aiosqlite.Connection]:
         await db.execute("ATTACH DATABASE ? AS store", (file_uri(database) + "?mode=ro",))
         for statement in _JOURNAL_SCHEMA:
             await db.execute(statement)
+        await db._execute(_count_limits, db._conn)
         async with db.execute("SELECT name FROM pragma_table_info('new_leads')") as cursor:
             have = {row[0] for row in await cursor.fetchall()}
-        for column, kind in zip((*NEW_SUBJECT_COLUMNS, "scheduled_for"), ("TEXT", "BLOB", "REAL")):
+        added = (*NEW_SUBJECT_COLUMNS, "scheduled_for", *EVIDENCE_COLUMNS)
+        for column, kind in zip(added, ("TEXT", "BLOB", "REAL", "TEXT", "TEXT", "TEXT", "REAL",
+                                        "TEXT")):
             if column not in have:
                 await db.execute(f"ALTER TABLE new_leads ADD COLUMN {column} {kind}")
         yield db
@@ -135,64 +137,61 @@ class IntakeJournal(StoreBase):
         now: float,
         scheduled_for: float | None = None,
         slot_capacity: int | None = None,
+        client: str | None = None,
     ) -> Lead:
-        """Persist a new lead, queued for dialling now, after the widget's rate limits pass.
+        """Persist a new lead, queued for dialling now, after the rate limits pass.
 
-        The lead is committed to the intake journal (JOURNAL_SUFFIX) and moved into the store
-        right after; reads of leads wait for that move. Check and insert are one INSERT
-        statement, so concurrent requests can't both slip under a limit. A lead with
+        client: the client's IP address (the HTTP peer), kept only as a keyed hash
+        (FieldCipher.client_hash, IPv6 by its /64) for the per-client limits.
+
+        The lead is committed to the intake journal (JOURNAL_SUFFIX) together with the leads
+        that arrived while the previous commit was in flight (group commit: one transaction,
+        one fsync), each checked against the limits (storage/limits.py) in that transaction;
+        this returns once that commit is durable. A lead with
         `scheduled_for` is due then; with `slot_capacity` too, it takes a place in that slot
-        (SlotFull if none is left), checked in the same statement."""
+        (SlotFull if none is left), checked in the same transaction. The same number to the
+        same widget within
+        its duplicate window returns the earlier lead (`duplicate` set), no new row. The lead
+        is moved into the store right after; reads of leads wait for that move."""
         # UUIDv7: time-ordered, so the ids of leads (and attempts) made together sit together in
         # their indexes and the purge of old ones rewrites few pages (random v4 ids: 2x slower).
         lead_id = str(uuid7())
-        settings = widget.settings
         number_hash = self._cipher.number_hash(phone_e164)
-        per_widget = (widget.id, now - 3600, widget.id, now - 3600)
-        in_slot = (widget.id, scheduled_for, widget.id, scheduled_for)
-        slot_check = f" AND ({_LEADS_IN_SLOT}) < ?" if slot_capacity is not None else ""
-        columns = (*JOURNAL_COLUMNS, *NEW_SUBJECT_COLUMNS)
         assert self._journal is not None
-        # The subject is found (or made) under the journal's lock, so that two leads of a new
-        # number don't make two subjects.
-        async with self._journal_lock:
-            subject_id, cipher, wrapped = await self._subject_for_intake(number_hash)
-            per_number = (day(now - 86400), day(now), subject_id, now - 86400,
-                          subject_id, now - 86400)
-            # One statement, so one trip to the journal's SQLite thread. An INSERT takes the
-            # journal's write lock before it reads, so the limits are checked and the row
-            # added atomically; what the mover takes into the store meanwhile is counted once.
-            inserted = await self._journal.execute_fetchall(
-                f"INSERT INTO new_leads ({', '.join(columns)})"
-                f" SELECT {', '.join('?' * len(columns))}"
-                f" WHERE ({_LEADS_PER_NUMBER}) < ? AND ({_LEADS_PER_WIDGET}) < ?{slot_check}"
-                " RETURNING id",
-                (
-                    lead_id, widget.id, subject_id,
-                    cipher.encrypt(phone_e164, f"leads.phone:{lead_id}"),
-                    phone_region, phone_kind,
-                    cipher.encrypt(name, f"leads.name:{lead_id}"),
-                    cipher.encrypt(email, f"leads.email:{lead_id}"),
-                    int(consent.marketing), int(consent.recording), consent.clause_version,
-                    now, scheduled_for, None if wrapped is None else number_hash, wrapped,
-                    *per_number, settings.max_leads_per_number_per_day,
-                    *per_widget, settings.max_leads_per_hour,
-                    *((*in_slot, slot_capacity) if slot_capacity is not None else ()),
-                ),
-            )
-            if inserted and wrapped is not None:
-                self._new_subjects[number_hash] = (subject_id, cipher)
-        if not inserted:  # a limit was reached: say which
-            async with self._journal.execute(_LEADS_PER_NUMBER, per_number) as cursor:
-                (count,) = await cursor.fetchone()
-            if count >= settings.max_leads_per_number_per_day:
-                raise RateLimited("too many callback requests for this number today", 3600)
-            if slot_capacity is not None:
-                async with self._journal.execute(_LEADS_PER_WIDGET, per_widget) as cursor:
-                    (count,) = await cursor.fetchone()
-                if count < settings.max_leads_per_hour:
-                    raise SlotFull()
-            raise RateLimited("this widget has reached its hourly limit of callbacks", 600)
+        subject_id, cipher, wrapped = await self._subject_in_turn(number_hash)
+        # The journal's row, by column (a new column: JOURNAL_COLUMNS and one entry here).
+        row = {
+            "id": lead_id, "widget_id": widget.id, "subject_id": subject_id,
+            "phone_enc": cipher.encrypt(phone_e164, f"leads.phone:{lead_id}"),
+            "phone_region": phone_region, "phone_kind": phone_kind,
+            "name_enc": cipher.encrypt(name, f"leads.name:{lead_id}"),
+            "email_enc": cipher.encrypt(email, f"leads.email:{lead_id}"),
+            "consent_marketing": int(consent.marketing),
+            "consent_recording": int(consent.recording),
+            "clause_version": consent.clause_version, "created_at": now,
+            "scheduled_for": scheduled_for,
+            "clause_sha256": consent.clause_sha256, "clause_language": consent.clause_language,
+            "notice_version": consent.notice_version, "consent_at": consent.at,
+            "origin": consent.origin,
+            "new_subject_hash": None if wrapped is None else number_hash,
+            "new_subject_key": wrapped,
+        }
+        item = Pending(row, widget.settings, self._cipher.client_hash(client), now,
+                       slot_capacity=slot_capacity)
+        await self._group_commit(item)
+        if isinstance(item.outcome, BaseException):
+            raise item.outcome
+        if isinstance(item.outcome, tuple):  # ("duplicate", the earlier lead's id)
+            try:
+                return replace(await self.get_lead(item.outcome[1]), duplicate=True)
+            except NotFound:  # erased or purged since: a new lead after all
+                async with self._journal_lock:
+                    await self._journal.execute("DELETE FROM intake_recent WHERE lead_id = ?",
+                                                (item.outcome[1],))
+                return await self.create_lead(
+                    widget, phone_e164=phone_e164, phone_region=phone_region,
+                    phone_kind=phone_kind, name=name, email=email, consent=consent, now=now,
+                    scheduled_for=scheduled_for, slot_capacity=slot_capacity, client=client)
         self._journaled.add(lead_id)
         if self._mover is None or self._mover.done():
             self._mover = asyncio.create_task(self._keep_moving(), name="intake-mover")
@@ -203,6 +202,57 @@ class IntakeJournal(StoreBase):
             next_attempt_at=scheduled_for or now, created_at=now, closed_at=None,
             scheduled_for=scheduled_for,
         )
+
+    async def _subject_in_turn(self, number_hash: str
+                               ) -> tuple[str, SubjectCipher, bytes | None]:
+        """_subject_for_intake, one look-up of a number at a time (two leads of a new number
+        don't make two subjects; until its first lead moves, each of its leads carries the new
+        key), while other numbers' look-ups run meanwhile: a lock for all of them made the
+        leads reach the group commit one by one."""
+        while (earlier := self._subject_lookups.get(number_hash)) is not None:
+            await earlier
+        turn = asyncio.get_running_loop().create_future()
+        self._subject_lookups[number_hash] = turn
+        try:
+            return await self._subject_for_intake(number_hash)
+        finally:
+            del self._subject_lookups[number_hash]
+            turn.set_result(None)
+
+    async def _group_commit(self, item: Pending) -> None:
+        """Queue the lead for the next group commit and wait until it is done (item.outcome)."""
+        item_done = asyncio.get_running_loop().create_future()
+        self._pending.append((item, item_done))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_pending(), name="intake-commit")
+        await asyncio.shield(item_done)
+
+    async def _commit_pending(self) -> None:
+        """The committer task: while leads wait, all of them in one transaction (the next
+        batch gathers while this one's commit is in flight)."""
+        assert self._journal is not None
+        journal = self._journal
+        columns = (*JOURNAL_COLUMNS, *NEW_SUBJECT_COLUMNS)
+        while self._pending:
+            batch, self._pending = self._pending[:GROUP_MAX], self._pending[GROUP_MAX:]
+            now = max(item.now for item, _ in batch)  # the service's clock, not this one's
+            prune_at = None
+            if now - self._pruned_at >= limits.PRUNE_EVERY_S:
+                prune_at, self._pruned_at = now, now
+            try:
+                async with self._journal_lock:
+                    # One trip to the journal's thread for the whole batch (aiosqlite runs the
+                    # function there, on its connection).
+                    await journal._execute(limits.commit_batch, journal._conn,
+                                           [item for item, _ in batch], columns, prune_at)
+            except Exception as exc:  # the commit itself failed: none of them is in
+                log.error("intake journal: a group commit of %d lead(s) failed: %s",
+                          len(batch), exc)
+                for item, _ in batch:
+                    item.outcome = exc
+            for item, item_done in batch:
+                if not item_done.done():
+                    item_done.set_result(None)
 
     async def _keep_moving(self) -> None:
         """The mover task (create_lead starts it): until every journaled lead is in the store."""
@@ -258,7 +308,7 @@ class IntakeJournal(StoreBase):
         """The number's subject: (id, cipher, None), or a new one's (id, cipher, wrapped key),
         which its first lead carries into the journal."""
         if number_hash in self._new_subjects:
-            return (*self._new_subjects[number_hash], None)
+            return self._new_subjects[number_hash]
         self._fresh_caches()
         known = self._subject_ids.get(number_hash)
         if known is not None and known in self._subject_ciphers:
@@ -268,6 +318,7 @@ class IntakeJournal(StoreBase):
         if found is None:
             subject_id = str(uuid4())  # random: it says nothing, not even when
             cipher, wrapped = self._cipher.new_subject_key(subject_id)
+            self._new_subjects[number_hash] = (subject_id, cipher, wrapped)
             return subject_id, self._cache(subject_id, cipher), wrapped
         subject_id = found[0]
         cipher = self._subject_ciphers.get(subject_id) or self._cache(

@@ -132,11 +132,14 @@ class Storage(Protocol):
         now: float,
         scheduled_for: float | None = None,
         slot_capacity: int | None = None,
+        client: str | None = None,
     ) -> Lead:
-        """A new lead, queued and due now (or at `scheduled_for`), once the widget's rate
-        limits pass (RateLimited otherwise) and, with `slot_capacity`, fewer than that many of
-        the widget's leads not closed are scheduled for the same time (SlotFull otherwise),
-        checked atomically with the insert; durable when this returns."""
+        """A new lead, queued and due now (or at `scheduled_for`), once the rate limits pass
+        (RateLimited otherwise, saying which) and, with `slot_capacity`, fewer than that many
+        of the widget's leads not closed are scheduled for the same time (SlotFull otherwise),
+        checked atomically with the insert; durable when this returns.
+        client: the visitor's IP address (only its keyed hash is kept). Within the widget's
+        duplicate window, the same number's earlier lead comes back (`duplicate` set)."""
 
     async def get_lead(self, lead_id: str) -> Lead: ...
 
@@ -160,6 +163,9 @@ class Storage(Protocol):
 
     async def set_progress(self, lead_id: str, progress: str, connected: bool, attempt_id: str,
                            now: float) -> None: ...
+
+    async def mark_notice_played(self, attempt_id: str) -> None:
+        """The in-call recording notice was played to the attempt's visitor (evidence)."""
 
     async def finish_attempt(
         self, attempt: Attempt, result: Result, now: float, retry_at: float | None

@@ -40,9 +40,11 @@ def purge_statements(leads: int) -> tuple[str, str]:
     ids = marks(leads)
     return (
         "INSERT OR REPLACE INTO lead_tombstones (id, widget_id, created_at, closed_at, outcome,"
-        " attempts, consent_marketing, consent_recording, clause_version, purged_at, reason)"
+        " attempts, consent_marketing, consent_recording, clause_version, clause_sha256,"
+        " clause_language, notice_version, purged_at, reason)"
         " SELECT id, widget_id, created_at, closed_at, outcome, attempts, consent_marketing,"
-        f" consent_recording, clause_version, ?, ? FROM leads WHERE id IN ({ids})",
+        " consent_recording, clause_version, clause_sha256, clause_language, notice_version,"
+        f" ?, ? FROM leads WHERE id IN ({ids})",
         f"DELETE FROM leads WHERE id IN ({ids})",
     )
 

@@ -30,6 +30,7 @@ def to_widget(row: sqlite3.Row) -> Widget:
 def to_attempt(row: sqlite3.Row) -> Attempt:
     fields: dict[str, Any] = {key: row[key] for key in row.keys()}
     fields["connected"] = bool(fields["connected"])
+    fields["notice_played"] = bool(fields.get("notice_played", 0))
     return Attempt(**fields)
 
 
@@ -52,7 +53,8 @@ def to_lead(row: sqlite3.Row, ciphers: Ciphers) -> Lead:
         email=_field(row, ciphers, "email_enc", f"leads.email:{lead_id}"),
         consent=Consent(
             bool(row["consent_marketing"]), bool(row["consent_recording"]),
-            row["clause_version"],
+            row["clause_version"], row["clause_sha256"], row["clause_language"],
+            row["notice_version"], row["consent_at"], row["origin"],
         ),
         status=row["status"],
         progress=row["progress"],

@@ -222,6 +222,22 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (widget_id, language, version)
     )
     """,
+    # Consent evidence per lead (docs/consent.md): the clause's hash and language (null: an
+    # unregistered clause), the recording notice's version shown, when consent was given and
+    # the page's origin; a tombstone keeps what is not personal of it; each attempt says
+    # whether the in-call recording notice was played.
+    """
+    ALTER TABLE leads ADD COLUMN clause_sha256 TEXT;
+    ALTER TABLE leads ADD COLUMN clause_language TEXT;
+    ALTER TABLE leads ADD COLUMN notice_version TEXT;
+    ALTER TABLE leads ADD COLUMN consent_at REAL;
+    ALTER TABLE leads ADD COLUMN origin TEXT;
+    ALTER TABLE lead_tombstones ADD COLUMN clause_sha256 TEXT;
+    ALTER TABLE lead_tombstones ADD COLUMN clause_language TEXT;
+    ALTER TABLE lead_tombstones ADD COLUMN notice_version TEXT;
+    ALTER TABLE attempts ADD COLUMN notice_played INTEGER NOT NULL DEFAULT 0
+        CHECK (notice_played IN (0, 1))
+    """,
 ]
 
 # The leading expression of leads_day_phone: a query must spell it exactly so to use the index.

@@ -24,12 +24,14 @@ async def intake_preflight(request: web.Request) -> web.Response:
 async def create_lead(request: web.Request) -> web.Response:
     leads = services(request).leads
     widget = widget_of(request)
-    lead = await leads.create(widget, await json_body(request))
+    lead = await leads.create(widget, await json_body(request), client=request.remote,
+                              origin=request.headers.get("Origin"))
     status_url = f"/api/v1/widgets/{widget.public_key}/leads/{lead.id}"
     response = web.json_response(
         {**lead_public_view(lead), "status_url": status_url,
-         "events_url": f"{status_url}/events"},
-        status=201,
+         "events_url": f"{status_url}/events",
+         **({"duplicate": True} if lead.duplicate else {})},
+        status=200 if lead.duplicate else 201,
     )
     return response
 

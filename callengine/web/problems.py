@@ -76,7 +76,7 @@ def problem_for(exc: Exception) -> Problem | None:
         return Problem(409, "conflict", "Conflict", str(exc))
     if isinstance(exc, RateLimited):
         return Problem(429, "rate-limited", "Too many requests", str(exc),
-                       retry_after=exc.retry_after_s)
+                       retry_after=exc.retry_after_s, limit=exc.limit)
     if isinstance(exc, ErasureIncomplete):
         return Problem(503, "erasure-incomplete", "Erasure not complete yet", str(exc),
                        retry_after=30)

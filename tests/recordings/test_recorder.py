@@ -130,24 +130,31 @@ class NoMixMonitor:
         self.calls.append((channel, file, options))
 
 
+def refusing_engine(tmp_path, monkeypatch, store: Store, keystore: KeyStore, ari: FakeAri,
+                    ami: NoMixMonitor) -> tuple[Engine, object]:
+    """An engine that records through a FIFO tap that refuses to start (the pipe can't be
+    enlarged); returns it and the FIFO directory."""
+    monkeypatch.setattr(fifo_mod, "fcntl", RefusingFcntl())
+    fifo_dir = tmp_path / "fifo"
+    ensure_fifo_dir(fifo_dir, None)
+    public = crypto.generate_recipient_keypair()[1]
+    vault = RecordingVault(tmp_path / "recordings", keystore)
+    vault.directory.mkdir()
+    setup = RecordingSetup("fifo", vault, public,
+                           lambda: FifoTap(ami, fifo_dir, "/asterisk/fifo", None))
+    return Engine(store, ari, DialingConfig(max_concurrent_calls=1, poll_interval_s=0.05),
+                  recording=setup), fifo_dir
+
+
 async def test_tap_that_cannot_start_leaves_the_call_unrecorded(tmp_path, monkeypatch, caplog):
     """The FIFO pipe cannot be enlarged (EPERM over fs.pipe-user-pages-soft): no MixMonitor,
     no FIFO; the call is bridged all the same; the recording row is 'failed' with the
     precise reason; the log line names the lead and the recording, never the number."""
-    monkeypatch.setattr(fifo_mod, "fcntl", RefusingFcntl())
-    fifo_dir = tmp_path / "fifo"
-    ensure_fifo_dir(fifo_dir, None)
     ami = NoMixMonitor()
     ari = FakeAri()
-    public = crypto.generate_recipient_keypair()[1]
     async with Store.open(tmp_path / "ce.db", DATA_KEY) as store, \
             KeyStore.open(tmp_path / "ks.db") as keystore:
-        vault = RecordingVault(tmp_path / "recordings", keystore)
-        vault.directory.mkdir()
-        setup = RecordingSetup("fifo", vault, public,
-                               lambda: FifoTap(ami, fifo_dir, "/asterisk/fifo", None))
-        engine = Engine(store, ari, DialingConfig(max_concurrent_calls=1, poll_interval_s=0.05),
-                        recording=setup)
+        engine, fifo_dir = refusing_engine(tmp_path, monkeypatch, store, keystore, ari, ami)
         lead = await _lead_and_attempt(store)
         task = asyncio.create_task(engine.run())
         try:

@@ -277,7 +277,7 @@ def test_batches_follow_the_transaction_holds():
 
 
 async def test_rate_limit_per_number_spans_midnight(env):
-    """The per-number index is keyed by day: a lead late yesterday still counts today."""
+    """A lead late yesterday still counts today (the limits count the last 24 hours)."""
     store, _, _ = env
     widget = await store.add_widget("tight", "Tight", widget_settings_from_input({
         "group": "sales", "allowed_regions": ["PL"], "max_leads_per_number_per_day": 1}), NOW)

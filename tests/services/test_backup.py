@@ -59,7 +59,7 @@ def live(tmp_path, monkeypatch):
             for phone, name in ((ANNA, "Anna"), (BOB, "Bob")):
                 lead = await store.create_lead(
                     widget, phone_e164=phone, phone_region="PL", phone_kind="mobile", name=name,
-                    email=None, consent=Consent(False, True, "v2"), now=time.time())
+                    email=None, consent=EVIDENCE, now=time.time())
                 attempt = await store.start_attempt(lead.id, time.time())
                 ids[phone] = await seed_recording(store, vault, attempt, public, two_tones(2))
             return ids
@@ -71,6 +71,11 @@ def live(tmp_path, monkeypatch):
 CLAUSE = {"widget_id": "shop", "language": "pl", "version": "v2", "text": "Zgoda. Żółć.",
           "sha256": text_sha256("Zgoda. Żółć."), "privacy_url": "https://shop.example/p",
           "notice_version": "rec-1", "notice_text": "Nagrywamy.", "created_at": 1.0}
+
+
+# A lead's consent evidence (docs/consent.md): it travels with the lead.
+EVIDENCE = Consent(False, True, "v2", clause_sha256=CLAUSE["sha256"], clause_language="pl",
+                   notice_version="rec-1", at=1_700_000_000.0, origin="https://shop.example")
 
 
 def run(tmp_path, *args) -> int:
@@ -106,6 +111,7 @@ def test_backup_and_restore(live, capsys):
             assert sorted(lead.name for lead in leads) == ["Anna", "Bob"]
             assert {lead.phone_e164 for lead in leads} == {ANNA, BOB}
             assert await store.get_clause("shop", "pl", "v2") == CLAUSE  # the clauses travel
+            assert {lead.consent for lead in leads} == {EVIDENCE}  # and the leads' evidence
         pcm = await play(restored, tmp_path / "ks" / "ks.db", recordings[ANNA], private)
         assert_both_tones(pcm, DEFAULT_SAMPLE_RATE)
         assert len(pcm) == 2 * bytes_per_second(DEFAULT_SAMPLE_RATE)
@@ -164,7 +170,7 @@ def test_a_lead_only_in_the_intake_journal_is_in_the_backup(live):
     carol = "+48601555444"
     lead_id = journal_lead_and_die(
         tmp_path / "ce.db", "shop", phone_e164=carol, phone_region="PL", phone_kind="mobile",
-        name="Carol", email=None, consent=Consent(False, True, "v2"),
+        name="Carol", email=None, consent=EVIDENCE,
         keystore=tmp_path / "ks" / "ks.db")
     backup = tmp_path / "b.cebak"
     create_backup(backup, database=tmp_path / "ce.db", data_key=DATA_KEY,
@@ -182,6 +188,7 @@ def test_a_lead_only_in_the_intake_journal_is_in_the_backup(live):
                               keystore=tmp_path / "ks" / "ks.db") as store:
             lead = await store.get_lead(lead_id)
             assert (lead.phone_e164, lead.name, lead.status) == (carol, "Carol", LEAD_QUEUED)
+            assert lead.consent == EVIDENCE  # the journal's evidence columns
             assert len(await store.list_leads()) == 3
 
     asyncio.run(check())

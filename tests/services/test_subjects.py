@@ -45,7 +45,8 @@ def setup(tmp_path, monkeypatch):
             await store.add_agent(Agent("alice", "PJSIP/agent1"))
             await store.add_group("sales", Strategy.RING_ALL, 20, ["alice"])
             widget = await store.add_widget("shop", "Shop", widget_settings_from_input(
-                {"group": "sales", "allowed_regions": ["PL"]}), time.time())
+                {"group": "sales", "allowed_regions": ["PL"], "duplicate_window_s": 0}),
+                time.time())
             for phone, name, clause in ((ANNA, "Anna Nowak", "v3"), (ANNA, "Anna N.", "v4"),
                                         (BOB, "Bob", "v4")):
                 lead = await store.create_lead(

@@ -74,7 +74,8 @@ async def seed(directory: Path) -> tuple[list[bytes], list[bytes]]:
         await store.add_agent(Agent("alice", "PJSIP/agent1"))
         await store.add_group("sales", Strategy.RING_ALL, 20, ["alice"])
         widget = await store.add_widget("shop", "Shop", widget_settings_from_input(
-            {"group": "sales", "allowed_regions": ["PL"], "lead_retention_days": 30}),
+            {"group": "sales", "allowed_regions": ["PL"], "lead_retention_days": 30,
+             "duplicate_window_s": 0}),
             time.time())
         for phone, name in ((ANNA, "Anna Nowak"), (ANNA, "Anna N."), (BOB, "Bob")):
             lead = await store.create_lead(

@@ -26,7 +26,8 @@ async def _widget(store: Store, **limits):
     await store.add_agent(Agent("alice", "PJSIP/agent1"))
     await store.add_group("sales", Strategy.RING_ALL, 20, ["alice"])
     return await store.add_widget("shop", "Shop", widget_settings_from_input(
-        {"group": "sales", "allowed_regions": ["PL"], **limits}), time.time())
+        {"group": "sales", "allowed_regions": ["PL"], "duplicate_window_s": 0, **limits}),
+        time.time())
 
 
 def _rows(path, table: str) -> int:
@@ -128,3 +129,40 @@ async def test_erasure_leaves_no_trace_in_the_journal(tmp_path):
         raw = b"".join(p.read_bytes() for p in tmp_path.glob("ce.db*"))  # the store's too
         assert number_hash not in raw
         assert FieldCipher(DATA_KEY).number_hash("+48601000001").encode() in raw
+
+
+async def test_a_journal_made_before_the_evidence_columns_gets_them(tmp_path):
+    """A journal from before the consent-evidence migration (new_leads without its columns)
+    gets them at the next open, and a lead's evidence goes through it into the store."""
+    from callengine.storage.intake import EVIDENCE_COLUMNS
+
+    async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
+        widget = await _widget(store)
+    journal = sqlite3.connect(tmp_path / f"ce.db{JOURNAL_SUFFIX}")
+    for column in EVIDENCE_COLUMNS:
+        journal.execute(f"ALTER TABLE new_leads DROP COLUMN {column}")
+    journal.close()
+    evidence = Consent(False, True, "v7", clause_sha256="ab" * 32, clause_language="pl",
+                       notice_version="rec-1", at=5.0, origin="https://shop.example")
+    async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
+        lead = await store.create_lead(widget, now=time.time(), **{**LEAD, "consent": evidence})
+        assert (await store.get_lead(lead.id)).consent == evidence
+    async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
+        assert (await store.get_lead(lead.id)).consent == evidence  # moved into the store
+
+
+async def test_two_concurrent_leads_for_the_last_place_of_a_slot(tmp_path):
+    """The slot's check runs in the group commit, per lead, counting the batch's earlier rows
+    too: of two concurrent requests for the last place exactly one gets it."""
+    from callengine.errors import SlotFull
+
+    slot = time.time() + 3600
+    async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
+        widget = await _widget(store)
+        results = await asyncio.gather(*(
+            store.create_lead(widget, now=time.time(), scheduled_for=slot, slot_capacity=1,
+                              **{**LEAD, "phone_e164": f"+4860123456{n}"})
+            for n in range(2)), return_exceptions=True)
+        assert sorted(type(r).__name__ for r in results) == ["Lead", "SlotFull"]
+        assert any(isinstance(r, SlotFull) for r in results)
+        assert len(await store.list_leads()) == 1

@@ -108,8 +108,9 @@ async def test_crm_route_needs_a_role_and_schedules(env):
     viewer_list = await (await client.get("/api/v1/leads", headers=viewer)).json()
     assert viewer_list["leads"][0]["scheduled_for"] == at("2026-12-16 09:00")
     slot = int(at("2026-12-02 09:00"))
-    by_slot = await client.post("/api/v1/leads", json={**lead_body(), "widget": widget.id,
-                                                        "slot": slot}, headers=supervisor)
+    by_slot = await client.post("/api/v1/leads", json={**lead_body(phone="+48 601 234 568"),
+                                                        "widget": widget.id, "slot": slot},
+                                 headers=supervisor)  # another number: not a duplicate
     assert (await by_slot.json())["scheduled_for"] == slot
     # the public route takes no scheduled_for
     public = await client.post(f"/api/v1/widgets/{widget.public_key}/leads",

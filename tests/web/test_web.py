@@ -34,7 +34,8 @@ async def env(tmp_path):
         await store.add_group("sales", Strategy.RING_ALL, 20, ["alice"])
         settings = widget_settings_from_input(
             {"group": "sales", "allowed_regions": ["PL"], "max_leads_per_number_per_day": 2,
-             "allowed_origins": ["https://shop.example"], "challenge": "off"}
+             "duplicate_window_s": 0, "allowed_origins": ["https://shop.example"],
+             "challenge": "off"}
         )
         widget = await store.add_widget("shop", "Shop", settings, clock.now)
         app = make_app(WebDeps(Services(store, on_lead=lambda: woken.append(1), clock=clock), ADMIN))
@@ -115,7 +116,8 @@ async def test_rate_limit_per_number(env):
     for _ in range(2):
         assert (await client.post(url, json=lead_body())).status == 201
     response = await client.post(url, json=lead_body(phone="0048601234567"))
-    assert response.status == 429 and response.headers["Retry-After"] == "3600"
+    assert response.status == 429 and response.headers["Retry-After"] == "86400"
+    assert (await response.json())["limit"] == "number"
     assert len(await store.list_leads()) == 2
     clock.now += 86401  # a day later the number may ask again
     assert (await client.post(url, json=lead_body())).status == 201
@@ -132,8 +134,8 @@ async def test_rate_limit_per_widget_hour(env):
         assert (await client.post(url, json=lead_body(phone=f"+4860123450{n}"))).status == 201
     response = await client.post(url, json=lead_body(phone="+48601234509"))
     problem = await response.json()
-    assert response.status == 429 and response.headers["Retry-After"] == "600"
-    assert "hourly limit" in problem["detail"]
+    assert response.status == 429 and response.headers["Retry-After"] == "3600"
+    assert "hourly limit" in problem["detail"] and problem["limit"] == "widget"
     clock.now += 3601  # the next hour may ask again
     assert (await client.post(url, json=lead_body(phone="+48601234509"))).status == 201
     assert len(await store.list_leads()) == 3

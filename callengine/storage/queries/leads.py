@@ -106,6 +106,10 @@ class LeadQueries(StoreBase):
             if connected:
                 await db.execute("UPDATE attempts SET connected = 1 WHERE id = ?", (attempt_id,))
 
+    async def mark_notice_played(self, attempt_id: str) -> None:
+        async with self._transaction() as db:
+            await db.execute("UPDATE attempts SET notice_played = 1 WHERE id = ?", (attempt_id,))
+
     async def finish_attempt(
         self, attempt: Attempt, result: Result, now: float, retry_at: float | None
     ) -> Lead:

@@ -20,6 +20,7 @@ class ReportQueries(StoreBase):
         async with self._db.execute(
             "SELECT l.*, a.agent AS a_agent, a.agent_ring_s AS a_agent_ring_s,"
             " a.visitor_ring_s AS a_visitor_ring_s, a.talk_s AS a_talk_s, a.q850 AS a_q850,"
+            " a.notice_played AS a_notice_played,"
             " (SELECT COUNT(*) FROM recordings r WHERE r.lead_id = l.id) AS a_recordings"
             " FROM leads l LEFT JOIN attempts a ON a.lead_id = l.id AND a.number = l.attempts"
             " WHERE l.widget_id = ? AND l.created_at >= ? AND l.created_at < ?"
