@@ -134,7 +134,8 @@
     return step();
   }
 
-  var CSS = ":host{all:initial;font:16px/1.4 system-ui,sans-serif;color:#1a1a1a}" +
+  // The page's own CSS reaches the host element only; nothing inside inherits from it.
+  var CSS = ":host{all:initial!important}" +
     "*{box-sizing:border-box}" +
     ".l{position:fixed;bottom:20px;z-index:2147483000;border:0;border-radius:28px;padding:14px 20px;" +
     "font:600 16px system-ui,sans-serif;cursor:pointer;color:#fff;background:var(--c);box-shadow:0 2px 8px #0005}" +
@@ -142,7 +143,7 @@
     "button:focus-visible,input:focus-visible,a:focus-visible{outline:3px solid #1a1a1a;outline-offset:2px;box-shadow:0 0 0 5px #fff}" +
     ".b{position:fixed;inset:0;background:#0008;z-index:2147483001;display:flex;align-items:center;justify-content:center}" +
     ".d{background:#fff;color:#1a1a1a;width:min(420px,100vw - 16px);max-height:calc(100vh - 16px);overflow:auto;" +
-    "border-radius:8px;padding:20px;position:relative}" +
+    "border-radius:8px;padding:20px;position:relative;font:16px/1.4 system-ui,sans-serif;text-align:left}" +
     "h2{margin:0 40px 12px 0;font-size:20px}" +
     ".x{position:absolute;top:10px;right:10px;border:0;background:none;font-size:24px;line-height:1;padding:6px 10px;cursor:pointer;color:#1a1a1a}" +
     "label{display:block;margin:10px 0 4px;font-weight:600}" +
@@ -349,12 +350,13 @@
       }).then(function () { self.busy = false; if (self.btn) self.btn.disabled = false; });
     }
     refused(r, j) {
-      var slug = String(j.type || "").split("/").pop(), code = j.code || slug, msg;
+      var slug = String(j.type || "").split("/").pop(), msg;
+      var code = slug || (j.code ? "number-" + j.code : "");
       if (r.status === 429) {
         var wait = Number(r.headers.get("Retry-After") || j.retry_after || 60);
         msg = this.tx("rate-limited", { wait: wait >= 90 ? this.tx("min", { n: Math.ceil(wait / 60) }) : this.tx("sec", { n: wait }) });
-      } else if (/^number-/.test(code) || /^number-/.test(slug)) {
-        msg = this.t[code] || this.t[slug] || this.tx("number");
+      } else if (/^number-/.test(code)) {
+        msg = this.t[code] || this.tx("number");
         this.phoneErr.textContent = msg;
         this.phone.setAttribute("aria-invalid", "true");
         this.phone.focus();
@@ -369,6 +371,7 @@
     accepted(j) {
       var self = this;
       this.lead = j;
+      this.dlg.querySelector(".x").focus();  // keep focus inside the dialog as the button goes
       this.btn.remove(); this.btn = null;
       if (j.scheduled_for) {
         this.say(this.tx("scheduled", { time: when(j.scheduled_for) }));
