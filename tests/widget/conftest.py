@@ -110,7 +110,8 @@ async def make_site(tmp_path, settings: dict | None = None, clock=time.time):
     host.router.add_get("/", page)
     host_runner, host_port = await _start(host)
     page_origin = f"http://127.0.0.1:{host_port}"
-    values = {"group": "sales", "allowed_regions": ["PL"], "allowed_origins": [page_origin]}
+    values = {"group": "sales", "allowed_regions": ["PL"], "allowed_origins": [page_origin],
+              "challenge": "off"}
     values.update(settings or {})
     widget = await store.add_widget("shop", "Shop", widget_settings_from_input(values), clock())
     engine_runner, engine_port = await _start(

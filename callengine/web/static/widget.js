@@ -89,6 +89,13 @@
     }
   };
   if (!T[LANG]) LANG = "en";
+  // The widget's own texts (config route) -> the keys here; refusals keep the built-in ones,
+  // which carry their parameters (the wait, the opening time).
+  var MAP = { button: "open", title: "title", intro: "intro", phone_label: "phone",
+    name_label: "name", email_label: "email", consent_marketing: "marketing",
+    consent_recording: "recording", slot_label: "pick", slot_now: "asap", submit: "submit",
+    close: "close", sending: "sending", challenge: "solving", scheduled: "scheduled",
+    countdown: "countdown", calling: "dialling-visitor", connected: "connected" };
 
   function fmt(s, v) {
     return String(s).replace(/\{(\w+)\}/g, function (m, k) { return v && k in v ? v[k] : m; });
@@ -100,10 +107,12 @@
       return r.json();
     });
   }
+  var TZ;  // the widget's calling-hours zone: times are shown as the business states them
   function when(epoch) {
     try {
       return new Date(epoch * 1000).toLocaleString(LANG, {
-        weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit"
+        weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit",
+        hourCycle: "h23", timeZone: TZ, timeZoneName: "short"
       });
     } catch (e) { return new Date(epoch * 1000).toISOString(); }
   }
@@ -185,10 +194,17 @@
         self.cfg = r[0] || {};
         self.clause = r[1];
         self.hours = r[2];
-        self.t = Object.assign({}, T[LANG], self.cfg.texts || {});
+        TZ = (r[2] && r[2].time_zone) || undefined;
+        self.t = Object.assign({}, T[LANG]);
+        var given = self.cfg.texts || {};
+        for (var k in MAP) if (typeof given[k] === "string" && given[k]) self.t[MAP[k]] = given[k];
         self.render();
         self.autoOpen();
       });
+    }
+    ep(name) {
+      var e = this.cfg.endpoints && this.cfg.endpoints[name];
+      return e ? new URL(e, ORIGIN).href : API + "/" + name;
     }
     tx(k, v) { return fmt(this.t[k] != null ? this.t[k] : T.en[k] || k, v); }
     render() {
@@ -219,6 +235,7 @@
       try { sessionStorage.setItem("callengine-opened-" + KEY, "1"); } catch (e) { /* private mode */ }
       var self = this, c = this.cfg, cl = this.clause, h = this.hours, id = "ce-" + Math.random().toString(36).slice(2);
       var f = el("form", { novalidate: true, onsubmit: function (e) { e.preventDefault(); self.submit(); } });
+      if (this.t.intro) f.appendChild(el("p", { "class": "h", text: this.t.intro }));
       this.phone = el("input", { id: id + "p", type: "tel", autocomplete: "tel", inputmode: "tel", name: "phone",
         required: true, "aria-describedby": id + "ph " + id + "pe", oninput: function () { self.checkPhone(false); } });
       this.phoneErr = el("div", { id: id + "pe", "class": "h err" });
@@ -333,12 +350,12 @@
       }
       this.busy = true; this.btn.disabled = true;
       var on = c.challenge === true || c.challenge === "on";
-      var pre = on ? (this.say(this.tx("solving")), fetch(API + "/challenge", { credentials: "omit" })
+      var pre = on ? (this.say(this.tx("solving")), fetch(this.ep("challenge"), { credentials: "omit" })
         .then(function (r) { if (!r.ok) throw r; return r.json(); }).then(solve)
         .then(function (p) { body.altcha = p; })) : Promise.resolve();
       pre.then(function () {
         self.say(self.tx("sending"));
-        return fetch(API + "/leads", { method: "POST", credentials: "omit",
+        return fetch(self.ep("leads"), { method: "POST", credentials: "omit",
           headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
       }).then(function (r) {
         return r.json().catch(function () { return {}; }).then(function (j) {
@@ -379,7 +396,7 @@
         return;
       }
       var n = Number(this.cfg.countdown_s || 30);
-      this.countdown = el("p", { "data-part": "countdown", text: this.tx("countdown", { n: n }) });
+      this.countdown = el("p", { "data-part": "countdown", text: this.tx("countdown", { n: n, seconds: n }) });
       this.status.parentNode.insertBefore(this.countdown, this.status);
       this.timer = setInterval(function () {
         n = Math.max(0, n - 1);
