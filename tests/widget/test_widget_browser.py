@@ -198,3 +198,27 @@ def test_widget_is_at_most_15_kb_gzipped():
     size = len(gzip.compress((STATIC / "widget.js").read_bytes(), 9))
     print(f"\nwidget.js gzipped: {size} bytes")
     assert size <= 15 * 1024
+
+
+async def test_challenge_on_is_solved_in_the_browser_and_a_forged_one_refused(browser, site_factory):
+    site = await site_factory({"challenge": "on"})
+    page, requests = await open_page(browser, site)
+    await page.locator(f"{W} button.l").click()
+    await page.locator(f"{W} input[type=tel]").fill("+48 601 234 567")
+    await page.locator(f"{W} button.s").click()
+    await page.locator(f"{W} [data-part=countdown]").wait_for()
+    assert any(u.split("?")[0].endswith("/challenge") for u in requests)
+    assert len(await site.store.list_leads()) == 1
+
+    async def forged(route):  # a challenge whose signature the engine never made
+        response = await route.fetch()
+        data = await response.json()
+        data["signature"] = "0" * len(data["signature"])
+        await route.fulfill(response=response, json=data)
+    page, _ = await open_page(browser, site)
+    await page.route("**/challenge*", forged)
+    await page.locator(f"{W} button.l").click()
+    await page.locator(f"{W} input[type=tel]").fill("+48 601 234 568")
+    await page.locator(f"{W} button.s").click()
+    assert "browser check failed" in await status(page, "challenge-failed")
+    assert len(await site.store.list_leads()) == 1
