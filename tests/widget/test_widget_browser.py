@@ -222,3 +222,15 @@ async def test_challenge_on_is_solved_in_the_browser_and_a_forged_one_refused(br
     await page.locator(f"{W} button.s").click()
     assert "browser check failed" in await status(page, "challenge-failed")
     assert len(await site.store.list_leads()) == 1
+
+
+async def test_opens_by_itself_after_n_seconds_once_per_session(browser, site_factory):
+    site = await site_factory({"open_after_s": 1})
+    page, _ = await open_page(browser, site)
+    dialog = page.locator(f"{W} [role=dialog]")
+    await dialog.wait_for(timeout=5_000)
+    await page.keyboard.press("Escape")
+    await page.reload()  # the same tab: the same session
+    await page.locator(f"{W} button.l").wait_for()
+    await page.wait_for_timeout(2_000)
+    assert await dialog.count() == 0
