@@ -8,7 +8,9 @@ from datetime import datetime
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from tests.widget.conftest import SCREENSHOTS, STATIC
+import aiohttp
+
+from tests.widget.conftest import ADMIN, SCREENSHOTS, STATIC
 
 W = "callengine-widget"
 WAW = ZoneInfo("Europe/Warsaw")
@@ -234,3 +236,34 @@ async def test_opens_by_itself_after_n_seconds_once_per_session(browser, site_fa
     await page.locator(f"{W} button.l").wait_for()
     await page.wait_for_timeout(2_000)
     assert await dialog.count() == 0
+
+
+async def test_exit_intent_opens_it_when_configured(browser, site_factory):
+    site = await site_factory({"exit_intent": True})
+    page, _ = await open_page(browser, site)
+    await page.evaluate("document.dispatchEvent(new MouseEvent('mouseout',"
+                        " {clientY: -1, relatedTarget: null, bubbles: true}))")
+    await page.locator(f"{W} [role=dialog]").wait_for(timeout=5_000)
+
+
+async def test_recording_notice_and_its_own_consent_checkbox(browser, site_factory):
+    site = await site_factory({"recording": "on", "recording_notice": "sound:beep"})
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {ADMIN}"}) as http:
+        async with http.post(f"{site.engine}/api/v1/widgets/shop/clauses", json={
+                "language": "en", "version": "2026-12b", "text": "Clause with recording.",
+                "privacy_url": "https://shop.example/privacy",
+                "recording_notice": {"version": "rec-1", "text": "Calls are recorded."}}) as r:
+            assert r.status == 201, await r.text()
+    page, _ = await open_page(browser, site)
+    await page.locator(f"{W} button.l").click()
+    assert await page.locator(f"{W} [data-part=recording-notice]").text_content() == \
+        "Calls are recorded."
+    recording = page.locator(f"{W} input[name=recording]")
+    assert not await recording.is_checked()
+    await page.locator(f"{W} input[type=tel]").fill("+48 601 234 567")
+    await recording.check()
+    await page.locator(f"{W} button.s").click()
+    await page.locator(f"{W} [data-part=countdown]").wait_for()
+    [lead] = await site.store.list_leads()
+    assert lead.consent.recording is True and lead.consent.marketing is False
+    assert lead.consent.clause_version == "2026-12b"
