@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import time
 import hashlib
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -267,3 +268,17 @@ async def test_recording_notice_and_its_own_consent_checkbox(browser, site_facto
     [lead] = await site.store.list_leads()
     assert lead.consent.recording is True and lead.consent.marketing is False
     assert lead.consent.clause_version == "2026-12b"
+
+
+async def test_without_server_sent_events_it_polls_the_status(browser, site):
+    page, requests = await open_page(browser, site)
+    await page.route("**/events", lambda route: route.abort())
+    await page.locator(f"{W} button.l").click()
+    await page.locator(f"{W} input[type=tel]").fill("+48 601 234 567")
+    await page.locator(f"{W} button.s").click()
+    await page.locator(f"{W} [data-part=countdown]").wait_for()
+    [lead] = await site.store.list_leads()
+    attempt = await site.store.start_attempt(lead.id, time.time())
+    await site.store.set_progress(lead.id, "dialling-visitor", False, attempt.id, time.time())
+    assert "calling you now" in (await status(page, "dialling-visitor", timeout=6_000)).lower()
+    assert any(u.endswith(f"/leads/{lead.id}") for u in requests)  # the status URL, polled
