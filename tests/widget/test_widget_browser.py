@@ -282,3 +282,24 @@ async def test_without_server_sent_events_it_polls_the_status(browser, site):
     await site.store.set_progress(lead.id, "dialling-visitor", False, attempt.id, time.time())
     assert "calling you now" in (await status(page, "dialling-visitor", timeout=6_000)).lower()
     assert any(u.endswith(f"/leads/{lead.id}") for u in requests)  # the status URL, polled
+
+
+async def test_a_slot_taken_meanwhile_gets_its_own_message(browser, site_factory):
+    clock = Fixed(at("2026-12-01 18:00"))
+    site = await site_factory({"time_zone": "Europe/Warsaw", "slot_capacity": 1,
+                               "slot_minutes": 60, "slot_days": 2,
+                               "hours": {"wed": [["09:00", "11:00"]]}}, clock)
+    page, _ = await open_page(browser, site)
+    await page.locator(f"{W} button.l").click()
+    slot = int(at("2026-12-02 09:00"))
+    async with aiohttp.ClientSession() as http:  # another visitor takes it first
+        async with http.post(f"{site.engine}/api/v1/widgets/{site.widget.public_key}/leads",
+                             json={"phone": "+48 601 234 568", "slot": slot,
+                                   "consent": {"marketing": False, "recording": False},
+                                   "clause_version": "2026-12"}) as r:
+            assert r.status == 201, await r.text()
+    await page.locator(f"{W} input[type=tel]").fill("+48 601 234 567")
+    await page.locator(f"{W} input[name=slot][value='{slot}']").check()
+    await page.locator(f"{W} button.s").click()
+    assert "no longer free" in await status(page, "slot-full")
+    assert len(await site.store.list_leads()) == 1
