@@ -38,7 +38,8 @@ class HttpConfig:
     admin_token: str
     header_timeout_s: float = 10.0  # a request's headers must be in within this (slowloris)
     body_timeout_s: float = 10.0  # and its body within this once the handler reads it
-    challenge_key: str = ""  # HMAC key of the widget challenges; empty: from the data key
+    # The widget challenges' HMAC key (a secret: not in repr); "": derived from the data key.
+    challenge_key: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
