@@ -1,7 +1,9 @@
 """A callback end to end: the engine, a widget's lead, an agent's phone, the visitor's phone.
 
 Run through scripts/demo (which sets up and starts Asterisk). Everything lives in var/demo/;
-each run starts from an empty store."""
+each run starts from an empty store. It also serves a demo page on another loopback port (another
+origin, in the widget's allowed origins) that embeds the widget as a site would; with --serve
+the engine and the page stay up after the scripted call until Ctrl-C."""
 
 from __future__ import annotations
 
@@ -14,7 +16,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import aiohttp
@@ -28,7 +32,43 @@ from tests.support.phones import Phone  # noqa: E402  (the sipp test phones)
 
 DEMO = REPO / "var" / "demo"
 PORT = 8085
+PAGE_PORT = 8086  # the demo page: another origin than the engine's
+PAGE_ORIGIN = f"http://127.0.0.1:{PAGE_PORT}"
 VISITOR = "+48 601 234 567"
+CLAUSES = {
+    "en": "Demo Shop Ltd. is the controller of your data. We use your number only to call you"
+          " back, and keep it for 30 days.",
+    "pl": "Administratorem Twoich danych jest Demo Sklep sp. z o.o. Numer służy wyłącznie do"
+          " oddzwonienia i przechowujemy go 30 dni.",
+}
+PAGE = """<!doctype html>
+<html lang="{lang}"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>Demo shop</title></head>
+<body><h1>Demo shop</h1><p>This page is served from {page}; the widget from the engine at {engine}.
+<a href="/?lang=en">English</a> · <a href="/?lang=pl">Polski</a></p>
+<script async src="{engine}/widget.js" data-widget="{key}"></script>
+</body></html>"""
+
+
+def serve_page(public_key: str) -> ThreadingHTTPServer:
+    """The demo page, embedding the widget with one script tag, on PAGE_ORIGIN."""
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            lang = "pl" if "lang=pl" in self.path else "en"
+            body = PAGE.format(lang=lang, page=PAGE_ORIGIN, engine=f"http://127.0.0.1:{PORT}",
+                               key=public_key).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:  # no access log: visitors' addresses stay out
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", PAGE_PORT), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
 
 
 def callengine(*args: str) -> str:
@@ -139,7 +179,15 @@ def main() -> int:
         "--caller-id", '"Shop" <+48221234567>', "--quiet", "--settings", json.dumps({
             "recording": "on",
             "recording_notice": "sound:/var/lib/callengine-asterisk/prompts/recording-notice",
+            "allowed_origins": [PAGE_ORIGIN],
+            # The scripted lead below is a plain HTTP client that solves no proof of work.
+            "challenge": "off",
         }))
+    for lang, text in CLAUSES.items():
+        (DEMO / f"clause-{lang}.txt").write_text(text, encoding="utf-8")
+        callengine("clause", "add", "shop", "--language", lang, "--version", "demo-1",
+                   "--text", str(DEMO / f"clause-{lang}.txt"),
+                   "--privacy-url", "https://shop.example/privacy")
     print(f"widget shop (public key {public_key}), group sales: alice = PJSIP/agent1,"
           " calls recorded (with consent)")
     env = {**os.environ}
@@ -148,12 +196,21 @@ def main() -> int:
         [str(REPO / ".venv/bin/callengine"), "--config", str(DEMO / "callengine.toml"), "run"],
         stdout=log, stderr=subprocess.STDOUT, env=env,
     )
+    page = serve_page(public_key)
+    print(f"demo page embedding the widget: {PAGE_ORIGIN}/  (Polish: {PAGE_ORIGIN}/?lang=pl)")
     try:
         # Alice answers after 1.5 s; the visitor after 2 s and hangs up after 5 s of talk.
         with Phone(5081, "answer", tone_hz=440, answer_after_ms=1500), \
                 Phone(5070, "answer", tone_hz=1000, answer_after_ms=2000, hangup_after_ms=5000):
             lead_id = asyncio.run(follow(public_key))
+        if "--serve" in sys.argv[1:]:
+            print(f"serving the demo page at {PAGE_ORIGIN}/ and the engine; Ctrl-C ends")
+            try:
+                signal.pause()
+            except KeyboardInterrupt:
+                pass
     finally:
+        page.shutdown()
         engine.send_signal(signal.SIGTERM)
         engine.wait(15)
     shown = json.loads(callengine("lead", "show", lead_id))
