@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 
+from tests.support.widget import solution_payload
 from tests.widget.conftest import ADMIN, SCREENSHOTS, STATIC
 
 W = "callengine-widget"
@@ -82,9 +83,9 @@ async def test_keyboard_only_lead_with_the_exact_clause_and_only_two_origins(bro
     assert lead.phone_e164 == "+48601234567"
     assert lead.consent.marketing is True and lead.consent.recording is False
     assert lead.consent.clause_version == "2026-12"
-    stored_hash = getattr(lead, "clause_sha256", None)  # the evidence columns, where present
-    if stored_hash is not None:
-        assert stored_hash == hashlib.sha256(shown.encode("utf-8")).hexdigest()
+    # the lead's evidence: the hash of exactly the text the page showed, and the page's origin
+    assert lead.consent.clause_sha256 == hashlib.sha256(shown.encode("utf-8")).hexdigest()
+    assert lead.consent.origin == site.page
     assert {origin(u) for u in requests} <= {site.page, site.engine}, requests
     # Escape closes and returns focus to the launcher
     await page.keyboard.press("Escape")
@@ -107,7 +108,7 @@ async def test_focus_is_trapped_in_the_dialog(browser, site):
 
 
 async def test_refusals_have_their_own_messages(browser, site_factory):
-    site = await site_factory({"max_leads_per_number_per_day": 1})
+    site = await site_factory({"max_leads_per_number_per_day": 1, "duplicate_window_s": 0})
     page, _ = await open_page(browser, site)
     await page.locator(f"{W} button.l").click()
     phone = page.locator(f"{W} input[type=tel]")
@@ -293,8 +294,11 @@ async def test_a_slot_taken_meanwhile_gets_its_own_message(browser, site_factory
     await page.locator(f"{W} button.l").click()
     slot = int(at("2026-12-02 09:00"))
     async with aiohttp.ClientSession() as http:  # another visitor takes it first
-        async with http.post(f"{site.engine}/api/v1/widgets/{site.widget.public_key}/leads",
-                             json={"phone": "+48 601 234 568", "slot": slot,
+        key = site.widget.public_key
+        async with http.get(f"{site.engine}/api/v1/widgets/{key}/challenge") as r:
+            proof = solution_payload(await r.json())
+        async with http.post(f"{site.engine}/api/v1/widgets/{key}/leads",
+                             json={"phone": "+48 601 234 568", "slot": slot, "altcha": proof,
                                    "consent": {"marketing": False, "recording": False},
                                    "clause_version": "2026-12"}) as r:
             assert r.status == 201, await r.text()
