@@ -23,7 +23,7 @@ REPORT = "/api/v1/reports/calls?widget={}&from=2023-11-01&to=2023-12-01"
 async def _recording_widget(store, clock):
     return await store.add_widget("rec", "Rec", widget_settings_from_input(
         {"group": "sales", "allowed_regions": ["PL"], "duplicate_window_s": 0,
-         "recording": "on", "recording_notice": "sound:notice", "allowed_origins": [SHOP]}),
+         "recording": "on", "recording_notice": "sound:notice", "allowed_origins": [SHOP], "challenge": "off"}),
         clock.now)
 
 
