@@ -98,7 +98,8 @@ async def _serve(config: Config, store: Store, ari: AriClient, vault: RecordingV
                  recording: RecordingSetup | None) -> AsyncIterator[Running]:
     """The engine, the HTTP API and the retention schedule, stopped in reverse order."""
     engine = Engine(store, ari, config.dialing, recording=recording)
-    services = Services(store, vault=vault, on_lead=engine.wake, channel="api")
+    services = Services(store, vault=vault, on_lead=engine.wake, channel="api",
+                        challenge_key=config.http.challenge_key.encode() or None)
     async with listening(WebDeps(services, config.http.admin_token,
                                  header_timeout_s=config.http.header_timeout_s,
                                  body_timeout_s=config.http.body_timeout_s),

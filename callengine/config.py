@@ -38,6 +38,8 @@ class HttpConfig:
     admin_token: str
     header_timeout_s: float = 10.0  # a request's headers must be in within this (slowloris)
     body_timeout_s: float = 10.0  # and its body within this once the handler reads it
+    # The widget challenges' HMAC key (a secret: not in repr); "": derived from the data key.
+    challenge_key: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,8 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
 _KNOWN = {
     "store": {"database", "recordings_dir", "data_key_file", "keystore", "audit_dir"},
     "ari": {"url", "user", "app", "password_file"},
-    "http": {"host", "port", "admin_token_file", "header_timeout_s", "body_timeout_s"},
+    "http": {"host", "port", "admin_token_file", "header_timeout_s", "body_timeout_s",
+             "challenge_key_file"},
     "dialing": {"max_concurrent_calls", "poll_interval_s"},
     "log": {"level"},
     "ami": {"host", "port", "user", "secret_file"},
@@ -285,6 +288,8 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path, env: dict[str, str]) ->
             ),
             header_timeout_s=read_timeouts["header_timeout_s"] or 10.0,
             body_timeout_s=read_timeouts["body_timeout_s"] or 10.0,
+            challenge_key=secret("challenge HMAC key", "CALLENGINE_CHALLENGE_KEY", "http",
+                                 "challenge_key_file", required=False),
         ),
         dialing=DialingConfig(max_concurrent_calls=max_calls or 1, poll_interval_s=poll or 1.0),
         log_level=level,
@@ -322,6 +327,8 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path, env: dict[str, str]) ->
     ):
         problems.append("recording.route = \"fifo\" needs AMI: set CALLENGINE_AMI_SECRET or "
                         "ami.secret_file")
+    if config.http.challenge_key and len(config.http.challenge_key) < 32:
+        problems.append("the challenge HMAC key must be at least 32 characters")
     if config.http.admin_token and len(config.http.admin_token) < 16:
         problems.append("the admin token must be at least 16 characters")
     if problems:

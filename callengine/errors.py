@@ -71,3 +71,7 @@ class UnknownWidget(NotFound):
         LookupError.__init__(self, "no widget has this public key")
         self.what = "widget"
         self.key = "(public key)"
+
+
+class ChallengeFailed(Exception):
+    """A widget's lead without a valid, unused, unexpired solution of its challenge."""

@@ -44,6 +44,17 @@ _ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:\d+)?")
 _NOT_ONE_LINE = frozenset({"Zl", "Zp", "Cc", "Cf", "Cs", "Co", "Cn"})
 RETRYABLE_OUTCOMES = frozenset(o.value for o in Outcome if o is not Outcome.CONNECTED)
 LEAD_FIELDS = frozenset({"phone", "name", "email", "consent", "clause_version", "language"})
+# The keys of the widget's texts (callengine.services.widget_texts has the built-in English and
+# Polish ones; a widget's `texts` setting overrides them per language).
+WIDGET_TEXT_KEYS = frozenset({
+    "button", "title", "intro", "phone_label", "phone_hint", "name_label", "email_label",
+    "consent_marketing", "consent_recording", "slot_label", "slot_now", "submit", "cancel",
+    "close", "sending", "challenge", "queued", "scheduled", "calling", "countdown", "connected",
+    "failed", "closed", "error", "rate_limited", "invalid_number",
+})
+_LANGUAGE = re.compile(r"[a-z]{2}")
+_COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
+WIDGET_POSITIONS = ("bottom-right", "bottom-left")
 ALLOWED_KINDS = {
     "mobile", "fixed_line", "fixed_line_or_mobile", "voip", "toll_free", "personal_number",
     "uan", "pager", "voicemail",
@@ -97,6 +108,16 @@ class WidgetSettings:
     slot_minutes: int = 30
     slot_capacity: int = 0  # leads per slot; 0 = visitors are not offered slots
     slot_days: int = 7  # slots are offered from today to this many days ahead
+    # The widget on the page (callengine.web.widget, services.widgets.public_config).
+    challenge: str = "on"  # "on": a lead needs a solved ALTCHA challenge (not the CRM's)
+    ask_name: bool = False
+    ask_email: bool = False
+    countdown_s: int = 30  # the countdown the visitor sees before the call
+    texts: dict[str, dict[str, str]] = field(default_factory=dict)  # {lang: {key: text}}
+    colour: str = "#1f5fbf"  # brand colour; white text on it has a contrast of 6:1
+    position: str = "bottom-right"
+    open_after_s: int | None = None  # open by itself after this many seconds on the page
+    exit_intent: bool = False  # open when the pointer leaves toward the browser's bar
 
     def calendar(self) -> Calendar:
         return calendar(self.time_zone, self.hours, self.holidays)
@@ -378,7 +399,56 @@ def widget_settings_from_input(data: Any) -> WidgetSettings:
         slot_minutes=_int_in("slot_minutes", values["slot_minutes"], 5, 480),
         slot_capacity=_int_in("slot_capacity", values["slot_capacity"], 0, 1000),
         slot_days=_int_in("slot_days", values["slot_days"], 1, 60),
+        **_appearance(values),
     )
+
+
+def _appearance(values: dict[str, Any]) -> dict[str, Any]:
+    """The widget's own settings: its challenge, fields, texts and look."""
+    if values["challenge"] not in ("on", "off"):
+        raise InvalidInput("challenge", "must be \"on\" or \"off\"")
+    for name in ("ask_name", "ask_email", "exit_intent"):
+        if not isinstance(values[name], bool):
+            raise InvalidInput(name, "must be true or false")
+    colour = values["colour"]
+    if not isinstance(colour, str) or not _COLOUR.fullmatch(colour):
+        raise InvalidInput("colour", "must be a colour like #1f5fbf")
+    if values["position"] not in WIDGET_POSITIONS:
+        raise InvalidInput("position", f"must be {' or '.join(WIDGET_POSITIONS)}")
+    open_after = values["open_after_s"]
+    return {
+        "challenge": values["challenge"],
+        "ask_name": values["ask_name"],
+        "ask_email": values["ask_email"],
+        "countdown_s": _int_in("countdown_s", values["countdown_s"], 0, 300),
+        "texts": check_texts(values["texts"]),
+        "colour": colour.lower(),
+        "position": values["position"],
+        "open_after_s": None if open_after is None else _int_in("open_after_s", open_after,
+                                                                0, 3600),
+        "exit_intent": values["exit_intent"],
+    }
+
+
+def check_texts(value: Any) -> dict[str, dict[str, str]]:
+    """{lang: {key: text}}: two-letter language codes, known keys, one line of ≤ 300 chars."""
+    if not isinstance(value, dict):
+        raise InvalidInput("texts", "must be an object {language: {key: text}}")
+    texts: dict[str, dict[str, str]] = {}
+    for language, entries in value.items():
+        if not isinstance(language, str) or not _LANGUAGE.fullmatch(language):
+            raise InvalidInput("texts", f"{language!r} is not a language code like en or pl")
+        if not isinstance(entries, dict):
+            raise InvalidInput("texts", f"{language}: must be an object {{key: text}}")
+        for key, text in entries.items():
+            if key not in WIDGET_TEXT_KEYS:
+                raise InvalidInput("texts", f"{language}: {key!r} is not a text of the widget")
+            if not isinstance(text, str) or not text.strip() or len(text) > 300 or (
+                    not is_one_line(text)):
+                raise InvalidInput("texts", f"{language}.{key}: must be one line of at most "
+                                   "300 characters")
+        texts[language] = dict(entries)
+    return texts
 
 
 def _int_in(field_name: str, value: Any, low: int, high: int) -> int:

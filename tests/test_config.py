@@ -184,3 +184,14 @@ def test_config_is_a_leaf():
                          capture_output=True, text=True).stdout.split()
     assert out == ["callengine", "callengine.audio", "callengine.config"]
     assert "callengine.media.fifo" not in out and "fcntl" not in out
+
+
+def test_challenge_key_from_file_or_env_or_none(tmp_path):
+    assert load_config(write(tmp_path, ""), env=ENV).http.challenge_key == ""  # from the data key
+    (tmp_path / "challenge").write_text("c" * 40 + "\n")
+    path = write(tmp_path, '[http]\nchallenge_key_file = "challenge"\n')
+    assert load_config(path, env=ENV).http.challenge_key == "c" * 40
+    env = {**ENV, "CALLENGINE_CHALLENGE_KEY": "e" * 32}
+    assert load_config(path, env=env).http.challenge_key == "e" * 32
+    with pytest.raises(ConfigError, match="challenge HMAC key must be at least 32"):
+        load_config(write(tmp_path, ""), env={**ENV, "CALLENGINE_CHALLENGE_KEY": "short"})

@@ -23,6 +23,7 @@ from callengine.crypto.errors import TamperedError
 DATA_KEY_INFO_ENC = b"callengine-fields-v1/aes-256-gcm"
 DATA_KEY_INFO_MAC = b"callengine-fields-v1/hmac-sha256"
 DATA_KEY_INFO_WRAP = b"callengine-subjects-v1/key-wrap"
+DATA_KEY_INFO_CHALLENGE = b"callengine-widget-v1/altcha-hmac"
 SUBJECT_KEY_SIZE = 32
 
 
@@ -65,6 +66,12 @@ class FieldCipher(SubjectCipher):
         super().__init__(derive(DATA_KEY_INFO_ENC))
         self._mac_key = derive(DATA_KEY_INFO_MAC)
         self._wrap = AESGCM(derive(DATA_KEY_INFO_WRAP))
+        self._challenge_key = derive(DATA_KEY_INFO_CHALLENGE)
+
+    def challenge_key(self) -> bytes:
+        """The HMAC key of the widget's ALTCHA challenges when none is configured: a fourth
+        HKDF key of the data key (a challenge's signature reveals nothing of the others)."""
+        return self._challenge_key
 
     def number_hash(self, e164: str) -> str:
         return hmac.new(self._mac_key, e164.encode(), hashlib.sha256).hexdigest()

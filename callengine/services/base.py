@@ -3,12 +3,14 @@ the acts they share: writing the audit log, auditing a token's use, unmasking nu
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from callengine.access import Permission, Principal, require
 from callengine.recordings import RecordingVault
+from callengine.services.challenges import ChallengeBook
 from callengine.storage import Store
 
 
@@ -19,6 +21,7 @@ class Context:
     clock: Callable[[], float] = time.time
     on_lead: Callable[[], None] = lambda: None  # tells the engine a lead is waiting
     channel: str = "api"  # which edge acts ("api", "cli"): the detail of an unmask entry
+    challenges: ChallengeBook = field(default_factory=lambda: ChallengeBook(os.urandom(32)))
 
     async def audit(self, who: Principal, action: str, target: str, detail: str) -> None:
         await self.store.audit(who, action, target, detail, self.clock())

@@ -15,6 +15,7 @@ from callengine.config import Config
 from callengine.recordings import RecordingVault, load_private_keys
 from callengine.services.audit import AuditLog
 from callengine.services.base import Context
+from callengine.services.challenges import ChallengeBook
 from callengine.services.clauses import Clauses
 from callengine.services.configuration import Configuration
 from callengine.services.hours import Hours
@@ -32,8 +33,11 @@ class Services:
 
     def __init__(self, store: Store, *, vault: RecordingVault | None = None,
                  clock: Callable[[], float] = time.time,
-                 on_lead: Callable[[], None] = lambda: None, channel: str = "api"):
-        context = Context(store, vault, clock, on_lead, channel)
+                 on_lead: Callable[[], None] = lambda: None, channel: str = "api",
+                 challenge_key: bytes | None = None):
+        # The widgets' challenges: the configured key, else one derived from the data key.
+        book = ChallengeBook(challenge_key or store.challenge_key())
+        context = Context(store, vault, clock, on_lead, channel, book)
         self.context = context
         self.leads = Leads(context)
         self.hours = Hours(context)

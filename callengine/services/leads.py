@@ -40,8 +40,16 @@ class Leads(Service):
     async def create(self, widget: Widget, data: dict[str, Any], *, crm: bool = False) -> Lead:
         """Validate a visitor's request (`lead_from_input`), queue it, wake the engine. Outside
         the widget's calling hours it is due at the next opening; with a `slot` (one of those
-        services.hours offers), at the slot's start, while the slot has places."""
+        services.hours offers), at the slot's start, while the slot has places.
+
+        From the widget (not the CRM): the honeypot `website` must be absent or empty, and with
+        the widget's `challenge` on, `altcha` must be a solved, unexpired, unused challenge
+        (redeemed last, after every other check, so a refused request does not spend it)."""
         data = dict(data)
+        honeypot = data.pop("website", None)
+        proof = data.pop("altcha", None)
+        if honeypot not in (None, ""):
+            raise InvalidInput("website", "must be left empty")
         slot = data.pop("slot", None)
         at = data.pop("scheduled_for", None) if crm else None
         wanted = lead_from_input(data, widget.settings.number_policy())
@@ -49,6 +57,8 @@ class Leads(Service):
         scheduled_for, capacity = schedule(widget.settings, slot, now, at)
         await self._check_clause(widget, wanted.consent.clause_version,
                                  data.get("language", "en"))
+        if not crm and widget.settings.challenge == "on":
+            self.ctx.challenges.redeem(proof, now)
         lead = await self.store.create_lead(
             widget,
             phone_e164=wanted.number.e164,
@@ -77,6 +87,10 @@ class Leads(Service):
             await Clauses(self.ctx).find(widget.id, language, version)
         except NotFound:
             raise ClauseUnknown(version, language) from None
+
+    def challenge(self, widget: Widget) -> dict[str, object]:
+        """A fresh ALTCHA challenge for the widget's visitor (GET …/challenge); one per lead."""
+        return self.ctx.challenges.create(self.ctx.clock())
 
     async def public_status(self, widget: Widget, lead_id: str) -> Lead:
         lead = await self.store.get_lead(lead_id)

@@ -84,6 +84,9 @@ class Storage(Protocol):
 
     async def schema_version(self) -> int: ...
 
+    def challenge_key(self) -> bytes:
+        """The widget challenges' HMAC key derived from the data key (when none is set)."""
+
     # ---- configuration: agents, groups, widgets ------------------------------------------
 
     async def add_agent(self, agent: Agent) -> None:

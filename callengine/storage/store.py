@@ -53,6 +53,9 @@ class Store(ConfigurationQueries, IntakeJournal, LeadQueries, RecordingQueries, 
             RetentionQueries, ReportQueries, SubjectQueries, ClauseQueries):
     """The SQLite backend of interface.Storage (see there for what each write guarantees)."""
 
+    def challenge_key(self) -> bytes:
+        return self._cipher.challenge_key()
+
     @classmethod
     @asynccontextmanager
     async def open(cls, path: Path | str, data_key: bytes, *, keystore: Path | str | None = None,

@@ -25,9 +25,10 @@ async def create_lead(request: web.Request) -> web.Response:
     leads = services(request).leads
     widget = widget_of(request)
     lead = await leads.create(widget, await json_body(request))
+    status_url = f"/api/v1/widgets/{widget.public_key}/leads/{lead.id}"
     response = web.json_response(
-        {**lead_public_view(lead),
-         "status_url": f"/api/v1/widgets/{widget.public_key}/leads/{lead.id}"},
+        {**lead_public_view(lead), "status_url": status_url,
+         "events_url": f"{status_url}/events"},
         status=201,
     )
     return response

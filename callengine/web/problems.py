@@ -16,8 +16,8 @@ from aiohttp import web
 from callengine.access import Forbidden
 from callengine.crypto import RecordingError
 from callengine.errors import (
-    ClauseUnknown, Closed, Conflict, ErasureIncomplete, InvalidInput, NotFound, RateLimited,
-    SlotFull, SlotInvalid, UnknownWidget,
+    ChallengeFailed, ClauseUnknown, Closed, Conflict, ErasureIncomplete, InvalidInput, NotFound,
+    RateLimited, SlotFull, SlotInvalid, UnknownWidget,
 )
 from callengine.numbers import NumberRejected
 from callengine.recordings import RecordingUnavailable
@@ -47,6 +47,9 @@ def problem_for(exc: Exception) -> Problem | None:
     error)."""
     if isinstance(exc, Problem):
         return exc
+    if isinstance(exc, ChallengeFailed):
+        return Problem(422, "challenge-failed", "The challenge was not solved", str(exc),
+                       field="altcha")
     if isinstance(exc, SlotInvalid):
         return Problem(422, "slot-invalid", "This slot is not offered", exc.message,
                        field="slot")

@@ -3,11 +3,13 @@ all of its parts together (permission, effect, audit entry), once."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from callengine import crypto
 from callengine.access import Forbidden, Principal, Role
-from callengine.errors import InvalidInput, NotFound, UnknownWidget
+from callengine.errors import ChallengeFailed, InvalidInput, NotFound, UnknownWidget
 from callengine.model import (
     LEAD_QUEUED,
     RECORDING_DELETED,
@@ -21,6 +23,7 @@ from callengine.storage import KeyStore, Store
 from tests.support.engine import DATA_KEY
 from tests.support.recordings import seed_recording, two_tones
 from tests.support.shop import shop_with_lead
+from tests.support.widget import solution_payload
 
 ADMIN = Principal("ops", Role.ADMIN)
 SUPERVISOR = Principal("sup", Role.SUPERVISOR)
@@ -148,3 +151,34 @@ async def test_tokens_are_audited_and_resolve_to_their_role(env):
     assert await actions(store) == ["tokens.create", "tokens.revoke"]
     check = await services.audit.verify()
     assert len(check.entries) == 2 and check.problem is None
+
+
+async def test_widget_leads_need_the_challenge_the_crm_does_not(env):
+    services, store, _, _, _, _ = env
+    settings = widget_settings_from_input({"group": "sales", "allowed_regions": ["PL"]})
+    widget = await store.add_widget("guarded", "Guarded", settings, NOW)
+    body = {"phone": "+48 601 000 222", "consent": {"marketing": False, "recording": False},
+            "clause_version": "v1"}
+    with pytest.raises(ChallengeFailed):
+        await services.leads.create(widget, body)
+    payload = solution_payload(services.leads.challenge(widget))
+    assert (await services.leads.create(widget, {**body, "altcha": payload})).status == "queued"
+    with pytest.raises(ChallengeFailed):  # once only
+        await services.leads.create(widget, {**body, "phone": "+48 601 000 223",
+                                             "altcha": payload})
+    _, lead = await services.leads.create_for(
+        ADMIN, {**body, "phone": "+48 601 000 224", "widget": "guarded"})
+    assert lead.status == "queued"
+
+
+async def test_the_challenge_key_is_configured_or_derived(tmp_path):
+    async with Store.open(tmp_path / "a.db", DATA_KEY) as store:
+        derived = Services(store).leads.challenge
+        configured = Services(store, challenge_key=b"k" * 32).leads.challenge
+        widget = await shop_with_lead(store)
+        payload = solution_payload(derived(widget))
+        other = Services(store, challenge_key=b"k" * 32)
+        with pytest.raises(ChallengeFailed):
+            other.context.challenges.redeem(payload, NOW)
+        Services(store).context.challenges.redeem(payload, time.time())  # same derived key
+        assert configured(widget)["signature"] != derived(widget)["signature"]

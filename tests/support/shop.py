@@ -16,7 +16,7 @@ async def shop_with_lead(store: Store):
     await store.add_agent(Agent("alice", "PJSIP/agent1"))
     await store.add_group("sales", Strategy.RING_ALL, 20, ["alice"])
     widget = await store.add_widget("shop", "Shop", widget_settings_from_input(
-        {"group": "sales", "allowed_regions": ["PL"]}), time.time())
+        {"group": "sales", "allowed_regions": ["PL"], "challenge": "off"}), time.time())
     return await store.create_lead(
         widget, phone_e164="+48601234567", phone_region="PL", phone_kind="mobile",
         name=None, email=None, consent=Consent(False, False, "v1"), now=time.time())

@@ -43,7 +43,8 @@ async def edge(tmp_path: Path, **timeouts: float) -> AsyncIterator[Edge]:
         await store.add_agent(Agent("alice", "PJSIP/agent1"))
         await store.add_group("sales", Strategy.RING_ALL, 20, ["alice"])
         settings = widget_settings_from_input(
-            {"group": "sales", "allowed_regions": ["PL"], "allowed_origins": [SHOP]})
+            {"group": "sales", "allowed_regions": ["PL"], "allowed_origins": [SHOP],
+             "challenge": "off"})
         widget = await store.add_widget("shop", "Shop", settings, 1.0)
         deps = WebDeps(Services(store, on_lead=lambda: None), ADMIN, **timeouts)
         async with listening(deps, "127.0.0.1", 0) as port:

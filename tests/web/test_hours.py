@@ -34,7 +34,7 @@ async def env(tmp_path):
         settings = widget_settings_from_input({
             "group": "sales", "allowed_regions": ["PL"], "max_leads_per_number_per_day": 50,
             "time_zone": "Europe/Warsaw", "slot_capacity": 1, "slot_minutes": 60,
-            "slot_days": 2, "hours": {"wed": [["09:00", "11:00"]]}})
+            "slot_days": 2, "hours": {"wed": [["09:00", "11:00"]]}, "challenge": "off"})
         widget = await store.add_widget("shop", "Shop", settings, clock.now)
         app = make_app(WebDeps(Services(store, clock=clock), ADMIN))
         async with TestClient(TestServer(app)) as client:

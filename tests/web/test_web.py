@@ -34,7 +34,7 @@ async def env(tmp_path):
         await store.add_group("sales", Strategy.RING_ALL, 20, ["alice"])
         settings = widget_settings_from_input(
             {"group": "sales", "allowed_regions": ["PL"], "max_leads_per_number_per_day": 2,
-             "allowed_origins": ["https://shop.example"]}
+             "allowed_origins": ["https://shop.example"], "challenge": "off"}
         )
         widget = await store.add_widget("shop", "Shop", settings, clock.now)
         app = make_app(WebDeps(Services(store, on_lead=lambda: woken.append(1), clock=clock), ADMIN))
@@ -124,7 +124,8 @@ async def test_rate_limit_per_number(env):
 async def test_rate_limit_per_widget_hour(env):
     client, store, _, clock, _ = env
     settings = widget_settings_from_input(
-        {"group": "sales", "allowed_regions": ["PL"], "max_leads_per_hour": 2})
+        {"group": "sales", "allowed_regions": ["PL"], "max_leads_per_hour": 2,
+         "challenge": "off"})
     widget = await store.add_widget("busy", "Busy", settings, clock.now)
     url = f"/api/v1/widgets/{widget.public_key}/leads"
     for n in range(2):

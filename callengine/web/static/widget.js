@@ -1,0 +1,2 @@
+/* callengine widget: placeholder until the widget client lands. */
+(function () { "use strict"; }());
