@@ -46,10 +46,10 @@ SHOP = "https://shop.example"
 WORKERS = 2
 # Cases per operation and generation mode, at most (GET /healthz has few distinct ones; the
 # negative mode has nothing to break where an operation has only free strings): 10,560 in all,
-# counted and asserted.
+# counted and asserted (11,760 with the widget routes).
 EXAMPLES = 240
 MIN_CASES = 10_000
-TIME_BUDGET_S = 240  # measured: 10,560 cases in 89 s (idle 2-core machine), 115 s under load 4
+TIME_BUDGET_S = 240  # measured: 11,760 cases in 86 s on the shared 2-core machine (load 3-4)
 COUNTED = ("agents", "agent_groups", "group_members", "widgets", "api_tokens", "clauses")
 # Numbers for lead cases: callable, refused by the widget's policy (region, kind), malformed.
 PHONES = ["+48 601 234 567", "+48 512 345 678", "+48 601 234 568", "601 234 569",
@@ -106,7 +106,7 @@ async def server(tmp_path, monkeypatch):
         await store.add_group("sales", Strategy.RING_ALL, 20, ["alice"])
         settings_ = widget_settings_from_input(
             {"group": "sales", "allowed_regions": ["PL"], "allowed_origins": [SHOP],
-             "max_leads_per_number_per_day": 20})  # the widget's hourly limit (200) is met
+             "max_leads_per_number_per_day": 20, "challenge": "off"})  # the widget's hourly limit (200) is met
         widget = await store.add_widget("shop", "Shop", settings_, time.time())
         services = Services(store, on_lead=lambda: None)
         viewer = await services.tokens.create(ADMIN_PRINCIPAL, "viewer", "viewer")
@@ -136,6 +136,9 @@ def fuzz(base: str, real: dict[str, str], viewer: str, part: int) -> dict[str, A
     for operation in operations[part::WORKERS]:
         if operation.definition.raw.get("x-callengine-planned"):
             continue
+        # The seeded lead stays queued: its event stream would not end (tests/web has the
+        # stream's own tests); here the events route gets unknown leads and widgets only.
+        events = operation.path.endswith("/events")
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             before = found["cases"]
 
@@ -147,7 +150,7 @@ def fuzz(base: str, real: dict[str, str], viewer: str, part: int) -> dict[str, A
             def one(case, auth, use_real, phone, origin):
                 if use_real:
                     for name in case.path_parameters:
-                        if name in real:
+                        if name in real and not (name == "lead_id" and events):
                             case.path_parameters[name] = real[name]
                     if isinstance(case.body, dict) and "consent" in case.body:
                         case.body = lead_fields(case.body, phone)
