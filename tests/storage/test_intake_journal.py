@@ -5,7 +5,6 @@ and nothing a visitor was told is queued may be lost or counted twice."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 
 import pytest
@@ -15,7 +14,7 @@ from callengine.model import LEAD_QUEUED, Agent, Consent, widget_settings_from_i
 from callengine.errors import RateLimited
 from callengine.storage import JOURNAL_SUFFIX, Store
 from tests.support.engine import DATA_KEY
-from tests.support.intake import journal_again, journal_lead_and_die
+from tests.support.intake import count_rows, journal_again, journal_lead_and_die
 
 NUMBER = "+48601234567"
 LEAD = dict(phone_e164=NUMBER, phone_region="PL", phone_kind="mobile", name="Anna",
@@ -30,22 +29,14 @@ async def _widget(store: Store, **limits):
         time.time())
 
 
-def _rows(path, table: str) -> int:
-    db = sqlite3.connect(path)
-    try:
-        return db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
-    finally:
-        db.close()
-
-
 async def test_a_lead_is_readable_at_once_and_ends_in_the_store(tmp_path):
     async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
         widget = await _widget(store)
         lead = await store.create_lead(widget, now=time.time(), **LEAD)
         assert await store.get_lead(lead.id) == lead
         assert [due.id for due in await store.due_leads(time.time() + 1, 10)] == [lead.id]
-    assert _rows(tmp_path / "ce.db", "leads") == 1
-    assert _rows(tmp_path / f"ce.db{JOURNAL_SUFFIX}", "new_leads") == 0
+    assert count_rows(tmp_path / "ce.db", "leads") == 1
+    assert count_rows(tmp_path / f"ce.db{JOURNAL_SUFFIX}", "new_leads") == 0
 
 
 async def test_intake_does_not_wait_for_the_store_write_lock(tmp_path):
@@ -58,7 +49,7 @@ async def test_intake_does_not_wait_for_the_store_write_lock(tmp_path):
             reading = asyncio.create_task(store.get_lead(lead.id))
             await asyncio.sleep(0.2)
             assert not reading.done()
-            assert _rows(tmp_path / f"ce.db{JOURNAL_SUFFIX}", "new_leads") == 1
+            assert count_rows(tmp_path / f"ce.db{JOURNAL_SUFFIX}", "new_leads") == 1
         assert (await asyncio.wait_for(reading, 10)).status == LEAD_QUEUED
 
 
@@ -74,7 +65,7 @@ async def test_rate_limits_count_leads_not_moved_yet(tmp_path):
             await store.create_lead(widget, now=now, **{**LEAD, "phone_e164": "+48601000001"})
             with pytest.raises(RateLimited, match="hourly limit"):
                 await store.create_lead(widget, now=now, **{**LEAD, "phone_e164": "+48601000002"})
-    assert _rows(tmp_path / "ce.db", "leads") == 3
+    assert count_rows(tmp_path / "ce.db", "leads") == 3
 
 
 async def test_a_lead_moved_but_not_yet_forgotten_counts_once(tmp_path):
@@ -88,7 +79,7 @@ async def test_a_lead_moved_but_not_yet_forgotten_counts_once(tmp_path):
         with pytest.raises(RateLimited):
             await store.create_lead(widget, now=time.time(), **LEAD)
         assert len(await store.leads_for_number(NUMBER)) == 2
-    assert _rows(tmp_path / f"ce.db{JOURNAL_SUFFIX}", "new_leads") == 0
+    assert count_rows(tmp_path / f"ce.db{JOURNAL_SUFFIX}", "new_leads") == 0
 
 
 def test_a_lead_journaled_by_a_killed_engine_is_moved_at_the_next_open(tmp_path):
@@ -99,8 +90,8 @@ def test_a_lead_journaled_by_a_killed_engine_is_moved_at_the_next_open(tmp_path)
 
     asyncio.run(shop())
     lead_id = journal_lead_and_die(tmp_path / "ce.db", "shop", **LEAD)
-    assert _rows(tmp_path / "ce.db", "leads") == 0
-    assert _rows(tmp_path / f"ce.db{JOURNAL_SUFFIX}", "new_leads") == 1
+    assert count_rows(tmp_path / "ce.db", "leads") == 0
+    assert count_rows(tmp_path / f"ce.db{JOURNAL_SUFFIX}", "new_leads") == 1
 
     async def reopen():
         async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
@@ -109,7 +100,7 @@ def test_a_lead_journaled_by_a_killed_engine_is_moved_at_the_next_open(tmp_path)
             assert [due.id for due in await store.due_leads(time.time() + 1, 10)] == [lead_id]
 
     asyncio.run(reopen())
-    assert _rows(tmp_path / f"ce.db{JOURNAL_SUFFIX}", "new_leads") == 0
+    assert count_rows(tmp_path / f"ce.db{JOURNAL_SUFFIX}", "new_leads") == 0
 
 
 async def test_erasure_leaves_no_trace_in_the_journal(tmp_path):

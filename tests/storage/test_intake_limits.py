@@ -16,6 +16,7 @@ from callengine.model import Agent, Consent, widget_settings_from_input
 from callengine.storage import JOURNAL_SUFFIX, Store
 from tests.storage.test_intake_journal import _rows
 from tests.support.engine import DATA_KEY
+from tests.support.intake import count_rows
 
 NUMBER = "+48601234567"
 LEAD = dict(phone_e164=NUMBER, phone_region="PL", phone_kind="mobile", name="Anna",
@@ -139,9 +140,9 @@ async def test_group_commit_n_concurrent_leads_n_rows_durable(tmp_path):
             leads = await asyncio.gather(*(store.create_lead(widget, now=NOW, **lead(k))
                                            for k in range(200)))
             # each answered only after its commit: another connection sees every one
-            assert _rows(tmp_path / f"ce.db{JOURNAL_SUFFIX}", "new_leads") == 200
+            assert count_rows(tmp_path / f"ce.db{JOURNAL_SUFFIX}", "new_leads") == 200
         assert len({x.id for x in leads}) == 200
-    assert _rows(tmp_path / "ce.db", "leads") == 200
+    assert count_rows(tmp_path / "ce.db", "leads") == 200
 
 
 async def test_under_concurrency_a_limit_lets_exactly_its_maximum_through(tmp_path):
@@ -155,7 +156,7 @@ async def test_under_concurrency_a_limit_lets_exactly_its_maximum_through(tmp_pa
         done = await asyncio.gather(*(store.create_lead(same, now=NOW, **lead(9))
                                       for _ in range(30)), return_exceptions=True)
         assert sum(not isinstance(x, Exception) for x in done) == 5
-    assert _rows(tmp_path / "ce.db", "leads") == 42
+    assert count_rows(tmp_path / "ce.db", "leads") == 42
 
 
 async def test_one_bad_row_in_a_batch_does_not_fail_the_others(tmp_path):
@@ -180,7 +181,7 @@ async def test_one_bad_row_in_a_batch_does_not_fail_the_others(tmp_path):
         assert len({x.id for x in done[1:]}) == 9
         # the refused row counts nowhere: its number may ask again at once
         await store.create_lead(widget, now=NOW, **lead(0))
-    assert _rows(tmp_path / "ce.db", "leads") == 10
+    assert count_rows(tmp_path / "ce.db", "leads") == 10
 
 
 async def test_counters_are_seeded_from_the_store_leads_of_the_last_day(tmp_path):

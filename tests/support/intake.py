@@ -13,6 +13,15 @@ from callengine.storage import JOURNAL_SUFFIX
 from tests.support.engine import DATA_KEY, REPO
 
 
+def count_rows(path, table: str) -> int:
+    """Rows in a table of the SQLite file at path (its own connection)."""
+    db = sqlite3.connect(path)
+    try:
+        return db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+    finally:
+        db.close()
+
+
 def journal_lead_and_die(database: Path, widget_id: str, *, keystore: Path | None = None,
                          **lead) -> str:
     """Journal one lead (create_lead's keywords, `now` aside) for the widget, in a process that
