@@ -14,7 +14,6 @@ from callengine.errors import RateLimited
 from callengine.flow import Strategy
 from callengine.model import Agent, Consent, widget_settings_from_input
 from callengine.storage import JOURNAL_SUFFIX, Store
-from tests.storage.test_intake_journal import _rows
 from tests.support.engine import DATA_KEY
 from tests.support.intake import count_rows
 

@@ -12,7 +12,8 @@ from callengine.model import LEAD_CALLING
 from callengine.storage import JOURNAL_SUFFIX, Store
 from callengine.storage.schema import MIGRATIONS, split_statements
 from callengine.storage.snapshot import snapshot
-from tests.storage.test_intake_journal import LEAD, NUMBER, _rows, _widget
+from tests.storage.test_intake_journal import LEAD, NUMBER, _widget
+from tests.support.intake import count_rows
 from tests.support.engine import DATA_KEY
 from tests.support.intake import journal_again
 
@@ -25,7 +26,7 @@ async def test_a_lead_only_in_the_journal_is_in_the_snapshot(tmp_path):
         async with store.write_lock:  # the mover can't take the next one in
             journaled = await store.create_lead(
                 widget, now=time.time(), **{**LEAD, "phone_e164": "+48601000001"})
-            assert _rows(tmp_path / f"ce.db{JOURNAL_SUFFIX}", "new_leads") == 1
+            assert count_rows(tmp_path / f"ce.db{JOURNAL_SUFFIX}", "new_leads") == 1
             data = await asyncio.to_thread(snapshot, tmp_path / "ce.db")
     (tmp_path / "copy.db").write_bytes(data)
     async with Store.open(tmp_path / "copy.db", DATA_KEY, keystore=tmp_path / "ce.db-keys") as copy:
@@ -44,7 +45,7 @@ async def test_a_lead_moved_but_still_journaled_is_the_stores(tmp_path):
         journal_again(tmp_path / "ce.db")
         data = await asyncio.to_thread(snapshot, tmp_path / "ce.db")
     (tmp_path / "copy.db").write_bytes(data)
-    assert _rows(tmp_path / "copy.db", "leads") == 1
+    assert count_rows(tmp_path / "copy.db", "leads") == 1
     async with Store.open(tmp_path / "copy.db", DATA_KEY, keystore=tmp_path / "ce.db-keys") as copy:
         assert (await copy.get_lead(lead.id)).status == LEAD_CALLING
 
@@ -61,8 +62,8 @@ async def test_a_lead_erased_after_the_journal_was_read_stays_erased(tmp_path):
         data = await asyncio.to_thread(snapshot, tmp_path / "ce.db")
     assert _number_hash(NUMBER) not in data
     (tmp_path / "copy.db").write_bytes(data)
-    assert _rows(tmp_path / "copy.db", "leads") == 0
-    assert _rows(tmp_path / "copy.db", "lead_tombstones") == 1
+    assert count_rows(tmp_path / "copy.db", "leads") == 0
+    assert count_rows(tmp_path / "copy.db", "lead_tombstones") == 1
 
 
 def test_a_store_without_a_journal(tmp_path):
@@ -75,7 +76,7 @@ def test_a_store_without_a_journal(tmp_path):
     db.commit()
     db.close()
     (tmp_path / "copy.db").write_bytes(snapshot(tmp_path / "ce.db"))
-    assert _rows(tmp_path / "copy.db", "agents") == 1
+    assert count_rows(tmp_path / "copy.db", "agents") == 1
     assert not (tmp_path / f"ce.db{JOURNAL_SUFFIX}").exists()
 
 

@@ -221,7 +221,8 @@ async def test_personal_data_is_encrypted_at_rest(env, tmp_path):
 async def test_duplicate_within_the_window_is_the_same_lead(env):
     client, store, _, clock, _ = env
     widget = await store.add_widget("dup", "Dup", widget_settings_from_input(
-        {"group": "sales", "allowed_regions": ["PL"], "duplicate_window_s": 60}), clock.now)
+        {"group": "sales", "allowed_regions": ["PL"], "duplicate_window_s": 60,
+         "challenge": "off"}), clock.now)
     url = f"/api/v1/widgets/{widget.public_key}/leads"
     first = await client.post(url, json=lead_body())
     assert first.status == 201 and "duplicate" not in await first.json()
@@ -235,7 +236,8 @@ async def test_duplicate_within_the_window_is_the_same_lead(env):
 async def test_the_client_limit_through_http(env):
     client, store, _, clock, _ = env
     widget = await store.add_widget("cl", "Cl", widget_settings_from_input(
-        {"group": "sales", "allowed_regions": ["PL"], "max_numbers_per_client_per_hour": 2}),
+        {"group": "sales", "allowed_regions": ["PL"], "max_numbers_per_client_per_hour": 2,
+         "challenge": "off"}),
         clock.now)
     url = f"/api/v1/widgets/{widget.public_key}/leads"
     for n in range(2):
