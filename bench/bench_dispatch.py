@@ -100,7 +100,7 @@ async def measure(root: Path, count: int, rate: float) -> tuple[list[float], lis
             widget = await store.add_widget(f"w{k}", f"Shop {k}", widget_settings_from_input({
                 "group": f"g{k}", "allowed_regions": ["PL"], "max_leads_per_hour": 1_000_000,
                 "max_numbers_per_client_per_hour": 100_000,
-                "max_numbers_per_client_per_day": 100_000}), time.time())
+                "max_numbers_per_client_per_day": 100_000, "challenge": "off"}), time.time())
             keys.append(widget.public_key)
         engine = Engine(store, TimedAri(answer=False),
                         DialingConfig(max_concurrent_calls=count, poll_interval_s=1.0))

@@ -227,6 +227,8 @@ async def create_store(paths: Paths, now: float) -> str:
             "lead_retention_days": LEAD_RETENTION_DAYS,
             "recording_retention_days": RECORDING_RETENTION_DAYS,
             "max_leads_per_number_per_day": 100, "max_leads_per_hour": 100_000,
+            "challenge": "off", "max_numbers_per_client_per_hour": 100_000,
+            "max_numbers_per_client_per_day": 100_000,
         }), now - 500 * DAY)
         return widget.public_key
 
