@@ -74,6 +74,21 @@ async def test_a_registered_clause_is_kept_as_its_exact_hash_with_the_origin(env
     assert first["information_clause"]["verified"] is True
     assert (first["given_at"], first["origin"], first["recording_notice_version"]) == (
         clock.now - 1, SHOP, "rec-1")
+    # and the exact recording notice shown beside it (from the same record); the lead keeps
+    # only its version, so there is no hash to verify it against: verified is null
+    notice = clause_body()["recording_notice"]["text"]
+    assert first["recording_notice"] == {
+        "version": "rec-1", "text": notice, "verified": None,
+        "sha256": hashlib.sha256(notice.encode("utf-8")).hexdigest()}
+    # a record whose notice is not the version the lead stored: no text, not verified
+    await store._db.execute("UPDATE clauses SET notice_version = 'rec-2'")
+    await store._db.commit()
+    altered = await client.post("/api/v1/subjects/export", json={"phone": lead.phone_e164},
+                                headers=ADMIN_HEADERS)
+    altered_consent = (await altered.json())["leads"][0]["consent"]
+    assert altered_consent["recording_notice"] == {
+        "version": "rec-1", "text": None, "sha256": None, "verified": False}
+    assert altered_consent["information_clause"]["verified"] is True  # its text is intact
 
     # purged: the tombstone keeps the hash, the language and the notice version
     assert await store.purge_leads([lead.id], clock.now, "retention") == 1
@@ -97,4 +112,6 @@ async def test_an_unregistered_clause_has_no_hash_and_the_report_says_so(env):
     assert report["rows"][0]["clause_sha256"] == "unregistered"
     exported = await client.post("/api/v1/subjects/export", json={"phone": lead.phone_e164},
                                  headers=ADMIN_HEADERS)
-    assert (await exported.json())["leads"][0]["consent"]["information_clause"] is None
+    consent = (await exported.json())["leads"][0]["consent"]
+    assert consent["information_clause"] is None
+    assert consent["recording_notice"] is None  # the widget does not record
