@@ -29,7 +29,7 @@ from aiohttp import web
 from callengine.model import LEAD_DONE
 from callengine.services.progress import PROGRESS_FIELDS
 from callengine.services.views import lead_public_view
-from callengine.web.deps import DEPS, services
+from callengine.web.deps import DEPS, SERVICES, services
 from callengine.web.problems import Problem
 from callengine.web.security import widget_of
 
@@ -230,7 +230,11 @@ async def _stop_poller(app: web.Application) -> None:
 
 def add_routes(app: web.Application) -> None:
     deps = app[DEPS]
-    app[_HUB] = EventHub(deps.services.progress.states, per_client=deps.events_per_client,
+
+    async def read(leads: dict[str, str]) -> dict[str, dict[str, Any]]:
+        return await app[SERVICES].progress.states(leads)
+
+    app[_HUB] = EventHub(read, per_client=deps.events_per_client,
                          per_lead=deps.events_per_lead, lifetime_s=deps.events_lifetime_s)
     app.on_shutdown.append(_close_streams)
     app.on_cleanup.append(_stop_poller)
