@@ -27,6 +27,7 @@ from aiohttp import web
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
+from schemathesis.core.transport import Response
 from schemathesis.generation import GenerationMode
 
 from callengine.access import Principal, Role
@@ -128,7 +129,7 @@ def fuzz(base: str, real: dict[str, str], viewer: str, part: int) -> dict[str, A
     the admin's, a viewer's, none or a wrong one (or the generated one); the Origin is none,
     the widget's, another."""
     found: dict[str, Any] = {"cases": 0, "statuses": {}, "server_errors": [],
-                             "not_problems": [], "runs": []}
+                             "not_problems": [], "not_conforming": {}, "runs": []}
     schema = schemathesis.openapi.from_dict(load_spec())
     session = requests.Session()
     auths = [f"Bearer {ADMIN}", f"Bearer {viewer}", "", "Bearer nope", None]
@@ -199,6 +200,11 @@ def check(response: Any, case: Any, found: dict[str, Any]) -> None:
                 or not PROBLEM_KEYS <= set(body) or body["status"] != status
                 or not str(body["type"]).startswith("https://")):
             found["not_problems"].append(f"{where}: {kind} {response.content[:200]!r}")
+    try:  # the body (and content type) against the spec's schema for its status
+        case.operation.validate_response(Response.from_any(response), case=case)
+    except Exception as exc:  # schemathesis' failure (group): one entry per operation+status
+        key = f"{case.method} {case.operation.path} -> {status}"
+        found["not_conforming"].setdefault(key, f"{where}: {str(exc)[:600]}")
 
 
 async def test_every_route_fuzzed_from_the_spec(server):
@@ -221,6 +227,7 @@ async def test_every_route_fuzzed_from_the_spec(server):
             print("  %s %s: %d" % run)
     assert [e for p in parts for e in p["server_errors"]] == []
     assert [e for p in parts for e in p["not_problems"]] == []
+    assert [e for p in parts for e in p["not_conforming"].values()] == []
     assert writes == []
     assert cases >= MIN_CASES
     assert took < TIME_BUDGET_S
