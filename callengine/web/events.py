@@ -86,7 +86,9 @@ class EventHub:
                 ("client", self._by_client.get(client, []) if client else [], self._per_client),
                 ("lead", self._by_lead.get(lead_id, []), self._per_lead)):
             if len(open_now) >= maximum:
-                retry = max(1, math.ceil(min(w.deadline for w in open_now) - now))
+                # when the oldest of them ends at the latest (none: streams are off, 0)
+                soonest = min((w.deadline for w in open_now), default=now + self._lifetime_s)
+                retry = max(1, math.ceil(soonest - now))
                 raise Problem(429, "too-many-streams", "Too many event streams",
                               f"at most {maximum} open per {limit}; poll the status route",
                               retry_after=retry, limit=limit)

@@ -146,6 +146,13 @@ async def test_streams_per_lead_are_capped(env):
     second.close()
 
 
+@pytest.mark.parametrize("limits", [{"events_per_lead": 0, "events_lifetime_s": 30}])
+async def test_streams_turned_off_are_refused_with_a_retry_after(env):
+    client, _, widget, _, leads, _ = env
+    body = await refused(client, widget, leads[0], "lead")
+    assert body["retry_after"] == 30
+
+
 @pytest.mark.parametrize("limits", [{"events_lifetime_s": 0.4}])
 async def test_a_stream_ends_after_its_lifetime(env):
     client, _, widget, _, leads, hub = env
