@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -205,3 +206,32 @@ async def test_one_query_reads_every_followed_lead(env, monkeypatch):
     reads.clear()
     await asyncio.sleep(0.2)
     assert reads == []  # no stream, no polling
+
+
+async def test_a_visitor_gone_frees_the_place_on_the_real_listener(env, monkeypatch):
+    """The engine's listener doesn't cancel a handler whose client left (aiohttp's
+    handler_cancellation is off there, unlike in TestServer) and a quiet stream writes only a
+    heartbeat every 15 s: the poller notices the closed connection within a tick."""
+    from callengine.web import listening
+
+    _, store, widget, clock, leads, _ = env
+    assert event_routes.HEARTBEAT_S == 15.0
+    deps = WebDeps(Services(store, clock=clock), ADMIN, events_per_client=1)
+    hubs = []
+    real_add = event_routes.add_routes
+
+    def add_routes(app):
+        real_add(app)
+        hubs.append(event_routes.hub_of(app))
+
+    monkeypatch.setattr(event_routes, "add_routes", add_routes)
+    async with listening(deps, "127.0.0.1", 0) as port, aiohttp.ClientSession(
+            f"http://127.0.0.1:{port}") as http:
+        first = await http.get(events_url(widget, leads[0]))
+        assert first.status == 200 and (await next_event(first))["status"] == "queued"
+        assert (await http.get(events_url(widget, leads[1]))).status == 429
+        first.close()  # the visitor leaves
+        await until(lambda: hubs[0].open_streams() == 0, timeout=1.0)
+        second = await http.get(events_url(widget, leads[1]))
+        assert second.status == 200
+        second.close()
