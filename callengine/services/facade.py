@@ -20,6 +20,7 @@ from callengine.services.clauses import Clauses
 from callengine.services.configuration import Configuration
 from callengine.services.hours import Hours
 from callengine.services.leads import Leads
+from callengine.services.progress import Progress
 from callengine.services.recordings import Recordings
 from callengine.services.reports import Reports
 from callengine.services.subjects import Subjects
@@ -40,6 +41,7 @@ class Services:
         context = Context(store, vault, clock, on_lead, channel, book)
         self.context = context
         self.leads = Leads(context)
+        self.progress = Progress(context)
         self.hours = Hours(context)
         self.recordings = Recordings(context)
         self.config = Configuration(context)

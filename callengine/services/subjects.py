@@ -1,7 +1,7 @@
 """Data-subject rights: everything held about a phone number, exported or erased.
 
-Export gathers each lead (with its consents, the exact information-clause text the visitor saw
-and its evidence), its attempts
+Export gathers each lead (with its consents, the exact information-clause and recording-notice
+texts the visitor saw and their evidence), its attempts
 and its recordings' metadata; with a private key and a directory it also decrypts the
 recordings to WAV files there (the subject asked for them). Erasure crypto-shreds the
 recordings, then deletes the leads with everything hanging off them, leaving tombstones with no
@@ -37,21 +37,48 @@ class Erasure:
     recordings: int
 
 
-async def _clause_shown(store: Store, lead: Any) -> dict[str, Any] | None:
-    """The exact clause text the lead's visitor saw: its record (widget, language, version),
-    checked against the hash the lead stored; None for an unregistered clause."""
+async def _shown(store: Store, lead: Any) -> tuple[dict[str, Any] | None,
+                                                    dict[str, Any] | None]:
+    """The exact texts the lead's visitor saw: the information clause, from its record
+    (widget, language, version) checked against the hash the lead stored (None: an unregistered
+    clause); and the recording notice shown beside it, from the same record when its version is
+    the one the lead stored (None: the widget did not record)."""
     consent = lead.consent
+    clause: dict[str, Any] | None = None
+    if consent.clause_sha256 is not None and consent.clause_language is not None:
+        try:
+            clause = await store.get_clause(lead.widget_id, consent.clause_language,
+                                            consent.clause_version)
+        except NotFound:
+            clause = None
+    return _clause_view(consent, clause), _notice_view(consent, clause)
+
+
+def _clause_view(consent: Any, clause: dict[str, Any] | None) -> dict[str, Any] | None:
     if consent.clause_sha256 is None or consent.clause_language is None:
         return None
-    try:
-        clause = await store.get_clause(lead.widget_id, consent.clause_language,
-                                        consent.clause_version)
-    except NotFound:
+    if clause is None:
         return {"text": None, "sha256": consent.clause_sha256, "verified": False}
     return {"text": clause["text"], "sha256": consent.clause_sha256,
             "privacy_url": clause["privacy_url"],
             "verified": clause["sha256"] == consent.clause_sha256
             and hashlib.sha256(clause["text"].encode()).hexdigest() == consent.clause_sha256}
+
+
+def _notice_view(consent: Any, clause: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The notice's text from the record of the clause the lead names, when that record holds
+    the notice version the lead stored; `sha256` that of the text as held. `verified` would be,
+    as the clause's, whether the text hashes to a hash the lead kept, but the lead keeps only
+    the notice's version (docs/consent.md): null, nothing to check it against. `text` null
+    and `verified` false: the record, or that version of the notice in it, is not there."""
+    if consent.notice_version is None:
+        return None
+    if clause is None or clause.get("notice_version") != consent.notice_version:
+        return {"version": consent.notice_version, "text": None, "sha256": None,
+                "verified": False}
+    text = clause["notice_text"]
+    return {"version": consent.notice_version, "text": text,
+            "sha256": hashlib.sha256(text.encode()).hexdigest(), "verified": None}
 
 
 async def export_subject(
@@ -65,8 +92,9 @@ async def export_subject(
     for lead in leads:
         recordings = await store.list_recordings(lead_id=lead.id)
         recordings_total += len(recordings)
+        clause, notice = await _shown(store, lead)
         exported.append(views.subject_lead_view(lead, await store.attempts_for(lead.id),
-                                                recordings, await _clause_shown(store, lead)))
+                                                recordings, clause, notice))
     await store.audit(principal, "subjects.export",
                       "leads:" + ",".join(lead.id for lead in leads) if leads else "leads:none",
                       "with audio" if audio_dir else "metadata", now)

@@ -129,7 +129,8 @@ def audit_log_view(check: AuditCheck) -> dict[str, Any]:
 
 
 def subject_lead_view(lead: Lead, attempts: list[Attempt], recordings: list[Recording],
-                      clause: dict[str, Any] | None = None) -> dict[str, Any]:
+                      clause: dict[str, Any] | None = None,
+                      notice: dict[str, Any] | None = None) -> dict[str, Any]:
     """All that is held about one lead, unmasked: the data subject asked for it."""
     return {
         "id": lead.id,
@@ -147,6 +148,8 @@ def subject_lead_view(lead: Lead, attempts: list[Attempt], recordings: list[Reco
             # an unregistered clause: the engine holds no text for it)
             "information_clause": clause,
             "recording_notice_version": lead.consent.notice_version,
+            # the exact notice text shown beside that clause (None: the widget did not record)
+            "recording_notice": notice,
             "given_at": lead.consent.at,
             "origin": lead.consent.origin,
         },

@@ -87,6 +87,9 @@ class Storage(Protocol):
     def challenge_key(self) -> bytes:
         """The widget challenges' HMAC key derived from the data key (when none is set)."""
 
+    def client_hash(self, address: str | None) -> str | None:
+        """The keyed hash of a client's IP address (IPv6 by its /64); None without one."""
+
     # ---- configuration: agents, groups, widgets ------------------------------------------
 
     async def add_agent(self, agent: Agent) -> None:
@@ -142,6 +145,10 @@ class Storage(Protocol):
         duplicate window, the same number's earlier lead comes back (`duplicate` set)."""
 
     async def get_lead(self, lead_id: str) -> Lead: ...
+
+    async def lead_statuses(self, lead_ids: list[str]) -> dict[str, dict[str, object]]:
+        """The public state (widget_id, status, progress, outcome, scheduled_for) of each of
+        these leads that exists, by id."""
 
     async def list_leads(
         self, *, widget_id: str | None = None, status: str | None = None, limit: int = 100

@@ -56,6 +56,11 @@ class Store(ConfigurationQueries, IntakeJournal, LeadQueries, RecordingQueries, 
     def challenge_key(self) -> bytes:
         return self._cipher.challenge_key()
 
+    def client_hash(self, address: str | None) -> str | None:
+        """A client's identity for per-client limits: the keyed hash of its address (IPv6 by
+        its /64), never the address (FieldCipher.client_hash)."""
+        return self._cipher.client_hash(address)
+
     @classmethod
     @asynccontextmanager
     async def open(cls, path: Path | str, data_key: bytes, *, keystore: Path | str | None = None,

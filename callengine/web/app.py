@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from callengine.web import admin, clauses, hours, intake, widget
+from callengine.web import admin, clauses, events, hours, intake, widget
 from callengine.web.deps import DEPS, SERVICES, WebDeps
 from callengine.web.problems import MAX_BODY, problems_middleware
 from callengine.web.security import on_prepare, widget_guard
@@ -27,4 +27,5 @@ def make_app(deps: WebDeps) -> web.Application:
     admin.add_routes(app)
     clauses.add_routes(app)
     widget.add_routes(app)
+    events.add_routes(app)
     return app

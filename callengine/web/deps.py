@@ -17,6 +17,11 @@ class WebDeps:
     # (from the connection's start, or the next request's first byte) or its body is cut off.
     header_timeout_s: float = 10.0
     body_timeout_s: float = 10.0
+    # The widget's event streams (web/events.py): open at once per client (its keyed hash,
+    # IPv6 by /64) and per lead, and how long one lasts before the widget polls instead.
+    events_per_client: int = 8
+    events_per_lead: int = 2
+    events_lifetime_s: float = 600.0
 
 
 DEPS = web.AppKey("deps", WebDeps)

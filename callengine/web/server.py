@@ -14,7 +14,6 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
-from callengine.logs import redact
 from callengine.web.app import make_app
 from callengine.web.deps import WebDeps
 from callengine.web.problems import Problem, problem_response
@@ -27,23 +26,27 @@ IDLE_S = 75.0  # a keep-alive connection with no request in flight (aiohttp's de
 
 
 class _ClientFaults(logging.Filter):
-    """aiohttp logs a request it cannot parse at ERROR with its traceback, quoting the
-    client's bytes. That is the client's fault, not the engine's: one WARNING line naming the
-    fault (never the bytes), so garbage from the internet neither fills the log with
-    tracebacks nor puts what it carried there."""
+    """aiohttp logs a request it cannot parse at ERROR with its traceback, as "Error handling
+    request from <the client's address>", the parser's message quoting the client's bytes.
+    That is the client's fault, not the engine's: one WARNING line naming the fault's kind
+    (its status and class, e.g. `400 InvalidHeader`), never the bytes nor the address, so
+    garbage from the internet neither fills the log with tracebacks nor puts what it carried
+    (a phone number in a header, say) or who sent it there. aiohttp's other lines of that
+    shape (an error while answering) keep their traceback and lose the address."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
         if isinstance(exc, HttpProcessingError):
-            fault = next((line.strip() for line in (exc.message or "").splitlines()
-                          if line.strip()), type(exc).__name__)
-            record.msg = f"{redact(record.getMessage())}: {exc.code} {redact(fault)}"
+            record.msg = f"{_ERROR_HANDLING}: {int(exc.code)} {type(exc).__name__}"
             record.args = None
             record.levelno, record.levelname = logging.WARNING, "WARNING"
             record.exc_info = record.exc_text = record.stack_info = None
+        elif isinstance(record.msg, str) and record.msg.startswith(_ERROR_HANDLING):
+            record.msg, record.args = _ERROR_HANDLING, None  # the client's address goes
         return True
 
 
+_ERROR_HANDLING = "Error handling request"  # aiohttp's words: "… from %s" (request.remote)
 _CLIENT_FAULTS = _ClientFaults()
 
 

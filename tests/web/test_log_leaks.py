@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import time
 from pathlib import Path
@@ -221,3 +222,37 @@ async def test_a_start_without_a_recordings_directory_logs_no_error(engine):
     process.stop()
     errors = [line for line in process.log().splitlines() if " ERROR " in line]
     assert not errors, errors
+
+
+async def test_a_malformed_request_is_logged_by_its_kind_only(tmp_path, caplog):
+    """In process, served on 127.0.0.2 and sent from 127.0.0.3 (so that address can only be
+    the peer's): aiohttp's parser faults, each carrying a number, are logged as their kind;
+    no line holds the number (in any spelling) or the client's address."""
+    from callengine.services import Services
+    from callengine.web import WebDeps, listening
+
+    peer = "127.0.0.3"
+    faults = [
+        f"GET /x?phone={number(50)}\x01 HTTP/1.1\r\nHost: engine\r\n\r\n",  # bad request line
+        f"GET /x HTTP/1.1\r\nHost: engine\r\nX: \x00{number(51)}\r\n\r\n",  # bad header value
+        f"GET /x HTTP/1.1\r\nPhone {number(52)}\r\n\r\n",  # a header without a colon
+        f"{number(53)} / HTTP/1.1\r\n\r\n",  # the number as the method
+        f"GET /x HTTP/1.1\r\nHost: engine\r\nContent-Length: {number(54)}\r\n\r\n",
+    ]
+    caplog.set_level(logging.DEBUG)
+    async with Store.open(tmp_path / "t.db", DATA_KEY) as store:
+        async with listening(WebDeps(Services(store), ADMIN_TOKEN), "127.0.0.2", 0) as port:
+            for raw in faults:
+                reader, writer = await asyncio.open_connection(
+                    "127.0.0.2", port, local_addr=(peer, 0))
+                writer.write(raw.encode())
+                answer = await asyncio.wait_for(reader.read(65536), 5)
+                writer.close()
+                assert re.match(rb"HTTP/1.[01] 400 ", answer), answer[:200]
+    lines = [record.getMessage() for record in caplog.records]
+    lines += [record.exc_text or "" for record in caplog.records]
+    kinds = [r.getMessage() for r in caplog.records if r.name == "aiohttp.server"]
+    assert len(kinds) == len(faults), lines
+    assert all(re.fullmatch(r"Error handling request: 400 \w+", kind) for kind in kinds), kinds
+    assert not leaks_in("\n".join(lines), [number(i) for i in range(50, 55)]), lines
+    assert not [line for line in lines if peer in line], lines

@@ -18,7 +18,7 @@ from callengine.services import Services
 from callengine.services.widget_texts import BUILT_IN
 from callengine.storage import Store
 from callengine.web import WebDeps, make_app
-from callengine.web import widget as widget_routes
+from callengine.web import events as event_routes
 from tests.support.engine import DATA_KEY
 from tests.support.widget import solve_challenge
 from tests.web.test_web import ADMIN, Clock, lead_body
@@ -216,7 +216,7 @@ async def posted_lead(client, widget):
 
 async def test_events_follow_a_lead_until_done(env, monkeypatch):
     client, store, widget, clock = env
-    monkeypatch.setattr(widget_routes, "POLL_S", 0.02)
+    monkeypatch.setattr(event_routes, "POLL_S", 0.02)
     lead = await posted_lead(client, widget)
 
     async def engine():  # what the engine writes as the call goes
@@ -246,8 +246,8 @@ async def test_events_follow_a_lead_until_done(env, monkeypatch):
 
 async def test_events_heartbeat_and_end_with_the_server(env, monkeypatch):
     client, _, widget, _ = env
-    monkeypatch.setattr(widget_routes, "POLL_S", 0.02)
-    monkeypatch.setattr(widget_routes, "HEARTBEAT_S", 0.05)
+    monkeypatch.setattr(event_routes, "POLL_S", 0.02)
+    monkeypatch.setattr(event_routes, "HEARTBEAT_S", 0.05)
     lead = await posted_lead(client, widget)
     response = await client.get(lead["events_url"])
     await asyncio.sleep(0.3)

@@ -94,8 +94,10 @@ class Site:
         return f"{self.page}/?lang={lang}"
 
 
-async def make_site(tmp_path, settings: dict | None = None, clock=time.time):
-    """Start both servers; returns (Site, cleanup coroutine function)."""
+async def make_site(tmp_path, settings: dict | None = None, clock=time.time,
+                    edge: dict | None = None):
+    """Start both servers; returns (Site, cleanup coroutine function). `edge`: WebDeps'
+    own settings (the event streams' limits, say)."""
     store_cm = Store.open(tmp_path / "w.db", DATA_KEY)
     store = await store_cm.__aenter__()
     await store.add_agent(Agent("alice", "PJSIP/agent1"))
@@ -115,7 +117,7 @@ async def make_site(tmp_path, settings: dict | None = None, clock=time.time):
     values.update(settings or {})
     widget = await store.add_widget("shop", "Shop", widget_settings_from_input(values), clock())
     engine_runner, engine_port = await _start(
-        engine_app(WebDeps(Services(store, clock=clock), ADMIN)))
+        engine_app(WebDeps(Services(store, clock=clock), ADMIN, **(edge or {}))))
     engine_origin = f"http://127.0.0.1:{engine_port}"
 
     state.update(engine=engine_origin, key=widget.public_key)
@@ -142,8 +144,9 @@ async def make_site(tmp_path, settings: dict | None = None, clock=time.time):
 async def site_factory(tmp_path):
     cleanups = []
 
-    async def factory(settings: dict | None = None, clock=time.time) -> Site:
-        site, cleanup = await make_site(tmp_path, settings, clock)
+    async def factory(settings: dict | None = None, clock=time.time,
+                      edge: dict | None = None) -> Site:
+        site, cleanup = await make_site(tmp_path, settings, clock, edge)
         cleanups.append(cleanup)
         return site
     yield factory

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import aiohttp
+import pytest
 
 from tests.support.widget import solution_payload
 from tests.widget.conftest import ADMIN, SCREENSHOTS, STATIC
@@ -282,6 +283,29 @@ async def test_without_server_sent_events_it_polls_the_status(browser, site):
     attempt = await site.store.start_attempt(lead.id, time.time())
     await site.store.set_progress(lead.id, "dialling-visitor", False, attempt.id, time.time())
     assert "calling you now" in (await status(page, "dialling-visitor", timeout=6_000)).lower()
+    assert any(u.endswith(f"/leads/{lead.id}") for u in requests)  # the status URL, polled
+
+
+@pytest.mark.parametrize("edge, ends", [
+    ({"events_lifetime_s": 1.0}, "its lifetime"),  # the stream opens, then the engine ends it
+    ({"events_per_lead": 0}, "refused"),  # the stream is refused: 429 too-many-streams
+])
+async def test_a_stream_ended_or_refused_falls_back_to_polling(browser, site_factory, edge, ends):
+    site = await site_factory(edge=edge)
+    page, requests = await open_page(browser, site)
+    answers: list[tuple[str, int]] = []
+    page.on("response", lambda r: answers.append((r.url, r.status)))
+    await page.locator(f"{W} button.l").click()
+    await page.locator(f"{W} input[type=tel]").fill("+48 601 234 567")
+    await page.locator(f"{W} button.s").click()
+    await page.locator(f"{W} [data-part=countdown]").wait_for()
+    [lead] = await site.store.list_leads()
+    await page.wait_for_timeout(1_500)  # past the stream's lifetime
+    attempt = await site.store.start_attempt(lead.id, time.time())
+    await site.store.set_progress(lead.id, "dialling-visitor", False, attempt.id, time.time())
+    assert "calling you now" in (await status(page, "dialling-visitor", timeout=6_000)).lower()
+    streams = [status_ for url, status_ in answers if url.endswith("/events")]
+    assert streams == ([200] if ends == "its lifetime" else [429])  # not reopened
     assert any(u.endswith(f"/leads/{lead.id}") for u in requests)  # the status URL, polled
 
 
