@@ -16,6 +16,7 @@ Rules (docs/config.md):
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -56,16 +57,7 @@ class Calendar:
 
     def intervals(self, day: date) -> list[tuple[float, float]]:
         """The open intervals of local date `day`, as epoch (start, end), empty ones dropped."""
-        if day.isoformat() in self.holidays:
-            return []
-        spans = ((0, 1440),) if self.weekly is None else self.weekly[day.weekday()]
-        zone = self._zone()
-        out = []
-        for start, end in spans:
-            a, b = _epoch(day, start, zone), _epoch(day, end, zone)
-            if b > a:
-                out.append((a, b))
-        return out
+        return list(_intervals(self, day))
 
     def _from(self, at: float, days: int) -> Iterator[tuple[float, float]]:
         first = self._local_date(at) - timedelta(days=1)
@@ -73,6 +65,8 @@ class Calendar:
             yield from self.intervals(first + timedelta(days=n))
 
     def is_open(self, at: float) -> bool:
+        if self.always_open:
+            return True
         return any(a <= at < b for a, b in self._from(at, 2))
 
     def next_opening(self, after: float) -> float | None:
@@ -169,6 +163,23 @@ def check_holidays(value: Any) -> tuple[str, ...]:
             raise InvalidInput("holidays", f"{item!r} is not a date YYYY-MM-DD") from None
     return tuple(sorted(set(value)))
 
+
+
+# Every lead asks whether its widget is open now: a day's intervals (zone arithmetic) are worked
+# out once per calendar and date. The calendar is frozen (hashable); a settings change makes a
+# new one.
+@functools.lru_cache(maxsize=4096)
+def _intervals(calendar: Calendar, day: date) -> tuple[tuple[float, float], ...]:
+    if day.isoformat() in calendar.holidays:
+        return ()
+    spans = ((0, 1440),) if calendar.weekly is None else calendar.weekly[day.weekday()]
+    zone = calendar._zone()
+    out = []
+    for start, end in spans:
+        a, b = _epoch(day, start, zone), _epoch(day, end, zone)
+        if b > a:
+            out.append((a, b))
+    return tuple(out)
 
 def calendar(time_zone: str, hours: Mapping[str, Any] | None,
              holidays: Sequence[str]) -> Calendar:

@@ -7,6 +7,8 @@ of them (JSON views, CSV rows) is in `callengine.services.views`.
 
 from __future__ import annotations
 
+import functools
+
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -76,6 +78,13 @@ class Group:
     agents: tuple[Agent, ...] = ()
 
 
+@functools.lru_cache(maxsize=1024)  # every lead asks for its widget's (checking its fields)
+def _number_policy(regions: tuple[str, ...], kinds: tuple[str, ...],
+                   default_region: str | None) -> NumberPolicy:
+    return NumberPolicy(allowed_regions=frozenset(regions), allowed_kinds=frozenset(kinds),
+                        default_region=default_region)
+
+
 @dataclass(frozen=True)
 class WidgetSettings:
     """How a widget's leads are called back. Stored as JSON; see docs/config.md."""
@@ -134,11 +143,8 @@ class WidgetSettings:
         return self.recording == "on" and (consented or not self.recording_requires_consent)
 
     def number_policy(self) -> NumberPolicy:
-        return NumberPolicy(
-            allowed_regions=frozenset(self.allowed_regions),
-            allowed_kinds=frozenset(self.allowed_kinds),
-            default_region=self.default_region,
-        )
+        return _number_policy(tuple(sorted(self.allowed_regions)),
+                              tuple(sorted(self.allowed_kinds)), self.default_region)
 
     def to_json(self) -> dict[str, Any]:
         return {name: _jsonable(getattr(self, name)) for name in self.__dataclass_fields__}

@@ -18,6 +18,7 @@ Design rules:
 
 from __future__ import annotations
 
+import copy
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -172,24 +173,31 @@ def mask(e164: str) -> str:
             num = phonenumbers.parse(text, None)
         except NumberParseException:
             return _mask_fallback(text)
-        num.extension = None  # never render an extension
-        intl = phonenumbers.format_number(num, PhoneNumberFormat.INTERNATIONAL)
-        prefix = f"+{num.country_code}"
-        if not intl.startswith(prefix):  # pragma: no cover - defensive
-            return _mask_fallback(text)
-        rest = intl[len(prefix):]
-        n_digits = sum(ch.isdigit() for ch in rest)
-        to_hide = n_digits - _mask_keep(n_digits)
-        out = []
-        for ch in rest:
-            if ch.isdigit() and to_hide > 0:
-                out.append("*")
-                to_hide -= 1
-            else:
-                out.append(ch)
-        return prefix + "".join(out)
+        return _mask_parsed(num, text)
     except Exception:  # noqa: BLE001 - masking must never be the thing that crashes
         return "***"
+
+
+def _mask_parsed(num: phonenumbers.PhoneNumber, text: str) -> str:
+    """mask() of a number phonenumbers has parsed already (check_number's: one parse)."""
+    if num.extension:  # never render an extension (a copy: the caller's stays whole)
+        num = copy.copy(num)
+        num.extension = None
+    intl = phonenumbers.format_number(num, PhoneNumberFormat.INTERNATIONAL)
+    prefix = f"+{num.country_code}"
+    if not intl.startswith(prefix):  # pragma: no cover - defensive
+        return _mask_fallback(text)
+    rest = intl[len(prefix):]
+    n_digits = sum(ch.isdigit() for ch in rest)
+    to_hide = n_digits - _mask_keep(n_digits)
+    out = []
+    for ch in rest:
+        if ch.isdigit() and to_hide > 0:
+            out.append("*")
+            to_hide -= 1
+        else:
+            out.append(ch)
+    return prefix + "".join(out)
 
 
 @dataclass(frozen=True, repr=False)
@@ -204,6 +212,8 @@ class VisitorNumber:
     e164: str
     region: str
     kind: str
+    # The masked form, when check_number made it from the number it parsed (no second parse).
+    masked_form: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.e164, str) or not _E164_RE.fullmatch(self.e164):
@@ -217,7 +227,7 @@ class VisitorNumber:
 
     def masked(self) -> str:
         """E.g. ``+48 *** *** 567``."""
-        return mask(self.e164)
+        return self.masked_form or mask(self.e164)
 
     def __str__(self) -> str:
         return self.masked()
@@ -408,7 +418,7 @@ def check_number(raw: str, policy: NumberPolicy) -> VisitorNumber:
         )
 
     e164 = phonenumbers.format_number(num, PhoneNumberFormat.E164)
-    return VisitorNumber(e164=e164, region=region, kind=kind)
+    return VisitorNumber(e164=e164, region=region, kind=kind, masked_form=_mask_parsed(num, e164))
 
 
 def dial_string_digits(number: VisitorNumber, fmt: str = "e164") -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 
 from callengine.cli.common import AddCommand, run
 from callengine.config import Config
@@ -13,8 +12,10 @@ from callengine.logs import setup_logging
 def cmd_run(config: Config, args: argparse.Namespace) -> int:
     from callengine.app import serve
 
+    import uvloop
+
     setup_logging(config.log_level)
-    asyncio.run(serve(config))
+    uvloop.run(serve(config))  # libuv's loop: the same asyncio API, less CPU per request
     return 0
 
 

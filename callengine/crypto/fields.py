@@ -9,7 +9,6 @@ person's fields unreadable (docs/backup.md).
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import ipaddress
 import os
@@ -78,7 +77,7 @@ class FieldCipher(SubjectCipher):
         return self._challenge_key
 
     def number_hash(self, e164: str) -> str:
-        return hmac.new(self._mac_key, e164.encode(), hashlib.sha256).hexdigest()
+        return hmac.digest(self._mac_key, e164.encode(), "sha256").hex()
 
     def client_hash(self, address: str | None) -> str | None:
         """The keyed hash (HMAC-SHA256, its own key) of a client's address, for the per-client
@@ -96,7 +95,7 @@ class FieldCipher(SubjectCipher):
             group = str(ipaddress.IPv6Network((ip, CLIENT_IPV6_PREFIX), strict=False))
         else:
             group = str(ip)
-        return hmac.new(self._client_key, group.encode(), hashlib.sha256).hexdigest()[:32]
+        return hmac.digest(self._client_key, group.encode(), "sha256").hex()[:32]
 
     def new_subject_key(self, subject_id: str) -> tuple[SubjectCipher, bytes]:
         """A fresh random key for a new data subject: its cipher, and the key wrapped (what

@@ -118,14 +118,7 @@ class Clauses(Service):
         """The version the visitor's lead names, in its language or a fallback; None if the
         widget has no clause records at all (an unregistered clause), InvalidInput-like
         NotFound when it has some but not this one."""
-        for candidate in fallbacks(language):
-            try:
-                return await self.store.get_clause(widget_id, candidate, version)
-            except NotFound:
-                continue
-        if await self.store.list_clauses(widget_id):
-            raise NotFound("clause", f"{widget_id}/{language}/{version}")
-        return None
+        return await self.store.clause_for_lead(widget_id, tuple(fallbacks(language)), version)
 
 
 def clause_view(clause: dict[str, Any]) -> dict[str, Any]:

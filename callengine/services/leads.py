@@ -10,7 +10,6 @@ from typing import Any
 from callengine.access import Permission, Principal, require
 from callengine.errors import ClauseUnknown, InvalidInput, NotFound, UnknownWidget
 from callengine.model import LEAD_STATUSES, Lead, Widget, lead_from_input
-from callengine.numbers import mask
 from callengine.services import views
 from callengine.services.base import Service
 from callengine.services.hours import schedule
@@ -91,7 +90,7 @@ class Leads(Service):
             log.info("[lead %s] asked for again within the duplicate window", lead.id)
             return lead
         log.info("[lead %s] queued for widget %s (number %s)%s", lead.id, widget.id,
-                 mask(wanted.number.e164),
+                 wanted.number.masked(),
                  "" if scheduled_for is None else f", due at {scheduled_for:.0f}")
         self.ctx.on_lead()
         return lead

@@ -5,14 +5,18 @@ with the data subjects' keys, the write lock and the transaction on them. The qu
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 
 from callengine.crypto import FieldCipher
 from callengine.crypto.fields import SubjectCipher
+from callengine.errors import NotFound
 from callengine.model import Lead
 from callengine.storage.keystore import KeyStore
 from callengine.storage.rows import to_lead
@@ -20,6 +24,17 @@ from callengine.storage.transactions import transaction
 
 # Subject keys kept unwrapped in memory at most (a lead read or added needs its subject's).
 SUBJECT_CACHE = 100_000
+# Every visitor request reads its widget (and a lead its clause): those reads are cached this
+# long. A change made through this Store clears the cache at once; one made by another process
+# (the CLI) is seen within this time.
+CONFIG_CACHE_S = 1.0
+CONFIG_CACHE_MAX = 10_000  # entries (keys come from visitors: bounded)
+
+
+@dataclass(frozen=True)
+class _Missing:  # a NotFound in the config cache
+    what: str
+    key: str
 
 
 class StoreBase:
@@ -53,6 +68,28 @@ class StoreBase:
         # keystore with the mover's next batch): number hash → (subject id, cipher, wrapped
         # key); each lead of such a subject carries its key until one of them has moved.
         self._new_subjects: dict[str, tuple[str, SubjectCipher, bytes]] = {}
+        self._config_cache: dict[tuple, tuple[float, Any]] = {}  # key → (until, value)
+
+    async def _cached(self, key: tuple, read: Callable[[], Awaitable[Any]]) -> Any:
+        """read()'s value, or the NotFound it raised (a refusal is cached as well), at most
+        CONFIG_CACHE_S old."""
+        now = time.monotonic()
+        found = self._config_cache.get(key)
+        if found is None or found[0] <= now:
+            try:
+                value: Any = await read()
+            except NotFound as exc:
+                value = _Missing(exc.what, exc.key)
+            if len(self._config_cache) >= CONFIG_CACHE_MAX:
+                self._config_cache.clear()
+            found = self._config_cache[key] = (now + CONFIG_CACHE_S, value)
+        if isinstance(found[1], _Missing):
+            raise NotFound(found[1].what, found[1].key)
+        return found[1]
+
+    def _config_changed(self) -> None:
+        """After a write of widgets or clauses: the next reads go to the database."""
+        self._config_cache.clear()
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:

@@ -223,6 +223,11 @@ class Storage(Protocol):
     async def get_clause(self, widget_id: str, language: str, version: str
                          ) -> dict[str, Any]: ...
 
+    async def clause_for_lead(self, widget_id: str, languages: tuple[str, ...], version: str
+                              ) -> dict[str, Any] | None:
+        """`version` in the first of `languages` that has it; None when the widget has no
+        clauses at all; NotFound when it has some but not this one (may be cached briefly)."""
+
     # ---- access: tokens and the audit log ------------------------------------------------
 
     async def add_token(self, name: str, role: Role, token_hash: str, now: float) -> None:

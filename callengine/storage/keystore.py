@@ -53,6 +53,7 @@ class KeyStore:
         self._db = db
         self._lock = asyncio.Lock()
         self.path = path
+        self._erasures = str(path.with_name(path.name + ERASURES_SUFFIX))  # stat per lead
 
     @classmethod
     @asynccontextmanager
@@ -160,7 +161,7 @@ class KeyStore:
         """Cheap (one stat, no query, no lock): differs after every deletion of subject keys
         by any process since it was last read."""
         try:
-            found = os.stat(self.path.with_name(self.path.name + ERASURES_SUFFIX))
+            found = os.stat(self._erasures)
         except FileNotFoundError:
             return None
         return found.st_ino, found.st_mtime_ns

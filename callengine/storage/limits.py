@@ -148,17 +148,23 @@ def _check(conn: sqlite3.Connection, item: Pending) -> str | None:
                 _retry_after([row[:2] for row in inside], window, count, maximum, now),
                 "number")
     if item.client is not None:
-        seen = dict(conn.execute(
-            "SELECT subject_id, last_at FROM intake_client_numbers WHERE client = ?"
-            " AND last_at > ?", (item.client, now - 86400)).fetchall())
-        if item.subject_id not in seen:
-            for window, setting, name in CLIENT_WINDOWS:
-                maximum = getattr(s, setting)
-                inside = [(at, 1) for at in seen.values() if at > now - window]
-                if len(inside) >= maximum:
-                    raise RateLimited(
-                        f"too many numbers asked for from this address ({maximum} per {name})",
-                        _retry_after(inside, window, len(inside), maximum, now), "client")
+        # One statement for the client (this runs for every lead, counted in SQLite, not row
+        # by row here): has it asked for this number in the last day, and how many numbers in
+        # each window. The times are read only to refuse.
+        known, *counts = conn.execute(
+            "SELECT COALESCE(MAX(subject_id = ?), 0), COUNT(*) FILTER (WHERE last_at > ?),"
+            " COUNT(*) FROM intake_client_numbers WHERE client = ? AND last_at > ?",
+            (item.subject_id, now - CLIENT_WINDOWS[0][0], item.client,
+             now - CLIENT_WINDOWS[1][0])).fetchone()
+        for (window, setting, name), count in zip(CLIENT_WINDOWS, counts):
+            maximum = getattr(s, setting)
+            if not known and count >= maximum:  # only a number new to the client counts
+                inside = [(at, 1) for (at,) in conn.execute(
+                    "SELECT last_at FROM intake_client_numbers WHERE client = ? AND last_at > ?",
+                    (item.client, now - window))]
+                raise RateLimited(
+                    f"too many numbers asked for from this address ({maximum} per {name})",
+                    _retry_after(inside, window, len(inside), maximum, now), "client")
     inside = conn.execute(
         "SELECT last_at, n FROM intake_counts WHERE scope = 'w' AND key = ? AND bucket >= ?"
         " AND last_at > ?", (item.widget_id, int((now - WIDGET_WINDOW_S) / BUCKET_S),
@@ -202,11 +208,25 @@ def prune(conn: sqlite3.Connection, now: float) -> None:
     conn.execute("DELETE FROM intake_recent WHERE created_at < ?", (now - RECENT_KEEP_S,))
 
 
+class _AddFailed(Exception):
+    """A lead of a batch committed without savepoints failed to be added."""
+
+
 def commit_batch(conn: sqlite3.Connection, batch: list[Pending], columns: tuple[str, ...],
                  prune_at: float | None) -> None:
     """On the journal's thread: every lead of the batch checked against the limits and added,
-    in turn, in ONE transaction (one commit, one fsync). A lead refused or failing is rolled
-    back alone (a savepoint each) and the others stay; its `outcome` says why."""
+    in turn, in ONE transaction (one commit, one fsync); each lead's `outcome` says what became
+    of it. Leads are added without a savepoint each (two statements fewer per lead); if adding
+    one fails (a constraint, a bad value), that transaction is rolled back and the batch is
+    done again with a savepoint per lead, so that only the failing lead is refused."""
+    try:
+        _commit_batch(conn, batch, columns, prune_at, savepoints=False)
+    except _AddFailed:
+        _commit_batch(conn, batch, columns, prune_at, savepoints=True)
+
+
+def _commit_batch(conn: sqlite3.Connection, batch: list[Pending], columns: tuple[str, ...],
+                  prune_at: float | None, *, savepoints: bool) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
         for item in batch:
@@ -218,10 +238,17 @@ def commit_batch(conn: sqlite3.Connection, batch: list[Pending], columns: tuple[
             if repeated is not None:
                 item.outcome = ("duplicate", repeated)
                 continue
+            if not savepoints:
+                try:
+                    _add(conn, item, columns)
+                except Exception as exc:
+                    raise _AddFailed() from exc
+                item.outcome = item.row["id"]
+                continue
             conn.execute("SAVEPOINT lead")
             try:
                 _add(conn, item, columns)
-            except Exception as exc:  # this row only (a constraint, a bad value)
+            except Exception as exc:  # this row only
                 conn.execute("ROLLBACK TO lead")
                 item.outcome = exc
             else:

@@ -35,6 +35,7 @@ class ClauseQueries(StoreBase):
                 + ", ".join("?" for _ in CLAUSE_COLUMNS) + ")",
                 tuple(clause[c] for c in CLAUSE_COLUMNS),
             )
+        self._config_changed()
 
     async def delete_clause(self, widget_id: str, language: str, version: str) -> None:
         await self._settled()
@@ -46,6 +47,7 @@ class ClauseQueries(StoreBase):
                 (widget_id, language, version))
             if cursor.rowcount != 1:
                 raise NotFound("clause", f"{widget_id}/{language}/{version}")
+        self._config_changed()
 
     async def _clause_referenced(self, db: Any, widget_id: str, language: str,
                                  version: str) -> bool:
@@ -71,6 +73,28 @@ class ClauseQueries(StoreBase):
             sql, args = sql + " AND language = ?", args + [language]
         async with self._db.execute(sql + " ORDER BY created_at, rowid", args) as cursor:
             return [dict(row) async for row in cursor]
+
+    async def clause_for_lead(self, widget_id: str, languages: tuple[str, ...], version: str
+                              ) -> dict[str, Any] | None:
+        """The record of `version` in the first of `languages` that has it; None when the
+        widget has no clause records at all; NotFound when it has some but not this one.
+        One query, cached (StoreBase._cached): every lead asks."""
+        async def read() -> dict[str, Any] | None:
+            rows = await self._db.execute_fetchall(
+                f"SELECT *, 1 AS found FROM clauses WHERE widget_id = ? AND version = ?"
+                f" AND language IN ({', '.join('?' * len(languages))})"
+                f" UNION ALL SELECT *, 0 FROM (SELECT * FROM clauses WHERE widget_id = ? LIMIT 1)",
+                (widget_id, version, *languages, widget_id))
+            found = {row["language"]: dict(row) for row in rows if row["found"]}
+            for language in languages:
+                if language in found:
+                    del found[language]["found"]
+                    return found[language]
+            if rows:
+                raise NotFound("clause", f"{widget_id}/{languages[0]}/{version}")
+            return None
+
+        return await self._cached(("clause", widget_id, languages, version), read)
 
     async def get_clause(self, widget_id: str, language: str, version: str) -> dict[str, Any]:
         async with self._db.execute(

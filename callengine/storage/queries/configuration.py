@@ -87,6 +87,8 @@ class ConfigurationQueries(StoreBase):
                 )
         except sqlite3.IntegrityError:
             raise Conflict(f"widget {widget_id!r} exists already") from None
+        finally:
+            self._config_changed()
         return Widget(widget_id, name, public_key, settings)
 
     async def get_widget(self, widget_id: str) -> Widget:
@@ -95,10 +97,12 @@ class ConfigurationQueries(StoreBase):
     async def get_widget_by_key(self, public_key: str) -> Widget:
         """The widget a visitor's request names. Read on the intake journal's connection, as
         the lead that follows is written: the store's also carries the mover's and the
-        engine's transactions, each with its commit, and a read would queue behind them."""
+        engine's transactions, each with its commit, and a read would queue behind them.
+        Cached (StoreBase._cached): every request of a widget's visitors starts here."""
         assert self._journal is not None
-        return await self._widget_where(self._journal, "public_key = ?", public_key,
-                                        "with that public key", schema="store.")
+        journal = self._journal
+        return await self._cached(("widget", public_key), lambda: self._widget_where(
+            journal, "public_key = ?", public_key, "with that public key", schema="store."))
 
     async def list_widgets(self) -> list[Widget]:
         async with self._db.execute("SELECT * FROM widgets ORDER BY id") as cursor:
