@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 from uuid6 import uuid7
 
 from callengine.errors import Conflict, NotFound
@@ -53,11 +55,14 @@ class LeadQueries(StoreBase):
                     [(now, now, lead_id) for lead_id in erased])
         return [lead for lead in leads if not lead.erased]
 
-
-    async def next_due_at(self) -> float | None:
+    async def next_due_at(self, after: float | None = None) -> float | None:
+        """When the first queued lead is due (after `after`, when given: the next one that is
+        not due yet)."""
         await self._settled()
+        later, params = ("", ()) if after is None else (" AND next_attempt_at > ?", (after,))
         async with self._db.execute(
-            f"SELECT MIN(next_attempt_at) FROM leads WHERE status = '{LEAD_QUEUED}'"
+            f"SELECT MIN(next_attempt_at) FROM leads WHERE status = '{LEAD_QUEUED}'{later}",
+            params,
         ) as cursor:
             return (await cursor.fetchone())[0]
 
@@ -77,24 +82,26 @@ class LeadQueries(StoreBase):
 
     async def start_attempt(self, lead_id: str, now: float) -> Attempt:
         """Mark the lead as being called and open an attempt: committed before any dial."""
+        started = await self.start_attempts([lead_id], now)
+        if lead_id not in started:
+            raise Conflict(f"lead {lead_id} is not queued")
+        return started[lead_id]
+
+    async def start_attempts(self, lead_ids: list[str], now: float,
+                             progress: str | None = None) -> dict[str, Attempt]:
+        """start_attempt for each of these leads, all in one transaction (one commit for a
+        dispatcher's whole round): lead id → its new attempt, for the leads that were queued
+        (the others are left out). progress: the leads' progress from the start (the call's
+        first state), written in the same commit."""
         await self._settled()
-        attempt_id = str(uuid7())
+        if not lead_ids:
+            return {}
+        planned = [(lead_id, str(uuid7())) for lead_id in lead_ids]
         async with self._transaction() as db:
-            cursor = await db.execute(
-                "UPDATE leads SET status = ?, attempts = attempts + 1, progress = NULL,"
-                " next_attempt_at = NULL, updated_at = ? WHERE id = ? AND status = ?",
-                (LEAD_CALLING, now, lead_id, LEAD_QUEUED),
-            )
-            if cursor.rowcount != 1:
-                raise Conflict(f"lead {lead_id} is not queued")
-            async with db.execute("SELECT attempts FROM leads WHERE id = ?", (lead_id,)) as cur:
-                (number,) = await cur.fetchone()
-            await db.execute(
-                "INSERT INTO attempts (id, lead_id, number, status, started_at)"
-                " VALUES (?, ?, ?, 'active', ?)",
-                (attempt_id, lead_id, number, now),
-            )
-        return Attempt(attempt_id, lead_id, number, "active", now)
+            # one trip to the connection's thread for the whole round (as the intake's commit)
+            numbers = await db._execute(_start_attempts, db._conn, planned, now, progress)
+        return {lead_id: Attempt(attempt_id, lead_id, numbers[lead_id], "active", now)
+                for lead_id, attempt_id in planned if lead_id in numbers}
 
     async def set_progress(self, lead_id: str, progress: str, connected: bool, attempt_id: str,
                            now: float) -> None:
@@ -151,3 +158,27 @@ class LeadQueries(StoreBase):
             "SELECT * FROM attempts WHERE lead_id = ? ORDER BY number", (lead_id,)
         ) as cursor:
             return [to_attempt(row) async for row in cursor]
+
+
+def _start_attempts(conn: sqlite3.Connection, planned: list[tuple[str, str]], now: float,
+                    progress: str | None) -> dict[str, int]:
+    """In the caller's transaction, on the connection's thread: each queued lead to calling and
+    its attempt row; lead id → the attempt's number."""
+    numbers: dict[str, int] = {}
+    for lead_id, attempt_id in planned:
+        rows = conn.execute(
+            "UPDATE leads SET status = ?, attempts = attempts + 1, progress = ?,"
+            " next_attempt_at = NULL, updated_at = ? WHERE id = ? AND status = ?"
+            " RETURNING attempts",
+            (LEAD_CALLING, progress, now, lead_id, LEAD_QUEUED),
+        ).fetchall()
+        if not rows:
+            continue  # not queued (any more): no attempt
+        (number,), = rows
+        numbers[lead_id] = number
+        conn.execute(
+            "INSERT INTO attempts (id, lead_id, number, status, started_at)"
+            " VALUES (?, ?, ?, 'active', ?)",
+            (attempt_id, lead_id, number, now),
+        )
+    return numbers
