@@ -345,7 +345,10 @@ class IntakeJournal(StoreBase):
                         " journal; erased with it (tombstone reason 'erasure')", lead_id)
 
     async def _settled(self) -> None:
-        """Reads of leads call this first: they see every lead this process journaled."""
-        if self._journaled:
-            await self._move_new_leads()
+        """Reads of leads call this first: they see every lead this process journaled before
+        the read began. Only those: a read that waited for the journal to be empty waited, under
+        a steady intake, for as long as new leads kept coming."""
+        wanted = set(self._journaled)
+        while wanted & self._journaled:
+            await self._move_new_leads(batches=1)  # the oldest first
 
