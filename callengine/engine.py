@@ -19,7 +19,6 @@ from typing import Any
 
 from callengine import flow, policy
 from callengine.config import DialingConfig
-from callengine.errors import Conflict
 from callengine.model import Attempt, Group, Lead, Widget
 from callengine.numbers import VisitorNumber, dial_string_digits
 from callengine.recordings import ActiveRecording, RecordingSetup, close_interrupted_recordings
@@ -251,20 +250,13 @@ class Engine:
         now = self._clock()
         limit = room * 4
         due = await self._store.due_leads(now, limit=limit)
-        widgets: dict[str, Widget] = {}
-        groups: dict[str, Group] = {}
+        plans = await self._store.dialling_plans(lead.widget_id for lead in due)
         planned: list[tuple[Lead, Widget, Group, tuple[str, ...]]] = []
         try:
             for lead in due:
                 if len(planned) >= room:
                     break
-                widget = widgets.get(lead.widget_id)
-                if widget is None:
-                    widget = widgets[lead.widget_id] = await self._store.get_widget(lead.widget_id)
-                group = groups.get(widget.settings.group)
-                if group is None:
-                    group = groups[widget.settings.group] = await self._store.get_group(
-                        widget.settings.group)
+                widget, group = plans[lead.widget_id]
                 free = tuple(
                     a.endpoint for a in group.agents
                     if a.enabled and a.endpoint not in self._reserved

@@ -158,6 +158,10 @@ class Storage(Protocol):
     async def leads_in_slots(self, widget_id: str, starts: list[float]) -> dict[float, int]:
         """The widget's leads not closed, counted by scheduled_for, for each of `starts`."""
 
+    async def dialling_plans(self, widget_ids) -> dict[str, tuple[Widget, Group]]:
+        """Widget id → (the widget, its group with its agents in order), for the dispatcher's
+        round, read together (NotFound for a widget or group not there)."""
+
     async def start_attempt(self, lead_id: str, now: float) -> Attempt:
         """The lead goes from queued to calling with a new active attempt, atomically (Conflict
         if it is not queued); committed before any dial."""

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 from uuid6 import uuid7
 
 from callengine.errors import Conflict, NotFound
-from callengine.flow import Result
-from callengine.model import ERASED, LEAD_CALLING, LEAD_DONE, LEAD_QUEUED, Attempt, Lead
+from callengine.flow import Result, Strategy
+from callengine.model import (
+    ERASED, LEAD_CALLING, LEAD_DONE, LEAD_QUEUED, Agent, Attempt, Group, Lead, Widget,
+)
 from callengine.storage.base import StoreBase
-from callengine.storage.rows import to_attempt, to_lead
+from callengine.storage.rows import to_agent, to_attempt, to_lead, to_widget
+from callengine.storage.sql import chunks, marks
 
 
 class LeadQueries(StoreBase):
@@ -77,6 +81,35 @@ class LeadQueries(StoreBase):
             (widget_id, min(starts), max(starts)),
         ) as cursor:
             return {row[0]: row[1] async for row in cursor}
+
+    async def dialling_plans(self, widget_ids) -> dict[str, tuple[Widget, Group]]:
+        """The dispatcher's round: each of these widgets with its group (agents in order), read
+        in one trip to the connection's thread (NotFound for a widget or group not there)."""
+        wanted = sorted(set(widget_ids))
+        if not wanted:
+            return {}
+        widgets: dict[str, Widget] = {}
+        groups: dict[str, Group] = {}
+        for some in chunks(wanted):
+            widget_rows, group_rows, agent_rows = await self._db._execute(
+                _dialling_rows, self._db._conn, some)
+            widgets.update((row["id"], to_widget(row)) for row in widget_rows)
+            members: dict[str, list[Agent]] = {}
+            for row in agent_rows:
+                members.setdefault(row["group_name"], []).append(to_agent(row))
+            groups.update((row["name"], Group(row["name"], Strategy(row["strategy"]),
+                                              row["ring_timeout"],
+                                              tuple(members.get(row["name"], ()))))
+                          for row in group_rows)
+        plans = {}
+        for widget_id in wanted:
+            if widget_id not in widgets:
+                raise NotFound("widget", widget_id)
+            widget = widgets[widget_id]
+            if widget.settings.group not in groups:
+                raise NotFound("group", widget.settings.group)
+            plans[widget_id] = (widget, groups[widget.settings.group])
+        return plans
 
     # ---- attempts --------------------------------------------------------------------------
 
@@ -158,6 +191,21 @@ class LeadQueries(StoreBase):
             "SELECT * FROM attempts WHERE lead_id = ? ORDER BY number", (lead_id,)
         ) as cursor:
             return [to_attempt(row) async for row in cursor]
+
+
+def _dialling_rows(conn: sqlite3.Connection, widget_ids: list[str]) -> tuple[list, list, list]:
+    """dialling_plans' rows, on the connection's thread: widgets, their groups, the groups'
+    agents (by group, in order)."""
+    widgets = conn.execute(
+        f"SELECT * FROM widgets WHERE id IN ({marks(len(widget_ids))})", widget_ids).fetchall()
+    names = sorted({json.loads(row["settings"])["group"] for row in widgets})
+    groups = conn.execute(
+        f"SELECT * FROM agent_groups WHERE name IN ({marks(len(names))})", names).fetchall()
+    agents = conn.execute(
+        "SELECT m.group_name, a.* FROM group_members m JOIN agents a ON a.name = m.agent_name"
+        f" WHERE m.group_name IN ({marks(len(names))}) ORDER BY m.group_name, m.position",
+        names).fetchall()
+    return widgets, groups, agents
 
 
 def _start_attempts(conn: sqlite3.Connection, planned: list[tuple[str, str]], now: float,
