@@ -64,11 +64,10 @@ class LeadQueries(StoreBase):
         not due yet)."""
         await self._settled()
         later, params = ("", ()) if after is None else (" AND next_attempt_at > ?", (after,))
-        async with self._db.execute(
+        (row,) = await self._db.execute_fetchall(
             f"SELECT MIN(next_attempt_at) FROM leads WHERE status = '{LEAD_QUEUED}'{later}",
-            params,
-        ) as cursor:
-            return (await cursor.fetchone())[0]
+            params)
+        return row[0]
 
     async def leads_in_slots(self, widget_id: str, starts: list[float]) -> dict[float, int]:
         """How many of the widget's leads not closed are scheduled for each of `starts`."""
@@ -130,9 +129,7 @@ class LeadQueries(StoreBase):
         if not lead_ids:
             return {}
         planned = [(lead_id, str(uuid7())) for lead_id in lead_ids]
-        async with self._transaction() as db:
-            # one trip to the connection's thread for the whole round (as the intake's commit)
-            numbers = await db._execute(_start_attempts, db._conn, planned, now, progress)
+        numbers = await self._transaction_in_thread(_start_attempts, planned, now, progress)
         return {lead_id: Attempt(attempt_id, lead_id, numbers[lead_id], "active", now)
                 for lead_id, attempt_id in planned if lead_id in numbers}
 
@@ -210,8 +207,8 @@ def _dialling_rows(conn: sqlite3.Connection, widget_ids: list[str]) -> tuple[lis
 
 def _start_attempts(conn: sqlite3.Connection, planned: list[tuple[str, str]], now: float,
                     progress: str | None) -> dict[str, int]:
-    """In the caller's transaction, on the connection's thread: each queued lead to calling and
-    its attempt row; lead id → the attempt's number."""
+    """In a transaction, on the connection's thread: each queued lead to calling and its
+    attempt row; lead id → the attempt's number."""
     numbers: dict[str, int] = {}
     for lead_id, attempt_id in planned:
         rows = conn.execute(
