@@ -19,8 +19,7 @@ from typing import Any
 
 from callengine import flow, policy
 from callengine.config import DialingConfig
-from callengine.errors import Conflict
-from callengine.model import Attempt, Lead, Widget
+from callengine.model import Attempt, Group, Lead, Widget
 from callengine.numbers import VisitorNumber, dial_string_digits
 from callengine.recordings import ActiveRecording, RecordingSetup, close_interrupted_recordings
 from callengine.storage import Store
@@ -70,6 +69,7 @@ class ActiveCall:
     finished: bool = False
     names: dict[str, str] = field(default_factory=dict)  # leg → Asterisk channel name
     recording: ActiveRecording | None = None
+    progress: str | None = None  # the lead's progress as the store has it
 
 
 class Engine:
@@ -228,61 +228,92 @@ class Engine:
         while True:
             await self._ready.wait()
             self._wake.clear()
-            await self._dispatch_due()
-            # asyncio.timeout, not wait_for: in 3.11 a wait_for whose wait ends as the task is
-            # cancelled returns and drops the cancellation, and the engine never stops.
+            wait = await self._dispatch_due()
+            # Until a wake-up (a lead queued, a retry scheduled, a call or agent freed) or the
+            # next lead's due time, at most poll_interval_s (leads another process queues, a
+            # configuration changed). asyncio.timeout, not wait_for: in 3.11 a wait_for whose
+            # wait ends as the task is cancelled returns and drops the cancellation, and the
+            # engine never stops.
             try:
-                async with asyncio.timeout(self._dialing.poll_interval_s):
+                async with asyncio.timeout(wait):
                     await self._wake.wait()
             except TimeoutError:
                 pass
 
-    async def _dispatch_due(self) -> None:
+    async def _dispatch_due(self) -> float:
+        """One round: a call for each due lead there is room and a free agent for, their
+        attempts started in one commit. Returns how long to wait for the next round."""
+        ceiling = self._dialing.poll_interval_s
         room = self._dialing.max_concurrent_calls - len(self._calls)
         if room <= 0:
-            return
-        for lead in await self._store.due_leads(self._clock(), limit=room * 4):
-            if len(self._calls) >= self._dialing.max_concurrent_calls:
-                return
-            widget = await self._store.get_widget(lead.widget_id)
-            group = await self._store.get_group(widget.settings.group)
-            free = tuple(
-                a.endpoint for a in group.agents if a.enabled and a.endpoint not in self._reserved
-            )
-            if not free:
-                continue  # stays queued until an agent is free
-            try:
-                attempt = await self._store.start_attempt(lead.id, self._clock())
-            except Conflict:
+            return ceiling  # a call's end wakes the dispatcher
+        now = self._clock()
+        limit = room * 4
+        due = await self._store.due_leads(now, limit=limit)
+        plans = await self._store.dialling_plans(lead.widget_id for lead in due)
+        planned: list[tuple[Lead, Widget, Group, tuple[str, ...]]] = []
+        try:
+            for lead in due:
+                if len(planned) >= room:
+                    break
+                widget, group = plans[lead.widget_id]
+                free = tuple(
+                    a.endpoint for a in group.agents
+                    if a.enabled and a.endpoint not in self._reserved
+                )
+                if not free:
+                    continue  # stays queued until an agent is free
+                self._reserved.update(free)  # the next leads of the round must not take them
+                planned.append((lead, widget, group, free))
+            attempts = await self._store.start_attempts(
+                [lead.id for lead, *_ in planned], self._clock(),
+                progress=flow.FIRST_PROGRESS.value) if planned else {}
+        except BaseException:
+            for *_, free in planned:
+                self._reserved.difference_update(free)
+            raise
+        for lead, widget, group, free in planned:
+            attempt = attempts.get(lead.id)
+            if attempt is None:  # not queued any more (Conflict)
+                self._reserved.difference_update(free)
                 continue
-            wants_recording = widget.settings.should_record(lead.consent.recording)
-            if wants_recording and self._recording is None:
-                log.warning("[lead %s] widget %s records, but no recording key is configured:"
-                            " not recording", lead.id, widget.id)
-            plan = flow.CallPlan(
-                agent_endpoints=free,
-                strategy=group.strategy,
-                agent_ring_timeout=group.ring_timeout,
-                visitor_endpoint=widget.settings.visitor_endpoint.format(
-                    number=dial_string_digits(
-                        VisitorNumber(lead.phone_e164, lead.phone_region, lead.phone_kind),
-                        widget.settings.number_format,
-                    )
-                ),
-                visitor_ring_timeout=widget.settings.visitor_ring_timeout,
-                caller_id=widget.settings.caller_id,
-                whisper=widget.settings.whisper,
-                record=wants_recording and self._recording is not None,
-                recording_notice=widget.settings.recording_notice,
-            )
-            call = ActiveCall(
-                lead, attempt, widget, flow.CallFlow(plan), free,
-                CallLog(log, _call_ids(lead, attempt)),
-            )
-            self._calls[attempt.id] = call
-            self._reserved.update(free)
-            assert self._tasks is not None
-            self._tasks.create_task(self._run_call(call), name=f"call-{attempt.id}")
+            self._start_call(lead, attempt, widget, group, free)
+        if len(due) == limit and attempts:
+            return 0  # more may be due than this round looked at
+        next_at = await self._store.next_due_at(after=now)
+        if next_at is None:
+            return ceiling
+        return max(0.0, min(ceiling, next_at - self._clock()))
+
+    def _start_call(self, lead: Lead, attempt: Attempt, widget: Widget, group: Group,
+                    free: tuple[str, ...]) -> None:
+        wants_recording = widget.settings.should_record(lead.consent.recording)
+        if wants_recording and self._recording is None:
+            log.warning("[lead %s] widget %s records, but no recording key is configured:"
+                        " not recording", lead.id, widget.id)
+        plan = flow.CallPlan(
+            agent_endpoints=free,
+            strategy=group.strategy,
+            agent_ring_timeout=group.ring_timeout,
+            visitor_endpoint=widget.settings.visitor_endpoint.format(
+                number=dial_string_digits(
+                    VisitorNumber(lead.phone_e164, lead.phone_region, lead.phone_kind),
+                    widget.settings.number_format,
+                )
+            ),
+            visitor_ring_timeout=widget.settings.visitor_ring_timeout,
+            caller_id=widget.settings.caller_id,
+            whisper=widget.settings.whisper,
+            record=wants_recording and self._recording is not None,
+            recording_notice=widget.settings.recording_notice,
+        )
+        call = ActiveCall(
+            lead, attempt, widget, flow.CallFlow(plan), free,
+            CallLog(log, _call_ids(lead, attempt)), progress=flow.FIRST_PROGRESS.value,
+        )
+        self._calls[attempt.id] = call
+        assert self._tasks is not None
+        self._tasks.create_task(self._run_call(call), name=f"call-{attempt.id}")
 
     # ---- one call -------------------------------------------------------------------------
 
@@ -355,10 +386,12 @@ class Engine:
                     handle.cancel()
             case flow.Progress(state=state, agent=agent):
                 call.log.info("%s%s", state.value, f" (agent {agent})" if agent else "")
-                await self._store.set_progress(
-                    call.lead.id, state.value, state is flow.State.CONNECTED, call.attempt.id,
-                    self._clock(),
-                )
+                if state.value != call.progress:  # the first was written with the attempt
+                    await self._store.set_progress(
+                        call.lead.id, state.value, state is flow.State.CONNECTED,
+                        call.attempt.id, self._clock(),
+                    )
+                    call.progress = state.value
             case flow.Finish(result=result):
                 call.finished = True
                 await self._finish_recording(call, result.talk_s)
@@ -462,8 +495,10 @@ class Engine:
 
     def _release_agent(self, call: ActiveCall, leg: str) -> None:
         index = int(leg.split(":")[1])
-        if call.flow.agent != leg:
-            self._reserved.discard(call.flow.plan.agent_endpoints[index])
+        endpoint = call.flow.plan.agent_endpoints[index]
+        if call.flow.agent != leg and endpoint in self._reserved:
+            self._reserved.discard(endpoint)
+            self.wake()  # a lead may be waiting for this agent
 
     def _forget(self, call: ActiveCall) -> None:
         for handle in call.timers.values():

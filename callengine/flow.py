@@ -57,6 +57,10 @@ class State(str, enum.Enum):
     DONE = "done"
 
 
+# Every call's first state, which Start reports first: the driver writes it with the attempt.
+FIRST_PROGRESS = State.RINGING_AGENTS
+
+
 @dataclass(frozen=True)
 class CallPlan:
     """Everything the machine needs to know about one attempt, decided before it starts."""
@@ -306,8 +310,8 @@ class CallFlow:
         if self.state is not State.NEW:
             return []
         self.started_at = event.at
-        self.state = State.RINGING_AGENTS
-        commands: list[Command] = [Progress(State.RINGING_AGENTS)]
+        self.state = FIRST_PROGRESS
+        commands: list[Command] = [Progress(FIRST_PROGRESS)]
         if self.plan.strategy is Strategy.RING_ALL:
             for _ in self.plan.agent_endpoints:
                 commands.append(self._originate_next_agent())

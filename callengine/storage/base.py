@@ -20,7 +20,7 @@ from callengine.errors import NotFound
 from callengine.model import Lead
 from callengine.storage.keystore import KeyStore
 from callengine.storage.rows import to_lead
-from callengine.storage.transactions import transaction
+from callengine.storage.transactions import sync_transaction, transaction
 
 # Subject keys kept unwrapped in memory at most (a lead read or added needs its subject's).
 SUBJECT_CACHE = 100_000
@@ -96,6 +96,19 @@ class StoreBase:
         async with self.write_lock, transaction(self._db) as db:
             yield db
 
+    async def _transaction_in_thread(self, function, *args):
+        """`function(connection, *args)` in one transaction (transactions.sync_transaction),
+        all of it in one trip to the connection's thread: BEGIN, the statements and COMMIT do
+        not each wait for the thread, and for the GIL, while the event loop is busy. Once
+        begun it runs to its end, committed or rolled back, even if the caller is cancelled
+        meanwhile (the caller then does not learn which)."""
+        def in_transaction(conn):
+            with sync_transaction(conn):
+                return function(conn, *args)
+
+        async with self.write_lock:
+            return await self._db._execute(in_transaction, self._db._conn)
+
     async def _ciphers(self, subject_ids) -> dict[str, SubjectCipher]:
         """The keys of those subjects that have one (an erased subject has none), from the
         cache or the keystore."""
@@ -143,8 +156,7 @@ class StoreBase:
 
     async def _leads(self, sql: str, params: tuple) -> list[Lead]:
         """The leads a `SELECT * FROM leads …` finds, their fields decrypted."""
-        async with self._db.execute(sql, params) as cursor:
-            rows = await cursor.fetchall()
+        rows = await self._db.execute_fetchall(sql, params)  # one trip to the thread
         ciphers = await self._rows_ciphers(rows)
         return [to_lead(row, ciphers) for row in rows]
 

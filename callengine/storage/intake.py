@@ -77,6 +77,17 @@ def move_values(row) -> tuple:
     return (*tuple(row)[:len(JOURNAL_COLUMNS)], scheduled or created, created)
 
 
+def _forget_moved(conn: sqlite3.Connection, moved: list[str]) -> None:
+    """The journal's rows of leads moved, deleted in one trip to the journal's thread. Without
+    its own fsync: the next lead's commit syncs the journal's log up to here. Lost to a power
+    cut, the rows are moved again, and skipped."""
+    conn.execute("PRAGMA synchronous=NORMAL")
+    try:
+        conn.execute(f"DELETE FROM new_leads WHERE id IN ({marks(len(moved))})", moved)
+    finally:
+        conn.execute("PRAGMA synchronous=FULL")
+
+
 def _count_limits(conn: sqlite3.Connection) -> None:
     """The limits' counters (limits.py), made once with the last day's leads counted in (in
     one transaction: a second process opening meanwhile finds them made)."""
@@ -283,20 +294,12 @@ class IntakeJournal(StoreBase):
                 await self._keys.put_subjects([
                     (row["subject_id"], row["new_subject_hash"], row["new_subject_key"],
                      row["created_at"]) for row in rows if row["new_subject_key"] is not None])
-                async with self._transaction() as db:
-                    await db.executemany(MOVE_LEAD, [move_values(row) for row in rows])
+                await self._transaction_in_thread(  # one trip to the store's thread
+                    sqlite3.Connection.executemany, MOVE_LEAD, [move_values(row) for row in rows])
                 await self._erased_meanwhile(rows)
                 moved = [row["id"] for row in rows]
                 async with self._journal_lock:
-                    # Without its own fsync: the next lead's commit syncs the journal's log up
-                    # to here. Lost to a power cut, the rows are moved again, and skipped.
-                    await self._journal.execute("PRAGMA synchronous=NORMAL")
-                    try:
-                        await self._journal.execute(
-                            f"DELETE FROM new_leads WHERE id IN ({marks(len(moved))})",
-                            moved)
-                    finally:
-                        await self._journal.execute("PRAGMA synchronous=FULL")
+                    await self._journal._execute(_forget_moved, self._journal._conn, moved)
                 self._journaled.difference_update(moved)
                 for row in rows:
                     if row["new_subject_hash"] is not None:
@@ -345,7 +348,10 @@ class IntakeJournal(StoreBase):
                         " journal; erased with it (tombstone reason 'erasure')", lead_id)
 
     async def _settled(self) -> None:
-        """Reads of leads call this first: they see every lead this process journaled."""
-        if self._journaled:
-            await self._move_new_leads()
+        """Reads of leads call this first: they see every lead this process journaled before
+        the read began. Only those: a read that waited for the journal to be empty waited, under
+        a steady intake, for as long as new leads kept coming."""
+        wanted = set(self._journaled)
+        while wanted & self._journaled:
+            await self._move_new_leads(batches=1)  # the oldest first
 

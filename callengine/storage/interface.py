@@ -158,15 +158,26 @@ class Storage(Protocol):
     async def due_leads(self, now: float, limit: int) -> list[Lead]:
         """Queued leads whose next attempt is due, the longest waiting first."""
 
-    async def next_due_at(self) -> float | None:
-        """When the earliest queued lead is due (None: nothing queued)."""
+    async def next_due_at(self, after: float | None = None) -> float | None:
+        """When the earliest queued lead is due (None: nothing queued); with `after`, the
+        earliest due later than that (the next one not due yet)."""
 
     async def leads_in_slots(self, widget_id: str, starts: list[float]) -> dict[float, int]:
         """The widget's leads not closed, counted by scheduled_for, for each of `starts`."""
 
+    async def dialling_plans(self, widget_ids) -> dict[str, tuple[Widget, Group]]:
+        """Widget id → (the widget, its group with its agents in order), for the dispatcher's
+        round, read together (NotFound for a widget or group not there)."""
+
     async def start_attempt(self, lead_id: str, now: float) -> Attempt:
         """The lead goes from queued to calling with a new active attempt, atomically (Conflict
         if it is not queued); committed before any dial."""
+
+    async def start_attempts(self, lead_ids: list[str], now: float,
+                             progress: str | None = None) -> dict[str, Attempt]:
+        """start_attempt for many leads in one atomic write: lead id → attempt for those that
+        were queued (the others are left out, no Conflict); each lead's progress set to
+        `progress` with it. Committed before any of them is dialled."""
 
     async def set_progress(self, lead_id: str, progress: str, connected: bool, attempt_id: str,
                            now: float) -> None: ...

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,7 +14,7 @@ import aiosqlite
 
 from callengine.storage import scrub
 from callengine.storage.sql import chunks, marks
-from callengine.storage.transactions import transaction
+from callengine.storage.transactions import sync_transaction, transaction
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS recording_keys ("
@@ -127,11 +128,10 @@ class KeyStore:
         """The wrapped keys of those subjects that still have one."""
         found: dict[str, bytes] = {}
         for chunk in chunks(subject_ids):
-            async with self._db.execute(
+            rows = await self._db.execute_fetchall(  # one trip to the connection's thread
                 f"SELECT subject_id, wrapped_key FROM subject_keys"
-                f" WHERE subject_id IN ({marks(len(chunk))})", chunk,
-            ) as cursor:
-                found.update({row[0]: bytes(row[1]) for row in await cursor.fetchall()})
+                f" WHERE subject_id IN ({marks(len(chunk))})", chunk)
+            found.update({row[0]: bytes(row[1]) for row in rows})
         return found
 
     async def put_subjects(self, subjects: list[tuple[str, str, bytes, float]]) -> None:
@@ -139,10 +139,14 @@ class KeyStore:
         transaction (one commit for a batch of new leads); a subject already kept is skipped."""
         if not subjects:
             return
-        async with self._lock, transaction(self._db) as db:
-            await db.executemany(
-                "INSERT OR IGNORE INTO subject_keys (subject_id, number_hash, wrapped_key,"
-                " created_at) VALUES (?, ?, ?, ?)", subjects)
+        def put(conn: sqlite3.Connection) -> None:  # the transaction in one trip to the thread
+            with sync_transaction(conn):
+                conn.executemany(
+                    "INSERT OR IGNORE INTO subject_keys (subject_id, number_hash, wrapped_key,"
+                    " created_at) VALUES (?, ?, ?, ?)", subjects)
+
+        async with self._lock:
+            await self._db._execute(put, self._db._conn)
 
     async def delete_subjects(self, subject_ids: list[str]) -> None:
         """Erase the subjects: their keys and number hashes zeroed in the file, or

@@ -4,6 +4,7 @@ before, and still after the engine and its store were restarted in between."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -12,8 +13,9 @@ from callengine.engine import Engine
 from callengine.flow import Strategy
 from callengine.model import Consent
 from callengine.storage import Store
+from callengine.telephony import TelephonyError
 from tests.support.engine import DATA_KEY, VISITOR, add_widget, poll
-from tests.support.fake_ari import FakeAri
+from tests.support.fake_ari import FakeAri, failure
 
 T0 = 1_800_000_000.0
 
@@ -64,3 +66,59 @@ async def test_a_scheduled_lead_is_dialled_at_its_time_after_a_restart(tmp_path)
 
 async def _originated(ari: FakeAri) -> bool:
     return bool(ari.requests("originate"))
+
+
+# ---- the dispatcher's timer: with a poll interval of a minute, only the timer dials in time ----
+
+async def _engine_with_timer(store: Store, ari: FakeAri) -> tuple[Engine, asyncio.Task]:
+    engine = Engine(store, ari, DialingConfig(max_concurrent_calls=2, poll_interval_s=60))
+    task = asyncio.create_task(engine.run())
+    await asyncio.wait_for(engine.ready.wait(), 5)
+    return engine, task
+
+
+async def _stop(task: asyncio.Task) -> None:
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_a_lead_scheduled_soon_is_dialled_at_its_time_not_at_the_next_poll(tmp_path):
+    ari = FakeAri(answer=False)
+    async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
+        widget = await add_widget(store, agents=("agent1",), strategy=Strategy.RING_ALL)
+        engine, task = await _engine_with_timer(store, ari)
+        try:
+            await asyncio.sleep(0.05)  # the first round is over: the dispatcher waits
+            due = time.time() + 0.4
+            await store.create_lead(
+                widget, phone_e164=VISITOR, phone_region="PL", phone_kind="mobile", name=None,
+                email=None, consent=Consent(False, False, "v1"), now=time.time(),
+                scheduled_for=due)
+            engine.wake()  # as intake does
+            await asyncio.sleep(0.1)
+            assert ari.requests("originate") == []  # not before its time
+            assert await poll(lambda: _originated(ari), timeout=10)
+            assert time.time() >= due
+        finally:
+            await _stop(task)
+
+
+async def test_a_retry_is_dialled_at_its_time_not_at_the_next_poll(tmp_path):
+    ari = FakeAri(answer=False,
+                  fail={"originate": [failure(TelephonyError, "POST /channels", unavailable=True)]})
+    async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
+        widget = await add_widget(store, agents=("agent1",), strategy=Strategy.RING_ALL,
+                                  max_attempts=2, retry_delay_s=1)
+        lead = await store.create_lead(
+            widget, phone_e164=VISITOR, phone_region="PL", phone_kind="mobile", name=None,
+            email=None, consent=Consent(False, False, "v1"), now=time.time())
+        engine, task = await _engine_with_timer(store, ari)
+        try:
+            async def twice() -> bool:
+                return len(ari.requests("originate")) == 2
+            assert await poll(twice, timeout=10)
+            first, second = await store.attempts_for(lead.id)
+            assert second.started_at - first.started_at >= 1
+        finally:
+            await _stop(task)

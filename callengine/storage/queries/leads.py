@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
+
 from uuid6 import uuid7
 
 from callengine.errors import Conflict, NotFound
-from callengine.flow import Result
-from callengine.model import ERASED, LEAD_CALLING, LEAD_DONE, LEAD_QUEUED, Attempt, Lead
+from callengine.flow import Result, Strategy
+from callengine.model import (
+    ERASED, LEAD_CALLING, LEAD_DONE, LEAD_QUEUED, Agent, Attempt, Group, Lead, Widget,
+)
 from callengine.storage.base import StoreBase
-from callengine.storage.rows import to_attempt, to_lead
+from callengine.storage.rows import to_agent, to_attempt, to_lead, to_widget
+from callengine.storage.sql import chunks, marks
 
 
 STATUS_BATCH = 500  # ids bound in one query (SQLite allows 32,766)
@@ -56,7 +62,6 @@ class LeadQueries(StoreBase):
                     [(now, now, lead_id) for lead_id in erased])
         return [lead for lead in leads if not lead.erased]
 
-
     async def lead_statuses(self, lead_ids: list[str]) -> dict[str, dict[str, object]]:
         """The public state of each of these leads that exists, by id: `widget_id`, `status`,
         `progress`, `outcome`, `scheduled_for` (no personal field: nothing to decrypt). One
@@ -75,12 +80,15 @@ class LeadQueries(StoreBase):
                                      "scheduled_for": row[5]}
         return found
 
-    async def next_due_at(self) -> float | None:
+    async def next_due_at(self, after: float | None = None) -> float | None:
+        """When the first queued lead is due (after `after`, when given: the next one that is
+        not due yet)."""
         await self._settled()
-        async with self._db.execute(
-            f"SELECT MIN(next_attempt_at) FROM leads WHERE status = '{LEAD_QUEUED}'"
-        ) as cursor:
-            return (await cursor.fetchone())[0]
+        later, params = ("", ()) if after is None else (" AND next_attempt_at > ?", (after,))
+        (row,) = await self._db.execute_fetchall(
+            f"SELECT MIN(next_attempt_at) FROM leads WHERE status = '{LEAD_QUEUED}'{later}",
+            params)
+        return row[0]
 
     async def leads_in_slots(self, widget_id: str, starts: list[float]) -> dict[float, int]:
         """How many of the widget's leads not closed are scheduled for each of `starts`."""
@@ -94,28 +102,57 @@ class LeadQueries(StoreBase):
         ) as cursor:
             return {row[0]: row[1] async for row in cursor}
 
+    async def dialling_plans(self, widget_ids) -> dict[str, tuple[Widget, Group]]:
+        """The dispatcher's round: each of these widgets with its group (agents in order), read
+        in one trip to the connection's thread (NotFound for a widget or group not there)."""
+        wanted = sorted(set(widget_ids))
+        if not wanted:
+            return {}
+        widgets: dict[str, Widget] = {}
+        groups: dict[str, Group] = {}
+        for some in chunks(wanted):
+            widget_rows, group_rows, agent_rows = await self._db._execute(
+                _dialling_rows, self._db._conn, some)
+            widgets.update((row["id"], to_widget(row)) for row in widget_rows)
+            members: dict[str, list[Agent]] = {}
+            for row in agent_rows:
+                members.setdefault(row["group_name"], []).append(to_agent(row))
+            groups.update((row["name"], Group(row["name"], Strategy(row["strategy"]),
+                                              row["ring_timeout"],
+                                              tuple(members.get(row["name"], ()))))
+                          for row in group_rows)
+        plans = {}
+        for widget_id in wanted:
+            if widget_id not in widgets:
+                raise NotFound("widget", widget_id)
+            widget = widgets[widget_id]
+            if widget.settings.group not in groups:
+                raise NotFound("group", widget.settings.group)
+            plans[widget_id] = (widget, groups[widget.settings.group])
+        return plans
+
     # ---- attempts --------------------------------------------------------------------------
 
     async def start_attempt(self, lead_id: str, now: float) -> Attempt:
         """Mark the lead as being called and open an attempt: committed before any dial."""
+        started = await self.start_attempts([lead_id], now)
+        if lead_id not in started:
+            raise Conflict(f"lead {lead_id} is not queued")
+        return started[lead_id]
+
+    async def start_attempts(self, lead_ids: list[str], now: float,
+                             progress: str | None = None) -> dict[str, Attempt]:
+        """start_attempt for each of these leads, all in one transaction (one commit for a
+        dispatcher's whole round): lead id → its new attempt, for the leads that were queued
+        (the others are left out). progress: the leads' progress from the start (the call's
+        first state), written in the same commit."""
         await self._settled()
-        attempt_id = str(uuid7())
-        async with self._transaction() as db:
-            cursor = await db.execute(
-                "UPDATE leads SET status = ?, attempts = attempts + 1, progress = NULL,"
-                " next_attempt_at = NULL, updated_at = ? WHERE id = ? AND status = ?",
-                (LEAD_CALLING, now, lead_id, LEAD_QUEUED),
-            )
-            if cursor.rowcount != 1:
-                raise Conflict(f"lead {lead_id} is not queued")
-            async with db.execute("SELECT attempts FROM leads WHERE id = ?", (lead_id,)) as cur:
-                (number,) = await cur.fetchone()
-            await db.execute(
-                "INSERT INTO attempts (id, lead_id, number, status, started_at)"
-                " VALUES (?, ?, ?, 'active', ?)",
-                (attempt_id, lead_id, number, now),
-            )
-        return Attempt(attempt_id, lead_id, number, "active", now)
+        if not lead_ids:
+            return {}
+        planned = [(lead_id, str(uuid7())) for lead_id in lead_ids]
+        numbers = await self._transaction_in_thread(_start_attempts, planned, now, progress)
+        return {lead_id: Attempt(attempt_id, lead_id, numbers[lead_id], "active", now)
+                for lead_id, attempt_id in planned if lead_id in numbers}
 
     async def set_progress(self, lead_id: str, progress: str, connected: bool, attempt_id: str,
                            now: float) -> None:
@@ -172,3 +209,42 @@ class LeadQueries(StoreBase):
             "SELECT * FROM attempts WHERE lead_id = ? ORDER BY number", (lead_id,)
         ) as cursor:
             return [to_attempt(row) async for row in cursor]
+
+
+def _dialling_rows(conn: sqlite3.Connection, widget_ids: list[str]) -> tuple[list, list, list]:
+    """dialling_plans' rows, on the connection's thread: widgets, their groups, the groups'
+    agents (by group, in order)."""
+    widgets = conn.execute(
+        f"SELECT * FROM widgets WHERE id IN ({marks(len(widget_ids))})", widget_ids).fetchall()
+    names = sorted({json.loads(row["settings"])["group"] for row in widgets})
+    groups = conn.execute(
+        f"SELECT * FROM agent_groups WHERE name IN ({marks(len(names))})", names).fetchall()
+    agents = conn.execute(
+        "SELECT m.group_name, a.* FROM group_members m JOIN agents a ON a.name = m.agent_name"
+        f" WHERE m.group_name IN ({marks(len(names))}) ORDER BY m.group_name, m.position",
+        names).fetchall()
+    return widgets, groups, agents
+
+
+def _start_attempts(conn: sqlite3.Connection, planned: list[tuple[str, str]], now: float,
+                    progress: str | None) -> dict[str, int]:
+    """In a transaction, on the connection's thread: each queued lead to calling and its
+    attempt row; lead id → the attempt's number."""
+    numbers: dict[str, int] = {}
+    for lead_id, attempt_id in planned:
+        rows = conn.execute(
+            "UPDATE leads SET status = ?, attempts = attempts + 1, progress = ?,"
+            " next_attempt_at = NULL, updated_at = ? WHERE id = ? AND status = ?"
+            " RETURNING attempts",
+            (LEAD_CALLING, progress, now, lead_id, LEAD_QUEUED),
+        ).fetchall()
+        if not rows:
+            continue  # not queued (any more): no attempt
+        (number,), = rows
+        numbers[lead_id] = number
+        conn.execute(
+            "INSERT INTO attempts (id, lead_id, number, status, started_at)"
+            " VALUES (?, ?, ?, 'active', ?)",
+            (attempt_id, lead_id, number, now),
+        )
+    return numbers
