@@ -63,10 +63,13 @@ MOVE_GATHER_S = 0.01
 GROUP_MAX = 1000  # new leads committed to the journal per transaction, at most
 
 # A journaled lead into the store (by the mover, and into a backup's snapshot): queued, due at
-# once or at its scheduled_for (move_values; OR IGNORE: moved already).
+# once or at its scheduled_for (move_values; OR IGNORE: moved already). Never a lead with a
+# tombstone: a journal row left by a crash between a move and the journal's delete (or read
+# by a move under way) must not bring back a lead purged or erased since it moved.
 MOVE_LEAD = (
     f"INSERT OR IGNORE INTO leads ({', '.join(JOURNAL_COLUMNS)}, status, next_attempt_at,"
-    f" updated_at) VALUES ({', '.join('?' * len(JOURNAL_COLUMNS))}, '{LEAD_QUEUED}', ?, ?)"
+    f" updated_at) SELECT {', '.join('?' * len(JOURNAL_COLUMNS))}, '{LEAD_QUEUED}', ?, ?"
+    f" WHERE NOT EXISTS (SELECT 1 FROM lead_tombstones WHERE id = ?)"
 )
 
 
@@ -74,7 +77,7 @@ def move_values(row) -> tuple:
     """MOVE_LEAD's parameters for a journal row (JOURNAL_COLUMNS first)."""
     created = row[JOURNAL_COLUMNS.index("created_at")]
     scheduled = row[JOURNAL_COLUMNS.index("scheduled_for")]
-    return (*tuple(row)[:len(JOURNAL_COLUMNS)], scheduled or created, created)
+    return (*tuple(row)[:len(JOURNAL_COLUMNS)], scheduled or created, created, row[0])
 
 
 def _forget_moved(conn: sqlite3.Connection, moved: list[str]) -> None:

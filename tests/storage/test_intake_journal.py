@@ -158,3 +158,30 @@ async def test_two_concurrent_leads_for_the_last_place_of_a_slot(tmp_path):
         assert sorted(type(r).__name__ for r in results) == ["Lead", "SlotFull"]
         assert any(isinstance(r, SlotFull) for r in results)
         assert len(await store.list_leads()) == 1
+
+
+async def test_a_journal_row_left_behind_never_brings_back_a_purged_lead(tmp_path):
+    """A crash between a move's commit and the journal's delete leaves the lead's row in the
+    journal; if the lead is erased before the next move, that move must not put it back."""
+    database = tmp_path / "ce.db"
+    async with Store.open(database, DATA_KEY) as store:
+        widget = await _widget(store)
+        lead = await store.create_lead(widget, now=time.time(), **LEAD)
+        await store.get_lead(lead.id)  # moved
+        journal = sqlite3.connect(tmp_path / f"ce.db{JOURNAL_SUFFIX}")
+        journal.execute(f"ATTACH DATABASE '{database}' AS s")
+        journal.execute("CREATE TEMP TABLE kept AS SELECT * FROM s.leads")  # the row, aside
+        await store.purge_leads([lead.id], time.time(), "erasure")
+        names = [row[1] for row in journal.execute("PRAGMA main.table_info(new_leads)")]
+        shared = [name for name in names if name in
+                  {row[1] for row in journal.execute("PRAGMA temp.table_info(kept)")}]
+        journal.execute(f"INSERT INTO main.new_leads ({', '.join(shared)})"
+                        f" SELECT {', '.join(shared)} FROM kept")
+        journal.commit()
+        journal.close()
+        assert count_rows(tmp_path / f"ce.db{JOURNAL_SUFFIX}", "new_leads") == 1
+        await store._move_new_leads()  # what the next open's mover does with the journal
+        assert await store.list_leads() == []
+        assert count_rows(tmp_path / f"ce.db{JOURNAL_SUFFIX}", "new_leads") == 0
+    assert count_rows(database, "leads") == 0
+    assert count_rows(database, "lead_tombstones") == 1
