@@ -12,16 +12,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from callengine import flow, policy
+from callengine.calls import ID_PREFIX, ActiveCall, CallLog, call_ids, new_id
 from callengine.config import DialingConfig
 from callengine.model import Attempt, Group, Lead, Widget
 from callengine.numbers import VisitorNumber, dial_string_digits
-from callengine.recordings import ActiveRecording, RecordingSetup, close_interrupted_recordings
+from callengine.recordings import RecordingSetup, close_interrupted_recordings
 from callengine.storage import Store
 from callengine.telephony import (
     AsteriskShuttingDown,
@@ -37,40 +36,6 @@ from callengine.telephony import (
 )
 
 log = logging.getLogger(__name__)
-
-ID_PREFIX = "ce-"  # every channel and bridge this engine creates; anything else is not ours
-
-
-def new_id() -> str:
-    # Full-width uuids: ARI matches channel ids by prefix, so ids must never prefix each other.
-    return ID_PREFIX + uuid.uuid4().hex
-
-
-class CallLog(logging.LoggerAdapter):
-    """Every line about a call carries the lead id and attempt number, never the number."""
-
-    def process(self, msg: str, kwargs: Any) -> tuple[str, Any]:
-        return f"[lead {self.extra['lead']} #{self.extra['attempt']}] {msg}", kwargs
-
-
-@dataclass(eq=False)
-class ActiveCall:
-    lead: Lead
-    attempt: Attempt
-    widget: Widget
-    flow: flow.CallFlow
-    agent_endpoints: tuple[str, ...]
-    log: CallLog
-    events: asyncio.Queue = field(default_factory=asyncio.Queue)
-    legs: dict[str, str] = field(default_factory=dict)  # leg → channel id
-    created: set[str] = field(default_factory=set)  # legs whose originate Asterisk accepted
-    timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
-    bridge_id: str | None = None
-    finished: bool = False
-    names: dict[str, str] = field(default_factory=dict)  # leg → Asterisk channel name
-    recording: ActiveRecording | None = None
-    progress: str | None = None  # the lead's progress as the store has it
-
 
 class Engine:
     def __init__(
@@ -137,7 +102,7 @@ class Engine:
                 retryable=not attempt.connected,
                 connected=attempt.connected,
             )
-            await self._finish(lead, attempt, widget, result, CallLog(log, _call_ids(lead, attempt)))
+            await self._finish(lead, attempt, widget, result, CallLog(log, call_ids(lead, attempt)))
 
     async def _reconcile(self, asterisk_started: str) -> None:
         """After every (re)connect: Asterisk does not replay missed events, so compare."""
@@ -309,7 +274,7 @@ class Engine:
         )
         call = ActiveCall(
             lead, attempt, widget, flow.CallFlow(plan), free,
-            CallLog(log, _call_ids(lead, attempt)), progress=flow.FIRST_PROGRESS.value,
+            CallLog(log, call_ids(lead, attempt)), progress=flow.FIRST_PROGRESS.value,
         )
         self._calls[attempt.id] = call
         assert self._tasks is not None
@@ -519,10 +484,6 @@ class Engine:
             pass
         except TelephonyError as exc:
             log.warning("%s", exc)
-
-
-def _call_ids(lead: Lead, attempt: Attempt) -> dict[str, Any]:
-    return {"lead": lead.id, "attempt": attempt.number}
 
 
 __all__ = ["Engine", "ActiveCall", "ID_PREFIX"]

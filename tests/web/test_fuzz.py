@@ -55,9 +55,8 @@ WORKERS = 2
 # counted and asserted (11,760 with the widget routes).
 EXAMPLES = 240
 MIN_CASES = 10_000
-TIME_BUDGET_S = 240  # measured: 11,760 cases in 86 s on the shared 2-core machine (load 3-4);
-# with the answers validated against the spec: 135.5 s at load ~2, main's 153.9 s just after
-# (validating costs ~2.3 s of the workers' time in all)
+# Its time is printed, never asserted (a loaded machine is no failure): 11,760 cases took
+# 135.5 s at load ~2 with the answers validated against the spec (validating: ~2.3 s in all).
 COUNTED = ("agents", "agent_groups", "group_members", "widgets", "api_tokens", "clauses")
 # Numbers for lead cases: callable, refused by the widget's policy (region, kind), malformed.
 PHONES = ["+48 601 234 567", "+48 512 345 678", "+48 601 234 568", "601 234 569",
@@ -252,4 +251,3 @@ async def test_every_route_fuzzed_from_the_spec(server):
     assert [e for p in parts for e in p["not_conforming"].values()] == []
     assert writes == []
     assert cases >= MIN_CASES
-    assert took < TIME_BUDGET_S

@@ -1,0 +1,51 @@
+"""One call the engine is running: its lead and attempt, its flow, its legs, timers and
+recording, and its log (every line carries the lead id and attempt number, never the number)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from callengine.flow import CallFlow
+from callengine.model import Attempt, Lead, Widget
+from callengine.recordings import ActiveRecording
+
+ID_PREFIX = "ce-"  # every channel and bridge this engine creates; anything else is not ours
+
+
+def new_id() -> str:
+    # Full-width uuids: ARI matches channel ids by prefix, so ids must never prefix each other.
+    return ID_PREFIX + uuid.uuid4().hex
+
+
+class CallLog(logging.LoggerAdapter):
+    """Every line about a call carries the lead id and attempt number, never the number."""
+
+    def process(self, msg: str, kwargs: Any) -> tuple[str, Any]:
+        return f"[lead {self.extra['lead']} #{self.extra['attempt']}] {msg}", kwargs
+
+
+@dataclass(eq=False)
+class ActiveCall:
+    lead: Lead
+    attempt: Attempt
+    widget: Widget
+    flow: CallFlow
+    agent_endpoints: tuple[str, ...]
+    log: CallLog
+    events: asyncio.Queue = field(default_factory=asyncio.Queue)
+    legs: dict[str, str] = field(default_factory=dict)  # leg → channel id
+    created: set[str] = field(default_factory=set)  # legs whose originate Asterisk accepted
+    timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
+    bridge_id: str | None = None
+    finished: bool = False
+    names: dict[str, str] = field(default_factory=dict)  # leg → Asterisk channel name
+    recording: ActiveRecording | None = None
+    progress: str | None = None  # the lead's progress as the store has it
+
+
+def call_ids(lead: Lead, attempt: Attempt) -> dict[str, Any]:
+    return {"lead": lead.id, "attempt": attempt.number}
