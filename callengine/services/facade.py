@@ -24,6 +24,7 @@ from callengine.services.recordings import Recordings
 from callengine.services.reports import Reports
 from callengine.services.subjects import Subjects
 from callengine.services.tokens import Tokens
+from callengine.services.users import LoginPolicy, Users
 from callengine.storage import KeyStore, Store
 
 
@@ -34,7 +35,7 @@ class Services:
     def __init__(self, store: Store, *, vault: RecordingVault | None = None,
                  clock: Callable[[], float] = time.time,
                  on_lead: Callable[[], None] = lambda: None, channel: str = "api",
-                 challenge_key: bytes | None = None):
+                 challenge_key: bytes | None = None, login_policy: LoginPolicy | None = None):
         # The widgets' challenges: the configured key, else one derived from the data key.
         book = ChallengeBook(challenge_key or store.challenge_key())
         context = Context(store, vault, clock, on_lead, channel, book)
@@ -48,6 +49,7 @@ class Services:
         self.subjects = Subjects(context)
         self.reports = Reports(context)
         self.clauses = Clauses(context)
+        self.users = Users(context, login_policy)
 
     async def schema_version(self) -> int:
         return await self.context.store.schema_version()
@@ -84,4 +86,5 @@ async def open_services(config: Config, *, vault: bool = False,
             keys = await stack.enter_async_context(KeyStore.open(keystore or config.keystore))
             paths = key_files if key_files else list(config.recording.private_key_files)
             recordings = RecordingVault(config.recordings_dir, keys, load_private_keys(paths))
-        yield Services(store, vault=recordings, channel=channel)
+        yield Services(store, vault=recordings, channel=channel,
+                       login_policy=LoginPolicy.of(config.panel))

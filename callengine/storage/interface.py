@@ -87,6 +87,10 @@ class Storage(Protocol):
     def challenge_key(self) -> bytes:
         """The widget challenges' HMAC key derived from the data key (when none is set)."""
 
+    def client_hash(self, address: str | None) -> str | None:
+        """A client address's keyed hash (the rate limits' and the audit log's; never the
+        address itself). None: no address."""
+
     # ---- configuration: agents, groups, widgets ------------------------------------------
 
     async def add_agent(self, agent: Agent) -> None:

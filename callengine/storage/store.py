@@ -57,6 +57,9 @@ class Store(ConfigurationQueries, IntakeJournal, LeadQueries, RecordingQueries, 
     def challenge_key(self) -> bytes:
         return self._cipher.challenge_key()
 
+    def client_hash(self, address: str | None) -> str | None:
+        return self._cipher.client_hash(address)
+
     @classmethod
     @asynccontextmanager
     async def open(cls, path: Path | str, data_key: bytes, *, keystore: Path | str | None = None,
