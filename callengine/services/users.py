@@ -48,6 +48,7 @@ MAX_PASSWORD = 1024  # argon2 takes any length; a megabyte "password" is a denia
 TOTP_STEP_S = 30
 TOTP_WINDOW = 1  # steps either side of now (clock drift)
 TOTP_ISSUER = "callengine"
+HASHES_AT_ONCE = 2
 ANONYMOUS = Principal("anonymous", Role.VIEWER)  # the actor of a failed login of no account
 
 
@@ -147,6 +148,9 @@ class Users(Service):
         self.policy = policy or LoginPolicy()
         self._hasher = hasher or _hasher()
         self._dummy: str | None = None  # a hash to check unknown names against
+        # At most this many hashes at once (64 MiB each), so a flood of logins can't take
+        # every thread of the default executor (the audit anchor's writes use it too).
+        self._hashing = asyncio.Semaphore(HASHES_AT_ONCE)
 
     # ---- accounts ---------------------------------------------------------------------
 
@@ -350,7 +354,8 @@ class Users(Service):
                                    "panel.session.expired", f"user:{username}", "unused", now)
 
     async def _hash(self, password: str) -> str:
-        return await asyncio.to_thread(self._hasher.hash, password)
+        async with self._hashing:
+            return await asyncio.to_thread(self._hasher.hash, password)
 
     async def _password_ok(self, user: UserAccount | None, password: Any) -> bool:
         if not isinstance(password, str) or not password or len(password) > MAX_PASSWORD:
@@ -368,7 +373,8 @@ class Users(Service):
             except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
                 return False
 
-        return await asyncio.to_thread(verify) and user is not None
+        async with self._hashing:
+            return await asyncio.to_thread(verify) and user is not None
 
     async def _totp_ok(self, user: UserAccount, code: Any, now: float) -> bool:
         if not isinstance(code, str):
