@@ -149,8 +149,6 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "dir_asterisk": "/var/lib/callengine-asterisk/prompts",
     },
     "retention": {"interval_s": 3600.0},
-    "panel": {"idle_timeout_s": 1800.0, "absolute_timeout_s": 43200.0, "max_failures": 5,
-              "client_max_failures": 20, "lockout_s": 900.0},
 }
 _KNOWN = {
     "store": {"database", "recordings_dir", "data_key_file", "keystore", "audit_dir"},
@@ -374,11 +372,17 @@ def _cli(section: dict[str, Any], problems: list[str]) -> CliConfig:
 
 
 def _panel(get: Any, section: dict[str, Any], problems: list[str]) -> PanelConfig:
-    idle = get("panel", "idle_timeout_s", float) or 1800.0
-    absolute = get("panel", "absolute_timeout_s", float) or 43200.0
-    failures = get("panel", "max_failures", int) or 5
-    client_failures = get("panel", "client_max_failures", int) or 20
-    lockout = get("panel", "lockout_s", float) or 900.0
+    defaults = PanelConfig()
+
+    def value(key: str, kind: type) -> Any:
+        found = get("panel", key, kind)
+        return getattr(defaults, key) if found is None else found
+
+    idle = value("idle_timeout_s", float)
+    absolute = value("absolute_timeout_s", float)
+    failures = value("max_failures", int)
+    client_failures = value("client_max_failures", int)
+    lockout = value("lockout_s", float)
     secure = section.get("secure_cookies", True)
     if not isinstance(secure, bool):
         problems.append(f"panel.secure_cookies must be true or false, got {secure!r}")
