@@ -24,7 +24,7 @@ from callengine.recordings import RecordingSetup, RecordingVault, load_private_k
 from callengine.retention import PurgeProcess, PurgeTarget, start_schedule
 from callengine.storage import KeyStore, Store
 from callengine.services import Services
-from callengine.services.users import LoginPolicy
+from callengine.services.base import LoginPolicy
 from callengine.web import WebDeps, listening
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from callengine.config import ConfigError, PanelConfig, load_config
-from callengine.services.users import LoginPolicy
+from callengine.services.base import LoginPolicy
 from tests.test_config import ENV, write
 
 

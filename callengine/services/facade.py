@@ -14,7 +14,7 @@ from callengine.access import Permission, Principal, require
 from callengine.config import Config
 from callengine.recordings import RecordingVault, load_private_keys
 from callengine.services.audit import AuditLog
-from callengine.services.base import Context
+from callengine.services.base import Context, LoginPolicy
 from callengine.services.challenges import ChallengeBook
 from callengine.services.clauses import Clauses
 from callengine.services.configuration import Configuration
@@ -24,7 +24,7 @@ from callengine.services.recordings import Recordings
 from callengine.services.reports import Reports
 from callengine.services.subjects import Subjects
 from callengine.services.tokens import Tokens
-from callengine.services.users import LoginPolicy, Users
+from callengine.services.users import Users
 from callengine.storage import KeyStore, Store
 
 
@@ -38,7 +38,8 @@ class Services:
                  challenge_key: bytes | None = None, login_policy: LoginPolicy | None = None):
         # The widgets' challenges: the configured key, else one derived from the data key.
         book = ChallengeBook(challenge_key or store.challenge_key())
-        context = Context(store, vault, clock, on_lead, channel, book)
+        context = Context(store, vault, clock, on_lead, channel, book,
+                          login_policy or LoginPolicy())
         self.context = context
         self.leads = Leads(context)
         self.hours = Hours(context)
@@ -49,7 +50,7 @@ class Services:
         self.subjects = Subjects(context)
         self.reports = Reports(context)
         self.clauses = Clauses(context)
-        self.users = Users(context, login_policy)
+        self.users = Users(context)
 
     async def schema_version(self) -> int:
         return await self.context.store.schema_version()

@@ -2,8 +2,8 @@
 admin: CONFIGURE, audited), and logins that make sessions.
 
 - Passwords: argon2id (argon2-cffi's RFC 9106 defaults: 64 MiB, 3 passes), hashed and checked
-  in a worker thread (memory-hard on purpose: never on the event loop). An unknown name costs
-  the same check against a dummy hash, and gets the same answer as a wrong password.
+  in two worker threads of their own (memory-hard on purpose: never on the event loop). An
+  unknown name costs the same check against a dummy hash, and gets a wrong password's answer.
 - Throttle: 5 failures of one account name (known or not) within 15 minutes lock it for 15
   minutes; 20 failures from one client address (its keyed hash) lock that client as long.
 - Second factor: TOTP (RFC 6238, 30-s steps, ±1 step of drift); required of every admin and
@@ -18,12 +18,14 @@ admin: CONFIGURE, audited), and logins that make sessions.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import hashlib
 import hmac
 import logging
 import secrets
 from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import argon2
 import pyotp
@@ -49,30 +51,8 @@ TOTP_STEP_S = 30
 TOTP_WINDOW = 1  # steps either side of now (clock drift)
 TOTP_ISSUER = "callengine"
 HASHES_AT_ONCE = 2
+T = TypeVar("T")
 ANONYMOUS = Principal("anonymous", Role.VIEWER)  # the actor of a failed login of no account
-
-
-@dataclass(frozen=True)
-class LoginPolicy:
-    """How long sessions last and when logins are locked out ([panel] in the configuration)."""
-
-    idle_timeout_s: float = 30 * 60
-    absolute_timeout_s: float = 12 * 3600
-    pending_timeout_s: float = 5 * 60  # between the password and the second factor
-    max_failures: int = 5  # per account name …
-    client_max_failures: int = 20  # … and per client address
-    failure_window_s: float = 15 * 60
-    lockout_s: float = 15 * 60
-    touch_every_s: float = 15.0  # last-seen is written at most this often per session
-
-    @classmethod
-    def of(cls, panel: Any) -> LoginPolicy:
-        """From the configuration's [panel] (config.PanelConfig)."""
-        return cls(idle_timeout_s=panel.idle_timeout_s,
-                   absolute_timeout_s=panel.absolute_timeout_s,
-                   max_failures=panel.max_failures,
-                   client_max_failures=panel.client_max_failures,
-                   failure_window_s=panel.lockout_s, lockout_s=panel.lockout_s)
 
 
 class LoginFailed(Exception):
@@ -142,15 +122,11 @@ def _hasher() -> argon2.PasswordHasher:
 class Users(Service):
     """Named accounts and their sessions (see the module's doc)."""
 
-    def __init__(self, context: Context, policy: LoginPolicy | None = None,
-                 hasher: argon2.PasswordHasher | None = None):
+    def __init__(self, context: Context, hasher: argon2.PasswordHasher | None = None):
         super().__init__(context)
-        self.policy = policy or LoginPolicy()
+        self.policy = context.login_policy
         self._hasher = hasher or _hasher()
         self._dummy: str | None = None  # a hash to check unknown names against
-        # At most this many hashes at once (64 MiB each), so a flood of logins can't take
-        # every thread of the default executor (the audit anchor's writes use it too).
-        self._hashing = asyncio.Semaphore(HASHES_AT_ONCE)
 
     # ---- accounts ---------------------------------------------------------------------
 
@@ -354,8 +330,7 @@ class Users(Service):
                                    "panel.session.expired", f"user:{username}", "unused", now)
 
     async def _hash(self, password: str) -> str:
-        async with self._hashing:
-            return await asyncio.to_thread(self._hasher.hash, password)
+        return await _off_loop(self._hasher.hash, password)
 
     async def _password_ok(self, user: UserAccount | None, password: Any) -> bool:
         if not isinstance(password, str) or not password or len(password) > MAX_PASSWORD:
@@ -373,8 +348,7 @@ class Users(Service):
             except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
                 return False
 
-        async with self._hashing:
-            return await asyncio.to_thread(verify) and user is not None
+        return await _off_loop(verify) and user is not None
 
     async def _totp_ok(self, user: UserAccount, code: Any, now: float) -> bool:
         if not isinstance(code, str):
@@ -388,6 +362,15 @@ class Users(Service):
             if hmac.compare_digest(totp.generate_otp(step), code):
                 return await self.store.use_totp_step(user.username, step)
         return False
+
+
+# The hashes' own threads, at most HASHES_AT_ONCE (64 MiB each): a flood of logins neither
+# blocks the event loop nor takes the default executor's threads (the audit anchor's writes).
+_HASHING = concurrent.futures.ThreadPoolExecutor(HASHES_AT_ONCE, thread_name_prefix="argon2")
+
+
+async def _off_loop(fn: Callable[..., T], *args: Any) -> T:
+    return await asyncio.get_running_loop().run_in_executor(_HASHING, fn, *args)
 
 
 def _role(role: Any) -> Role:

@@ -5,6 +5,7 @@ TOTP for admins (and no replay), session expiry, logout, and the audit entries o
 from __future__ import annotations
 
 import logging
+import threading
 
 import argon2
 import pyotp
@@ -16,7 +17,6 @@ from callengine.services import Services
 from callengine.services.users import (
     LoginFailed,
     LoginLocked,
-    LoginPolicy,
     TotpInvalid,
     TotpNotEnrolled,
     TotpRequired,
@@ -48,7 +48,7 @@ async def env(tmp_path):
     clock = Clock()
     async with Store.open(tmp_path / "ce.db", DATA_KEY, keystore=tmp_path / "ks.db") as store:
         services = Services(store, clock=clock, channel="test")
-        services.users = Users(services.context, LoginPolicy(), hasher=CHEAP)
+        services.users = Users(services.context, hasher=CHEAP)
         yield services, store, clock
 
 
@@ -69,6 +69,27 @@ async def test_passwords_are_argon2id_and_never_listed(env):
     assert "argon2" not in repr(listed) and "argon2" not in repr(stored)
     assert (await services.users.login("anna", PASSWORD, None, CLIENT)).principal == \
         Principal("user:anna", Role.SUPERVISOR)
+
+
+async def test_hashing_runs_in_its_own_threads_off_the_event_loop(env):
+    services, _, _ = env
+    threads = []
+
+    class Recording(argon2.PasswordHasher):
+        def hash(self, password, **kw):
+            threads.append(threading.current_thread().name)
+            return super().hash(password, **kw)
+
+        def verify(self, stored, password):
+            threads.append(threading.current_thread().name)
+            return super().verify(stored, password)
+
+    users = Users(services.context, hasher=Recording(time_cost=1, memory_cost=8 * 1024,
+                                                       parallelism=1, type=argon2.Type.ID))
+    await users.add(ADMIN, "anna", "viewer", PASSWORD)
+    await users.login("anna", PASSWORD, None, CLIENT)
+    assert len(threads) == 2 and all(t.startswith("argon2") for t in threads)
+    assert threading.current_thread().name not in threads
 
 
 async def test_managing_users_needs_configure_and_is_audited(env):

@@ -21,7 +21,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from callengine.access import Principal, Role
 from callengine.services import Services
-from callengine.services.users import LoginPolicy, Users
+from callengine.services.users import Users
 from callengine.storage import Store
 from callengine.web.deps import SERVICES
 from callengine.web.panel.context import CSRF_TOKEN, LANGUAGE, PRINCIPAL
@@ -32,8 +32,11 @@ TEMPLATES = Path(__file__).parents[2] / "callengine" / "web" / "panel" / "templa
 ADMIN = Principal("ops", Role.ADMIN)
 PASSWORD = "a long panel password"
 NOW = 1_800_000_010.0
+# What the panel's base.html reads (its navigation shown only to someone logged in).
 BASE = ('<!doctype html><html lang="{{ lang }}"><head><title>{% block title %}{% endblock %}'
-        '</title></head><body>{% block content %}{% endblock %}</body></html>')
+        ' · {{ t.title }}</title></head><body><a href="#content">{{ t.skip }}</a>'
+        '{% if who %}<nav>{{ who.actor }} {% if may("config.write") %}admin{% endif %}</nav>'
+        '{% endif %}<main id="content">{% block content %}{% endblock %}</main></body></html>')
 CHEAP = argon2.PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1,
                               type=argon2.Type.ID)
 
@@ -81,7 +84,7 @@ async def env(tmp_path):
     (tmp_path / "tpl").mkdir()
     async with Store.open(tmp_path / "ce.db", DATA_KEY, keystore=tmp_path / "ks.db") as store:
         services = Services(store, clock=clock, channel="test")
-        services.users = Users(services.context, LoginPolicy(), hasher=CHEAP)
+        services.users = Users(services.context, hasher=CHEAP)
         await services.users.add(ADMIN, "anna", "supervisor", PASSWORD)
         app = make_test_app(services, tmp_path / "tpl")
         async with TestClient(TestServer(app)) as client:
@@ -115,6 +118,7 @@ async def test_without_a_session_every_panel_path_sends_to_the_login_page(env):
     assert page.status == 200 and page.headers["Cache-Control"] == "no-store"
     text = await page.text()
     assert '<form method="post" action="/panel/login"' in text and "<script" not in text
+    assert "<title>Log in · callengine panel</title>" in text and "<nav>" not in text
 
 
 async def test_login_sets_a_strict_http_only_cookie_and_opens_the_panel(env):

@@ -2,8 +2,8 @@
 (services/users.py does the work; this is HTTP only).
 
 - `panel_session` (middleware, for /panel and everything under /panel/): sets
-  request[LANGUAGE] ("pl" or "en": the `lang` cookie, else Accept-Language), and outside the
-  login pages and /panel/static/ resolves the session cookie into request[PRINCIPAL] and
+  request[LANGUAGE] ("pl" or "en": the `panel_language` or `lang` cookie, else
+  Accept-Language), and outside the login pages and /panel/static/ resolves the session cookie into request[PRINCIPAL] and
   request[CSRF_TOKEN]. Without a valid session: 303 to /panel/login, whatever the method (a
   form sent after its session ended can't be trusted or kept). With one, every unsafe method
   (anything but GET, HEAD, OPTIONS) must carry the session's CSRF token, in the form field
@@ -50,7 +50,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SESSION_COOKIE = "ce_session"
 PENDING_COOKIE = "ce_pending"
 LOGIN_COOKIE = "ce_login"
-LANG_COOKIE = "lang"
+LANG_COOKIES = ("panel_language", "lang")  # the panel's language switch sets the first
 CSRF_FIELD = "csrf"
 CSRF_HEADER = "X-CSRF-Token"
 
@@ -65,11 +65,11 @@ def is_panel(path: str) -> bool:
 
 
 def language_of(request: web.Request) -> str:
-    """The `lang` cookie if it names a language of the panel, else the first of
+    """The language cookie if it names a language of the panel, else the first of
     Accept-Language's that does (by q), else English."""
-    cookie = request.cookies.get(LANG_COOKIE)
-    if cookie in LANGUAGES:
-        return cookie
+    for name in LANG_COOKIES:
+        if (cookie := request.cookies.get(name)) in LANGUAGES:
+            return cookie
     wanted: list[tuple[float, int, str]] = []
     for i, part in enumerate(request.headers.get("Accept-Language", "").split(",")):
         tag, _, params = part.strip().partition(";")
@@ -154,9 +154,12 @@ def _page(request: web.Request, template: str, login_csrf: str, *, status: int =
           error: str | None = None, username: str = "", notice: str | None = None
           ) -> web.Response:
     language = request.get(LANGUAGE, "en")
+    # `t`, `who`, `may`, `role`, `path`: what the panel's base.html reads on every page; nobody
+    # is logged in here (base.html shows its navigation only `{% if who %}`).
     response = aiohttp_jinja2.render_template(template, request, {
-        "t": texts(language), "lang": language, "csrf": login_csrf, "error": error,
-        "username": username, "notice": notice,
+        "auth": texts(language), "t": texts(language), "lang": language, "csrf": login_csrf,
+        "error": error, "username": username, "notice": notice, "who": None, "role": "",
+        "may": lambda name: False, "path": request.path,
     }, status=status)
     set_cookie(request, response, LOGIN_COOKIE, login_csrf)
     return response

@@ -6,6 +6,8 @@ LANGUAGES = ("en", "pl")
 
 TEXTS: dict[str, dict[str, str]] = {
     "en": {
+        "title": "callengine panel",
+        "skip": "Skip to content",
         "login_title": "Log in",
         "username": "User name",
         "password": "Password",
@@ -28,6 +30,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "logged_out": "You are logged out.",
     },
     "pl": {
+        "title": "Panel callengine",
+        "skip": "Przejdź do treści",
         "login_title": "Logowanie",
         "username": "Nazwa użytkownika",
         "password": "Hasło",
