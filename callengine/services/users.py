@@ -25,7 +25,7 @@ import logging
 import secrets
 from dataclasses import dataclass, field
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import argon2
 import pyotp
@@ -91,11 +91,15 @@ class TotpNotEnrolled(Exception):
         super().__init__("administrators need a second factor: run `callengine user totp NAME`")
 
 
-@dataclass(frozen=True)
-class Login:
-    token: str = field(repr=False)  # the session cookie's value
+class Login(NamedTuple):
+    """(session token, principal, CSRF token): what a login gives; the tokens never in repr."""
+
+    token: str  # the session cookie's value
     principal: Principal
-    csrf: str = field(repr=False)
+    csrf: str
+
+    def __repr__(self) -> str:
+        return f"Login(principal={self.principal!r})"
 
 
 @dataclass(frozen=True)
@@ -198,7 +202,7 @@ class Users(Service):
         TotpRequired (with a pending token for `login_totp`), TotpInvalid, TotpNotEnrolled."""
         now = self.ctx.clock() if now is None else now
         await self._expire(now)
-        username = username.strip() if isinstance(username, str) else ""
+        username = username.strip().lower() if isinstance(username, str) else ""
         locked = await self.store.login_locked(username, client, now)
         if locked is not None:
             user = await self.store.get_user(username)

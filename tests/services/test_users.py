@@ -67,8 +67,10 @@ async def test_passwords_are_argon2id_and_never_listed(env):
     assert listed == [{"username": "anna", "role": "supervisor", "totp": False,
                        "created_at": NOW, "disabled_at": None, "last_login_at": None}]
     assert "argon2" not in repr(listed) and "argon2" not in repr(stored)
-    assert (await services.users.login("anna", PASSWORD, None, CLIENT)).principal == \
-        Principal("user:anna", Role.SUPERVISOR)
+    token, who, csrf = await services.users.login(" Anna", PASSWORD, None, CLIENT)
+    assert who == Principal("user:anna", Role.SUPERVISOR) and token != csrf
+    assert await services.users.session(token) == (who, csrf)
+    assert token not in repr(await services.users.login("anna", PASSWORD, None, CLIENT))
 
 
 async def test_hashing_runs_in_its_own_threads_off_the_event_loop(env):
