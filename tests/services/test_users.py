@@ -223,6 +223,15 @@ async def test_admins_need_totp_and_a_code_is_accepted_once(env):
             if e.action == "panel.login.failed"] == ["totp-invalid", "totp-invalid"]
 
 
+async def test_the_totp_secret_is_encrypted_at_rest(env, tmp_path):
+    services, store, _ = env
+    made = await services.users.add(ADMIN, "root", "admin", PASSWORD)
+    secret = pyotp.parse_uri(made.totp_uri).secret
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob("ce.db*") if p.is_file())
+    assert b"root" in raw and secret.encode() not in raw
+    assert (await store.get_user("root")).totp_secret == secret
+
+
 async def test_totp_allows_one_step_of_drift_not_more(env):
     services, _, clock = env
     made = await services.users.add(ADMIN, "root", "admin", PASSWORD)
