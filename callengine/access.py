@@ -11,7 +11,7 @@ import enum
 import hashlib
 import hmac
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 class Role(str, enum.Enum):
@@ -75,6 +75,42 @@ def require(principal: Principal, permission: Permission) -> None:
 def token_hash(token: str) -> str:
     # Tokens are 32 random bytes: a plain hash is enough (no dictionary to attack).
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+# ---- people: named accounts of the panel (services/users.py) ------------------------------------
+
+USER_ACTOR = "user:"  # a person's audit actor is "user:<name>" (a token's is its bare name)
+
+
+@dataclass(frozen=True)
+class UserAccount:
+    """A person who logs in to the panel: a name, a role, an argon2id hash of the password and,
+    for a second factor, a TOTP secret (kept encrypted by the store; neither ever shown)."""
+
+    username: str
+    role: Role
+    created_at: float
+    disabled_at: float | None
+    password_hash: str = field(repr=False)
+    totp_secret: str | None = field(default=None, repr=False)
+    totp_last_step: int | None = None  # the last accepted code's 30-s step (no replay)
+    last_login_at: float | None = None
+
+    @property
+    def principal(self) -> Principal:
+        return Principal(USER_ACTOR + self.username, self.role)
+
+
+@dataclass(frozen=True)
+class PanelSession:
+    """A panel session as the store keeps it: never the token, only its hash (token_hash)."""
+
+    username: str
+    role: Role
+    created_at: float
+    last_seen: float
+    pending: bool  # the password was right, the second factor not yet given
+    disabled: bool  # the account was disabled meanwhile
 
 
 # ---- the audit chain (docs/audit.md) -------------------------------------------------------------

@@ -24,6 +24,7 @@ from callengine.recordings import RecordingSetup, RecordingVault, load_private_k
 from callengine.retention import PurgeProcess, PurgeTarget, start_schedule
 from callengine.storage import KeyStore, Store
 from callengine.services import Services
+from callengine.services.base import LoginPolicy
 from callengine.web import WebDeps, listening
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,8 @@ async def _serve(config: Config, store: Store, ari: AriClient, vault: RecordingV
     """The engine, the HTTP API and the retention schedule, stopped in reverse order."""
     engine = Engine(store, ari, config.dialing, recording=recording)
     services = Services(store, vault=vault, on_lead=engine.wake, channel="api",
-                        challenge_key=config.http.challenge_key.encode() or None)
+                        challenge_key=config.http.challenge_key.encode() or None,
+                        login_policy=LoginPolicy.of(config.panel))
     async with listening(WebDeps(services, config.http.admin_token,
                                  header_timeout_s=config.http.header_timeout_s,
                                  body_timeout_s=config.http.body_timeout_s),

@@ -94,10 +94,24 @@ class Config:
     retention_interval_s: float = 3600.0  # how often the purge job runs (and once at start)
     audit_dir: Path | None = None  # the audit key and anchors (docs/audit.md); None: keystore's
     cli: CliConfig = field(default_factory=lambda: CliConfig())
+    panel: PanelConfig = field(default_factory=lambda: PanelConfig())
 
     @property
     def audit_directory(self) -> Path:
         return self.audit_dir or self.keystore.parent
+
+
+@dataclass(frozen=True)
+class PanelConfig:
+    """[panel]: its login sessions and lockout (services/users.py; docs/config.md)."""
+
+    idle_timeout_s: float = 1800.0  # a session ends after this long without a request …
+    absolute_timeout_s: float = 43200.0  # … and this long after its login, whatever
+    max_failures: int = 5  # failed logins of one account name within lockout_s lock it …
+    client_max_failures: int = 20  # … of one client address, lock that client
+    lockout_s: float = 900.0  # for this long
+    # Secure cookies (HTTPS only): off only for plain-http development on loopback.
+    secure_cookies: bool = True
 
 
 CLI_ROLES = ("admin", "supervisor", "agent", "viewer")  # callengine.access.Role's values
@@ -152,6 +166,8 @@ _KNOWN = {
     "prompts": {"dir", "dir_asterisk"},
     "retention": {"interval_s"},
     "cli": {"roles", "default_role"},
+    "panel": {"idle_timeout_s", "absolute_timeout_s", "max_failures", "client_max_failures",
+              "lockout_s", "secure_cookies"},
 }
 
 
@@ -263,6 +279,7 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path, env: dict[str, str]) ->
         problems.append("retention.interval_s must be between 60 and 604800")
 
     cli = _cli(raw.get("cli", {}), problems)
+    panel = _panel(get, raw.get("panel", {}), problems)
 
     audit_dir = get("store", "audit_dir", str)
     data_key = _data_key(
@@ -320,6 +337,7 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path, env: dict[str, str]) ->
         ),
         retention_interval_s=retention_interval,
         cli=cli,
+        panel=panel,
         audit_dir=base_dir / audit_dir if audit_dir else None,
     )
     if config.recording.public_key_file and config.recording.route == "fifo" and not (
@@ -351,6 +369,34 @@ def _cli(section: dict[str, Any], problems: list[str]) -> CliConfig:
         problems.append("cli.default_role needs a cli.roles table (without one, every user "
                         "may act in any role)")
     return CliConfig(dict(roles), default)
+
+
+def _panel(get: Any, section: dict[str, Any], problems: list[str]) -> PanelConfig:
+    defaults = PanelConfig()
+
+    def value(key: str, kind: type) -> Any:
+        found = get("panel", key, kind)
+        return getattr(defaults, key) if found is None else found
+
+    idle = value("idle_timeout_s", float)
+    absolute = value("absolute_timeout_s", float)
+    failures = value("max_failures", int)
+    client_failures = value("client_max_failures", int)
+    lockout = value("lockout_s", float)
+    secure = section.get("secure_cookies", True)
+    if not isinstance(secure, bool):
+        problems.append(f"panel.secure_cookies must be true or false, got {secure!r}")
+        secure = True
+    if not 60 <= idle <= 86400:
+        problems.append(f"panel.idle_timeout_s must be between 60 and 86400, got {idle:g}")
+    if not idle <= absolute <= 7 * 86400:
+        problems.append("panel.absolute_timeout_s must be between panel.idle_timeout_s and "
+                        f"604800, got {absolute:g}")
+    if not 1 <= failures <= 100 or not 1 <= client_failures <= 10000:
+        problems.append("panel.max_failures must be 1–100 and panel.client_max_failures 1–10000")
+    if not 1 <= lockout <= 86400:
+        problems.append(f"panel.lockout_s must be between 1 and 86400, got {lockout:g}")
+    return PanelConfig(idle, absolute, failures, client_failures, lockout, secure)
 
 
 def _data_key(text: str, problems: list[str]) -> bytes:

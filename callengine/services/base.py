@@ -7,11 +7,35 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from callengine.access import Permission, Principal, require
 from callengine.recordings import RecordingVault
 from callengine.services.challenges import ChallengeBook
 from callengine.storage import Store
+
+
+@dataclass(frozen=True)
+class LoginPolicy:
+    """How long sessions last and when logins are locked out ([panel] in the configuration)."""
+
+    idle_timeout_s: float = 30 * 60
+    absolute_timeout_s: float = 12 * 3600
+    pending_timeout_s: float = 5 * 60  # between the password and the second factor
+    max_failures: int = 5  # per account name …
+    client_max_failures: int = 20  # … and per client address
+    failure_window_s: float = 15 * 60
+    lockout_s: float = 15 * 60
+    touch_every_s: float = 15.0  # last-seen is written at most this often per session
+
+    @classmethod
+    def of(cls, panel: Any) -> LoginPolicy:
+        """From the configuration's [panel] (config.PanelConfig)."""
+        return cls(idle_timeout_s=panel.idle_timeout_s,
+                   absolute_timeout_s=panel.absolute_timeout_s,
+                   max_failures=panel.max_failures,
+                   client_max_failures=panel.client_max_failures,
+                   failure_window_s=panel.lockout_s, lockout_s=panel.lockout_s)
 
 
 @dataclass(frozen=True)
@@ -22,6 +46,7 @@ class Context:
     on_lead: Callable[[], None] = lambda: None  # tells the engine a lead is waiting
     channel: str = "api"  # which edge acts ("api", "cli"): the detail of an unmask entry
     challenges: ChallengeBook = field(default_factory=lambda: ChallengeBook(os.urandom(32)))
+    login_policy: LoginPolicy = field(default_factory=lambda: LoginPolicy())  # the panel's
 
     async def audit(self, who: Principal, action: str, target: str, detail: str) -> None:
         await self.store.audit(who, action, target, detail, self.clock())

@@ -14,7 +14,7 @@ from callengine.access import Permission, Principal, require
 from callengine.config import Config
 from callengine.recordings import RecordingVault, load_private_keys
 from callengine.services.audit import AuditLog
-from callengine.services.base import Context
+from callengine.services.base import Context, LoginPolicy
 from callengine.services.challenges import ChallengeBook
 from callengine.services.clauses import Clauses
 from callengine.services.configuration import Configuration
@@ -25,6 +25,7 @@ from callengine.services.recordings import Recordings
 from callengine.services.reports import Reports
 from callengine.services.subjects import Subjects
 from callengine.services.tokens import Tokens
+from callengine.services.users import Users
 from callengine.storage import KeyStore, Store
 
 
@@ -35,10 +36,11 @@ class Services:
     def __init__(self, store: Store, *, vault: RecordingVault | None = None,
                  clock: Callable[[], float] = time.time,
                  on_lead: Callable[[], None] = lambda: None, channel: str = "api",
-                 challenge_key: bytes | None = None):
+                 challenge_key: bytes | None = None, login_policy: LoginPolicy | None = None):
         # The widgets' challenges: the configured key, else one derived from the data key.
         book = ChallengeBook(challenge_key or store.challenge_key())
-        context = Context(store, vault, clock, on_lead, channel, book)
+        context = Context(store, vault, clock, on_lead, channel, book,
+                          login_policy or LoginPolicy())
         self.context = context
         self.leads = Leads(context)
         self.progress = Progress(context)
@@ -50,6 +52,7 @@ class Services:
         self.subjects = Subjects(context)
         self.reports = Reports(context)
         self.clauses = Clauses(context)
+        self.users = Users(context)
 
     async def schema_version(self) -> int:
         return await self.context.store.schema_version()
@@ -86,4 +89,5 @@ async def open_services(config: Config, *, vault: bool = False,
             keys = await stack.enter_async_context(KeyStore.open(keystore or config.keystore))
             paths = key_files if key_files else list(config.recording.private_key_files)
             recordings = RecordingVault(config.recordings_dir, keys, load_private_keys(paths))
-        yield Services(store, vault=recordings, channel=channel)
+        yield Services(store, vault=recordings, channel=channel,
+                       login_policy=LoginPolicy.of(config.panel))

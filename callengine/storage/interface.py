@@ -43,7 +43,7 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol, runtime_checkable
 
-from callengine.access import AuditEntry, Principal, Role
+from callengine.access import AuditEntry, PanelSession, Principal, Role, UserAccount
 from callengine.flow import Result, Strategy
 from callengine.model import (
     Agent, Attempt, Consent, Group, Lead, Recording, Widget, WidgetSettings,
@@ -263,6 +263,58 @@ class Storage(Protocol):
 
     async def audit_rebase(self, principal: Principal, detail: str, now: float) -> AuditEntry:
         """A restored copy: a new audit identity, anchored at its head, and an entry saying so."""
+
+    # ---- people: panel accounts, sessions, the login throttle (services/users.py) -------
+
+    async def add_user(self, username: str, role: Role, password_hash: str,
+                       totp_secret: str | None, now: float) -> None:
+        """Conflict if the name exists. The TOTP secret is kept encrypted (the field cipher)."""
+
+    async def get_user(self, username: str) -> UserAccount | None: ...
+
+    async def list_users(self) -> list[UserAccount]:
+        """By name."""
+
+    async def update_user(self, username: str, *, password_hash: str | None = None,
+                          totp_secret: str | None = None, clear_totp: bool = False,
+                          disabled_at: float | None = None, enable: bool = False) -> None:
+        """Change what is given, end the user's sessions and clear its account lockout, in
+        one transaction; NotFound if there is no such user."""
+
+    async def use_totp_step(self, username: str, step: int) -> bool:
+        """Accept a TOTP code of this time step once, atomically: False if it or a later step
+        was accepted before (a replay)."""
+
+    async def add_session(self, token_hash: str, username: str, now: float, *,
+                          pending: bool = False, replaces: str | None = None) -> None:
+        """Only the session token's hash is kept; `replaces`: a pending session it ends in
+        the same transaction. A full (not pending) session sets the user's last login."""
+
+    async def get_session(self, token_hash: str) -> PanelSession | None: ...
+
+    async def touch_session(self, token_hash: str, now: float) -> None: ...
+
+    async def end_session(self, token_hash: str) -> bool:
+        """True if there was such a session."""
+
+    async def end_stale_sessions(self, seen_before: float, created_before: float
+                                 ) -> list[str]:
+        """Delete sessions idle since `seen_before` or made before `created_before`; the user
+        names of the full sessions among them (one per session)."""
+
+    async def login_locked(self, username: str, client: str | None, now: float
+                           ) -> tuple[str, float] | None:
+        """("account" or "client", until) of a lock holding this login now; None if none.
+        client: the address (only its keyed hash is kept, like the account name's)."""
+
+    async def login_failed(self, username: str, client: str | None, now: float, *,
+                           account_limit: int, client_limit: int, window_s: float,
+                           lockout_s: float) -> list[str]:
+        """Count a failure for the account name (known or not) and the client, atomically;
+        reaching a limit within window_s locks that one for lockout_s. Which were locked."""
+
+    async def login_succeeded(self, username: str) -> None:
+        """The account's count of failures starts afresh (the client's does not)."""
 
     # ---- retention: the purge's lease, counts and purges -------------------------------
 

@@ -238,6 +238,35 @@ MIGRATIONS: list[str] = [
     ALTER TABLE attempts ADD COLUMN notice_played INTEGER NOT NULL DEFAULT 0
         CHECK (notice_played IN (0, 1))
     """,
+    # People (services/users.py): panel accounts with a role, their argon2id password hashes
+    # and encrypted TOTP secrets; their sessions (only the token's hash); the login throttle,
+    # keyed by the HMAC of the account name or of the client's address (never either itself).
+    """
+    CREATE TABLE users (
+        username TEXT PRIMARY KEY,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'supervisor', 'agent', 'viewer')),
+        password_hash TEXT NOT NULL,
+        totp_enc BLOB,
+        totp_last_step INTEGER,
+        created_at REAL NOT NULL,
+        disabled_at REAL,
+        last_login_at REAL
+    );
+    CREATE TABLE user_sessions (
+        token_hash TEXT PRIMARY KEY,
+        username TEXT NOT NULL REFERENCES users(username) ON DELETE CASCADE,
+        created_at REAL NOT NULL,
+        last_seen REAL NOT NULL,
+        pending INTEGER NOT NULL DEFAULT 0 CHECK (pending IN (0, 1))
+    );
+    CREATE INDEX user_sessions_user ON user_sessions(username);
+    CREATE TABLE login_throttle (
+        key TEXT PRIMARY KEY,
+        failures INTEGER NOT NULL,
+        first_at REAL NOT NULL,
+        locked_until REAL
+    )
+    """,
 ]
 
 # The leading expression of leads_day_phone: a query must spell it exactly so to use the index.

@@ -32,6 +32,7 @@ from callengine.storage.queries.recordings import RecordingQueries
 from callengine.storage.queries.reports import ReportQueries
 from callengine.storage.queries.retention import RetentionQueries
 from callengine.storage.queries.subjects import SubjectQueries
+from callengine.storage.queries.users import UserQueries
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ def default_keystore(database: Path) -> Path:
 
 
 class Store(ConfigurationQueries, IntakeJournal, LeadQueries, RecordingQueries, AccessQueries,
-            RetentionQueries, ReportQueries, SubjectQueries, ClauseQueries):
+            RetentionQueries, ReportQueries, SubjectQueries, ClauseQueries, UserQueries):
     """The SQLite backend of interface.Storage (see there for what each write guarantees)."""
 
     def challenge_key(self) -> bytes:
