@@ -107,7 +107,7 @@ def run_client(url: str, numbers: list[int], concurrency: int, rate: float = 0
                            "--client", url], cwd=REPO, check=True,
                           input=json.dumps({"numbers": numbers, "concurrency": concurrency,
                                             "rate": rate}),
-                          capture_output=True, text=True)
+                          stdout=subprocess.PIPE, text=True)  # its errors show
     return json.loads(done.stdout)
 
 
