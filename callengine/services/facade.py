@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,9 @@ class Services:
                  challenge_key: bytes | None = None):
         # The widgets' challenges: the configured key, else one derived from the data key.
         book = ChallengeBook(challenge_key or store.challenge_key())
-        context = Context(store, vault, clock, on_lead, channel, book)
+        self._build(Context(store, vault, clock, on_lead, channel, book))
+
+    def _build(self, context: Context) -> None:
         self.context = context
         self.leads = Leads(context)
         self.hours = Hours(context)
@@ -48,6 +51,13 @@ class Services:
         self.subjects = Subjects(context)
         self.reports = Reports(context)
         self.clauses = Clauses(context)
+
+    def on_channel(self, channel: str) -> Services:
+        """The same use cases over the same store, acting for another edge (the panel: its
+        unmasks say "panel", and its reads are not token uses)."""
+        other = object.__new__(Services)
+        other._build(replace(self.context, channel=channel))
+        return other
 
     async def schema_version(self) -> int:
         return await self.context.store.schema_version()

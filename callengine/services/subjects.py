@@ -13,7 +13,6 @@ success with the data still in a file.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,11 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from callengine.access import Permission, Principal, require
-from callengine.errors import ErasureIncomplete, InvalidInput, NotFound
-from callengine.numbers import VisitorNumber, any_number
+from callengine.errors import ErasureIncomplete, InvalidInput
+from callengine.numbers import VisitorNumber, any_number, mask
 from callengine.recordings import RecordingVault
 from callengine.services import views
 from callengine.services.base import Service
+from callengine.services.clauses import clause_shown
 from callengine.storage import Store
 
 Progress = Callable[[int, int], None]  # (done, total)
@@ -35,23 +35,6 @@ Progress = Callable[[int, int], None]  # (done, total)
 class Erasure:
     leads: int
     recordings: int
-
-
-async def _clause_shown(store: Store, lead: Any) -> dict[str, Any] | None:
-    """The exact clause text the lead's visitor saw: its record (widget, language, version),
-    checked against the hash the lead stored; None for an unregistered clause."""
-    consent = lead.consent
-    if consent.clause_sha256 is None or consent.clause_language is None:
-        return None
-    try:
-        clause = await store.get_clause(lead.widget_id, consent.clause_language,
-                                        consent.clause_version)
-    except NotFound:
-        return {"text": None, "sha256": consent.clause_sha256, "verified": False}
-    return {"text": clause["text"], "sha256": consent.clause_sha256,
-            "privacy_url": clause["privacy_url"],
-            "verified": clause["sha256"] == consent.clause_sha256
-            and hashlib.sha256(clause["text"].encode()).hexdigest() == consent.clause_sha256}
 
 
 async def export_subject(
@@ -66,7 +49,7 @@ async def export_subject(
         recordings = await store.list_recordings(lead_id=lead.id)
         recordings_total += len(recordings)
         exported.append(views.subject_lead_view(lead, await store.attempts_for(lead.id),
-                                                recordings, await _clause_shown(store, lead)))
+                                                recordings, await clause_shown(store, lead)))
     await store.audit(principal, "subjects.export",
                       "leads:" + ",".join(lead.id for lead in leads) if leads else "leads:none",
                       "with audio" if audio_dir else "metadata", now)
@@ -135,6 +118,19 @@ class Subjects(Service):
         return await export_subject(self.store, number.e164, who, self.ctx.clock(),
                                     vault=self.ctx.vault, audio_dir=audio_dir,
                                     progress=progress)
+
+    async def preview(self, who: Principal, raw_number: Any) -> dict[str, Any]:
+        """What an erasure of this number would remove (for its confirmation): the number
+        masked, each lead's id, widget, date and status, and its live recordings' count.
+        Reads no personal field beyond that, so it is not audited; the erasure is."""
+        require(who, Permission.ERASE_SUBJECT)
+        number = _subject_number(raw_number)
+        leads = await self.store.leads_for_number(number.e164)
+        recordings = await self.store.live_recording_ids([lead.id for lead in leads])
+        return {"masked": mask(number.e164), "recordings": len(recordings),
+                "leads": [{"id": lead.id, "widget": lead.widget_id,
+                           "created_at": lead.created_at, "status": lead.status}
+                          for lead in leads]}
 
     async def erase(self, who: Principal, raw_number: Any, *,
                     confirm: Callable[[VisitorNumber], bool] = lambda number: True

@@ -3,9 +3,12 @@ services `WebDeps` hands it. The tests build it too."""
 
 from __future__ import annotations
 
-from aiohttp import web
+from collections.abc import Sequence
 
-from callengine.web import admin, clauses, hours, intake, widget
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+from callengine.web import admin, clauses, hours, intake, panel, widget
 from callengine.web.deps import DEPS, SERVICES, WebDeps
 from callengine.web.problems import MAX_BODY, problems_middleware
 from callengine.web.security import on_prepare, widget_guard
@@ -15,8 +18,11 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-def make_app(deps: WebDeps) -> web.Application:
-    app = web.Application(middlewares=[problems_middleware, widget_guard],
+def make_app(deps: WebDeps, *, panel_middlewares: Sequence[Middleware] = (),
+             panel_routes: Sequence[panel.RouteAdder] = ()) -> web.Application:
+    """panel_middlewares: the panel's session middleware (web/panel/session.py), after the
+    problem middleware; panel_routes: its login/logout routes (`add_auth_routes`)."""
+    app = web.Application(middlewares=[problems_middleware, widget_guard, *panel_middlewares],
                           client_max_size=MAX_BODY)
     app.on_response_prepare.append(on_prepare)  # security and CORS headers, every answer
     app[DEPS] = deps
@@ -27,4 +33,5 @@ def make_app(deps: WebDeps) -> web.Application:
     admin.add_routes(app)
     clauses.add_routes(app)
     widget.add_routes(app)
+    panel.add_routes(app, panel_routes)
     return app

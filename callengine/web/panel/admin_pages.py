@@ -1,0 +1,92 @@
+"""The admin's pages: widgets, agents and groups, API tokens, the audit log with its
+verification, and the data subjects' export and erasure (after a confirmation naming what
+will go). The phone number of a data subject travels in POSTed forms only, never in a URL."""
+
+from __future__ import annotations
+
+import json
+from html import escape
+
+from aiohttp import web
+
+from callengine.access import Forbidden, Permission
+from callengine.web.panel.context import principal
+from callengine.web.panel.render import form, page, panel_services, render
+
+
+@page
+async def widgets(request: web.Request) -> web.Response:
+    items = await panel_services(request).config.widgets(principal(request))
+    origin = f"{request.scheme}://{request.host}"
+    return render(request, "widgets.html", {"widgets": [
+        {"widget": w, "settings": w.settings.to_json(),
+         "embed": f'<script async src="{escape(origin)}/widget.js"'
+                  f' data-widget="{escape(w.public_key)}"></script>'}
+        for w in items]})
+
+
+@page
+async def agents(request: web.Request) -> web.Response:
+    who = principal(request)
+    services = panel_services(request)
+    return render(request, "agents.html", {"agents": await services.config.agents(who),
+                                           "groups": await services.config.groups(who)})
+
+
+@page
+async def tokens(request: web.Request) -> web.Response:
+    rows = await panel_services(request).tokens.list(principal(request))
+    return render(request, "tokens.html", {"tokens": rows})
+
+
+@page
+async def audit(request: web.Request) -> web.Response:
+    check = await panel_services(request).audit.log(principal(request))
+    return render(request, "audit.html", {
+        "check": check, "entries": list(reversed(check.entries)),
+        "problems": check.problems, "notes": [f for f in check.findings if not f.problem]})
+
+
+@page
+async def subjects(request: web.Request) -> web.Response:
+    who = principal(request)
+    if not (who.may(Permission.EXPORT_SUBJECT) or who.may(Permission.ERASE_SUBJECT)):
+        raise Forbidden(who, Permission.EXPORT_SUBJECT)
+    return render(request, "subjects.html", {})
+
+
+@page
+async def subject_export(request: web.Request) -> web.Response:
+    data = await form(request)
+    export = await panel_services(request).subjects.export(principal(request), data.get("phone"))
+    return web.Response(
+        body=json.dumps(export, ensure_ascii=False, indent=2).encode(),
+        content_type="application/json", headers={
+            "Content-Disposition": 'attachment; filename="subject-export.json"'})
+
+
+@page
+async def subject_erase_confirm(request: web.Request) -> web.Response:
+    data = await form(request)
+    preview = await panel_services(request).subjects.preview(principal(request),
+                                                             data.get("phone"))
+    return render(request, "erase.html", {"preview": preview, "phone": data.get("phone", "")})
+
+
+@page
+async def subject_erase(request: web.Request) -> web.Response:
+    data = await form(request)
+    erasure = await panel_services(request).subjects.erase(principal(request), data.get("phone"))
+    assert erasure is not None  # confirmed on the page before
+    return render(request, "erased.html", {"erasure": erasure})
+
+
+def add_routes(app: web.Application, base: str) -> None:
+    app.router.add_get(f"{base}/widgets", widgets)
+    app.router.add_get(f"{base}/agents", agents)
+    app.router.add_get(f"{base}/tokens", tokens)
+    app.router.add_get(f"{base}/audit", audit)
+    app.router.add_get(f"{base}/subjects", subjects)
+    app.router.add_post(f"{base}/subjects/export", subject_export)
+    app.router.add_post(f"{base}/subjects/erase/confirm", subject_erase_confirm)
+    app.router.add_post(f"{base}/subjects/erase", subject_erase)
