@@ -9,7 +9,7 @@ from datetime import date, timedelta
 
 from aiohttp import web
 
-from callengine.access import Forbidden, Permission, Principal
+from callengine.access import Permission, Principal, require
 from callengine.errors import InvalidInput, NotFound
 from callengine.model import LEAD_STATUSES
 from callengine.services import views
@@ -96,8 +96,7 @@ async def _recording(request: web.Request, who: Principal) -> dict:
 @page
 async def delete_form(request: web.Request) -> web.Response:
     who = principal(request)
-    if not who.may(Permission.DELETE_RECORDINGS):  # the confirmation is for those who may
-        raise Forbidden(who, Permission.DELETE_RECORDINGS)
+    require(who, Permission.DELETE_RECORDINGS)  # the confirmation is for those who may
     return render(request, "delete.html", {"recording": await _recording(request, who)})
 
 
@@ -126,6 +125,8 @@ async def reports(request: web.Request) -> web.Response:
     rows = None
     if widget:
         rows = await services.reports.calls(who, widget, start, end)
+    else:  # no service call yet: the form is for those who may read reports
+        require(who, Permission.READ_REPORTS)
     return render(request, "reports.html", {
         "widgets": await services.config.widget_choices(who), "widget": widget,
         "start": start, "end": end, "rows": rows})

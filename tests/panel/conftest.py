@@ -1,0 +1,22 @@
+"""The panel over a seeded store (tests/support/panel.py): a test client for the route tests,
+a live server and Debian's Chromium (the widget's browser fixture) for the browser tests."""
+
+from __future__ import annotations
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from tests.support.panel import seeded_panel
+from tests.widget.conftest import browser  # noqa: F401  (the fixture, reused)
+
+
+@pytest.fixture
+async def panel(tmp_path):
+    async with seeded_panel(tmp_path) as seeded:
+        yield seeded
+
+
+@pytest.fixture
+async def client(panel):
+    async with TestClient(TestServer(panel.app)) as c:
+        yield c

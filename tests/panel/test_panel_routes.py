@@ -1,0 +1,239 @@
+"""The panel's pages through aiohttp's test client, as each role: what each may open, what it
+sees, that forbidden acts are neither shown nor done (403 page), and that a viewer's answers
+never hold the full number."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from callengine.model import RECORDING_DELETED
+from callengine.web.panel.texts import EN, PL
+from tests.support.panel import CSRF, NUMBER, RATE, RECORDING_S, holds_number, user_headers
+
+ROLES = ("admin", "supervisor", "agent", "viewer")
+PAGES = ["/panel/leads", "/panel/leads/{lead}", "/panel/reports",
+         "/panel/reports?widget=shop", "/panel/reports.csv?widget=shop", "/panel/widgets",
+         "/panel/agents", "/panel/tokens", "/panel/audit", "/panel/subjects",
+         "/panel/recordings/{recording}/delete"]
+# Who may open each page (the rest get the 403 page).
+MAY_OPEN = {
+    "/panel/leads": set(ROLES), "/panel/leads/{lead}": set(ROLES),
+    "/panel/reports": {"admin", "supervisor", "viewer"},
+    "/panel/reports?widget=shop": {"admin", "supervisor", "viewer"},
+    "/panel/reports.csv?widget=shop": {"admin", "supervisor", "viewer"},
+    "/panel/widgets": {"admin"}, "/panel/agents": {"admin"}, "/panel/tokens": {"admin"},
+    "/panel/audit": {"admin"}, "/panel/subjects": {"admin"},
+    "/panel/recordings/{recording}/delete": {"admin"},
+}
+
+
+def url(page: str, panel) -> str:
+    return page.format(lead=panel.lead.id, recording=panel.recording_id)
+
+
+async def actions(panel) -> list[str]:
+    return [e.action for e in await panel.store.audit_entries()]
+
+
+@pytest.mark.parametrize("role", ROLES)
+async def test_each_page_opens_for_the_roles_that_may_and_is_403_html_for_the_rest(
+        client, panel, role):
+    for page in PAGES:
+        response = await client.get(url(page, panel), headers=user_headers(role))
+        body = await response.read()
+        expected = 200 if role in MAY_OPEN[page] else 403
+        assert response.status == expected, (page, role, body[:300])
+        if page.endswith(".csv?widget=shop") and expected == 200:
+            assert response.content_type == "text/csv"
+            assert response.headers["Content-Disposition"].startswith("attachment")
+        else:
+            assert response.content_type == "text/html", (page, role)
+        csp = response.headers["Content-Security-Policy"]
+        assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+        assert "'unsafe-inline'" not in csp and response.headers["X-Frame-Options"] == "DENY"
+        assert response.headers["Cache-Control"] == "no-store"
+        assert holds_number(body) == [], (page, role)  # no page shows the number by itself
+        assert b"<script" not in body and b"style=" not in body  # nothing inline
+
+
+@pytest.mark.parametrize("role", ROLES)
+async def test_the_nav_shows_only_what_the_role_may_open(client, panel, role):
+    html = await (await client.get("/panel/leads", headers=user_headers(role))).text()
+    links = set(re.findall(r'<nav.*?</nav>', html, re.S)[0].split('href="')[1:])
+    links = {link.split('"')[0] for link in links}
+    for page, roles in MAY_OPEN.items():
+        if "{" in page or "?" in page:
+            continue
+        assert (page in links) == (role in roles), (page, role, links)
+
+
+@pytest.mark.parametrize("role", ROLES)
+async def test_the_lead_page_shows_evidence_and_only_the_permitted_controls(client, panel, role):
+    html = await (await client.get(f"/panel/leads/{panel.lead.id}",
+                                   headers=user_headers(role))).text()
+    assert "+48 *** *** 567" in html
+    assert "Shop Ltd. is the controller of your data" in html  # the exact clause text
+    assert EN["clause_verified"] in html
+    assert re.search(r'data-consent="marketing">\s*not ticked', html)
+    assert re.search(r'data-consent="recording">\s*ticked', html)
+    assert "normal clearing" in html and "16" in html and "6.5" in html  # cause, q850, ring
+    assert ("<audio" in html) == (role in ("admin", "supervisor", "agent"))
+    assert (f"/panel/recordings/{panel.recording_id}/delete" in html) == (role == "admin")
+    assert (EN["show_number"] in html) == (role in ("admin", "supervisor"))
+    assert await actions(panel) == []  # reading masked pages audits nothing
+
+
+@pytest.mark.parametrize("role", ["admin", "supervisor"])
+async def test_show_number_is_a_post_answered_with_the_number_and_audited(client, panel, role):
+    response = await client.post(f"/panel/leads/{panel.lead.id}/number", data={"csrf": CSRF},
+                                 headers=user_headers(role))
+    html = await response.text()
+    assert response.status == 200 and NUMBER in html
+    assert NUMBER not in str(response.url) and f"<title>Lead {panel.lead.id}" in html
+    entries = await panel.store.audit_entries()
+    assert [(e.action, e.actor, e.target, e.detail) for e in entries] == [
+        ("numbers.unmask", f"{role}-user", f"lead:{panel.lead.id}", "panel")]
+
+
+@pytest.mark.parametrize("role", ["agent", "viewer"])
+async def test_show_number_is_refused_to_roles_that_may_not(client, panel, role):
+    response = await client.post(f"/panel/leads/{panel.lead.id}/number", data={"csrf": CSRF},
+                                 headers=user_headers(role))
+    body = await response.read()
+    assert response.status == 403 and response.content_type == "text/html"
+    assert EN["forbidden_text"].encode() in body and holds_number(body) == []
+    assert await actions(panel) == []
+
+
+async def test_a_post_without_the_csrf_token_is_refused(client, panel):
+    response = await client.post(f"/panel/leads/{panel.lead.id}/number",
+                                 headers=user_headers("admin"))
+    assert response.status == 403 and await actions(panel) == []
+
+
+@pytest.mark.parametrize("role", ["admin", "supervisor", "agent"])
+async def test_playback_streams_a_wav_with_its_length_and_is_audited(client, panel, role):
+    response = await client.get(f"/panel/recordings/{panel.recording_id}/audio",
+                                headers=user_headers(role))
+    body = await response.read()
+    assert response.status == 200 and response.content_type == "audio/wav"
+    size = int(RECORDING_S * RATE * 2)
+    assert int(response.headers["Content-Length"]) == len(body) == 44 + size
+    assert body[:4] == b"RIFF" and int.from_bytes(body[40:44], "little") == size
+    assert int.from_bytes(body[24:28], "little") == RATE
+    assert await actions(panel) == ["recordings.play"]
+    assert list(panel.vault_dir.iterdir()) == [panel.vault_dir / f"{panel.recording_id}.cerec"]
+
+
+async def test_a_viewer_may_not_play(client, panel):
+    response = await client.get(f"/panel/recordings/{panel.recording_id}/audio",
+                                headers=user_headers("viewer"))
+    assert response.status == 403 and response.content_type == "text/html"
+    assert await actions(panel) == []
+
+
+@pytest.mark.parametrize("role", ["supervisor", "agent", "viewer"])
+async def test_delete_is_refused_to_all_but_the_admin(client, panel, role):
+    response = await client.post(f"/panel/recordings/{panel.recording_id}/delete",
+                                 data={"csrf": CSRF}, headers=user_headers(role))
+    assert response.status == 403
+    assert (await panel.store.get_recording(panel.recording_id)).status != RECORDING_DELETED
+
+
+async def test_the_admin_deletes_after_the_confirmation(client, panel):
+    confirm = await (await client.get(f"/panel/recordings/{panel.recording_id}/delete",
+                                      headers=user_headers("admin"))).text()
+    assert "crypto-shred" in confirm and 'method="post"' in confirm
+    response = await client.post(f"/panel/recordings/{panel.recording_id}/delete",
+                                 data={"csrf": CSRF}, headers=user_headers("admin"))
+    assert response.status == 200 and EN["deleted_title"] in await response.text()
+    assert (await panel.store.get_recording(panel.recording_id)).status == RECORDING_DELETED
+    assert not (panel.vault_dir / f"{panel.recording_id}.cerec").exists()
+    assert await actions(panel) == ["recordings.delete"]
+    html = await (await client.get(f"/panel/leads/{panel.lead.id}",
+                                   headers=user_headers("admin"))).text()
+    assert "<audio" not in html and EN["deleted"] in html
+    gone = await client.get(f"/panel/recordings/{panel.recording_id}/audio",
+                            headers=user_headers("admin"))
+    assert gone.status == 404
+
+
+async def test_leads_filter_by_widget_and_status(client, panel):
+    h = user_headers("viewer")
+    assert panel.lead.id in await (await client.get("/panel/leads?widget=shop&status=done",
+                                                    headers=h)).text()
+    assert panel.lead.id not in await (await client.get("/panel/leads?status=queued",
+                                                        headers=h)).text()
+    assert (await client.get("/panel/leads?status=nonsense", headers=h)).status == 422
+
+
+async def test_the_report_and_its_csv_are_masked(client, panel):
+    h = user_headers("supervisor")
+    html = await (await client.get("/panel/reports?widget=shop", headers=h)).text()
+    assert "+48 *** *** 567" in html and "1 rows" in html
+    csv = await (await client.get("/panel/reports.csv?widget=shop", headers=h)).text()
+    assert csv.splitlines()[0].startswith("lead,created_at") and "+48 *** *** 567" in csv
+    assert holds_number(csv.encode()) == []
+
+
+async def test_the_audit_page_shows_the_verification(client, panel):
+    await client.post(f"/panel/leads/{panel.lead.id}/number", data={"csrf": CSRF},
+                      headers=user_headers("supervisor"))
+    html = await (await client.get("/panel/audit", headers=user_headers("admin"))).text()
+    assert 'data-part="verify"' in html and "numbers.unmask" in html
+
+
+async def test_subject_export_is_a_download_and_erasure_confirms_what_goes(client, panel):
+    h = user_headers("admin")
+    export = await client.post("/panel/subjects/export", data={"csrf": CSRF, "phone": NUMBER},
+                               headers=h)
+    assert export.status == 200 and export.headers["Content-Disposition"].startswith("attachment")
+    assert (await export.json())["leads"][0]["phone"] == NUMBER
+    confirm = await client.post("/panel/subjects/erase/confirm",
+                                data={"csrf": CSRF, "phone": "+48 601 234 567"}, headers=h)
+    html = await confirm.text()
+    assert panel.lead.id in html and "1 " + EN["erase_leads"] in html
+    assert "1 " + EN["erase_recordings"] in html and "+48 *** *** 567" in html
+    assert (await panel.store.leads_for_number(NUMBER)) != []  # not yet
+    done = await client.post("/panel/subjects/erase", data={"csrf": CSRF, "phone": NUMBER},
+                             headers=h)
+    assert EN["erased_text"].format(leads=1, recordings=1) in await done.text()
+    assert await panel.store.leads_for_number(NUMBER) == []
+    assert [a for a in await actions(panel) if a.startswith("subjects")] == [
+        "subjects.export", "subjects.erase"]
+
+
+@pytest.mark.parametrize("role", ["supervisor", "agent", "viewer"])
+async def test_subject_acts_are_refused_to_all_but_the_admin(client, panel, role):
+    for path in ("/panel/subjects/export", "/panel/subjects/erase/confirm",
+                 "/panel/subjects/erase"):
+        response = await client.post(path, data={"csrf": CSRF, "phone": NUMBER},
+                                     headers=user_headers(role))
+        assert response.status == 403, path
+    assert await panel.store.leads_for_number(NUMBER) != []
+
+
+async def test_polish_after_the_language_switch(client, panel):
+    h = user_headers("viewer")
+    switch = await client.post("/panel/language", data={
+        "csrf": CSRF, "language": "pl", "next": "/panel/leads?status=done"}, headers=h,
+        allow_redirects=False)
+    assert switch.status == 303 and switch.headers["Location"] == "/panel/leads?status=done"
+    html = await (await client.get("/panel/leads", headers=h)).text()
+    assert '<html lang="pl">' in html and PL["leads_title"] in html
+    evil = await client.post("/panel/language", data={
+        "csrf": CSRF, "language": "pl", "next": "https://evil.example/"}, headers=h,
+        allow_redirects=False)
+    assert evil.headers["Location"] == "/panel/leads"
+
+
+def test_both_languages_have_the_same_texts():
+    assert set(EN) == set(PL)
+    assert all(PL[k].strip() for k in PL)
+
+
+async def test_static_css_is_served(client):
+    response = await client.get("/panel/static/panel.css")
+    assert response.status == 200 and response.content_type == "text/css"
