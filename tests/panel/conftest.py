@@ -20,3 +20,15 @@ async def panel(tmp_path):
 async def client(panel):
     async with TestClient(TestServer(panel.app)) as c:
         yield c
+
+
+@pytest.fixture
+async def served(panel):
+    """The panel on a loopback port: (panel, its origin)."""
+    from tests.widget.conftest import _start
+
+    runner, port = await _start(panel.app)
+    try:
+        yield panel, f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
