@@ -7,7 +7,9 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from tests.support.panel import seeded_panel
-from tests.widget.conftest import browser  # noqa: F401  (the fixture, reused)
+from tests.widget.conftest import browser  # the fixture, reused
+
+__all__ = ["browser"]
 
 
 @pytest.fixture

@@ -14,13 +14,11 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from callengine.web.deps import SERVICES
 from callengine.web.panel import admin_pages, pages
 from callengine.web.panel.render import (
     LANGUAGE_COOKIE,
     PANEL,
     form,
-    install_services,
     on_prepare,
     seconds,
     when,
@@ -56,13 +54,12 @@ def add_routes(app: web.Application, extra: Iterable[RouteAdder] = ()) -> None:
                                autoescape=True)
     env.filters["when"] = when
     env.filters["seconds"] = seconds
-    install_services(app, app[SERVICES])
     app.on_response_prepare.append(on_prepare)
     app.router.add_static(f"{PANEL}/static/", HERE / "static")
     app.router.add_get(PANEL, home)
     app.router.add_get(PANEL + "/", home)
     app.router.add_post(f"{PANEL}/language", set_language)
-    pages.add_routes(app, PANEL)
-    admin_pages.add_routes(app, PANEL)
+    for method, path, handler in [*pages.ROUTES, *admin_pages.ROUTES]:
+        app.router.add_route(method, PANEL + path, handler)
     for adder in extra:
         adder(app)

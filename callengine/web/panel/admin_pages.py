@@ -81,12 +81,13 @@ async def subject_erase(request: web.Request) -> web.Response:
     return render(request, "erased.html", {"erasure": erasure})
 
 
-def add_routes(app: web.Application, base: str) -> None:
-    app.router.add_get(f"{base}/widgets", widgets)
-    app.router.add_get(f"{base}/agents", agents)
-    app.router.add_get(f"{base}/tokens", tokens)
-    app.router.add_get(f"{base}/audit", audit)
-    app.router.add_get(f"{base}/subjects", subjects)
-    app.router.add_post(f"{base}/subjects/export", subject_export)
-    app.router.add_post(f"{base}/subjects/erase/confirm", subject_erase_confirm)
-    app.router.add_post(f"{base}/subjects/erase", subject_erase)
+ROUTES = [  # (method, path under /panel, handler)
+    ("GET", "/widgets", widgets),
+    ("GET", "/agents", agents),
+    ("GET", "/tokens", tokens),
+    ("GET", "/audit", audit),
+    ("GET", "/subjects", subjects),
+    ("POST", "/subjects/export", subject_export),
+    ("POST", "/subjects/erase/confirm", subject_erase_confirm),
+    ("POST", "/subjects/erase", subject_erase),
+]

@@ -13,6 +13,7 @@ from callengine.access import Permission, Principal, require
 from callengine.errors import InvalidInput, NotFound
 from callengine.model import LEAD_STATUSES
 from callengine.services import views
+from callengine.web.admin import stream_wav
 from callengine.web.panel.context import principal
 from callengine.web.panel.render import form, page, panel_services, render
 
@@ -69,19 +70,7 @@ async def recording_audio(request: web.Request) -> web.StreamResponse:
     the playback."""
     who = principal(request)
     plain = await panel_services(request).recordings.play(who, request.match_info["recording_id"])
-    response = web.StreamResponse(headers={
-        "Content-Type": "audio/wav",
-        "Content-Length": str(44 + plain.size),
-        "Content-Disposition": "inline",
-        "Cache-Control": "no-store",
-        "X-Recording-Complete": "true" if plain.complete else "false",
-    })
-    await response.prepare(request)
-    await response.write(plain.wav_header())
-    for chunk in plain.chunks:
-        await response.write(chunk)
-    await response.write_eof()
-    return response
+    return await stream_wav(request, plain, **{"Content-Disposition": "inline"})
 
 
 async def _recording(request: web.Request, who: Principal) -> dict:
@@ -145,12 +134,13 @@ async def report_csv(request: web.Request) -> web.Response:
         "Content-Disposition": f'attachment; filename="{name}"'})
 
 
-def add_routes(app: web.Application, base: str) -> None:
-    app.router.add_get(f"{base}/leads", leads)
-    app.router.add_get(f"{base}/leads/{{lead_id}}", lead)
-    app.router.add_post(f"{base}/leads/{{lead_id}}/number", show_number)
-    app.router.add_get(f"{base}/recordings/{{recording_id}}/audio", recording_audio)
-    app.router.add_get(f"{base}/recordings/{{recording_id}}/delete", delete_form)
-    app.router.add_post(f"{base}/recordings/{{recording_id}}/delete", delete)
-    app.router.add_get(f"{base}/reports", reports)
-    app.router.add_get(f"{base}/reports.csv", report_csv)
+ROUTES = [  # (method, path under /panel, handler)
+    ("GET", "/leads", leads),
+    ("GET", "/leads/{lead_id}", lead),
+    ("POST", "/leads/{lead_id}/number", show_number),
+    ("GET", "/recordings/{recording_id}/audio", recording_audio),
+    ("GET", "/recordings/{recording_id}/delete", delete_form),
+    ("POST", "/recordings/{recording_id}/delete", delete),
+    ("GET", "/reports", reports),
+    ("GET", "/reports.csv", report_csv),
+]

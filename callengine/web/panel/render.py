@@ -15,6 +15,7 @@ from aiohttp import web
 
 from callengine.access import Permission
 from callengine.services import Services
+from callengine.web.deps import SERVICES
 from callengine.web.panel.context import CSRF_TOKEN, LANGUAGE, principal
 from callengine.web.panel.texts import LANGUAGES, TEXTS
 from callengine.web.problems import problem_for
@@ -32,16 +33,16 @@ PANEL_HEADERS = {
 LANGUAGE_COOKIE = "panel_language"  # set by POST /panel/language; the session middleware reads it
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-_SERVICES = web.AppKey("panel_services", Services)
+_SERVICES = web.RequestKey("panel_services", Services)
 
 
 def panel_services(request: web.Request) -> Services:
-    """The services acting for the panel (channel "panel": its unmasks say so)."""
-    return request.app[_SERVICES]
-
-
-def install_services(app: web.Application, base: Services) -> None:
-    app[_SERVICES] = base.on_channel("panel")
+    """The services acting for the panel (channel "panel": its unmasks say so, and its reads
+    are not token uses), over the app's store; made once per request (a few small objects)."""
+    found = request.get(_SERVICES)
+    if found is None:
+        found = request[_SERVICES] = request.app[SERVICES].on_channel("panel")
+    return found
 
 
 def language(request: web.Request) -> str:
