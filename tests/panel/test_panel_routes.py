@@ -237,3 +237,44 @@ def test_both_languages_have_the_same_texts():
 async def test_static_css_is_served(client):
     response = await client.get("/panel/static/panel.css")
     assert response.status == 200 and response.content_type == "text/css"
+
+
+async def test_the_admin_creates_agents_groups_and_tokens_and_revokes_a_token(client, panel):
+    h = user_headers("admin")
+    made = await client.post("/panel/agents", data={
+        "csrf": CSRF, "name": "bob", "endpoint": "PJSIP/agent2"}, headers=h)
+    assert made.status == 200 and "PJSIP/agent2" in await made.text()  # after the redirect
+    again = await client.post("/panel/agents", data={
+        "csrf": CSRF, "name": "bob", "endpoint": "PJSIP/agent2"}, headers=h)
+    assert again.status == 409 and again.content_type == "text/html"
+    group = await client.post("/panel/groups", data=[
+        ("csrf", CSRF), ("name", "support"), ("strategy", "sequential"), ("ring_timeout", "15"),
+        ("agents", "alice"), ("agents", "bob")], headers=h)
+    assert group.status == 200 and "alice, bob" in await group.text()
+    bad = await client.post("/panel/groups", data={
+        "csrf": CSRF, "name": "empty", "strategy": "ring-all", "ring_timeout": "x"}, headers=h)
+    assert bad.status == 422
+    token = await client.post("/panel/tokens", data={"csrf": CSRF, "name": "crm",
+                                                     "role": "supervisor"}, headers=h)
+    html = await token.text()
+    secret = re.search(r'data-part="token">(ce_[^<]+)<', html).group(1)
+    assert (await panel.services.tokens.principal_for(secret)).actor == "crm"
+    listed = await (await client.get("/panel/tokens", headers=h)).text()
+    assert "crm" in listed and secret not in listed
+    await client.post("/panel/tokens/crm/revoke", data={"csrf": CSRF}, headers=h)
+    assert await panel.services.tokens.principal_for(secret) is None
+    assert [a for a in await actions(panel) if a.startswith(("config", "tokens"))] == [
+        "config.agent.create", "config.group.create", "tokens.create", "tokens.revoke"]
+
+
+@pytest.mark.parametrize("role", ["supervisor", "agent", "viewer"])
+async def test_configuration_is_refused_to_all_but_the_admin(client, panel, role):
+    h = user_headers(role)
+    for path, data in (("/panel/agents", {"name": "eve", "endpoint": "PJSIP/eve"}),
+                       ("/panel/groups", {"name": "g", "strategy": "ring-all",
+                                          "ring_timeout": "20", "agents": "alice"}),
+                       ("/panel/tokens", {"name": "t", "role": "admin"}),
+                       ("/panel/tokens/x/revoke", {})):
+        response = await client.post(path, data={"csrf": CSRF, **data}, headers=h)
+        assert response.status == 403, path
+    assert await actions(panel) == []

@@ -9,9 +9,10 @@ from html import escape
 
 from aiohttp import web
 
-from callengine.access import Forbidden, Permission
+from callengine.access import Forbidden, Permission, Role
+from callengine.flow import Strategy
 from callengine.web.panel.context import principal
-from callengine.web.panel.render import form, page, panel_services, render
+from callengine.web.panel.render import PANEL, form, page, panel_services, render
 
 
 @page
@@ -30,13 +31,53 @@ async def agents(request: web.Request) -> web.Response:
     who = principal(request)
     services = panel_services(request)
     return render(request, "agents.html", {"agents": await services.config.agents(who),
-                                           "groups": await services.config.groups(who)})
+                                           "groups": await services.config.groups(who),
+                                           "strategies": [s.value for s in Strategy]})
+
+
+@page
+async def create_agent(request: web.Request) -> web.Response:
+    data = await form(request)
+    await panel_services(request).config.add_agent(principal(request), data.get("name"),
+                                                   data.get("endpoint"))
+    raise web.HTTPSeeOther(f"{PANEL}/agents")
+
+
+@page
+async def create_group(request: web.Request) -> web.Response:
+    data = await form(request)
+    members = [v for v in (await request.post()).getall("agents", []) if isinstance(v, str)]
+    await panel_services(request).config.add_group(
+        principal(request), data.get("name"), data.get("strategy"),
+        _whole(data.get("ring_timeout", "")), members)
+    raise web.HTTPSeeOther(f"{PANEL}/agents")
+
+
+def _whole(text: str) -> int | str:
+    """A form's number as int (the service validates the range); else the text, refused."""
+    return int(text) if text.strip().isdigit() else text
+
+
+@page
+async def create_token(request: web.Request) -> web.Response:
+    """The new token is shown once, in this answer's body (never in a URL)."""
+    data = await form(request)
+    made = await panel_services(request).tokens.create(principal(request), data.get("name"),
+                                                       data.get("role"))
+    return render(request, "token_made.html", {"made": made})
+
+
+@page
+async def revoke_token(request: web.Request) -> web.Response:
+    await form(request)
+    await panel_services(request).tokens.revoke(principal(request), request.match_info["name"])
+    raise web.HTTPSeeOther(f"{PANEL}/tokens")
 
 
 @page
 async def tokens(request: web.Request) -> web.Response:
     rows = await panel_services(request).tokens.list(principal(request))
-    return render(request, "tokens.html", {"tokens": rows})
+    return render(request, "tokens.html", {"tokens": rows, "roles": [r.value for r in Role]})
 
 
 @page
@@ -84,6 +125,10 @@ async def subject_erase(request: web.Request) -> web.Response:
 ROUTES = [  # (method, path under /panel, handler)
     ("GET", "/widgets", widgets),
     ("GET", "/agents", agents),
+    ("POST", "/agents", create_agent),
+    ("POST", "/groups", create_group),
+    ("POST", "/tokens", create_token),
+    ("POST", "/tokens/{name}/revoke", revoke_token),
     ("GET", "/tokens", tokens),
     ("GET", "/audit", audit),
     ("GET", "/subjects", subjects),

@@ -149,6 +149,13 @@ EN: dict[str, str] = {
     "invalid_title": "Not valid",
     "back": "Back to the leads",
     "board_title": "Live board",
+    "new_agent": "New agent",
+    "new_group": "New group",
+    "new_token": "New API token",
+    "create": "Create",
+    "revoke": "Revoke",
+    "token_made": "The new API token",
+    "token_once": "Copy it now: it is shown only this once (only its hash is kept).",
 }
 
 PL: dict[str, str] = {
@@ -295,6 +302,13 @@ PL: dict[str, str] = {
     "invalid_title": "Niepoprawne dane",
     "back": "Wróć do zgłoszeń",
     "board_title": "Tablica na żywo",
+    "new_agent": "Nowy konsultant",
+    "new_group": "Nowa grupa",
+    "new_token": "Nowy token API",
+    "create": "Utwórz",
+    "revoke": "Unieważnij",
+    "token_made": "Nowy token API",
+    "token_once": "Skopiuj go teraz: jest pokazany tylko ten jeden raz (zapisujemy tylko skrót).",
 }
 
 TEXTS = {"en": EN, "pl": PL}
