@@ -16,6 +16,7 @@ from callengine.config import Config
 from callengine.recordings import RecordingVault, load_private_keys
 from callengine.services.audit import AuditLog
 from callengine.services.base import Context
+from callengine.services.board import Board
 from callengine.services.challenges import ChallengeBook
 from callengine.services.clauses import Clauses
 from callengine.services.configuration import Configuration
@@ -51,6 +52,7 @@ class Services:
         self.subjects = Subjects(context)
         self.reports = Reports(context)
         self.clauses = Clauses(context)
+        self.board = Board(context)
 
     def on_channel(self, channel: str) -> Services:
         """The same use cases over the same store, acting for another edge (the panel: its

@@ -6,6 +6,10 @@ forbidden acts refused, screenshots of each page and an axe scan of each."""
 from __future__ import annotations
 
 import re
+import time
+
+from callengine.flow import Outcome, Result
+from callengine.model import Consent
 
 from tests.support.panel import CSRF, NUMBER, RECORDING_S, holds_number, user_headers
 from tests.widget.conftest import SCREENSHOTS
@@ -13,6 +17,7 @@ from tests.widget.conftest import SCREENSHOTS
 PAGES = {  # name: (path, roles that may open it)
     "leads": ("/panel/leads", ("admin", "supervisor", "agent", "viewer")),
     "lead": ("/panel/leads/{lead}", ("admin", "supervisor", "agent", "viewer")),
+    "board": ("/panel/board", ("admin", "supervisor", "agent", "viewer")),
     "reports": ("/panel/reports?widget=shop", ("admin", "supervisor", "viewer")),
     "widgets": ("/panel/widgets", ("admin",)),
     "agents": ("/panel/agents", ("admin",)),
@@ -173,6 +178,27 @@ async def test_screenshots_and_accessibility_of_each_page_for_each_role(browser,
     await s.close()
     assert bad == [], bad
     print(f"\nscreenshots in {SCREENSHOTS}")
+
+
+async def test_the_live_board_updates_by_server_sent_events(browser, served):
+    panel, origin = served
+    s = await Session.open(browser, "viewer")
+    await s.page.goto(origin + "/panel/board")
+    calls = s.page.locator("[data-part=calls] tr")
+    assert await calls.count() == 0
+    lead = await panel.store.create_lead(
+        await panel.store.get_widget("shop"), phone_e164="+48601234999", phone_region="PL",
+        phone_kind="mobile", name=None, email=None, consent=Consent(False, False, "2026-12"),
+        now=time.time())
+    attempt = await panel.store.start_attempt(lead.id, time.time())
+    await s.page.locator(f"[data-part=calls] tr[data-lead='{lead.id}']").wait_for(timeout=10_000)
+    assert "+48 *** *** 999" in await calls.first.text_content()
+    await panel.store.finish_attempt(attempt, Result(Outcome.CONNECTED, talk_s=1.0,
+                                                     connected=True), time.time(), retry_at=None)
+    await s.page.locator(f"[data-part=calls] tr[data-lead='{lead.id}']").wait_for(
+        state="detached", timeout=10_000)
+    assert "601234999" not in await s.page.content()
+    await s.close()
 
 
 async def test_no_inline_script_or_style_runs_under_the_csp(browser, served):

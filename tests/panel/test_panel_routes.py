@@ -4,22 +4,24 @@ never hold the full number."""
 
 from __future__ import annotations
 
+import json
 import re
+import time
 
 import pytest
 
-from callengine.model import RECORDING_DELETED
+from callengine.model import RECORDING_DELETED, Consent
 from callengine.web.panel.texts import EN, PL
 from tests.support.panel import CSRF, NUMBER, RATE, RECORDING_S, holds_number, user_headers
 
 ROLES = ("admin", "supervisor", "agent", "viewer")
-PAGES = ["/panel/leads", "/panel/leads/{lead}", "/panel/reports",
+PAGES = ["/panel/leads", "/panel/board", "/panel/leads/{lead}", "/panel/reports",
          "/panel/reports?widget=shop", "/panel/reports.csv?widget=shop", "/panel/widgets",
          "/panel/agents", "/panel/tokens", "/panel/audit", "/panel/subjects",
          "/panel/recordings/{recording}/delete"]
 # Who may open each page (the rest get the 403 page).
 MAY_OPEN = {
-    "/panel/leads": set(ROLES), "/panel/leads/{lead}": set(ROLES),
+    "/panel/leads": set(ROLES), "/panel/leads/{lead}": set(ROLES), "/panel/board": set(ROLES),
     "/panel/reports": {"admin", "supervisor", "viewer"},
     "/panel/reports?widget=shop": {"admin", "supervisor", "viewer"},
     "/panel/reports.csv?widget=shop": {"admin", "supervisor", "viewer"},
@@ -55,7 +57,9 @@ async def test_each_page_opens_for_the_roles_that_may_and_is_403_html_for_the_re
         assert "'unsafe-inline'" not in csp and response.headers["X-Frame-Options"] == "DENY"
         assert response.headers["Cache-Control"] == "no-store"
         assert holds_number(body) == [], (page, role)  # no page shows the number by itself
-        assert b"<script" not in body and b"style=" not in body  # nothing inline
+        assert not re.search(rb"<script(?![^>]*\ssrc=)", body)  # no inline script
+        assert b"style=" not in body and b"<style" not in body
+        assert not re.search(rb"\son[a-z]+=", body) and b"javascript:" not in body
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -278,3 +282,20 @@ async def test_configuration_is_refused_to_all_but_the_admin(client, panel, role
         response = await client.post(path, data={"csrf": CSRF, **data}, headers=h)
         assert response.status == 403, path
     assert await actions(panel) == []
+
+
+async def test_the_board_streams_its_snapshot_as_server_sent_events(client, panel):
+    queued = await panel.store.create_lead(
+        await panel.store.get_widget("shop"), phone_e164="+48601234999", phone_region="PL",
+        phone_kind="mobile", name=None, email=None,
+        consent=Consent(False, False, "2026-12"), now=time.time())
+    await panel.store.start_attempt(queued.id, time.time())
+    html = await (await client.get("/panel/board", headers=user_headers("viewer"))).text()
+    assert queued.id in html and "+48 *** *** 999" in html and "601234999" not in html
+    async with client.get("/panel/board/events", headers=user_headers("viewer")) as events:
+        assert events.content_type == "text/event-stream"
+        assert (await events.content.readline()) == b"event: board\n"
+        data = json.loads((await events.content.readline()).decode()[len("data: "):])
+    assert [c["lead"] for c in data["calls"]] == [queued.id]
+    assert data["calls"][0]["phone"] == "+48 *** *** 999"
+    assert data["agents"] == [{"name": "alice", "enabled": True}]

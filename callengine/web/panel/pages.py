@@ -5,6 +5,9 @@ number is in that answer's body only, never in a URL."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 from datetime import date, timedelta
 
 from aiohttp import web
@@ -134,6 +137,42 @@ async def report_csv(request: web.Request) -> web.Response:
         "Content-Disposition": f'attachment; filename="{name}"'})
 
 
+BOARD_EVERY_S = 1.0  # how often the board's stream looks for a change
+BOARD_FOR_S = 300.0  # a stream ends after this (EventSource reconnects by itself)
+
+
+@page
+async def board(request: web.Request) -> web.Response:
+    snapshot = await panel_services(request).board.snapshot(principal(request))
+    return render(request, "board.html", {"board": snapshot})
+
+
+@page
+async def board_events(request: web.Request) -> web.StreamResponse:
+    """Server-sent events: the board's snapshot (JSON) each time it changes."""
+    who = principal(request)
+    services = panel_services(request)
+    snapshot = await services.board.snapshot(who)  # refused before the stream opens
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                           "Cache-Control": "no-store"})
+    await response.prepare(request)
+    last = None
+    loop = asyncio.get_running_loop()
+    until = loop.time() + BOARD_FOR_S
+    while loop.time() < until:
+        if request.transport is None or request.transport.is_closing():
+            break  # the browser went away (aiohttp does not cancel the handler)
+        text = json.dumps(snapshot, separators=(",", ":"))
+        if text != last:
+            await response.write(f"event: board\ndata: {text}\n\n".encode())
+            last = text
+        await asyncio.sleep(BOARD_EVERY_S)
+        snapshot = await services.board.snapshot(who)
+    with contextlib.suppress(ConnectionResetError):
+        await response.write_eof()
+    return response
+
+
 ROUTES = [  # (method, path under /panel, handler)
     ("GET", "/leads", leads),
     ("GET", "/leads/{lead_id}", lead),
@@ -141,6 +180,8 @@ ROUTES = [  # (method, path under /panel, handler)
     ("GET", "/recordings/{recording_id}/audio", recording_audio),
     ("GET", "/recordings/{recording_id}/delete", delete_form),
     ("POST", "/recordings/{recording_id}/delete", delete),
+    ("GET", "/board", board),
+    ("GET", "/board/events", board_events),
     ("GET", "/reports", reports),
     ("GET", "/reports.csv", report_csv),
 ]
