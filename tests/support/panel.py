@@ -105,7 +105,8 @@ async def seeded_panel(tmp_path: Path) -> AsyncIterator[Panel]:
                             origin="https://shop.example"))
         attempt = await store.start_attempt(lead.id, now - 590)
         recording_id = await seed_recording(store, vault, attempt, public,
-                                            two_tones(RECORDING_S, RATE), sample_rate=RATE)
+                                            two_tones(RECORDING_S, RATE), sample_rate=RATE,
+                                            started_at=now - 575)
         await store.finish_attempt(attempt, Result(
             Outcome.CONNECTED, cause="normal clearing", q850=16, agent="PJSIP/agent1",
             agent_ring_s=4.0, visitor_ring_s=6.5, talk_s=RECORDING_S, connected=True),
