@@ -215,3 +215,21 @@ async def test_no_inline_script_or_style_runs_under_the_csp(browser, served):
         "getComputedStyle(document.querySelector('.top')).borderBottomStyle")
     assert colour == "solid"  # the external stylesheet applied
     await s.close()
+
+
+async def test_polish_through_the_language_switch(browser, served):
+    from axe_playwright_python.async_playwright import Axe
+    panel, origin = served
+    s = await Session.open(browser, "supervisor", width=768)
+    await s.page.goto(origin + path_of("lead", panel))
+    await s.page.select_option("#language", "pl")
+    await s.page.locator("form[action='/panel/language'] button").click()
+    await s.page.locator("h1", has_text="Zgłoszenie").wait_for()
+    assert s.page.url.endswith(path_of("lead", panel))  # back on the same page
+    assert await s.page.get_attribute("html", "lang") == "pl"
+    assert "Dowód zgody" in await s.page.content()
+    await s.page.screenshot(path=str(SCREENSHOTS / "panel-lead-supervisor-pl-768.png"),
+                            full_page=True)
+    violations = (await Axe().run(s.page)).response["violations"]
+    assert [v["id"] for v in violations if v["impact"] in ("serious", "critical")] == []
+    await s.close()

@@ -57,6 +57,9 @@ async def test_each_page_opens_for_the_roles_that_may_and_is_403_html_for_the_re
         assert "'unsafe-inline'" not in csp and response.headers["X-Frame-Options"] == "DENY"
         assert response.headers["Cache-Control"] == "no-store"
         assert holds_number(body) == [], (page, role)  # no page shows the number by itself
+        if response.content_type == "text/html":
+            title = re.search(rb"<title>(.*?)</title>", body, re.S).group(1)
+            assert b"<" not in title and body.count(b"<h1") == 1, (page, role)
         assert not re.search(rb"<script(?![^>]*\ssrc=)", body)  # no inline script
         assert b"style=" not in body and b"<style" not in body
         assert not re.search(rb"\son[a-z]+=", body) and b"javascript:" not in body

@@ -13,7 +13,7 @@ from datetime import date, timedelta
 from aiohttp import web
 
 from callengine.access import Permission, Principal, require
-from callengine.errors import InvalidInput, NotFound
+from callengine.errors import InvalidInput
 from callengine.model import LEAD_STATUSES
 from callengine.services import views
 from callengine.web.admin import stream_wav
@@ -78,11 +78,7 @@ async def recording_audio(request: web.Request) -> web.StreamResponse:
 
 async def _recording(request: web.Request, who: Principal) -> dict:
     """The recording named in the path (any status), with what the confirmation shows."""
-    recording_id = request.match_info["recording_id"]
-    for item in await panel_services(request).recordings.list(who, include_deleted=True):
-        if item["id"] == recording_id:
-            return item
-    raise NotFound("recording", recording_id)
+    return await panel_services(request).recordings.get(who, request.match_info["recording_id"])
 
 
 @page
