@@ -17,13 +17,15 @@ from callengine.web.panel.render import PANEL, form, page, panel_services, rende
 
 @page
 async def widgets(request: web.Request) -> web.Response:
-    items = await panel_services(request).config.widgets(principal(request))
+    who = principal(request)
+    services = panel_services(request)
     origin = f"{request.scheme}://{request.host}"
     return render(request, "widgets.html", {"widgets": [
         {"widget": w, "settings": w.settings.to_json(),
+         "clauses": await services.clauses.list(who, w.id),
          "embed": f'<script async src="{escape(origin)}/widget.js"'
                   f' data-widget="{escape(w.public_key)}"></script>'}
-        for w in items]})
+        for w in await services.config.widgets(who)]})
 
 
 @page
