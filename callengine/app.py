@@ -104,9 +104,10 @@ async def _serve(config: Config, store: Store, ari: AriClient, vault: RecordingV
                         login_policy=LoginPolicy.of(config.panel))
     async with listening(WebDeps(services, config.http.admin_token,
                                  header_timeout_s=config.http.header_timeout_s,
-                                 body_timeout_s=config.http.body_timeout_s),
+                                 body_timeout_s=config.http.body_timeout_s,
+                                 panel_secure_cookies=config.panel.secure_cookies),
                          config.http.host, config.http.port) as port:
-        log.info("HTTP API on %s:%d", config.http.host, port)
+        log.info("HTTP API on %s:%d, the panel at /panel/", config.http.host, port)
         # The purge runs in a process of its own (the interpreter lock stays the visitors');
         # its writes take turns with the engine's on the store's write lock.
         purges = start_schedule(

@@ -14,6 +14,7 @@ from typing import Any
 from callengine.access import Permission, Principal, require
 from callengine.errors import InvalidInput, NotFound
 from callengine.services.base import Service
+from callengine.storage import Store
 
 _VERSION = re.compile(r"[A-Za-z0-9._-]{1,64}")  # the same rule as a lead's clause_version
 _LANGUAGE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})?")
@@ -103,6 +104,12 @@ class Clauses(Service):
         await self.store.get_widget(widget_id)
         return await self.store.list_clauses(widget_id, language)
 
+    async def shown_for(self, who: Principal, lead_id: str) -> dict[str, Any] | None:
+        """The consent evidence of one lead: the exact clause text its visitor saw, checked
+        against the hash the lead kept (`clause_shown`); for whoever may read the lead."""
+        require(who, Permission.READ_LEADS)
+        return await clause_shown(self.store, await self.store.get_lead(lead_id))
+
     async def get(self, widget_id: str, language: str, version: str) -> dict[str, Any]:
         return await self.store.get_clause(widget_id, language, version)
 
@@ -119,6 +126,26 @@ class Clauses(Service):
         widget has no clause records at all (an unregistered clause), InvalidInput-like
         NotFound when it has some but not this one."""
         return await self.store.clause_for_lead(widget_id, tuple(fallbacks(language)), version)
+
+
+async def clause_shown(store: Store, lead: Any) -> dict[str, Any] | None:
+    """The exact clause text the lead's visitor saw: its record (widget, language, version),
+    checked against the hash the lead stored; None for an unregistered clause."""
+    consent = lead.consent
+    if consent.clause_sha256 is None or consent.clause_language is None:
+        return None
+    try:
+        clause = await store.get_clause(lead.widget_id, consent.clause_language,
+                                        consent.clause_version)
+    except NotFound:
+        return {"text": None, "sha256": consent.clause_sha256, "verified": False}
+    return {"text": clause["text"], "sha256": consent.clause_sha256,
+            "privacy_url": clause["privacy_url"],
+            "notice_text": clause.get("notice_text")
+            if consent.notice_version and clause.get("notice_version") == consent.notice_version
+            else None,
+            "verified": clause["sha256"] == consent.clause_sha256
+            and hashlib.sha256(clause["text"].encode()).hexdigest() == consent.clause_sha256}
 
 
 def clause_view(clause: dict[str, Any]) -> dict[str, Any]:

@@ -62,6 +62,11 @@ class Configuration(Service):
                              json.dumps(parsed.to_json(), sort_keys=True, separators=(",", ":")))
         return widget
 
+    async def widget_choices(self, who: Principal) -> list[tuple[str, str]]:
+        """Each widget's id and name (no settings), for the filters of those who read leads."""
+        require(who, Permission.READ_LEADS)
+        return [(w.id, w.name) for w in await self.store.list_widgets()]
+
     async def widgets(self, who: Principal) -> list[Widget]:
         require(who, Permission.CONFIGURE)
         return await self.store.list_widgets()

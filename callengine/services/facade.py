@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from callengine.config import Config
 from callengine.recordings import RecordingVault, load_private_keys
 from callengine.services.audit import AuditLog
 from callengine.services.base import Context, LoginPolicy
+from callengine.services.board import Board
 from callengine.services.challenges import ChallengeBook
 from callengine.services.clauses import Clauses
 from callengine.services.configuration import Configuration
@@ -39,8 +41,10 @@ class Services:
                  challenge_key: bytes | None = None, login_policy: LoginPolicy | None = None):
         # The widgets' challenges: the configured key, else one derived from the data key.
         book = ChallengeBook(challenge_key or store.challenge_key())
-        context = Context(store, vault, clock, on_lead, channel, book,
-                          login_policy or LoginPolicy())
+        self._build(Context(store, vault, clock, on_lead, channel, book,
+                            login_policy or LoginPolicy()))
+
+    def _build(self, context: Context) -> None:
         self.context = context
         self.leads = Leads(context)
         self.progress = Progress(context)
@@ -53,6 +57,14 @@ class Services:
         self.reports = Reports(context)
         self.clauses = Clauses(context)
         self.users = Users(context)
+        self.board = Board(context)
+
+    def on_channel(self, channel: str) -> Services:
+        """The same use cases over the same store, acting for another edge (the panel: its
+        unmasks say "panel", and its reads are not token uses)."""
+        other = object.__new__(Services)
+        other._build(replace(self.context, channel=channel))
+        return other
 
     async def schema_version(self) -> int:
         return await self.context.store.schema_version()

@@ -41,6 +41,11 @@ class Recordings(Service):
                                                       include_deleted=include_deleted)
         return [views.recording_view(r) for r in recordings]
 
+    async def get(self, who: Principal, recording_id: str) -> dict[str, Any]:
+        """One recording's metadata (any status; the number masked)."""
+        require(who, Permission.READ_LEADS)
+        return views.recording_view(await self.store.get_recording(recording_id))
+
     async def _live(self, recording_id: str) -> Recording:
         recording = await self.store.get_recording(recording_id)
         if recording.status == RECORDING_DELETED:

@@ -22,7 +22,7 @@ from typing import Any
 
 from callengine.access import Permission, Principal, require
 from callengine.errors import ErasureIncomplete, InvalidInput, NotFound
-from callengine.numbers import VisitorNumber, any_number
+from callengine.numbers import VisitorNumber, any_number, mask
 from callengine.recordings import RecordingVault
 from callengine.services import views
 from callengine.services.base import Service
@@ -163,6 +163,19 @@ class Subjects(Service):
         return await export_subject(self.store, number.e164, who, self.ctx.clock(),
                                     vault=self.ctx.vault, audio_dir=audio_dir,
                                     progress=progress)
+
+    async def preview(self, who: Principal, raw_number: Any) -> dict[str, Any]:
+        """What an erasure of this number would remove (for its confirmation): the number
+        masked, each lead's id, widget, date and status, and its live recordings' count.
+        Reads no personal field beyond that, so it is not audited; the erasure is."""
+        require(who, Permission.ERASE_SUBJECT)
+        number = _subject_number(raw_number)
+        leads = await self.store.leads_for_number(number.e164)
+        recordings = await self.store.live_recording_ids([lead.id for lead in leads])
+        return {"masked": mask(number.e164), "recordings": len(recordings),
+                "leads": [{"id": lead.id, "widget": lead.widget_id,
+                           "created_at": lead.created_at, "status": lead.status}
+                          for lead in leads]}
 
     async def erase(self, who: Principal, raw_number: Any, *,
                     confirm: Callable[[VisitorNumber], bool] = lambda number: True

@@ -6,6 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from callengine.errors import InvalidInput
+from callengine.recordings import Plaintext
 from callengine.services import views
 from callengine.web.auth import principal, wants_unmasked
 from callengine.web.deps import services
@@ -81,11 +82,19 @@ async def recording_audio(request: web.Request) -> web.StreamResponse:
     """Decrypt on the fly into the response: plaintext exists only in memory, never on disk."""
     who = await principal(request)
     plain = await services(request).recordings.play(who, request.match_info["recording_id"])
+    return await stream_wav(request, plain)
+
+
+async def stream_wav(request: web.Request, plain: Plaintext, **headers: str
+                     ) -> web.StreamResponse:
+    """A played recording as a WAV streamed as it is decrypted: its header and Content-Length
+    give a browser its exact duration (the API's route and the panel's)."""
     response = web.StreamResponse(headers={
         "Content-Type": "audio/wav",
         "Content-Length": str(44 + plain.size),
         "Cache-Control": "no-store",
         "X-Recording-Complete": "true" if plain.complete else "false",
+        **headers,
     })
     await response.prepare(request)
     await response.write(plain.wav_header())

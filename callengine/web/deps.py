@@ -22,6 +22,9 @@ class WebDeps:
     events_per_client: int = 8
     events_per_lead: int = 2
     events_lifetime_s: float = 600.0
+    # The panel's cookies carry Secure (config [panel] secure_cookies; off only for plain-http
+    # development on loopback: a browser would not send them back over http otherwise).
+    panel_secure_cookies: bool = True
 
 
 DEPS = web.AppKey("deps", WebDeps)

@@ -31,9 +31,11 @@ def spec_operations(spec: dict) -> tuple[set[tuple[str, str]], set[tuple[str, st
 
 def registered_routes() -> set[tuple[str, str]]:
     """Every route the app serves as (METHOD, path template); the HEAD aiohttp adds to each
-    GET is left out (HEAD answers as GET without a body)."""
+    GET is left out (HEAD answers as GET without a body), and so are the panel's pages (HTML
+    for browsers, not the API the spec describes)."""
     app = make_app(WebDeps(services=None, admin_token="x"))  # type: ignore[arg-type]
-    routes = {(route.method, route.resource.canonical) for route in app.router.routes()}
+    routes = {(route.method, route.resource.canonical) for route in app.router.routes()
+              if not route.resource.canonical.startswith("/panel")}
     return {(m, p) for m, p in routes if not (m == "HEAD" and ("GET", p) in routes)}
 
 

@@ -1,0 +1,235 @@
+"""The panel in a real headless Chromium (Debian's, through Playwright; the widget tests'
+fixture), logged in as each role by the test session middleware: what each role receives
+(DOM, every network response, the page source), playback in the <audio> element, the
+forbidden acts refused, screenshots of each page and an axe scan of each."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from callengine.flow import Outcome, Result
+from callengine.model import Consent
+
+from tests.support.panel import CSRF, NUMBER, RECORDING_S, holds_number, user_headers
+from tests.widget.conftest import SCREENSHOTS
+
+PAGES = {  # name: (path, roles that may open it)
+    "leads": ("/panel/leads", ("admin", "supervisor", "agent", "viewer")),
+    "lead": ("/panel/leads/{lead}", ("admin", "supervisor", "agent", "viewer")),
+    "board": ("/panel/board", ("admin", "supervisor", "agent", "viewer")),
+    "reports": ("/panel/reports?widget=shop", ("admin", "supervisor", "viewer")),
+    "widgets": ("/panel/widgets", ("admin",)),
+    "agents": ("/panel/agents", ("admin",)),
+    "tokens": ("/panel/tokens", ("admin",)),
+    "audit": ("/panel/audit", ("admin",)),
+    "subjects": ("/panel/subjects", ("admin",)),
+    "delete": ("/panel/recordings/{recording}/delete", ("admin",)),
+}
+
+
+class Session:
+    """A browser context logged in as `role`, keeping every response's body."""
+
+    def __init__(self, page, bodies):
+        self.page, self.bodies = page, bodies
+
+    @classmethod
+    async def open(cls, browser, role: str, width: int = 1280, height: int = 900):
+        context = await browser.new_context(viewport={"width": width, "height": height},
+                                            extra_http_headers=user_headers(role))
+        page = await context.new_page()
+        bodies: list[tuple[str, bytes]] = []
+
+        async def keep(response):
+            try:
+                bodies.append((response.url, await response.body()))
+            except Exception:  # a streamed body the browser let go (audio): fetched below
+                pass
+        page.on("response", keep)
+        return cls(page, bodies)
+
+    async def close(self):
+        await self.page.context.close()
+
+
+def path_of(name: str, panel) -> str:
+    return PAGES[name][0].format(lead=panel.lead.id, recording=panel.recording_id)
+
+
+async def leaks(session) -> list[str]:
+    """Every place the full number shows in what the browser holds: the DOM, its text, each
+    response body (the page source among them)."""
+    page = session.page
+    found = [f"dom: {f}" for f in holds_number((await page.content()).encode())]
+    found += [f"text: {f}" for f in holds_number(
+        (await page.evaluate("document.body.innerText")).encode())]
+    for url, body in session.bodies:
+        found += [f"{url}: {f}" for f in holds_number(body)]
+    return found
+
+
+async def test_a_viewer_never_receives_the_full_number(browser, served):
+    panel, origin = served
+    s = await Session.open(browser, "viewer")
+    for name, (_, roles) in PAGES.items():
+        response = await s.page.goto(origin + path_of(name, panel))
+        assert response.status == (200 if "viewer" in roles else 403), name
+        assert await leaks(s) == [], name
+    await s.page.goto(origin + path_of("lead", panel))
+    assert await s.page.locator("button", has_text="Show number").count() == 0
+    assert await s.page.locator("audio").count() == 0
+    # asked anyway (a forged form post from the page): 403, and still no number anywhere
+    status = await s.page.evaluate("""async ([url, csrf]) => {
+        const r = await fetch(url, {method: 'POST', body: new URLSearchParams({csrf})});
+        return r.status; }""", [f"/panel/leads/{panel.lead.id}/number", CSRF])
+    assert status == 403
+    source = await s.page.evaluate("""async (url) => (await fetch(url)).text()""",
+                                   f"/panel/leads/{panel.lead.id}")
+    assert holds_number(source.encode()) == [] and await leaks(s) == []
+    csv = await s.page.evaluate("""async (url) => (await fetch(url)).text()""",
+                                "/panel/reports.csv?widget=shop")
+    assert "+48 *** *** 567" in csv and holds_number(csv.encode()) == []
+    await s.close()
+
+
+async def test_an_agent_plays_with_the_right_duration_but_cannot_delete(browser, served):
+    panel, origin = served
+    s = await Session.open(browser, "agent")
+    await s.page.goto(origin + path_of("lead", panel))
+    assert await s.page.locator(f"a[href$='/recordings/{panel.recording_id}/delete']").count() == 0
+    audio = s.page.locator("audio")
+    assert await audio.get_attribute("preload") == "none"  # opening the page plays nothing
+    assert [e.action for e in await panel.store.audit_entries()] == []
+    await s.page.locator("h1").click()  # a user gesture: the page may play
+    await audio.evaluate("a => a.play()")
+    await s.page.wait_for_function(
+        "() => { const a = document.querySelector('audio'); return a.currentTime > 0.3 }",
+        timeout=10_000)
+    duration = await audio.evaluate("a => a.duration")
+    assert abs(duration - RECORDING_S) < 0.05, duration
+    assert await audio.evaluate("a => a.error") is None
+    assert "recordings.play" in [e.action for e in await panel.store.audit_entries()]
+    assert await leaks(s) == []  # an agent doesn't unmask either
+    refused = await s.page.goto(origin + path_of("delete", panel))
+    assert refused.status == 403 and "Your role may not do this." in await s.page.content()
+    status = await s.page.evaluate("""async ([url, csrf]) => {
+        const r = await fetch(url, {method: 'POST', body: new URLSearchParams({csrf})});
+        return r.status; }""", [f"/panel/recordings/{panel.recording_id}/delete", CSRF])
+    assert status == 403
+    assert (await panel.store.get_recording(panel.recording_id)).status != "deleted"
+    await s.close()
+
+
+async def test_a_supervisor_shows_a_number_by_post_and_it_stays_out_of_the_url(browser, served):
+    panel, origin = served
+    s = await Session.open(browser, "supervisor")
+    await s.page.goto(origin + "/panel/leads")
+    assert await leaks(s) == []
+    await s.page.locator(f"tr[data-lead='{panel.lead.id}'] button").click()
+    await s.page.wait_for_load_state()
+    assert NUMBER in await s.page.locator("h1").text_content()
+    assert NUMBER not in s.page.url and "601" not in s.page.url
+    assert NUMBER not in await s.page.title()
+    entries = await panel.store.audit_entries()
+    assert [(e.action, e.actor) for e in entries] == [("numbers.unmask", "supervisor-user")]
+    await s.close()
+
+
+async def test_the_admin_deletes_a_recording_after_the_confirmation(browser, served):
+    panel, origin = served
+    s = await Session.open(browser, "admin")
+    await s.page.goto(origin + path_of("lead", panel))
+    await s.page.locator("a.danger").click()
+    await s.page.wait_for_url(re.compile(r".*/delete$"))
+    await s.page.locator("button.danger").click()
+    await s.page.locator("h1", has_text="The recording was deleted").wait_for()
+    assert (await panel.store.get_recording(panel.recording_id)).status == "deleted"
+    await s.close()
+
+
+async def test_screenshots_and_accessibility_of_each_page_for_each_role(browser, served):
+    from axe_playwright_python.async_playwright import Axe
+    panel, origin = served
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    axe = Axe()
+    bad: list[str] = []
+    for role in ("admin", "supervisor", "agent", "viewer"):
+        for width in (1280, 768):
+            s = await Session.open(browser, role, width=width)
+            for name, (_, roles) in PAGES.items():
+                if role not in roles:
+                    continue
+                response = await s.page.goto(origin + path_of(name, panel))
+                assert response.status == 200, (role, name)
+                await s.page.screenshot(path=str(SCREENSHOTS / f"panel-{name}-{role}-{width}.png"),
+                                        full_page=True)
+                results = await axe.run(s.page)
+                bad += [f"{role} {name} {width}: {v['id']} ({v['impact']})"
+                        for v in results.response["violations"]
+                        if v["impact"] in ("serious", "critical")]
+            await s.close()
+    s = await Session.open(browser, "viewer")
+    await s.page.goto(origin + path_of("widgets", panel))  # the 403 page too
+    await s.page.screenshot(path=str(SCREENSHOTS / "panel-forbidden-viewer-1280.png"))
+    bad += [f"viewer 403: {v['id']} ({v['impact']})"
+            for v in (await axe.run(s.page)).response["violations"]
+            if v["impact"] in ("serious", "critical")]
+    await s.close()
+    assert bad == [], bad
+    print(f"\nscreenshots in {SCREENSHOTS}")
+
+
+async def test_the_live_board_updates_by_server_sent_events(browser, served):
+    panel, origin = served
+    s = await Session.open(browser, "viewer")
+    await s.page.goto(origin + "/panel/board")
+    calls = s.page.locator("[data-part=calls] tr")
+    assert await calls.count() == 0
+    lead = await panel.store.create_lead(
+        await panel.store.get_widget("shop"), phone_e164="+48601234999", phone_region="PL",
+        phone_kind="mobile", name=None, email=None, consent=Consent(False, False, "2026-12"),
+        now=time.time())
+    attempt = await panel.store.start_attempt(lead.id, time.time())
+    await s.page.locator(f"[data-part=calls] tr[data-lead='{lead.id}']").wait_for(timeout=10_000)
+    assert "+48 *** *** 999" in await calls.first.text_content()
+    await panel.store.finish_attempt(attempt, Result(Outcome.CONNECTED, talk_s=1.0,
+                                                     connected=True), time.time(), retry_at=None)
+    await s.page.locator(f"[data-part=calls] tr[data-lead='{lead.id}']").wait_for(
+        state="detached", timeout=10_000)
+    assert "601234999" not in await s.page.content()
+    await s.close()
+
+
+async def test_no_inline_script_or_style_runs_under_the_csp(browser, served):
+    """The CSP holds: nothing the page carries is refused by it (no inline anything)."""
+    panel, origin = served
+    s = await Session.open(browser, "admin")
+    violations: list[str] = []
+    s.page.on("console", lambda m: violations.append(m.text)
+              if "Content Security Policy" in m.text else None)
+    for name in PAGES:
+        await s.page.goto(origin + path_of(name, panel))
+    assert violations == []
+    colour = await s.page.evaluate(
+        "getComputedStyle(document.querySelector('.top')).borderBottomStyle")
+    assert colour == "solid"  # the external stylesheet applied
+    await s.close()
+
+
+async def test_polish_through_the_language_switch(browser, served):
+    from axe_playwright_python.async_playwright import Axe
+    panel, origin = served
+    s = await Session.open(browser, "supervisor", width=768)
+    await s.page.goto(origin + path_of("lead", panel))
+    await s.page.select_option("#language", "pl")
+    await s.page.locator("form[action='/panel/language'] button").click()
+    await s.page.locator("h1", has_text="Zgłoszenie").wait_for()
+    assert s.page.url.endswith(path_of("lead", panel))  # back on the same page
+    assert await s.page.get_attribute("html", "lang") == "pl"
+    assert "Dowód zgody" in await s.page.content()
+    await s.page.screenshot(path=str(SCREENSHOTS / "panel-lead-supervisor-pl-768.png"),
+                            full_page=True)
+    violations = (await Axe().run(s.page)).response["violations"]
+    assert [v["id"] for v in violations if v["impact"] in ("serious", "critical")] == []
+    await s.close()
