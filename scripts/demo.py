@@ -112,6 +112,9 @@ host = "127.0.0.1"
 port = {PORT}
 admin_token_file = "secrets/admin_token"
 
+[panel]
+secure_cookies = false  # plain http on loopback: a browser sends Secure cookies over https only
+
 [dialing]
 poll_interval_s = 0.5
 
@@ -131,6 +134,21 @@ fifo_dir_asterisk = "/var/lib/callengine-asterisk/fifo"
 dir = "../asterisk/state/prompts"
 dir_asterisk = "/var/lib/callengine-asterisk/prompts"
 """)
+
+
+async def log_in_to_panel(password: str) -> str:
+    """As a browser would: the login form (its CSRF field), the session cookie, the leads page."""
+    import re
+
+    base = f"http://127.0.0.1:{PORT}/panel"
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        async with session.get(f"{base}/login") as answer:
+            csrf = re.search(r'name="csrf" value="([^"]+)"', await answer.text()).group(1)
+        async with session.post(f"{base}/login", data={
+                "username": "demo", "password": password, "csrf": csrf}) as answer:
+            page = await answer.text()
+        rows = page.count("<tr") - 1
+        return f"{answer.url.path}: HTTP {answer.status}, {rows} lead row(s), numbers masked"
 
 
 async def follow(public_key: str) -> str:
@@ -190,6 +208,12 @@ def main() -> int:
                    "--privacy-url", "https://shop.example/privacy")
     print(f"widget shop (public key {public_key}), group sales: alice = PJSIP/agent1,"
           " calls recorded (with consent)")
+    # A supervisor for the panel (an admin would need a TOTP app): sees leads, unmasks
+    # (audited), plays recordings, reads reports.
+    panel_password = DEMO / "secrets" / "panel_password"
+    panel_password.write_text(secrets.token_urlsafe(12) + "\n")
+    panel_password.chmod(0o600)
+    callengine("user", "add", "demo", "supervisor", "--password-file", str(panel_password))
     env = {**os.environ}
     log = open(DEMO / "engine.log", "wb")
     engine = subprocess.Popen(
@@ -198,11 +222,15 @@ def main() -> int:
     )
     page = serve_page(public_key)
     print(f"demo page embedding the widget: {PAGE_ORIGIN}/  (Polish: {PAGE_ORIGIN}/?lang=pl)")
+    print(f"panel: http://127.0.0.1:{PORT}/panel/  log in as demo (supervisor), password"
+          f" {panel_password.read_text().strip()}  (in {panel_password})")
     try:
         # Alice answers after 1.5 s; the visitor after 2 s and hangs up after 5 s of talk.
         with Phone(5081, "answer", tone_hz=440, answer_after_ms=1500), \
                 Phone(5070, "answer", tone_hz=1000, answer_after_ms=2000, hangup_after_ms=5000):
             lead_id = asyncio.run(follow(public_key))
+        print("panel, logged in as demo: "
+              + asyncio.run(log_in_to_panel(panel_password.read_text().strip())))
         if "--serve" in sys.argv[1:]:
             print(f"serving the demo page at {PAGE_ORIGIN}/ and the engine; Ctrl-C ends")
             try:
