@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from callengine.access import Principal, Role
 from callengine.model import RECORDING_DELETED, Consent
 from callengine.web.panel.texts import EN, PL
 from tests.support.panel import CSRF, NUMBER, RATE, RECORDING_S, holds_number, user_headers
@@ -244,6 +245,29 @@ def test_both_languages_have_the_same_texts():
 async def test_static_css_is_served(client):
     response = await client.get("/panel/static/panel.css")
     assert response.status == 200 and response.content_type == "text/css"
+
+
+async def test_a_refused_form_comes_back_with_the_reason_beside_its_field(client, panel):
+    h = user_headers("admin")
+    bad = await client.post("/panel/groups", data=[
+        ("csrf", CSRF), ("name", "night-shift"), ("strategy", "sequential"),
+        ("ring_timeout", "x"), ("agents", "alice")], headers=h)
+    html = await bad.text()
+    assert bad.status == 422 and bad.content_type == "text/html"
+    field = re.search(r'<input id="g-timeout"[^>]*>', html).group(0)
+    assert 'aria-invalid="true"' in field and 'value="x"' in field
+    error = re.search(r'<span class="field-error" id="group-ring_timeout-error"[^>]*>([^<]+)<',
+                      html)
+    assert error and error.group(1).strip(), html
+    assert 'value="night-shift"' in html and '<option selected>sequential</option>' in html
+    assert re.search(r'value="alice" checked>', html)  # the members ticked stay ticked
+    assert 'id="a-name" name="name" value=""' in html  # the other form is left alone
+    again = await client.post("/panel/agents", data={
+        "csrf": CSRF, "name": "alice", "endpoint": "PJSIP/agent9"}, headers=h)
+    text = await again.text()
+    assert again.status == 409 and re.search(r'class="form-error" role="alert">[^<]*alice', text)
+    assert 'value="PJSIP/agent9"' in text
+    assert len(await panel.services.config.agents(Principal("t", Role.ADMIN))) == 1
 
 
 async def test_the_admin_creates_agents_groups_and_tokens_and_revokes_a_token(client, panel):

@@ -12,7 +12,7 @@ from aiohttp import web
 from callengine.access import Forbidden, Permission, Role
 from callengine.flow import Strategy
 from callengine.web.panel.context import principal
-from callengine.web.panel.render import PANEL, form, page, panel_services, render
+from callengine.web.panel.render import PANEL, form, form_page, page, panel_services, render
 
 
 @page
@@ -28,16 +28,20 @@ async def widgets(request: web.Request) -> web.Response:
         for w in await services.config.widgets(who)]})
 
 
-@page
-async def agents(request: web.Request) -> web.Response:
+async def _agents_context(request: web.Request) -> dict:
     who = principal(request)
     services = panel_services(request)
-    return render(request, "agents.html", {"agents": await services.config.agents(who),
-                                           "groups": await services.config.groups(who),
-                                           "strategies": [s.value for s in Strategy]})
+    return {"agents": await services.config.agents(who),
+            "groups": await services.config.groups(who),
+            "strategies": [s.value for s in Strategy]}
 
 
 @page
+async def agents(request: web.Request) -> web.Response:
+    return render(request, "agents.html", await _agents_context(request))
+
+
+@form_page("agents.html", "agent", _agents_context)
 async def create_agent(request: web.Request) -> web.Response:
     data = await form(request)
     await panel_services(request).config.add_agent(principal(request), data.get("name"),
@@ -45,7 +49,7 @@ async def create_agent(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther(f"{PANEL}/agents")
 
 
-@page
+@form_page("agents.html", "group", _agents_context)
 async def create_group(request: web.Request) -> web.Response:
     data = await form(request)
     members = [v for v in (await request.post()).getall("agents", []) if isinstance(v, str)]

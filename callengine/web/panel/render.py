@@ -14,6 +14,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from callengine.access import Permission
+from callengine.errors import Conflict, InvalidInput
 from callengine.services import Services
 from callengine.web.deps import SERVICES
 from callengine.web.panel.context import CSRF_TOKEN, LANGUAGE, principal
@@ -101,6 +102,34 @@ def page(handler: Handler) -> Handler:
             log.info("panel %s: %s %s", request.path, problem.status, problem.slug)
             return error_page(request, problem.status, problem.detail or problem.title)
     return wrapped
+
+
+FormContext = Callable[[web.Request], Awaitable[dict[str, Any]]]
+
+
+def form_page(template: str, form_id: str, context: FormContext) -> Callable[[Handler], Handler]:
+    """A POST handler of the form `form_id` on `template`: a refused field (InvalidInput) or a
+    conflict re-renders that page (422/409) with the message beside the field (or above the
+    form), what was typed kept in the fields; `context` gives the page's other contents. Any
+    other domain error is answered as `page` does."""
+    def decorate(handler: Handler) -> Handler:
+        @wraps(handler)
+        async def wrapped(request: web.Request) -> web.StreamResponse:
+            try:
+                return await handler(request)
+            except (InvalidInput, Conflict) as exc:
+                if isinstance(exc, InvalidInput):
+                    status, errors = 422, {exc.field: exc.message}
+                else:
+                    status, errors = 409, {"": str(exc)}
+                values = await request.post()
+                log.info("panel %s: %s refused field %s", request.path, status, next(iter(errors)))
+                return render(request, template, {
+                    **await context(request), "failed_form": form_id, "errors": errors,
+                    "values": {k: values.getall(k) for k in values if k != "csrf"}},
+                    status=status)
+        return page(wrapped)
+    return decorate
 
 
 async def form(request: web.Request) -> dict[str, str]:
