@@ -34,9 +34,12 @@
     });
     agents.replaceChildren();
     board.agents.forEach(function (a) {
-      var li = document.createElement("li");
-      li.textContent = a.name + ": " + (a.enabled ? "✓" : "✗");
-      agents.appendChild(li);
+      var row = document.createElement("tr");
+      row.setAttribute("data-agent", a.name);
+      row.setAttribute("data-state", a.state);
+      cell(row, a.name);
+      cell(row, root.getAttribute("data-t-agent-" + a.state) || a.state);
+      agents.appendChild(row);
     });
     live.textContent = board.calls.length + " " + suffix;
   });
