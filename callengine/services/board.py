@@ -17,6 +17,8 @@ from callengine.model import Agent
 from callengine.services.base import Service
 
 AGENT_STATES = ("free", "ringing", "on-call", "held", "disabled", "unknown")
+PROGRESS_STATES = ("ringing-agents", "whisper", "dialling-visitor", "recording-notice",
+                   "connected", "ending")  # a call's progress as the board names it
 
 
 class Board(Service):

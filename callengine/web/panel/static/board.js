@@ -28,8 +28,9 @@
       cell(row, c.widget);
       cell(row, c.phone);
       cell(row, String(c.attempt));
-      cell(row, root.getAttribute(c.connected ? "data-t-connected" : "data-t-ringing")
-        + (c.progress ? " (" + c.progress + ")" : ""));
+      cell(row, (c.progress && root.getAttribute("data-t-progress-" + c.progress))
+        || root.getAttribute(c.connected ? "data-t-connected" : "data-t-ringing"));
+      row.lastChild.setAttribute("data-progress", c.progress || "");
       calls.appendChild(row);
     });
     agents.replaceChildren();
