@@ -21,7 +21,7 @@ from typing import Any
 
 from callengine.access import Permission, Principal, require
 from callengine.errors import ErasureIncomplete, InvalidInput
-from callengine.numbers import VisitorNumber, any_number, mask
+from callengine.numbers import VisitorNumber, any_number
 from callengine.recordings import RecordingVault
 from callengine.services import views
 from callengine.services.base import Service
@@ -128,7 +128,7 @@ class Subjects(Service):
         number = _subject_number(raw_number)
         leads = await self.store.leads_for_number(number.e164)
         recordings = await self.store.live_recording_ids([lead.id for lead in leads])
-        return {"masked": mask(number.e164), "recordings": len(recordings),
+        return {"masked": number.masked(), "recordings": len(recordings),
                 "leads": [{"id": lead.id, "widget": lead.widget_id,
                            "created_at": lead.created_at, "status": lead.status}
                           for lead in leads]}
