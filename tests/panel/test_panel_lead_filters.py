@@ -1,6 +1,7 @@
 """The leads page's filters (widget, status, outcome, from, to) through the seeded panel as
 each role: the leads they take, how many matched and that a page holds at most LEADS_PAGE, the
-choices kept, a refused filter shown beside its field (422), in English and Polish."""
+choices kept, a refused filter shown beside its field (422), in English and Polish; and the
+form in Chromium, a refused filter's page scanned by axe."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from callengine.web.panel import pages
 from callengine.web.panel.texts import EN, PL
 from tests.support.lead_filters import NEWEST_FIRST, add_widgets, seed_leads
 from tests.support.panel import holds_number, user_headers
+from tests.widget.conftest import SCREENSHOTS, _start
 
 ROLES = ("admin", "supervisor", "agent", "viewer")
 NOVEMBER = {"from": "2026-11-01", "to": "2026-12-01"}  # the set's month (not the panel's lead)
@@ -126,3 +128,39 @@ async def test_in_polish(client, ids):
 def test_the_texts_name_every_outcome():
     for texts in (EN, PL):
         assert {f"outcome_{o}" for o in LEAD_OUTCOMES} <= set(texts)
+
+
+async def test_in_chromium_the_form_filters_and_a_refusal_is_accessible(browser, panel, ids):
+    from axe_playwright_python.async_playwright import Axe
+
+    runner, port = await _start(panel.app)
+    context = await browser.new_context(viewport={"width": 768, "height": 900},
+                                        extra_http_headers=user_headers("supervisor"))
+    try:
+        page = await context.new_page()
+        await page.goto(f"http://127.0.0.1:{port}/panel/leads")
+        await page.select_option("#f-outcome", "connected")
+        await page.fill("#f-from", "2026-11-01")
+        await page.fill("#f-to", "2026-12-01")
+        await page.locator("form.filters button[type=submit]").click()
+        await page.locator("#leads-matched", has_text="Matching leads: 2.").wait_for()
+        assert rows(await page.content()) == named(ids, "ac")
+        assert "outcome=connected" in page.url and "2026-11-01" in page.url
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(SCREENSHOTS / "panel-leads-filtered-supervisor-768.png"),
+                              full_page=True)
+        await page.fill("#f-to", "2026-10-01")  # before from: refused beside "to"
+        async with page.expect_navigation() as navigation:
+            await page.locator("form.filters button[type=submit]").click()
+        assert (await navigation.value).status == 422
+        error = page.locator("#filters-to-error")
+        assert "later than from" in await error.inner_text()
+        assert await page.get_attribute("#f-to", "aria-invalid") == "true"
+        assert await page.input_value("#f-to") == "2026-10-01"  # kept as typed
+        await page.screenshot(path=str(SCREENSHOTS / "panel-leads-refused-supervisor-768.png"),
+                              full_page=True)
+        violations = (await Axe().run(page)).response["violations"]
+        assert [v["id"] for v in violations if v["impact"] in ("serious", "critical")] == []
+    finally:
+        await context.close()
+        await runner.cleanup()
