@@ -19,7 +19,6 @@ lead's first originate to its own agent.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -31,12 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from common import ADMIN_TOKEN, CLIENT_CPU, DATA_KEY, SERVER_CPU, parser, pct, run_client, serve
 
-DATA_KEY = bytes(range(32))
-ADMIN_TOKEN = "bench-admin-token-0123456789"
-SERVER_CPU, CLIENT_CPU = 0, 1
 DRAIN_S = 30.0  # after the last answer, how long the leads still waiting may take to originate
 
 
@@ -63,14 +58,7 @@ async def _client(urls: list[str], rate: float) -> list[list]:
     return results
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
-
-
 async def measure(root: Path, count: int, rate: float) -> tuple[list[float], list[str]]:
-    from aiohttp import web
-
     from callengine.config import DialingConfig
     from callengine.engine import Engine
     from callengine.flow import Strategy
@@ -106,20 +94,15 @@ async def measure(root: Path, count: int, rate: float) -> tuple[list[float], lis
                         DialingConfig(max_concurrent_calls=count, poll_interval_s=1.0))
         running = asyncio.create_task(engine.run())
         await asyncio.wait_for(engine.ready.wait(), 10)
-        runner = web.AppRunner(make_app(WebDeps(Services(store, on_lead=engine.wake),
-                                                ADMIN_TOKEN)), access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        base = f"http://127.0.0.1:{runner.addresses[0][1]}/api/v1/widgets/"
+        runner, origin = await serve(make_app(WebDeps(Services(store, on_lead=engine.wake),
+                                                      ADMIN_TOKEN)))
+        base = f"{origin}/api/v1/widgets/"
         urls_file = root / "urls.json"
         urls_file.write_text(json.dumps([f"{base}{key}/leads" for key in keys]))
         try:
-            done = await asyncio.to_thread(
-                subprocess.run, ["taskset", "-c", str(CLIENT_CPU), sys.executable, __file__,
-                                 "--client", str(urls_file), "--rate", str(rate)],
-                cwd=REPO, check=True, capture_output=True, text=True)
-            results = json.loads(done.stdout)
+            results = json.loads(await asyncio.to_thread(
+                run_client, __file__, str(urls_file), "--rate", str(rate),
+                stderr=subprocess.PIPE))
             # the last leads' originates: until each accepted lead has one, at most DRAIN_S
             accepted = {lead_id for _, status, lead_id, _ in results if status == 201}
             give_up = time.monotonic() + DRAIN_S
@@ -159,13 +142,11 @@ async def measure(root: Path, count: int, rate: float) -> tuple[list[float], lis
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__, client=True)
     ap.add_argument("--rate", type=float, default=100.0, help="leads/s offered")
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--quick", action="store_true", help="3 s")
     ap.add_argument("--dir", default="/var/tmp")
-    ap.add_argument("--client", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.client:
         urls = json.loads(Path(args.client).read_text())

@@ -29,18 +29,14 @@ import json
 import os
 import shutil
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+import common
+from common import ADMIN_TOKEN, CLIENT_CPU, DATA_KEY, SERVER_CPU, parser, pct, serve
 
-DATA_KEY = bytes(range(32))  # as tests/support/engine.py
-ADMIN_TOKEN = "bench-admin-token-0123456789"
-SERVER_CPU, CLIENT_CPU = 0, 1
 RATE = 500  # leads/s offered in the latency workloads
 PREFILL = 100_000
 
@@ -102,26 +98,15 @@ def client_main(args: argparse.Namespace) -> None:
 
 def run_client(url: str, numbers: list[int], concurrency: int, rate: float = 0
                ) -> list[list[float]]:
-    """In a subprocess on CPU 1 (blocking: call it in a thread)."""
-    done = subprocess.run(["taskset", "-c", str(CLIENT_CPU), sys.executable, __file__,
-                           "--client", url], cwd=REPO, check=True,
-                          input=json.dumps({"numbers": numbers, "concurrency": concurrency,
-                                            "rate": rate}),
-                          stdout=subprocess.PIPE, text=True)  # its errors show
-    return json.loads(done.stdout)
+    """In a subprocess on CPU 1 (blocking: call it in a thread); its errors show."""
+    return json.loads(common.run_client(__file__, url, input=json.dumps(
+        {"numbers": numbers, "concurrency": concurrency, "rate": rate})))
 
 
 # ---- the server and the figures ---------------------------------------------------------------
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
-
-
 async def measure(root: Path, n: int, seconds: float, prefill: int) -> tuple[list[tuple], list[str]]:
-    from aiohttp import web
-
     from callengine.flow import Strategy
     from callengine.model import Agent, Consent, widget_settings_from_input
     from callengine.recordings import RecordingVault
@@ -147,11 +132,8 @@ async def measure(root: Path, n: int, seconds: float, prefill: int) -> tuple[lis
         full = await store.add_widget("full", "Full", widget_settings_from_input(
             {**settings, "max_leads_per_hour": 1_000_000}), time.time())
         services = Services(store, vault=RecordingVault(root / "recordings", keys))
-        runner = web.AppRunner(make_app(WebDeps(services, ADMIN_TOKEN)), access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        base = f"http://127.0.0.1:{runner.addresses[0][1]}/api/v1/widgets"
+        runner, origin = await serve(make_app(WebDeps(services, ADMIN_TOKEN)))
+        base = f"{origin}/api/v1/widgets"
         url = f"{base}/{widget.public_key}/leads"
         accepted: dict[str, int] = {}
         try:
@@ -211,15 +193,13 @@ async def measure(root: Path, n: int, seconds: float, prefill: int) -> tuple[lis
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__, client=True)
     ap.add_argument("--leads", type=int, default=5000, help="leads of the throughput workload")
     ap.add_argument("--seconds", type=float, default=10.0, help="of each 500/s workload")
     ap.add_argument("--prefill", type=int, default=PREFILL, help=argparse.SUPPRESS)
     ap.add_argument("--quick", action="store_true", help="2,000 leads, 4 s at 500/s")
     ap.add_argument("--dir", default="/var/tmp", help="where the temporary store goes (on disk)")
     ap.add_argument("--profile", metavar="FILE", help="cProfile the server process into FILE")
-    ap.add_argument("--client", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.client:
         client_main(args)

@@ -79,16 +79,13 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from common import ADMIN_TOKEN, DATA_KEY, REPO, parser, serve
 
 DAY = 86400.0
 WIDGET_ID = "shop"
 LEAD_RETENTION_DAYS = 30
 RECORDING_RETENTION_DAYS = 7
 OLDEST_DAYS, YOUNGEST_DAYS = 400.0, 35.0  # seeded leads' ages: all past both retentions
-DATA_KEY = bytes(range(32))  # as tests/support/engine.py
-ADMIN_TOKEN = "bench-admin-token-0123456789"
 AUDIO_SECONDS = 2.0
 AUDIO_RATE = 8000  # Hz of the seeded recordings: recording.sample_rate's default
 OTHER_THREADS = "purge-sqlite + file removal"
@@ -547,7 +544,6 @@ def du(path: Path) -> int:
 
 async def measure(args: argparse.Namespace, paths: Paths, public_key: str, plan: SeedPlan,
                   console) -> list[str]:
-    from aiohttp import web
     from rich.table import Table
 
     from callengine import crypto, recordings as recordings_mod, retention
@@ -594,13 +590,9 @@ async def measure(args: argparse.Namespace, paths: Paths, public_key: str, plan:
         if args.what_if_hold_ms:
             retention.HOLD_TARGET_S = args.what_if_hold_ms / 1000
             console.print(f"[yellow]what-if[/]: retention.HOLD_TARGET_S = {retention.HOLD_TARGET_S}")
-        runner = web.AppRunner(make_app(WebDeps(Services(store, vault=vault), ADMIN_TOKEN)),
-                               access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = runner.addresses[0][1]
-        url = f"http://127.0.0.1:{port}/api/v1/widgets/{public_key}/leads"
+        runner, origin = await serve(make_app(WebDeps(Services(store, vault=vault),
+                                                      ADMIN_TOKEN)))
+        url = f"{origin}/api/v1/widgets/{public_key}/leads"
         lag = LoopLag()
         lag.start()
         probe = FsyncProbe(paths.root)
@@ -1009,8 +1001,7 @@ def print_profile(path: Path, console) -> None:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__)
     ap.add_argument("--leads", type=int, default=1_000_000)
     ap.add_argument("--recordings", type=int, default=100_000)
     ap.add_argument("--quick", action="store_true", help="50,000 leads and 5,000 recordings")

@@ -11,16 +11,14 @@ Prints figures only; no assertions except that bytes lost is reported.
 
 from __future__ import annotations
 
-import argparse
 import os
 import resource
 import shutil
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import parser, raise_fd_limit
 
 from callengine import crypto  # noqa: E402
 from callengine.crypto.stream import _HAS_ENCRYPT_INTO  # noqa: E402
@@ -38,21 +36,12 @@ def pin_one_core() -> str:
     return f"pinned to CPU {cpu}"
 
 
-def raise_fd_limit(needed: int) -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < needed:
-        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    if resource.getrlimit(resource.RLIMIT_NOFILE)[0] < needed:
-        sys.exit(f"need {needed} open files; raise `ulimit -n`")
-
-
 def expected_stream(pool: list[bytes], s: int, ticks: int) -> bytes:
     return b"".join(pool[(s + t) % POOL] for t in range(ticks))
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__)
     ap.add_argument("--streams", type=int, default=2000)
     ap.add_argument("--seconds", type=float, default=10.0, help="simulated seconds of audio per stream")
     ap.add_argument("--segment-size", type=int, default=crypto.DEFAULT_SEGMENT_SIZE)

@@ -48,7 +48,6 @@ import logging
 import os
 import platform
 import random
-import resource
 import shutil
 import statistics
 import sys
@@ -59,8 +58,9 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
+from common import REPO, parser, raise_fd_limit
+
+sys.path.insert(1, str(REPO / "tests"))
 
 import numpy as np  # noqa: E402
 from rich.console import Console  # noqa: E402
@@ -768,13 +768,6 @@ def take_lock() -> int:
     return fd
 
 
-def raise_fd_limit(needed: int) -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < needed:
-        resource.setrlimit(resource.RLIMIT_NOFILE,
-                           (needed if hard == resource.RLIM_INFINITY else min(needed, hard), hard))
-
-
 async def main_async(
     args: argparse.Namespace, asterisk: Asterisk
 ) -> tuple[list[RunResult], dict, str | None]:
@@ -844,8 +837,7 @@ def _cpu_model() -> str:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__)
     ap.add_argument("--calls", type=int, default=50, help="concurrent 2-leg calls (default 50)")
     ap.add_argument("--reps", type=int, default=3, help="interleaved repetitions (default 3)")
     ap.add_argument("--window", type=float, default=20.0,
@@ -886,7 +878,7 @@ def main() -> int:
     if missing:
         console.print("[red]missing:[/red] " + "; ".join(missing))
         return 2
-    raise_fd_limit(8 * args.calls + 256)
+    raise_fd_limit(8 * args.calls + 256, required=False)
 
     lock = take_lock()
     asterisk = Asterisk()

@@ -177,6 +177,8 @@ class Consent:
 # What a personal field of an erased data subject reads as (its key is gone: a lead seen in a
 # store restored from a backup older than the erasure).
 ERASED = "erased"
+# A lead's outcomes as stored: its last attempt's (flow.Outcome), or ERASED (closed uncalled).
+LEAD_OUTCOMES = (*(o.value for o in Outcome), ERASED)
 
 
 @dataclass(frozen=True)

@@ -154,13 +154,14 @@ def _mask_fallback(text: str) -> str:
     return "*" * (len(text) - keep) + (text[-keep:] if keep else "")
 
 
-def mask(e164: str) -> str:
+def mask(e164: str, parsed: phonenumbers.PhoneNumber | None = None) -> str:
     """Masked, log-safe rendering of a stored number, e.g. ``+48 *** *** 567``.
 
     The international format of the number is kept (country code and grouping),
     and every digit after the country code except the last 3 becomes ``*``.
     Never raises: input that is not a parseable international number is masked
     character by character, leaving only its last 3 characters visible.
+    parsed: the number as phonenumbers parsed it already (check_number's: no second parse).
     """
     try:
         if e164 is None:
@@ -169,6 +170,8 @@ def mask(e164: str) -> str:
         text = text.strip()
         if not text:
             return ""
+        if parsed is not None:
+            return _mask_parsed(parsed, text)
         try:
             num = phonenumbers.parse(text, None)
         except NumberParseException:
@@ -179,7 +182,7 @@ def mask(e164: str) -> str:
 
 
 def _mask_parsed(num: phonenumbers.PhoneNumber, text: str) -> str:
-    """mask() of a number phonenumbers has parsed already (check_number's: one parse)."""
+    """mask() of a number phonenumbers has parsed already."""
     if num.extension:  # never render an extension (a copy: the caller's stays whole)
         num = copy.copy(num)
         num.extension = None
@@ -212,8 +215,9 @@ class VisitorNumber:
     e164: str
     region: str
     kind: str
-    # The masked form, when check_number made it from the number it parsed (no second parse).
-    masked_form: str = field(default="", compare=False)
+    # The number as check_number parsed it, for masked() (made only when asked: most refused
+    # requests and every duplicate never show it) without a second parse.
+    parsed: phonenumbers.PhoneNumber | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.e164, str) or not _E164_RE.fullmatch(self.e164):
@@ -227,7 +231,7 @@ class VisitorNumber:
 
     def masked(self) -> str:
         """E.g. ``+48 *** *** 567``."""
-        return self.masked_form or mask(self.e164)
+        return mask(self.e164, self.parsed)
 
     def __str__(self) -> str:
         return self.masked()
@@ -418,7 +422,7 @@ def check_number(raw: str, policy: NumberPolicy) -> VisitorNumber:
         )
 
     e164 = phonenumbers.format_number(num, PhoneNumberFormat.E164)
-    return VisitorNumber(e164=e164, region=region, kind=kind, masked_form=_mask_parsed(num, e164))
+    return VisitorNumber(e164=e164, region=region, kind=kind, parsed=num)
 
 
 def dial_string_digits(number: VisitorNumber, fmt: str = "e164") -> str:

@@ -1,5 +1,6 @@
 """`lead list`, `lead show`, `lead add`: callback requests, numbers masked unless --unmask
-(audited); `lead add` queues one as a CRM would (POST /api/v1/leads)."""
+(audited); `lead list` filters by widget, status, outcome and creation date; `lead add`
+queues one as a CRM would (POST /api/v1/leads)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,14 @@ import argparse
 
 from callengine.cli.common import AddCommand, emit, group, principal, run
 from callengine.config import Config
-from callengine.model import LEAD_STATUSES
+from callengine.model import LEAD_OUTCOMES, LEAD_STATUSES
 from callengine.services.views import lead_public_view
 
 
 def cmd_lead_list(config: Config, args: argparse.Namespace) -> int:
     emit(run(config, lambda s: s.leads.list(
-        principal(args), widget_id=args.widget, status=args.status, limit=args.limit,
-        unmask=args.unmask)))
+        principal(args), widget_id=args.widget, status=args.status, outcome=args.outcome,
+        created_from=args.start, created_to=args.end, limit=args.limit, unmask=args.unmask)))
     return 0
 
 
@@ -44,6 +45,10 @@ def register(commands: argparse._SubParsersAction, command: AddCommand) -> None:
     sub = command("list", cmd_lead_list, "list leads (numbers masked)", lead)
     sub.add_argument("--widget")
     sub.add_argument("--status", choices=list(LEAD_STATUSES))
+    sub.add_argument("--outcome", choices=list(LEAD_OUTCOMES), help="the lead's last outcome")
+    sub.add_argument("--from", dest="start", help="created on or after: a day (UTC), e.g."
+                     " 2026-11-01, or an ISO timestamp")
+    sub.add_argument("--to", dest="end", help="created before (exclusive), e.g. 2026-12-01")
     sub.add_argument("--limit", type=int, default=50)
     sub.add_argument("--unmask", action="store_true", help="show full numbers (audited)")
     sub = command("show", cmd_lead_show, "one lead with its attempts", lead)

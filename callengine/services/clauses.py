@@ -128,24 +128,61 @@ class Clauses(Service):
         return await self.store.clause_for_lead(widget_id, tuple(fallbacks(language)), version)
 
 
-async def clause_shown(store: Store, lead: Any) -> dict[str, Any] | None:
-    """The exact clause text the lead's visitor saw: its record (widget, language, version),
-    checked against the hash the lead stored; None for an unregistered clause."""
+async def shown_to(store: Store, lead: Any) -> tuple[dict[str, Any] | None,
+                                                      dict[str, Any] | None]:
+    """The exact texts the lead's visitor saw: the information clause, from its record
+    (widget, language, version) checked against the hash the lead stored (None: an unregistered
+    clause); and the recording notice shown beside it, from the same record when its version is
+    the one the lead stored (None: the widget did not record). A data subject's export has
+    both (services.subjects); the panel's lead page has `clause_shown`."""
     consent = lead.consent
+    clause: dict[str, Any] | None = None
+    if consent.clause_sha256 is not None and consent.clause_language is not None:
+        try:
+            clause = await store.get_clause(lead.widget_id, consent.clause_language,
+                                            consent.clause_version)
+        except NotFound:
+            clause = None
+    return _clause_evidence(consent, clause), _notice_evidence(consent, clause)
+
+
+async def clause_shown(store: Store, lead: Any) -> dict[str, Any] | None:
+    """`shown_to`'s clause with the recording notice's text beside it (None when the lead
+    names no notice or its record holds another version)."""
+    clause, notice = await shown_to(store, lead)
+    if clause is None or clause["text"] is None:
+        return clause
+    return {"text": clause["text"], "sha256": clause["sha256"],
+            "privacy_url": clause["privacy_url"],
+            "notice_text": None if notice is None else notice["text"],
+            "verified": clause["verified"]}
+
+
+def _clause_evidence(consent: Any, clause: dict[str, Any] | None) -> dict[str, Any] | None:
     if consent.clause_sha256 is None or consent.clause_language is None:
         return None
-    try:
-        clause = await store.get_clause(lead.widget_id, consent.clause_language,
-                                        consent.clause_version)
-    except NotFound:
+    if clause is None:
         return {"text": None, "sha256": consent.clause_sha256, "verified": False}
     return {"text": clause["text"], "sha256": consent.clause_sha256,
             "privacy_url": clause["privacy_url"],
-            "notice_text": clause.get("notice_text")
-            if consent.notice_version and clause.get("notice_version") == consent.notice_version
-            else None,
             "verified": clause["sha256"] == consent.clause_sha256
-            and hashlib.sha256(clause["text"].encode()).hexdigest() == consent.clause_sha256}
+            and text_sha256(clause["text"]) == consent.clause_sha256}
+
+
+def _notice_evidence(consent: Any, clause: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The notice's text from the record of the clause the lead names, when that record holds
+    the notice version the lead stored; `sha256` that of the text as held. `verified` would be,
+    as the clause's, whether the text hashes to a hash the lead kept, but the lead keeps only
+    the notice's version (docs/consent.md): null, nothing to check it against. `text` null
+    and `verified` false: the record, or that version of the notice in it, is not there."""
+    if consent.notice_version is None:
+        return None
+    if clause is None or clause.get("notice_version") != consent.notice_version:
+        return {"version": consent.notice_version, "text": None, "sha256": None,
+                "verified": False}
+    text = clause["notice_text"]
+    return {"version": consent.notice_version, "text": text, "sha256": text_sha256(text),
+            "verified": None}
 
 
 def clause_view(clause: dict[str, Any]) -> dict[str, Any]:

@@ -9,10 +9,12 @@ from typing import Any
 
 from callengine.access import Permission, Principal, require
 from callengine.errors import ClauseUnknown, InvalidInput, NotFound, UnknownWidget
-from callengine.model import LEAD_STATUSES, Lead, Widget, lead_from_input
+from callengine.model import LEAD_OUTCOMES, LEAD_STATUSES, Lead, Widget, lead_from_input
 from callengine.services import views
 from callengine.services.base import Service
 from callengine.services.hours import schedule
+from callengine.services.reports import parse_day
+from callengine.storage import LeadFilter
 
 log = logging.getLogger(__name__)
 
@@ -118,19 +120,29 @@ class Leads(Service):
             raise NotFound("lead", lead_id)
         return lead
 
-    async def list(self, who: Principal, *, widget_id: str | None, status: str | None,
+    async def list(self, who: Principal, *, widget_id: str | None = None,
+                   status: str | None = None, outcome: str | None = None,
+                   created_from: str | None = None, created_to: str | None = None,
                    limit: int, unmask: bool = False) -> list[dict[str, Any]]:
+        """The newest `limit` leads the filters take (lead_filter says which)."""
         require(who, Permission.READ_LEADS)
-        if status is not None and status not in LEAD_STATUSES:
-            raise InvalidInput("status", "must be " + ", ".join(LEAD_STATUSES[:-1])
-                               + f" or {LEAD_STATUSES[-1]}")
-        leads = await self.store.list_leads(widget_id=widget_id, status=status, limit=limit)
+        where = lead_filter(widget_id, status, outcome, created_from, created_to)
+        leads = await self.store.list_leads(where, limit=limit)
         unmasked = bool(leads) and await self.ctx.unmask(
             who, unmask, "leads:" + ",".join(lead.id for lead in leads))
         if not unmasked:  # an unmask entry names the token and the leads already
             await self.ctx.token_use(who, "leads.list", f"leads:{len(leads)}"
-                                     f" widget={widget_id or '*'} status={status or '*'}")
+                                     f" widget={widget_id or '*'} status={status or '*'}"
+                                     + _more(outcome, created_from, created_to))
         return [views.lead_admin_view(lead, unmasked) for lead in leads]
+
+    async def count(self, who: Principal, *, widget_id: str | None = None,
+                    status: str | None = None, outcome: str | None = None,
+                    created_from: str | None = None, created_to: str | None = None) -> int:
+        """How many leads the filters take (all of them, not only a listing's page)."""
+        require(who, Permission.READ_LEADS)
+        return await self.store.count_leads(
+            lead_filter(widget_id, status, outcome, created_from, created_to))
 
     async def detail(self, who: Principal, lead_id: str, *, unmask: bool = False
                      ) -> dict[str, Any]:
@@ -141,3 +153,37 @@ class Leads(Service):
         if not unmasked:
             await self.ctx.token_use(who, "leads.detail", f"lead:{lead.id}")
         return views.lead_detail_view(lead, attempts, unmasked)
+
+
+def _one_of(field: str, value: str | None, allowed: tuple[str, ...]) -> str | None:
+    if value is not None and value not in allowed:
+        raise InvalidInput(field, "must be " + ", ".join(allowed[:-1]) + f" or {allowed[-1]}")
+    return value
+
+
+def _moment(field: str, text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        return parse_day(text)
+    except ValueError as exc:
+        raise InvalidInput(field, str(exc)) from None
+
+
+def lead_filter(widget_id: str | None, status: str | None, outcome: str | None,
+                created_from: str | None, created_to: str | None) -> LeadFilter:
+    """The listing's filters checked (InvalidInput names the edges' field: status, outcome,
+    from, to): a status of LEAD_STATUSES, an outcome of LEAD_OUTCOMES, leads created from
+    `created_from` (inclusive) until `created_to` (exclusive), each a day (YYYY-MM-DD, from
+    its UTC midnight, as the panel shows times) or an ISO timestamp, as reports take them."""
+    start, end = _moment("from", created_from), _moment("to", created_to)
+    if start is not None and end is not None and end <= start:
+        raise InvalidInput("to", "must be later than from (to is exclusive)")
+    return LeadFilter(widget_id, _one_of("status", status, LEAD_STATUSES),
+                      _one_of("outcome", outcome, LEAD_OUTCOMES), start, end)
+
+
+def _more(outcome: str | None, created_from: str | None, created_to: str | None) -> str:
+    """The token-use entry's words for the newer filters, when given."""
+    return "".join(f" {name}={value}" for name, value in (
+        ("outcome", outcome), ("from", created_from), ("to", created_to)) if value is not None)

@@ -13,7 +13,6 @@ success with the data still in a file.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,11 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from callengine.access import Permission, Principal, require
-from callengine.errors import ErasureIncomplete, InvalidInput, NotFound
-from callengine.numbers import VisitorNumber, any_number, mask
+from callengine.errors import ErasureIncomplete, InvalidInput
+from callengine.numbers import VisitorNumber, any_number
 from callengine.recordings import RecordingVault
 from callengine.services import views
 from callengine.services.base import Service
+from callengine.services.clauses import shown_to
 from callengine.storage import Store
 
 Progress = Callable[[int, int], None]  # (done, total)
@@ -35,50 +35,6 @@ Progress = Callable[[int, int], None]  # (done, total)
 class Erasure:
     leads: int
     recordings: int
-
-
-async def _shown(store: Store, lead: Any) -> tuple[dict[str, Any] | None,
-                                                    dict[str, Any] | None]:
-    """The exact texts the lead's visitor saw: the information clause, from its record
-    (widget, language, version) checked against the hash the lead stored (None: an unregistered
-    clause); and the recording notice shown beside it, from the same record when its version is
-    the one the lead stored (None: the widget did not record)."""
-    consent = lead.consent
-    clause: dict[str, Any] | None = None
-    if consent.clause_sha256 is not None and consent.clause_language is not None:
-        try:
-            clause = await store.get_clause(lead.widget_id, consent.clause_language,
-                                            consent.clause_version)
-        except NotFound:
-            clause = None
-    return _clause_view(consent, clause), _notice_view(consent, clause)
-
-
-def _clause_view(consent: Any, clause: dict[str, Any] | None) -> dict[str, Any] | None:
-    if consent.clause_sha256 is None or consent.clause_language is None:
-        return None
-    if clause is None:
-        return {"text": None, "sha256": consent.clause_sha256, "verified": False}
-    return {"text": clause["text"], "sha256": consent.clause_sha256,
-            "privacy_url": clause["privacy_url"],
-            "verified": clause["sha256"] == consent.clause_sha256
-            and hashlib.sha256(clause["text"].encode()).hexdigest() == consent.clause_sha256}
-
-
-def _notice_view(consent: Any, clause: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The notice's text from the record of the clause the lead names, when that record holds
-    the notice version the lead stored; `sha256` that of the text as held. `verified` would be,
-    as the clause's, whether the text hashes to a hash the lead kept, but the lead keeps only
-    the notice's version (docs/consent.md): null, nothing to check it against. `text` null
-    and `verified` false: the record, or that version of the notice in it, is not there."""
-    if consent.notice_version is None:
-        return None
-    if clause is None or clause.get("notice_version") != consent.notice_version:
-        return {"version": consent.notice_version, "text": None, "sha256": None,
-                "verified": False}
-    text = clause["notice_text"]
-    return {"version": consent.notice_version, "text": text,
-            "sha256": hashlib.sha256(text.encode()).hexdigest(), "verified": None}
 
 
 async def export_subject(
@@ -92,7 +48,7 @@ async def export_subject(
     for lead in leads:
         recordings = await store.list_recordings(lead_id=lead.id)
         recordings_total += len(recordings)
-        clause, notice = await _shown(store, lead)
+        clause, notice = await shown_to(store, lead)
         exported.append(views.subject_lead_view(lead, await store.attempts_for(lead.id),
                                                 recordings, clause, notice))
     await store.audit(principal, "subjects.export",
@@ -172,7 +128,7 @@ class Subjects(Service):
         number = _subject_number(raw_number)
         leads = await self.store.leads_for_number(number.e164)
         recordings = await self.store.live_recording_ids([lead.id for lead in leads])
-        return {"masked": mask(number.e164), "recordings": len(recordings),
+        return {"masked": number.masked(), "recordings": len(recordings),
                 "leads": [{"id": lead.id, "widget": lead.widget_id,
                            "created_at": lead.created_at, "status": lead.status}
                           for lead in leads]}

@@ -22,10 +22,11 @@ area of the schema it touches, one short module each; they share one connection 
 write lock, which composition into separate objects would hand around for nothing.
 """
 
-from callengine.storage.interface import PurgeBatchStorage, Storage
+from callengine.storage.interface import LeadFilter, PurgeBatchStorage, Storage
 from callengine.storage.intake import JOURNAL_SUFFIX
 from callengine.storage.keystore import KeyStore
 from callengine.storage.purge import PurgeBatches
 from callengine.storage.store import Store
 
-__all__ = ["JOURNAL_SUFFIX", "KeyStore", "PurgeBatchStorage", "PurgeBatches", "Storage", "Store"]
+__all__ = ["JOURNAL_SUFFIX", "KeyStore", "LeadFilter", "PurgeBatchStorage", "PurgeBatches",
+           "Storage", "Store"]

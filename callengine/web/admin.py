@@ -30,9 +30,11 @@ async def list_leads(request: web.Request) -> web.Response:
         raise InvalidInput("limit", "must be a whole number") from None
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidInput("limit", f"must be from 1 to {MAX_PAGE}")
+    query = request.query
     leads = await services(request).leads.list(
-        who, widget_id=request.query.get("widget"), status=request.query.get("status"),
-        limit=limit, unmask=wants_unmasked(request))
+        who, widget_id=query.get("widget"), status=query.get("status"),
+        outcome=query.get("outcome"), created_from=query.get("from"),
+        created_to=query.get("to"), limit=limit, unmask=wants_unmasked(request))
     return web.json_response({"leads": leads})
 
 

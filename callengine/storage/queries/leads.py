@@ -13,6 +13,7 @@ from callengine.model import (
     ERASED, LEAD_CALLING, LEAD_DONE, LEAD_QUEUED, Agent, Attempt, Group, Lead, Widget,
 )
 from callengine.storage.base import StoreBase
+from callengine.storage.interface import LeadFilter
 from callengine.storage.rows import to_agent, to_attempt, to_lead, to_widget
 from callengine.storage.sql import chunks, marks
 
@@ -29,20 +30,18 @@ class LeadQueries(StoreBase):
             raise NotFound("lead", lead_id)
         return to_lead(row, await self._rows_ciphers([row]))
 
-    async def list_leads(
-        self, *, widget_id: str | None = None, status: str | None = None, limit: int = 100
-    ) -> list[Lead]:
+    async def list_leads(self, where: LeadFilter | None = None, *, limit: int = 100
+                         ) -> list[Lead]:
         await self._settled()
-        clauses, params = [], []
-        if widget_id is not None:
-            clauses.append("widget_id = ?")
-            params.append(widget_id)
-        if status is not None:
-            clauses.append("status = ?")
-            params.append(status)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        clause, params = _lead_where(where)
         return await self._leads(
-            f"SELECT * FROM leads {where} ORDER BY created_at DESC LIMIT ?", (*params, limit))
+            f"SELECT * FROM leads {clause} ORDER BY created_at DESC LIMIT ?", (*params, limit))
+
+    async def count_leads(self, where: LeadFilter | None = None) -> int:
+        await self._settled()
+        clause, params = _lead_where(where)
+        (row,) = await self._db.execute_fetchall(f"SELECT COUNT(*) FROM leads {clause}", params)
+        return row[0]
 
     async def due_leads(self, now: float, limit: int) -> list[Lead]:
         """Queued leads due; a lead whose subject was erased (a store restored from an older
@@ -209,6 +208,19 @@ class LeadQueries(StoreBase):
             "SELECT * FROM attempts WHERE lead_id = ? ORDER BY number", (lead_id,)
         ) as cursor:
             return [to_attempt(row) async for row in cursor]
+
+
+def _lead_where(where: LeadFilter | None) -> tuple[str, tuple]:
+    """The WHERE clause (or "") and its parameters of a LeadFilter."""
+    if where is None:
+        return "", ()
+    terms = [(term, value) for term, value in (
+        ("widget_id = ?", where.widget_id), ("status = ?", where.status),
+        ("outcome = ?", where.outcome), ("created_at >= ?", where.created_from),
+        ("created_at < ?", where.created_to)) if value is not None]
+    if not terms:
+        return "", ()
+    return "WHERE " + " AND ".join(t for t, _ in terms), tuple(v for _, v in terms)
 
 
 def _dialling_rows(conn: sqlite3.Connection, widget_ids: list[str]) -> tuple[list, list, list]:

@@ -14,31 +14,44 @@ from aiohttp import web
 
 from callengine.access import Permission, Principal, require
 from callengine.errors import InvalidInput
-from callengine.model import LEAD_STATUSES
+from callengine.model import LEAD_OUTCOMES, LEAD_STATUSES
 from callengine.services import views
 from callengine.services.board import AGENT_STATES, PROGRESS_STATES
 from callengine.web.admin import stream_wav
 from callengine.web.panel.context import principal
-from callengine.web.panel.render import form, page, panel_services, render
+from callengine.web.panel.render import form, form_page, page, panel_services, render
 
 LEADS_PAGE = 200
 
 
-def _filters(request: web.Request) -> tuple[str | None, str | None]:
-    widget = request.query.get("widget") or None
-    status = request.query.get("status") or None
-    return widget, status
+# The filter form's fields (the API's query names) → the service's parameters.
+FILTER_FIELDS = {"widget": "widget_id", "status": "status", "outcome": "outcome",
+                 "from": "created_from", "to": "created_to"}
 
 
-@page
+def _filters(request: web.Request) -> dict[str, str | None]:
+    """The leads page's filters as typed (an empty field: any); the service checks them."""
+    return {name: request.query.get(field) or None for field, name in FILTER_FIELDS.items()}
+
+
+async def _leads_form(request: web.Request) -> dict:
+    """The leads page's filter form (all a refused filter shows: no leads)."""
+    return {"widgets": await panel_services(request).config.widget_choices(principal(request)),
+            "statuses": LEAD_STATUSES, "outcomes": LEAD_OUTCOMES, "leads": None,
+            "page_size": LEADS_PAGE,
+            "typed": {field: request.query.get(field, "") for field in FILTER_FIELDS}}
+
+
+@form_page("leads.html", "filters", _leads_form)
 async def leads(request: web.Request) -> web.Response:
+    """The newest LEADS_PAGE leads the filters take, with how many they take in all."""
     who = principal(request)
     services = panel_services(request)
-    widget, status = _filters(request)
-    rows = await services.leads.list(who, widget_id=widget, status=status, limit=LEADS_PAGE)
-    return render(request, "leads.html", {
-        "leads": rows, "widgets": await services.config.widget_choices(who),
-        "statuses": LEAD_STATUSES, "widget": widget or "", "status": status or ""})
+    filters = _filters(request)
+    rows = await services.leads.list(who, **filters, limit=LEADS_PAGE)
+    matched = len(rows) if len(rows) < LEADS_PAGE else await services.leads.count(who, **filters)
+    return render(request, "leads.html", {**await _leads_form(request), "leads": rows,
+                                          "matched": matched})
 
 
 async def _detail(request: web.Request, who: Principal, lead_id: str, *, unmask: bool

@@ -108,10 +108,10 @@ FormContext = Callable[[web.Request], Awaitable[dict[str, Any]]]
 
 
 def form_page(template: str, form_id: str, context: FormContext) -> Callable[[Handler], Handler]:
-    """A POST handler of the form `form_id` on `template`: a refused field (InvalidInput) or a
-    conflict re-renders that page (422/409) with the message beside the field (or above the
-    form), what was typed kept in the fields; `context` gives the page's other contents. Any
-    other domain error is answered as `page` does."""
+    """A handler of the form `form_id` on `template` (POSTed, or a GET filter form): a refused
+    field (InvalidInput) or a conflict re-renders that page (422/409) with the message beside
+    the field (or above the form), what was typed kept in the fields; `context` gives the
+    page's other contents. Any other domain error is answered as `page` does."""
     def decorate(handler: Handler) -> Handler:
         @wraps(handler)
         async def wrapped(request: web.Request) -> web.StreamResponse:
@@ -122,7 +122,7 @@ def form_page(template: str, form_id: str, context: FormContext) -> Callable[[Ha
                     status, errors = 422, {exc.field: exc.message}
                 else:
                     status, errors = 409, {"": str(exc)}
-                values = await request.post()
+                values = request.query if request.method == "GET" else await request.post()
                 log.info("panel %s: %s refused field %s", request.path, status, next(iter(errors)))
                 return render(request, template, {
                     **await context(request), "failed_form": form_id, "errors": errors,
