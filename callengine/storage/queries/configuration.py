@@ -128,7 +128,8 @@ class ConfigurationQueries(StoreBase):
                 " ORDER BY id", (name,))]
             if widgets:
                 raise Conflict(f"group {name!r} is used by {_listed('widget', widgets)}:"
-                               " give them another group first")
+                               f" give {'them' if len(widgets) > 1 else 'it'} another group"
+                               " first")
             await db.execute("DELETE FROM group_members WHERE group_name = ?", (name,))
             deleted = await db.execute("DELETE FROM agent_groups WHERE name = ?", (name,))
             if deleted.rowcount == 0:
