@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from callengine.access import Permission, Principal, require
-from callengine.errors import InvalidInput, NotFound
+from callengine.errors import Conflict, InvalidInput, NotFound
 from callengine.model import (
     Agent,
     Group,
@@ -20,6 +20,10 @@ from callengine.model import (
     widget_settings_from_input,
 )
 from callengine.services.base import Service
+
+
+_DOING = {"on-call": "on a call", "ringing": "being rung for a call",
+          "held": "kept for a call that rings the others first"}  # Engine.agent_activity's
 
 
 def _known(name: Any, what: str) -> str:
@@ -70,8 +74,9 @@ class Configuration(Service):
                            enabled: Any = None) -> Agent:
         """Its endpoint (validated as a new agent's), enabled or not, or both. A disabled
         agent is not rung from the engine's next dispatch round on; a call it is on (or being
-        rung for) goes on to its end. Each change audited: config.agent.update (the
-        endpoint), config.agent.disable / config.agent.enable."""
+        rung for) goes on to its end. A new endpoint is refused (Conflict) while the engine
+        in this process holds the old one for a call. Each change audited:
+        config.agent.update (the endpoint), config.agent.disable / config.agent.enable."""
         require(who, Permission.CONFIGURE)
         if endpoint is None and enabled is None:
             raise InvalidInput("endpoint", "give an endpoint, enabled, or both")
@@ -79,6 +84,8 @@ class Configuration(Service):
             check_endpoint(endpoint)
         if enabled is not None and not isinstance(enabled, bool):
             raise InvalidInput("enabled", "must be true or false")
+        if endpoint is not None:
+            await self._refuse_while_busy(_known(name, "agent"), endpoint)
         agent = await self.store.update_agent(_known(name, "agent"), endpoint, enabled)
         if endpoint is not None:
             await self.ctx.audit(who, "config.agent.update", f"agent:{agent.name}", endpoint)
@@ -86,6 +93,18 @@ class Configuration(Service):
             await self.ctx.audit(who, "config.agent.enable" if enabled else
                                  "config.agent.disable", f"agent:{agent.name}", "")
         return agent
+
+    async def _refuse_while_busy(self, name: str, endpoint: str) -> None:
+        """A new endpoint while the engine in this process holds the old one for a call
+        (on it, ringing, or kept for later) is refused: the engine knows an agent by its
+        endpoint, and would ring the new one for another lead meanwhile. (An engine in
+        another process is not seen from here.)"""
+        activity = self.ctx.agent_activity() if self.ctx.agent_activity else {}
+        for agent in await self.store.list_agents():
+            if agent.name == name and agent.endpoint != endpoint and agent.endpoint in activity:
+                doing = _DOING.get(activity[agent.endpoint], "busy with a call")
+                raise Conflict(f"agent {name!r} is {doing}: change its endpoint once it is"
+                               " free")
 
     async def remove_agent(self, who: Principal, name: Any) -> None:
         """Refused (Conflict, naming them) while the agent is in a group."""

@@ -12,6 +12,7 @@ import pytest
 from callengine.access import Principal, Role
 from callengine.config import DialingConfig
 from callengine.engine import Engine
+from callengine.errors import Conflict
 from callengine.flow import Strategy
 from callengine.model import LEAD_CALLING, LEAD_DONE, LEAD_QUEUED, Consent
 from callengine.services import Services
@@ -72,6 +73,37 @@ async def test_a_disabled_agent_is_not_rung_and_changes_reach_the_running_engine
             await config.update_agent(ADMIN, "agent2", enabled=True)
             await poll(lead_is(store, third.id, LEAD_CALLING))
             assert rung(ari) == ["PJSIP/agent1", "PJSIP/agent2", "PJSIP/agent2"]
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+
+async def test_an_endpoint_held_by_a_call_is_not_changed_until_the_call_ends(tmp_path):
+    """The services beside the engine (as app.py builds them) see what its agents do: the
+    endpoint of an agent being rung is not changed (the engine, knowing agents by endpoint,
+    would ring the new one for the next lead meanwhile); once the call is over it is."""
+    ari = FakeAri(answer=False)
+    async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
+        widget = await add_widget(store, agents=("agent1",))
+        engine = Engine(store, ari, DialingConfig(max_concurrent_calls=2, poll_interval_s=0.05))
+        config = Services(store, agent_activity=engine.agent_activity).config
+        lead = await store.create_lead(
+            widget, phone_e164=VISITOR, phone_region="PL", phone_kind="mobile", name=None,
+            email=None, consent=Consent(False, False, "v1"), now=time.time())
+        task = asyncio.create_task(engine.run())
+        try:
+            channel = await poll(originated(ari, "agent1"))
+            with pytest.raises(Conflict, match="agent 'agent1' is being rung for a call"):
+                await config.update_agent(ADMIN, "agent1", endpoint="PJSIP/desk7")
+            ari.reject(channel)
+            await poll(lead_is(store, lead.id, LEAD_DONE))
+
+            async def freed() -> bool:
+                return engine.agent_activity() == {}
+            await poll(freed)
+            agent = await config.update_agent(ADMIN, "agent1", endpoint="PJSIP/desk7")
+            assert agent.endpoint == "PJSIP/desk7"
         finally:
             task.cancel()
             with pytest.raises(asyncio.CancelledError):

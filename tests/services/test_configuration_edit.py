@@ -167,3 +167,19 @@ async def test_only_the_admin_edits_disables_or_removes(env, who):
             await act()
     assert (await store.list_agents(), await store.list_groups()) == before
     assert await audit(store) == []
+
+
+async def test_an_agents_endpoint_is_not_changed_while_the_engine_holds_it(env):
+    """The engine beside the services knows agents by endpoint: a new one while the old is on
+    a call would be rung for another lead. Disabling is fine then (the call goes on)."""
+    config, store = env
+    busy = Services(store, clock=lambda: NOW, channel="test",
+                    agent_activity=lambda: {"PJSIP/a1": "on-call", "PJSIP/b1": "ringing"}).config
+    with pytest.raises(Conflict, match="agent 'alice' is on a call: change its endpoint once"):
+        await busy.update_agent(ADMIN, "alice", endpoint="PJSIP/a2")
+    with pytest.raises(Conflict, match="agent 'bob' is being rung for a call"):
+        await busy.update_agent(ADMIN, "bob", endpoint="PJSIP/b2", enabled=False)
+    assert (await busy.update_agent(ADMIN, "alice", endpoint="PJSIP/a1")).endpoint == "PJSIP/a1"
+    assert (await busy.update_agent(ADMIN, "alice", enabled=False)).enabled is False
+    assert (await busy.update_agent(ADMIN, "carol", endpoint="PJSIP/c2")).endpoint == "PJSIP/c2"
+    assert [a.endpoint for a in await store.list_agents()] == ["PJSIP/a1", "PJSIP/b1", "PJSIP/c2"]
