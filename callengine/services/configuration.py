@@ -26,6 +26,12 @@ _DOING = {"on-call": "on a call", "ringing": "being rung for a call",
           "held": "kept for a call that rings the others first"}  # Engine.agent_activity's
 
 
+def _described(group: Group) -> str:
+    """A group as its audit entries name it: "ring-all ring=20s agents=alice,bob"."""
+    return (f"{group.strategy.value} ring={group.ring_timeout}s agents="
+            + ",".join(a.name for a in group.agents))
+
+
 def _known(name: Any, what: str) -> str:
     """A name to look up (anything else names nothing there is)."""
     if not isinstance(name, str):
@@ -62,8 +68,7 @@ class Configuration(Service):
         name, parsed, timeout = group_from_input(name, strategy, ring_timeout)
         group = await self.store.add_group(name, parsed, timeout, _members(agents))
         await self.ctx.audit(who, "config.group.create", f"group:{group.name}",
-                             f"{parsed.value} ring={timeout}s agents="
-                             + ",".join(a.name for a in group.agents))
+                             _described(group))
         return group
 
     async def groups(self, who: Principal) -> list[Group]:
@@ -109,8 +114,8 @@ class Configuration(Service):
     async def remove_agent(self, who: Principal, name: Any) -> None:
         """Refused (Conflict, naming them) while the agent is in a group."""
         require(who, Permission.CONFIGURE)
-        await self.store.remove_agent(_known(name, "agent"))
-        await self.ctx.audit(who, "config.agent.remove", f"agent:{name}", "")
+        gone = await self.store.remove_agent(_known(name, "agent"))
+        await self.ctx.audit(who, "config.agent.remove", f"agent:{gone.name}", gone.endpoint)
 
     async def update_group(self, who: Principal, name: Any, *, strategy: Any = None,
                            ring_timeout: Any = None, agents: Any = None) -> Group:
@@ -137,8 +142,8 @@ class Configuration(Service):
     async def remove_group(self, who: Principal, name: Any) -> None:
         """Refused (Conflict, naming them) while a widget uses the group."""
         require(who, Permission.CONFIGURE)
-        await self.store.remove_group(_known(name, "group"))
-        await self.ctx.audit(who, "config.group.remove", f"group:{name}", "")
+        gone = await self.store.remove_group(_known(name, "group"))
+        await self.ctx.audit(who, "config.group.remove", f"group:{gone.name}", _described(gone))
 
     async def add_widget(self, who: Principal, widget_id: Any, name: Any, settings: Any
                          ) -> Widget:

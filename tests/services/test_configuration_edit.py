@@ -83,7 +83,7 @@ async def test_an_agent_in_groups_is_not_removed_and_the_reason_names_them(env):
     with pytest.raises(NotFound):
         await config.remove_agent(ADMIN, "carol")
     assert [a.name for a in await store.list_agents()] == ["alice", "bob"]
-    assert await audit(store) == [("config.agent.remove", "agent:carol", "")]
+    assert await audit(store) == [("config.agent.remove", "agent:carol", "PJSIP/c1")]
 
 
 async def test_a_group_is_edited_its_members_in_the_order_given(env):
@@ -104,7 +104,7 @@ async def test_a_group_is_edited_its_members_in_the_order_given(env):
         ("config.group.update", "group:sales", "strategy=sequential ring=30s"),
         ("config.group.update", "group:sales", "agents=alice"),
         ("config.group.update", "group:support", "agents=carol"),
-        ("config.agent.remove", "agent:bob", "")]
+        ("config.agent.remove", "agent:bob", "PJSIP/b1")]
 
 
 @pytest.mark.parametrize("change, field", [
@@ -149,8 +149,9 @@ async def test_a_group_a_widget_uses_is_not_removed_and_the_reason_names_the_wid
     await config.remove_group(ADMIN, "support")
     assert [g.name for g in await store.list_groups()] == ["sales"]
     await config.remove_agent(ADMIN, "carol")  # never in a group
-    assert await audit(store) == [("config.group.remove", "group:support", ""),
-                                  ("config.agent.remove", "agent:carol", "")]
+    assert await audit(store) == [
+        ("config.group.remove", "group:support", "sequential ring=15s agents=bob"),
+        ("config.agent.remove", "agent:carol", "PJSIP/c1")]
 
 
 @pytest.mark.parametrize("who", OTHERS, ids=lambda p: p.role.value)

@@ -91,7 +91,7 @@ class ConfigurationQueries(StoreBase):
                 raise NotFound("agent", name)
         return to_agent(rows[0])
 
-    async def remove_agent(self, name: str) -> None:
+    async def remove_agent(self, name: str) -> Agent:
         async with self._transaction() as db:
             groups = [row["group_name"] for row in await db.execute_fetchall(
                 "SELECT group_name FROM group_members WHERE agent_name = ? ORDER BY group_name",
@@ -99,9 +99,11 @@ class ConfigurationQueries(StoreBase):
             if groups:
                 raise Conflict(f"agent {name!r} is in {_listed('group', groups)}:"
                                " take it out first")
-            deleted = await db.execute("DELETE FROM agents WHERE name = ?", (name,))
-            if deleted.rowcount == 0:
+            rows = await db.execute_fetchall("SELECT * FROM agents WHERE name = ?", (name,))
+            if not rows:
                 raise NotFound("agent", name)
+            await db.execute("DELETE FROM agents WHERE name = ?", (name,))
+        return to_agent(rows[0])
 
     async def update_group(self, name: str, strategy: Strategy | None = None,
                            ring_timeout: int | None = None,
@@ -121,8 +123,9 @@ class ConfigurationQueries(StoreBase):
                 await _add_members(db, name, agent_names)
         return await self.get_group(name)
 
-    async def remove_group(self, name: str) -> None:
+    async def remove_group(self, name: str) -> Group:
         async with self._transaction() as db:
+            group = await self.get_group(name)  # on this connection: inside the transaction
             widgets = [row["id"] for row in await db.execute_fetchall(
                 "SELECT id FROM widgets WHERE json_extract(settings, '$.group') = ?"
                 " ORDER BY id", (name,))]
@@ -131,9 +134,8 @@ class ConfigurationQueries(StoreBase):
                                f" give {'them' if len(widgets) > 1 else 'it'} another group"
                                " first")
             await db.execute("DELETE FROM group_members WHERE group_name = ?", (name,))
-            deleted = await db.execute("DELETE FROM agent_groups WHERE name = ?", (name,))
-            if deleted.rowcount == 0:
-                raise NotFound("group", name)
+            await db.execute("DELETE FROM agent_groups WHERE name = ?", (name,))
+        return group
 
     # ---- widgets ---------------------------------------------------------------------------
 
