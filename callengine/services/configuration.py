@@ -89,9 +89,10 @@ class Configuration(Service):
             check_endpoint(endpoint)
         if enabled is not None and not isinstance(enabled, bool):
             raise InvalidInput("enabled", "must be true or false")
+        name = _known(name, "agent")
         if endpoint is not None:
-            await self._refuse_while_busy(_known(name, "agent"), endpoint)
-        agent = await self.store.update_agent(_known(name, "agent"), endpoint, enabled)
+            await self._refuse_while_busy(name, endpoint)
+        agent = await self.store.update_agent(name, endpoint, enabled)
         if endpoint is not None:
             await self.ctx.audit(who, "config.agent.update", f"agent:{agent.name}", endpoint)
         if enabled is not None:
@@ -135,7 +136,8 @@ class Configuration(Service):
             None if ring_timeout is None else timeout, members)
         detail = [f"strategy={parsed.value}"] if strategy is not None else []
         detail += [f"ring={timeout}s"] if ring_timeout is not None else []
-        detail += ["agents=" + ",".join(a.name for a in group.agents)] if members is not None else []
+        if members is not None:
+            detail.append("agents=" + ",".join(a.name for a in group.agents))
         await self.ctx.audit(who, "config.group.update", f"group:{group.name}", " ".join(detail))
         return group
 
