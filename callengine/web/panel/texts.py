@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from callengine.web.panel import texts_users
+
 LANGUAGES = ("en", "pl")
 
 EN: dict[str, str] = {
@@ -403,4 +405,4 @@ PL: dict[str, str] = {
     "token_once": "Skopiuj go teraz: jest pokazany tylko ten jeden raz (zapisujemy tylko skrót).",
 }
 
-TEXTS = {"en": EN, "pl": PL}
+TEXTS = {"en": {**EN, **texts_users.EN}, "pl": {**PL, **texts_users.PL}}
