@@ -322,10 +322,13 @@ def check_name(field_name: str, value: Any) -> str:
 
 
 def agent_from_input(name: Any, endpoint: Any) -> Agent:
-    check_name("name", name)
+    return Agent(name=check_name("name", name), endpoint=check_endpoint(endpoint))
+
+
+def check_endpoint(endpoint: Any) -> str:
     if not isinstance(endpoint, str) or not _ENDPOINT.fullmatch(endpoint):
         raise InvalidInput("endpoint", "expected a dial string like PJSIP/agent1")
-    return Agent(name=name, endpoint=endpoint)
+    return endpoint
 
 
 def group_from_input(name: Any, strategy: Any, ring_timeout: Any) -> tuple[str, Strategy, int]:

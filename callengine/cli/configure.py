@@ -23,11 +23,49 @@ def cmd_agent_list(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_agent_edit(config: Config, args: argparse.Namespace) -> int:
+    agent = run(config, lambda s: s.config.update_agent(principal(args), args.name,
+                                                        endpoint=args.endpoint))
+    print(f"agent {agent.name}: endpoint {agent.endpoint}")
+    return 0
+
+
+def cmd_agent_disable(config: Config, args: argparse.Namespace) -> int:
+    enabled = args.sub == "enable"
+    agent = run(config, lambda s: s.config.update_agent(principal(args), args.name,
+                                                        enabled=enabled))
+    print(f"agent {agent.name} {'enabled' if agent.enabled else 'disabled: not rung from now'}")
+    return 0
+
+
+def cmd_agent_remove(config: Config, args: argparse.Namespace) -> int:
+    run(config, lambda s: s.config.remove_agent(principal(args), args.name))
+    print(f"agent {args.name} removed")
+    return 0
+
+
 def cmd_group_add(config: Config, args: argparse.Namespace) -> int:
     agents = [a.strip() for a in args.agents.split(",") if a.strip()]
     added = run(config, lambda s: s.config.add_group(
         principal(args), args.name, args.strategy, args.ring_timeout, agents))
     print(f"group {added.name} added: {', '.join(a.name for a in added.agents)}")
+    return 0
+
+
+def cmd_group_edit(config: Config, args: argparse.Namespace) -> int:
+    agents = None if args.agents is None else [
+        a.strip() for a in args.agents.split(",") if a.strip()]
+    edited = run(config, lambda s: s.config.update_group(
+        principal(args), args.name, strategy=args.strategy, ring_timeout=args.ring_timeout,
+        agents=agents))
+    print(f"group {edited.name}: {edited.strategy.value}, ring {edited.ring_timeout}s,"
+          f" {', '.join(a.name for a in edited.agents)}")
+    return 0
+
+
+def cmd_group_remove(config: Config, args: argparse.Namespace) -> int:
+    run(config, lambda s: s.config.remove_group(principal(args), args.name))
+    print(f"group {args.name} removed")
     return 0
 
 
@@ -65,6 +103,14 @@ def register(commands: argparse._SubParsersAction, command: AddCommand) -> None:
     sub.add_argument("name")
     sub.add_argument("endpoint", help="Asterisk dial string, e.g. PJSIP/agent1")
     command("list", cmd_agent_list, "list agents", agent)
+    sub = command("edit", cmd_agent_edit, "change an agent's endpoint", agent)
+    sub.add_argument("name")
+    sub.add_argument("--endpoint", required=True, help="Asterisk dial string")
+    for action, text in (("disable", "stop ringing an agent (a call in progress goes on)"),
+                         ("enable", "ring a disabled agent again")):
+        command(action, cmd_agent_disable, text, agent).add_argument("name")
+    command("remove", cmd_agent_remove, "remove an agent (refused while in a group)",
+            agent).add_argument("name")
 
     groups = group(commands, "group", "agent groups")
     sub = command("add", cmd_group_add, "add an agent group", groups)
@@ -73,6 +119,13 @@ def register(commands: argparse._SubParsersAction, command: AddCommand) -> None:
     sub.add_argument("--strategy", default="ring-all", help="ring-all or sequential")
     sub.add_argument("--ring-timeout", type=int, default=20, help="seconds an agent rings")
     command("list", cmd_group_list, "list agent groups", groups)
+    sub = command("edit", cmd_group_edit, "change a group (what is given)", groups)
+    sub.add_argument("name")
+    sub.add_argument("--agents", help="comma-separated agent names, in order (replaces them)")
+    sub.add_argument("--strategy", help="ring-all or sequential")
+    sub.add_argument("--ring-timeout", type=int, help="seconds an agent rings")
+    command("remove", cmd_group_remove, "remove a group (refused while a widget uses it)",
+            groups).add_argument("name")
 
     widget = group(commands, "widget", "website widgets")
     sub = command("add", cmd_widget_add, "add a widget; prints its public key", widget)

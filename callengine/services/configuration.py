@@ -7,18 +7,47 @@ import json
 from typing import Any
 
 from callengine.access import Permission, Principal, require
-from callengine.errors import InvalidInput
+from callengine.errors import Conflict, InvalidInput, NotFound
 from callengine.model import (
     Agent,
     Group,
     Widget,
     agent_from_input,
+    check_endpoint,
     check_name,
     group_from_input,
     optional_text,
     widget_settings_from_input,
 )
 from callengine.services.base import Service
+
+
+_DOING = {"on-call": "on a call", "ringing": "being rung for a call",
+          "held": "kept for a call that rings the others first"}  # Engine.agent_activity's
+
+
+def _described(group: Group) -> str:
+    """A group as its audit entries name it: "ring-all ring=20s agents=alice,bob"."""
+    return (f"{group.strategy.value} ring={group.ring_timeout}s agents="
+            + ",".join(a.name for a in group.agents))
+
+
+def _known(name: Any, what: str) -> str:
+    """A name to look up (anything else names nothing there is)."""
+    if not isinstance(name, str):
+        raise NotFound(what, str(name))
+    return name
+
+
+def _members(agents: Any) -> list[str]:
+    """A group's members, in order: a non-empty list of agent names, each once."""
+    if not isinstance(agents, list) or not agents or not all(isinstance(a, str)
+                                                             for a in agents):
+        raise InvalidInput("agents", "required: a non-empty list of agent names")
+    twice = sorted({a for a in agents if agents.count(a) > 1})
+    if twice:
+        raise InvalidInput("agents", f"lists {', '.join(twice)} more than once")
+    return agents
 
 
 class Configuration(Service):
@@ -37,18 +66,86 @@ class Configuration(Service):
                         agents: Any) -> Group:
         require(who, Permission.CONFIGURE)
         name, parsed, timeout = group_from_input(name, strategy, ring_timeout)
-        if not isinstance(agents, list) or not agents or not all(isinstance(a, str)
-                                                                 for a in agents):
-            raise InvalidInput("agents", "required: a non-empty list of agent names")
-        group = await self.store.add_group(name, parsed, timeout, agents)
+        group = await self.store.add_group(name, parsed, timeout, _members(agents))
         await self.ctx.audit(who, "config.group.create", f"group:{group.name}",
-                             f"{parsed.value} ring={timeout}s agents="
-                             + ",".join(a.name for a in group.agents))
+                             _described(group))
         return group
 
     async def groups(self, who: Principal) -> list[Group]:
         require(who, Permission.CONFIGURE)
         return await self.store.list_groups()
+
+    async def update_agent(self, who: Principal, name: Any, *, endpoint: Any = None,
+                           enabled: Any = None) -> Agent:
+        """Its endpoint (validated as a new agent's), enabled or not, or both. A disabled
+        agent is not rung from the engine's next dispatch round on; a call it is on (or being
+        rung for) goes on to its end. A new endpoint is refused (Conflict) while the engine
+        in this process holds the old one for a call. Each change audited:
+        config.agent.update (the endpoint), config.agent.disable / config.agent.enable."""
+        require(who, Permission.CONFIGURE)
+        if endpoint is None and enabled is None:
+            raise InvalidInput("endpoint", "give an endpoint, enabled, or both")
+        if endpoint is not None:
+            check_endpoint(endpoint)
+        if enabled is not None and not isinstance(enabled, bool):
+            raise InvalidInput("enabled", "must be true or false")
+        name = _known(name, "agent")
+        if endpoint is not None:
+            await self._refuse_while_busy(name, endpoint)
+        agent = await self.store.update_agent(name, endpoint, enabled)
+        if endpoint is not None:
+            await self.ctx.audit(who, "config.agent.update", f"agent:{agent.name}", endpoint)
+        if enabled is not None:
+            await self.ctx.audit(who, "config.agent.enable" if enabled else
+                                 "config.agent.disable", f"agent:{agent.name}", "")
+        return agent
+
+    async def _refuse_while_busy(self, name: str, endpoint: str) -> None:
+        """A new endpoint while the engine in this process holds the old one for a call
+        (on it, ringing, or kept for later) is refused: the engine knows an agent by its
+        endpoint, and would ring the new one for another lead meanwhile. (An engine in
+        another process is not seen from here.)"""
+        activity = self.ctx.agent_activity() if self.ctx.agent_activity else {}
+        for agent in await self.store.list_agents():
+            if agent.name == name and agent.endpoint != endpoint and agent.endpoint in activity:
+                doing = _DOING.get(activity[agent.endpoint], "busy with a call")
+                raise Conflict(f"agent {name!r} is {doing}: change its endpoint once it is"
+                               " free")
+
+    async def remove_agent(self, who: Principal, name: Any) -> None:
+        """Refused (Conflict, naming them) while the agent is in a group."""
+        require(who, Permission.CONFIGURE)
+        gone = await self.store.remove_agent(_known(name, "agent"))
+        await self.ctx.audit(who, "config.agent.remove", f"agent:{gone.name}", gone.endpoint)
+
+    async def update_group(self, who: Principal, name: Any, *, strategy: Any = None,
+                           ring_timeout: Any = None, agents: Any = None) -> Group:
+        """Its strategy, ring timeout, members (in the order given, replacing the old ones),
+        any of them, validated as a new group's. Audited (config.group.update) with what it
+        set."""
+        require(who, Permission.CONFIGURE)
+        if strategy is None and ring_timeout is None and agents is None:
+            raise InvalidInput("agents", "give a strategy, ring_timeout or agents")
+        current = await self.store.get_group(_known(name, "group"))
+        _, parsed, timeout = group_from_input(
+            current.name, current.strategy.value if strategy is None else strategy,
+            current.ring_timeout if ring_timeout is None else ring_timeout)
+        members = None if agents is None else _members(agents)
+        group = await self.store.update_group(
+            current.name, None if strategy is None else parsed,
+            None if ring_timeout is None else timeout, members)
+        detail = [f"strategy={parsed.value}"] if strategy is not None else []
+        detail += [f"ring={timeout}s"] if ring_timeout is not None else []
+        if members is not None:
+            detail.append("agents=" + ",".join(a.name for a in group.agents))
+        await self.ctx.audit(who, "config.group.update", f"group:{group.name}", " ".join(detail))
+        return group
+
+    async def remove_group(self, who: Principal, name: Any) -> None:
+        """Refused (Conflict, naming them) while a widget uses the group."""
+        require(who, Permission.CONFIGURE)
+        gone = await self.store.remove_group(_known(name, "group"))
+        await self.ctx.audit(who, "config.group.remove", f"group:{gone.name}", _described(gone))
 
     async def add_widget(self, who: Principal, widget_id: Any, name: Any, settings: Any
                          ) -> Widget:

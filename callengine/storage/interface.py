@@ -122,6 +122,26 @@ class Storage(Protocol):
 
     async def list_groups(self) -> list[Group]: ...
 
+    async def update_agent(self, name: str, endpoint: str | None = None,
+                           enabled: bool | None = None) -> Agent:
+        """Sets what is given (None: left as it is); NotFound if there is none. The engine's
+        next dispatch round reads it (a call in progress keeps the agents it was planned
+        with)."""
+
+    async def remove_agent(self, name: str) -> Agent:
+        """The agent removed. NotFound if there is none; Conflict naming the groups it is
+        in, if any (it is taken out of them first). Atomic with that check."""
+
+    async def update_group(self, name: str, strategy: Strategy | None = None,
+                           ring_timeout: int | None = None,
+                           agent_names: list[str] | None = None) -> Group:
+        """Sets what is given (None: left as it is), the members replaced in the order given;
+        NotFound for the group or an unknown agent, nothing written unless all of it is."""
+
+    async def remove_group(self, name: str) -> Group:
+        """The group removed (as it was just before). NotFound if there is none; Conflict
+        naming the widgets that use it, if any. Atomic with that check."""
+
     async def add_widget(self, widget_id: str, name: str, settings: WidgetSettings, now: float
                          ) -> Widget:
         """With a new random public key; NotFound if settings.group does not exist, Conflict

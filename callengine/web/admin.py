@@ -61,6 +61,56 @@ async def create_group(request: web.Request) -> web.Response:
     return web.json_response(views.group_view(group), status=201)
 
 
+async def list_agents(request: web.Request) -> web.Response:
+    agents = await services(request).config.agents(await principal(request))
+    return web.json_response({"agents": [views.agent_view(a) for a in agents]})
+
+
+async def update_agent(request: web.Request) -> web.Response:
+    who = await principal(request)
+    data = await _changes(request, ("endpoint", "enabled"))
+    agent = await services(request).config.update_agent(
+        who, request.match_info["agent_name"], endpoint=data.get("endpoint"),
+        enabled=data.get("enabled"))
+    return web.json_response(views.agent_view(agent))
+
+
+async def remove_agent(request: web.Request) -> web.Response:
+    who = await principal(request)
+    await services(request).config.remove_agent(who, request.match_info["agent_name"])
+    return web.Response(status=204)
+
+
+async def list_groups(request: web.Request) -> web.Response:
+    groups = await services(request).config.groups(await principal(request))
+    return web.json_response({"groups": [views.group_view(g) for g in groups]})
+
+
+async def update_group(request: web.Request) -> web.Response:
+    who = await principal(request)
+    data = await _changes(request, ("strategy", "ring_timeout", "agents"))
+    group = await services(request).config.update_group(
+        who, request.match_info["group_name"], strategy=data.get("strategy"),
+        ring_timeout=data.get("ring_timeout"), agents=data.get("agents"))
+    return web.json_response(views.group_view(group))
+
+
+async def remove_group(request: web.Request) -> web.Response:
+    who = await principal(request)
+    await services(request).config.remove_group(who, request.match_info["group_name"])
+    return web.Response(status=204)
+
+
+async def _changes(request: web.Request, fields: tuple[str, ...]) -> dict:
+    """A PATCH's body: only these fields (another one is refused, not ignored); a null is
+    as if it were not there."""
+    data = await json_body(request)
+    for name in data:
+        if name not in fields:
+            raise InvalidInput(name, f"can't be changed here (only {', '.join(fields)})")
+    return data
+
+
 async def create_widget(request: web.Request) -> web.Response:
     who = await principal(request)
     data = await json_body(request)
@@ -158,8 +208,14 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/leads", list_leads)
     app.router.add_post("/api/v1/leads", create_lead)
     app.router.add_get("/api/v1/leads/{lead_id}", get_lead)
+    app.router.add_get("/api/v1/agents", list_agents)
     app.router.add_post("/api/v1/agents", create_agent)
+    app.router.add_patch("/api/v1/agents/{agent_name}", update_agent)
+    app.router.add_delete("/api/v1/agents/{agent_name}", remove_agent)
+    app.router.add_get("/api/v1/groups", list_groups)
     app.router.add_post("/api/v1/groups", create_group)
+    app.router.add_patch("/api/v1/groups/{group_name}", update_group)
+    app.router.add_delete("/api/v1/groups/{group_name}", remove_group)
     app.router.add_get("/api/v1/widgets", list_widgets)
     app.router.add_post("/api/v1/widgets", create_widget)
     app.router.add_get("/api/v1/recordings", list_recordings)

@@ -126,7 +126,7 @@ async def server(tmp_path, monkeypatch):
             "phone": "+48 601 234 567", "consent": {"marketing": False, "recording": False},
             "clause_version": "2026-11"})
         real = {"key": widget.public_key, "widget_id": "shop", "lead_id": lead.id,
-                "version": "2026-11"}
+                "version": "2026-11", "agent_name": "alice", "group_name": "sales"}
         async with listening(WebDeps(services, ADMIN), "127.0.0.1", 0) as port:
             yield f"http://127.0.0.1:{port}", real, viewer.token, writes
 

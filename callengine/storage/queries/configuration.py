@@ -15,6 +15,22 @@ from callengine.storage.base import StoreBase
 from callengine.storage.rows import to_agent, to_widget
 
 
+async def _add_members(db: aiosqlite.Connection, group: str, agent_names: list[str]) -> None:
+    """The group's members in this order (NotFound for an unknown agent; IntegrityError for
+    one listed twice)."""
+    for position, agent_name in enumerate(agent_names):
+        if not await db.execute_fetchall("SELECT 1 FROM agents WHERE name = ?", (agent_name,)):
+            raise NotFound("agent", agent_name)
+        await db.execute(
+            "INSERT INTO group_members (group_name, agent_name, position) VALUES (?, ?, ?)",
+            (group, agent_name, position))
+
+
+def _listed(kind: str, names: list[str]) -> str:
+    """'group sales' or 'groups sales, support'."""
+    return f"{kind}{'s' if len(names) > 1 else ''} {', '.join(names)}"
+
+
 class ConfigurationQueries(StoreBase):
     async def add_agent(self, agent: Agent) -> None:
         try:
@@ -39,17 +55,7 @@ class ConfigurationQueries(StoreBase):
                     "INSERT INTO agent_groups (name, strategy, ring_timeout) VALUES (?, ?, ?)",
                     (name, strategy.value, ring_timeout),
                 )
-                for position, agent_name in enumerate(agent_names):
-                    async with db.execute(
-                        "SELECT 1 FROM agents WHERE name = ?", (agent_name,)
-                    ) as cursor:
-                        if await cursor.fetchone() is None:
-                            raise NotFound("agent", agent_name)
-                    await db.execute(
-                        "INSERT INTO group_members (group_name, agent_name, position)"
-                        " VALUES (?, ?, ?)",
-                        (name, agent_name, position),
-                    )
+                await _add_members(db, name, agent_names)
         except sqlite3.IntegrityError:
             raise Conflict(f"group {name!r} exists already (or an agent is listed twice)") from None
         return await self.get_group(name)
@@ -71,6 +77,65 @@ class ConfigurationQueries(StoreBase):
         async with self._db.execute("SELECT name FROM agent_groups ORDER BY name") as cursor:
             names = [row["name"] async for row in cursor]
         return [await self.get_group(name) for name in names]
+
+    async def update_agent(self, name: str, endpoint: str | None = None,
+                           enabled: bool | None = None) -> Agent:
+        async with self._transaction() as db:
+            if endpoint is not None:
+                await db.execute("UPDATE agents SET endpoint = ? WHERE name = ?", (endpoint, name))
+            if enabled is not None:
+                await db.execute("UPDATE agents SET enabled = ? WHERE name = ?",
+                                 (int(enabled), name))
+            rows = await db.execute_fetchall("SELECT * FROM agents WHERE name = ?", (name,))
+            if not rows:
+                raise NotFound("agent", name)
+        return to_agent(rows[0])
+
+    async def remove_agent(self, name: str) -> Agent:
+        async with self._transaction() as db:
+            groups = [row["group_name"] for row in await db.execute_fetchall(
+                "SELECT group_name FROM group_members WHERE agent_name = ? ORDER BY group_name",
+                (name,))]
+            if groups:
+                raise Conflict(f"agent {name!r} is in {_listed('group', groups)}:"
+                               " take it out first")
+            rows = await db.execute_fetchall("SELECT * FROM agents WHERE name = ?", (name,))
+            if not rows:
+                raise NotFound("agent", name)
+            await db.execute("DELETE FROM agents WHERE name = ?", (name,))
+        return to_agent(rows[0])
+
+    async def update_group(self, name: str, strategy: Strategy | None = None,
+                           ring_timeout: int | None = None,
+                           agent_names: list[str] | None = None) -> Group:
+        async with self._transaction() as db:
+            if not await db.execute_fetchall("SELECT 1 FROM agent_groups WHERE name = ?",
+                                             (name,)):
+                raise NotFound("group", name)
+            if strategy is not None:
+                await db.execute("UPDATE agent_groups SET strategy = ? WHERE name = ?",
+                                 (strategy.value, name))
+            if ring_timeout is not None:
+                await db.execute("UPDATE agent_groups SET ring_timeout = ? WHERE name = ?",
+                                 (ring_timeout, name))
+            if agent_names is not None:
+                await db.execute("DELETE FROM group_members WHERE group_name = ?", (name,))
+                await _add_members(db, name, agent_names)
+        return await self.get_group(name)
+
+    async def remove_group(self, name: str) -> Group:
+        async with self._transaction() as db:
+            group = await self.get_group(name)  # on this connection: inside the transaction
+            widgets = [row["id"] for row in await db.execute_fetchall(
+                "SELECT id FROM widgets WHERE json_extract(settings, '$.group') = ?"
+                " ORDER BY id", (name,))]
+            if widgets:
+                raise Conflict(f"group {name!r} is used by {_listed('widget', widgets)}:"
+                               f" give {'them' if len(widgets) > 1 else 'it'} another group"
+                               " first")
+            await db.execute("DELETE FROM group_members WHERE group_name = ?", (name,))
+            await db.execute("DELETE FROM agent_groups WHERE name = ?", (name,))
+        return group
 
     # ---- widgets ---------------------------------------------------------------------------
 

@@ -5,14 +5,19 @@ will go). The phone number of a data subject travels in POSTed forms only, never
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from html import escape
 
 from aiohttp import web
 
 from callengine.access import Forbidden, Permission, Role
+from callengine.errors import Conflict, InvalidInput, NotFound
 from callengine.flow import Strategy
 from callengine.web.panel.context import principal
 from callengine.web.panel.render import PANEL, form, form_page, page, panel_services, render
+
+
+POSITION = "position:"  # a group form's field per agent: its place in the ring order
 
 
 @page
@@ -56,6 +61,83 @@ async def create_group(request: web.Request) -> web.Response:
     await panel_services(request).config.add_group(
         principal(request), data.get("name"), data.get("strategy"),
         _whole(data.get("ring_timeout", "")), members)
+    raise web.HTTPSeeOther(f"{PANEL}/agents")
+
+
+def _row_form(kind: str) -> Callable[[web.Request], str]:
+    """The id of the edit form of the row the path names (the page has one per agent, group)."""
+    return lambda request: f"edit-{kind}-{request.match_info['name']}"
+
+
+@form_page("agents.html", _row_form("agent"), _agents_context)
+async def edit_agent(request: web.Request) -> web.Response:
+    data = await form(request)
+    await panel_services(request).config.update_agent(
+        principal(request), request.match_info["name"], endpoint=data.get("endpoint", ""))
+    raise web.HTTPSeeOther(f"{PANEL}/agents")
+
+
+@page
+async def enable_agent(request: web.Request) -> web.Response:
+    """POST …/enable or …/disable: a disabled agent is not rung for new calls (the engine's
+    next round); a call it is on goes on to its end."""
+    await form(request)
+    await panel_services(request).config.update_agent(
+        principal(request), request.match_info["name"],
+        enabled=request.match_info["state"] == "enable")
+    raise web.HTTPSeeOther(f"{PANEL}/agents")
+
+
+@form_page("agents.html", _row_form("group"), _agents_context)
+async def edit_group(request: web.Request) -> web.Response:
+    data = await form(request)
+    await panel_services(request).config.update_group(
+        principal(request), request.match_info["name"], strategy=data.get("strategy", ""),
+        ring_timeout=_whole(data.get("ring_timeout", "")), agents=_ordered(data))
+    raise web.HTTPSeeOther(f"{PANEL}/agents")
+
+
+def _ordered(data: dict[str, str]) -> list[str]:
+    """A group's members from its form's "position:NAME" fields: those numbered, 1 rung
+    first (equal numbers in the page's order); an empty one is not a member."""
+    chosen = []
+    for index, (field, value) in enumerate(data.items()):
+        if field.startswith(POSITION) and value.strip():
+            if not value.strip().isdigit():
+                raise InvalidInput("agents", "a position is a whole number (1 is rung first)"
+                                             " or empty (not in the group)")
+            chosen.append((int(value), index, field[len(POSITION):]))
+    return [name for *_, name in sorted(chosen)]
+
+
+def _removing(request: web.Request) -> tuple[str, str]:
+    """(agent or group, its name) from the path."""
+    kind = "agent" if request.path.startswith(f"{PANEL}/agents/") else "group"
+    return kind, request.match_info["name"]
+
+
+@page
+async def confirm_removal(request: web.Request) -> web.Response:
+    kind, name = _removing(request)
+    config = panel_services(request).config
+    listed = await (config.agents if kind == "agent" else config.groups)(principal(request))
+    if name not in {item.name for item in listed}:
+        raise NotFound(kind, name)
+    return render(request, "remove.html", {"kind": kind, "name": name})
+
+
+@page
+async def remove(request: web.Request) -> web.Response:
+    """Refused while in use: the confirmation page again, with the reason (409)."""
+    kind, name = _removing(request)
+    await form(request)
+    config = panel_services(request).config
+    try:
+        await (config.remove_agent if kind == "agent" else config.remove_group)(
+            principal(request), name)
+    except Conflict as exc:
+        return render(request, "remove.html", {"kind": kind, "name": name,
+                                               "refused": str(exc)}, status=409)
     raise web.HTTPSeeOther(f"{PANEL}/agents")
 
 
@@ -133,6 +215,13 @@ ROUTES = [  # (method, path under /panel, handler)
     ("GET", "/agents", agents),
     ("POST", "/agents", create_agent),
     ("POST", "/groups", create_group),
+    ("POST", "/agents/{name}/edit", edit_agent),
+    ("POST", "/agents/{name}/{state:enable|disable}", enable_agent),
+    ("GET", "/agents/{name}/remove", confirm_removal),
+    ("POST", "/agents/{name}/remove", remove),
+    ("POST", "/groups/{name}/edit", edit_group),
+    ("GET", "/groups/{name}/remove", confirm_removal),
+    ("POST", "/groups/{name}/remove", remove),
     ("POST", "/tokens", create_token),
     ("POST", "/tokens/{name}/revoke", revoke_token),
     ("GET", "/tokens", tokens),

@@ -107,11 +107,14 @@ def page(handler: Handler) -> Handler:
 FormContext = Callable[[web.Request], Awaitable[dict[str, Any]]]
 
 
-def form_page(template: str, form_id: str, context: FormContext) -> Callable[[Handler], Handler]:
+def form_page(template: str, form_id: str | Callable[[web.Request], str],
+              context: FormContext) -> Callable[[Handler], Handler]:
     """A handler of the form `form_id` on `template` (POSTed, or a GET filter form): a refused
     field (InvalidInput) or a conflict re-renders that page (422/409) with the message beside
     the field (or above the form), what was typed kept in the fields; `context` gives the
-    page's other contents. Any other domain error is answered as `page` does."""
+    page's other contents. Any other domain error is answered as `page` does. `form_id` may be
+    a function of the request (one of several forms alike on the page: the one of the row its
+    path names)."""
     def decorate(handler: Handler) -> Handler:
         @wraps(handler)
         async def wrapped(request: web.Request) -> web.StreamResponse:
@@ -125,7 +128,8 @@ def form_page(template: str, form_id: str, context: FormContext) -> Callable[[Ha
                 values = request.query if request.method == "GET" else await request.post()
                 log.info("panel %s: %s refused field %s", request.path, status, next(iter(errors)))
                 return render(request, template, {
-                    **await context(request), "failed_form": form_id, "errors": errors,
+                    **await context(request), "errors": errors,
+                    "failed_form": form_id(request) if callable(form_id) else form_id,
                     "values": {k: values.getall(k) for k in values if k != "csrf"}},
                     status=status)
         return page(wrapped)
