@@ -267,6 +267,11 @@ MIGRATIONS: list[str] = [
         locked_until REAL
     )
     """,
+    # A widget can be disabled (services/configuration.py): it takes no new leads while its
+    # accepted ones are still called; NULL = enabled.
+    """
+    ALTER TABLE widgets ADD COLUMN disabled_at REAL
+    """,
 ]
 
 # The leading expression of leads_day_phone: a query must spell it exactly so to use the index.
