@@ -88,15 +88,11 @@ class Configuration(Service):
         new_name = widget.name if name is None else optional_text("name", name, 100)
         if new_name is None:
             raise InvalidInput("name", "must not be empty")
-        if settings is None:
-            settings = {}
-        if not isinstance(settings, dict):
-            raise InvalidInput("settings", "must be an object")
         if enabled is not None and not isinstance(enabled, bool):
             raise InvalidInput("enabled", "must be true or false")
         old = widget.settings.to_json()
-        parsed = widget_settings_from_input({**old, **settings})
-        changed = {k: v for k, v in parsed.to_json().items() if v != old[k]}
+        parsed = _merged(widget, settings).settings
+        changed = {k: v for k, v in parsed.to_json().items() if _differs(v, old[k])}
         if new_name != widget.name:
             changed = {"name": new_name, **changed}
         if changed:
@@ -109,6 +105,14 @@ class Configuration(Service):
             await self.ctx.audit(who, "config.widget.enable" if enabled
                                  else "config.widget.disable", f"widget:{widget.id}", "")
         return widget
+
+    async def widget_preview(self, who: Principal, widget_id: str, settings: Any = None
+                             ) -> Widget:
+        """The widget as it would be with `settings` merged over its own (validated as
+        edit_widget does), for the panel's preview: nothing written, nothing audited."""
+        require(who, Permission.CONFIGURE)
+        widget = await self.store.get_widget(widget_id)
+        return _merged(widget, settings)
 
     async def set_widget_enabled(self, who: Principal, widget_id: str, enabled: bool
                                  ) -> Widget:
@@ -131,3 +135,21 @@ class Configuration(Service):
         await self.store.remove_widget(widget.id)
         await self.ctx.audit(who, "config.widget.remove", f"widget:{widget.id}",
                              f"name={widget.name}")
+
+
+def _merged(widget: Widget, settings: Any) -> Widget:
+    """The widget with the settings given (None: none) over its own, validated whole."""
+    if settings is None:
+        settings = {}
+    if not isinstance(settings, dict):
+        raise InvalidInput("settings", "must be an object")
+    merged = widget_settings_from_input({**widget.settings.to_json(), **settings})
+    return Widget(widget.id, widget.name, widget.public_key, merged, widget.disabled_at)
+
+
+def _differs(new: Any, old: Any) -> bool:
+    """A setting changed; a list's (regions, kinds, outcomes, origins, holidays: sets in
+    all but the name) order alone is no change."""
+    if isinstance(new, list) and isinstance(old, list):
+        return sorted(new) != sorted(old)
+    return new != old

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from callengine.web.panel import texts_widgets
+
 LANGUAGES = ("en", "pl")
 
 EN: dict[str, str] = {
@@ -326,3 +328,7 @@ PL: dict[str, str] = {
 }
 
 TEXTS = {"en": EN, "pl": PL}
+
+# The widget pages' own (texts_widgets.py), in both languages.
+EN.update(texts_widgets.EN)
+PL.update(texts_widgets.PL)
