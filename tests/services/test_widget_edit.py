@@ -5,6 +5,7 @@ store's config cache is cleared), and audited with what it changed."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 
 import pytest
@@ -15,6 +16,7 @@ from callengine.model import Consent, widget_settings_from_input
 from callengine.services import Services
 from callengine.services.widgets import public_config
 from callengine.storage import Store
+from callengine.storage.schema import MIGRATIONS, split_statements
 from tests.support.engine import DATA_KEY
 from tests.support.shop import shop_with_lead
 
@@ -159,3 +161,25 @@ async def test_a_widget_without_leads_is_removed_with_its_clauses(env):
     assert (await entries(store))[-1] == ("config.widget.remove", "widget:spare", "name=Spare")
     # the id is free again
     await services.config.add_widget(ADMIN, "spare", None, {"group": "sales"})
+
+
+async def test_widgets_from_before_the_column_are_enabled(tmp_path):
+    """A store made by the migrations before `disabled_at`, with a widget in it: after the
+    upgrade the widget reads as enabled, and can be disabled."""
+    before = next(i for i, script in enumerate(MIGRATIONS) if "disabled_at" in script)
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    for script in MIGRATIONS[:before]:
+        for statement in split_statements(script):
+            db.execute(statement)
+    db.execute("INSERT INTO agent_groups (name, strategy, ring_timeout) VALUES ('sales',"
+               " 'ring-all', 20)")
+    db.execute("INSERT INTO widgets (id, name, public_key, settings, created_at) VALUES"
+               " ('old', 'Old', 'wk_old', ?, 1)", (json.dumps({"group": "sales"}),))
+    db.execute(f"PRAGMA user_version = {before}")
+    db.commit()
+    db.close()
+    async with Store.open(path, DATA_KEY) as store:
+        assert (await store.get_widget("old")).enabled
+        assert not (await store.set_widget_disabled("old", 5.0)).enabled
+        assert await store.schema_version() == len(MIGRATIONS)

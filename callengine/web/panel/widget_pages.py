@@ -35,6 +35,10 @@ from callengine.web.panel.texts import LANGUAGES
 # int, optional_int, bool (a checkbox), select / choices (one / several of OPTIONS), list
 # (comma-separated), lines (one per line), json (a textarea), colour, group.
 FIELDSETS: list[tuple[str, list[tuple[str, str]]]] = [
+    ("fs_look", [("colour", "colour"), ("position", "select"), ("texts", "json"),
+                 ("ask_name", "bool"), ("ask_email", "bool"), ("countdown_s", "int"),
+                 ("open_after_s", "optional_int"), ("exit_intent", "bool"),
+                 ("challenge", "select"), ("allowed_origins", "lines")]),
     ("fs_calling", [("group", "group"), ("visitor_endpoint", "text"),
                     ("number_format", "select"), ("caller_id", "text"),
                     ("visitor_ring_timeout", "int"), ("whisper", "optional"),
@@ -53,10 +57,6 @@ FIELDSETS: list[tuple[str, list[tuple[str, str]]]] = [
                       ("recording_retention_days", "int")]),
     ("fs_hours", [("time_zone", "text"), ("hours", "json"), ("holidays", "list"),
                   ("slot_minutes", "int"), ("slot_capacity", "int"), ("slot_days", "int")]),
-    ("fs_look", [("colour", "colour"), ("position", "select"), ("texts", "json"),
-                 ("ask_name", "bool"), ("ask_email", "bool"), ("countdown_s", "int"),
-                 ("open_after_s", "optional_int"), ("exit_intent", "bool"),
-                 ("challenge", "select"), ("allowed_origins", "lines")]),
 ]
 OPTIONS: dict[str, list[str]] = {
     "number_format": sorted(DIAL_FORMATS), "recording": ["off", "on"],
