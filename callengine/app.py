@@ -101,7 +101,8 @@ async def _serve(config: Config, store: Store, ari: AriClient, vault: RecordingV
     engine = Engine(store, ari, config.dialing, recording=recording)
     services = Services(store, vault=vault, on_lead=engine.wake, channel="api",
                         challenge_key=config.http.challenge_key.encode() or None,
-                        login_policy=LoginPolicy.of(config.panel))
+                        login_policy=LoginPolicy.of(config.panel),
+                        agent_activity=engine.agent_activity)
     async with listening(WebDeps(services, config.http.admin_token,
                                  header_timeout_s=config.http.header_timeout_s,
                                  body_timeout_s=config.http.body_timeout_s,

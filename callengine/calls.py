@@ -45,6 +45,12 @@ class ActiveCall:
     names: dict[str, str] = field(default_factory=dict)  # leg → Asterisk channel name
     recording: ActiveRecording | None = None
     progress: str | None = None  # the lead's progress as the store has it
+    # The agent endpoints this call keeps from other calls: all of the plan's at first; an
+    # agent's is given back when its leg is gone or, once another answered, if never rung.
+    held: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.held.update(self.agent_endpoints)
 
 
 def call_ids(lead: Lead, attempt: Attempt) -> dict[str, Any]:

@@ -75,6 +75,24 @@ class Engine:
     def ready(self) -> asyncio.Event:
         return self._ready
 
+    def agent_activity(self) -> dict[str, str]:
+        """What each agent endpoint this engine holds is doing (the panel's live board):
+        "on-call" (answered), "ringing" (its leg is being dialled or rings) or "held" (kept
+        for a call that rings the others first). An endpoint not named is free here."""
+        activity: dict[str, str] = {}
+        for call in self._calls.values():
+            for index, endpoint in enumerate(call.flow.plan.agent_endpoints):
+                leg = flow.agent_leg(index)
+                if endpoint not in call.held:
+                    continue
+                if call.flow.agent == leg:
+                    activity[endpoint] = "on-call"
+                elif leg in call.flow.live:
+                    activity[endpoint] = "ringing"
+                else:
+                    activity[endpoint] = "held"
+        return activity
+
     async def run(self) -> None:
         # Recordings first, as when a call ends: once a lead reads closed, its recording is.
         if self._recording is not None:
@@ -309,8 +327,8 @@ class Engine:
             await self._store.mark_notice_played(call.attempt.id)
         for command in call.flow.handle(event):
             await self._execute(call, command)
-        if isinstance(event, flow.LegGone) and flow.is_agent_leg(event.leg):
-            self._release_agent(call, event.leg)
+        if isinstance(event, (flow.LegGone, flow.LegAnswered)) and flow.is_agent_leg(event.leg):
+            self._release_agents(call)
 
     async def _execute(self, call: ActiveCall, command: flow.Command) -> None:
         match command:
@@ -458,12 +476,19 @@ class Engine:
         except Exception:
             call.log.exception("could not end the call cleanly; the next reconcile will")
 
-    def _release_agent(self, call: ActiveCall, leg: str) -> None:
-        index = int(leg.split(":")[1])
-        endpoint = call.flow.plan.agent_endpoints[index]
-        if call.flow.agent != leg and endpoint in self._reserved:
-            self._reserved.discard(endpoint)
-            self.wake()  # a lead may be waiting for this agent
+    def _release_agents(self, call: ActiveCall) -> None:
+        """Give back the agents this call holds and no longer needs: those whose leg is gone
+        and, once one answered, those it kept for later (sequential) and never rang."""
+        endpoints = call.flow.plan.agent_endpoints
+        needed = {endpoints[int(leg.split(":")[1])] for leg in call.flow.live
+                  if flow.is_agent_leg(leg)}
+        if call.flow.agent is None:
+            needed.update(endpoints[call.flow.next_agent:])  # still to be rung in turn
+        released = call.held - needed
+        if released:
+            call.held -= released
+            self._reserved -= released  # held by this call only: dispatch reserves the free
+            self.wake()  # a lead may be waiting for these agents
 
     def _forget(self, call: ActiveCall) -> None:
         for handle in call.timers.values():
@@ -472,7 +497,8 @@ class Engine:
             self._channels.pop(channel_id, None)
         for playback_id in [p for p, (c, _) in self._playbacks.items() if c is call]:
             del self._playbacks[playback_id]
-        self._reserved.difference_update(call.agent_endpoints)
+        self._reserved.difference_update(call.held)  # not those given back and held by others
+        call.held.clear()
         self._calls.pop(call.attempt.id, None)
         self.wake()
 

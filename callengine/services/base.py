@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +47,9 @@ class Context:
     channel: str = "api"  # which edge acts ("api", "cli"): the detail of an unmask entry
     challenges: ChallengeBook = field(default_factory=lambda: ChallengeBook(os.urandom(32)))
     login_policy: LoginPolicy = field(default_factory=lambda: LoginPolicy())  # the panel's
+    # What the agents of the engine in this process are doing (Engine.agent_activity);
+    # None where no engine runs (the CLI): the board then says it does not know.
+    agent_activity: Callable[[], Mapping[str, str]] | None = None
 
     async def audit(self, who: Principal, action: str, target: str, detail: str) -> None:
         await self.store.audit(who, action, target, detail, self.clock())

@@ -1,14 +1,24 @@
 """The live board: the calls in progress (each active attempt with its lead's masked number,
-widget and progress) and the agents with whether they are enabled; for whoever reads leads.
-Masked always; reading it is not audited (nothing personal beyond masked numbers)."""
+widget and progress) and each agent's availability; for whoever reads leads. Masked always;
+reading it is not audited (nothing personal beyond masked numbers).
+
+An agent is "disabled", else what the engine in this process has it doing ("on-call",
+"ringing", "held" for a call ringing others first) or "free"; "unknown" where no engine runs
+beside the panel."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from callengine.access import Permission, Principal, require
 from callengine.errors import NotFound
+from callengine.model import Agent
 from callengine.services.base import Service
+
+AGENT_STATES = ("free", "ringing", "on-call", "held", "disabled", "unknown")
+PROGRESS_STATES = ("ringing-agents", "whisper", "dialling-visitor", "recording-notice",
+                   "connected", "ending")  # a call's progress as the board names it
 
 
 class Board(Service):
@@ -23,5 +33,15 @@ class Board(Service):
             calls.append({"lead": lead.id, "widget": lead.widget_id, "phone": lead.phone_masked,
                           "attempt": attempt.number, "progress": lead.progress,
                           "connected": attempt.connected, "started_at": attempt.started_at})
-        agents = [{"name": a.name, "enabled": a.enabled} for a in await self.store.list_agents()]
+        activity = self.ctx.agent_activity() if self.ctx.agent_activity else None
+        agents = [{"name": a.name, "enabled": a.enabled, "state": agent_state(a, activity)}
+                  for a in await self.store.list_agents()]
         return {"calls": calls, "agents": agents}
+
+
+def agent_state(agent: Agent, activity: Mapping[str, str] | None) -> str:
+    if not agent.enabled:
+        return "disabled"
+    if activity is None:
+        return "unknown"
+    return activity.get(agent.endpoint, "free")

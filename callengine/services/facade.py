@@ -5,7 +5,7 @@ run needs from the configuration, so no edge opens the store itself."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -38,11 +38,12 @@ class Services:
     def __init__(self, store: Store, *, vault: RecordingVault | None = None,
                  clock: Callable[[], float] = time.time,
                  on_lead: Callable[[], None] = lambda: None, channel: str = "api",
-                 challenge_key: bytes | None = None, login_policy: LoginPolicy | None = None):
+                 challenge_key: bytes | None = None, login_policy: LoginPolicy | None = None,
+                 agent_activity: Callable[[], Mapping[str, str]] | None = None):
         # The widgets' challenges: the configured key, else one derived from the data key.
         book = ChallengeBook(challenge_key or store.challenge_key())
         self._build(Context(store, vault, clock, on_lead, channel, book,
-                            login_policy or LoginPolicy()))
+                            login_policy or LoginPolicy(), agent_activity))
 
     def _build(self, context: Context) -> None:
         self.context = context

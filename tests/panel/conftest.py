@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from tests.support.panel import seeded_panel
+from tests.support.panel import add_role_users, real_login_app, seeded_panel
 from tests.widget.conftest import browser  # the fixture, reused
 
 __all__ = ["browser"]
@@ -26,10 +26,12 @@ async def client(panel):
 
 @pytest.fixture
 async def served(panel):
-    """The panel on a loopback port: (panel, its origin)."""
+    """The panel as the engine serves it (the real session and login) on a loopback port,
+    with an account per role: (panel, its origin)."""
     from tests.widget.conftest import _start
 
-    runner, port = await _start(panel.app)
+    panel.totp_secret = await add_role_users(panel.services)
+    runner, port = await _start(real_login_app(panel))
     try:
         yield panel, f"http://127.0.0.1:{port}"
     finally:

@@ -1,5 +1,6 @@
 """The panel in a real headless Chromium (Debian's, through Playwright; the widget tests'
-fixture), logged in as each role by the test session middleware: what each role receives
+fixture), logged in as each role through the login form (the admin with its TOTP code) as
+the engine serves it: what each role receives
 (DOM, every network response, the page source), playback in the <audio> element, the
 forbidden acts refused, screenshots of each page and an axe scan of each."""
 
@@ -11,7 +12,7 @@ import time
 from callengine.flow import Outcome, Result
 from callengine.model import Consent
 
-from tests.support.panel import CSRF, NUMBER, RECORDING_S, holds_number, user_headers
+from tests.support.panel import NUMBER, RECORDING_S, holds_number, log_in
 from tests.widget.conftest import SCREENSHOTS
 
 PAGES = {  # name: (path, roles that may open it)
@@ -28,6 +29,18 @@ PAGES = {  # name: (path, roles that may open it)
 }
 
 
+# A form post made from the page with the session's own CSRF token: refused by the role only.
+FORGED_POST = """async (url) => {
+    const csrf = document.querySelector('input[name=csrf]').value;
+    const r = await fetch(url, {method: 'POST', body: new URLSearchParams({csrf})});
+    return r.status; }"""
+
+
+def acts(entries) -> list:
+    """The audit entries of acts (the accounts made, logins and session ends left out)."""
+    return [e for e in entries if not e.action.startswith(("panel.", "users.add"))]
+
+
 class Session:
     """A browser context logged in as `role`, keeping every response's body."""
 
@@ -35,10 +48,11 @@ class Session:
         self.page, self.bodies = page, bodies
 
     @classmethod
-    async def open(cls, browser, role: str, width: int = 1280, height: int = 900):
-        context = await browser.new_context(viewport={"width": width, "height": height},
-                                            extra_http_headers=user_headers(role))
+    async def open(cls, browser, served, role: str, width: int = 1280, height: int = 900):
+        panel, origin = served
+        context = await browser.new_context(viewport={"width": width, "height": height})
         page = await context.new_page()
+        await log_in(page, origin, role, panel.totp_secret)
         bodies: list[tuple[str, bytes]] = []
 
         async def keep(response):
@@ -71,7 +85,7 @@ async def leaks(session) -> list[str]:
 
 async def test_a_viewer_never_receives_the_full_number(browser, served):
     panel, origin = served
-    s = await Session.open(browser, "viewer")
+    s = await Session.open(browser, served, "viewer")
     for name, (_, roles) in PAGES.items():
         response = await s.page.goto(origin + path_of(name, panel))
         assert response.status == (200 if "viewer" in roles else 403), name
@@ -80,9 +94,7 @@ async def test_a_viewer_never_receives_the_full_number(browser, served):
     assert await s.page.locator("button", has_text="Show number").count() == 0
     assert await s.page.locator("audio").count() == 0
     # asked anyway (a forged form post from the page): 403, and still no number anywhere
-    status = await s.page.evaluate("""async ([url, csrf]) => {
-        const r = await fetch(url, {method: 'POST', body: new URLSearchParams({csrf})});
-        return r.status; }""", [f"/panel/leads/{panel.lead.id}/number", CSRF])
+    status = await s.page.evaluate(FORGED_POST, f"/panel/leads/{panel.lead.id}/number")
     assert status == 403
     source = await s.page.evaluate("""async (url) => (await fetch(url)).text()""",
                                    f"/panel/leads/{panel.lead.id}")
@@ -95,12 +107,12 @@ async def test_a_viewer_never_receives_the_full_number(browser, served):
 
 async def test_an_agent_plays_with_the_right_duration_but_cannot_delete(browser, served):
     panel, origin = served
-    s = await Session.open(browser, "agent")
+    s = await Session.open(browser, served, "agent")
     await s.page.goto(origin + path_of("lead", panel))
     assert await s.page.locator(f"a[href$='/recordings/{panel.recording_id}/delete']").count() == 0
     audio = s.page.locator("audio")
     assert await audio.get_attribute("preload") == "none"  # opening the page plays nothing
-    assert [e.action for e in await panel.store.audit_entries()] == []
+    assert acts(await panel.store.audit_entries()) == []
     await s.page.locator("h1").click()  # a user gesture: the page may play
     await audio.evaluate("a => a.play()")
     await s.page.wait_for_function(
@@ -113,9 +125,7 @@ async def test_an_agent_plays_with_the_right_duration_but_cannot_delete(browser,
     assert await leaks(s) == []  # an agent doesn't unmask either
     refused = await s.page.goto(origin + path_of("delete", panel))
     assert refused.status == 403 and "Your role may not do this." in await s.page.content()
-    status = await s.page.evaluate("""async ([url, csrf]) => {
-        const r = await fetch(url, {method: 'POST', body: new URLSearchParams({csrf})});
-        return r.status; }""", [f"/panel/recordings/{panel.recording_id}/delete", CSRF])
+    status = await s.page.evaluate(FORGED_POST, f"/panel/recordings/{panel.recording_id}/delete")
     assert status == 403
     assert (await panel.store.get_recording(panel.recording_id)).status != "deleted"
     await s.close()
@@ -123,7 +133,7 @@ async def test_an_agent_plays_with_the_right_duration_but_cannot_delete(browser,
 
 async def test_a_supervisor_shows_a_number_by_post_and_it_stays_out_of_the_url(browser, served):
     panel, origin = served
-    s = await Session.open(browser, "supervisor")
+    s = await Session.open(browser, served, "supervisor")
     await s.page.goto(origin + "/panel/leads")
     assert await leaks(s) == []
     await s.page.locator(f"tr[data-lead='{panel.lead.id}'] button").click()
@@ -131,14 +141,14 @@ async def test_a_supervisor_shows_a_number_by_post_and_it_stays_out_of_the_url(b
     assert NUMBER in await s.page.locator("h1").text_content()
     assert NUMBER not in s.page.url and "601" not in s.page.url
     assert NUMBER not in await s.page.title()
-    entries = await panel.store.audit_entries()
-    assert [(e.action, e.actor) for e in entries] == [("numbers.unmask", "supervisor-user")]
+    entries = acts(await panel.store.audit_entries())
+    assert [(e.action, e.actor) for e in entries] == [("numbers.unmask", "user:supervisor-user")]
     await s.close()
 
 
 async def test_the_admin_deletes_a_recording_after_the_confirmation(browser, served):
     panel, origin = served
-    s = await Session.open(browser, "admin")
+    s = await Session.open(browser, served, "admin")
     await s.page.goto(origin + path_of("lead", panel))
     await s.page.locator("a.danger").click()
     await s.page.wait_for_url(re.compile(r".*/delete$"))
@@ -154,9 +164,17 @@ async def test_screenshots_and_accessibility_of_each_page_for_each_role(browser,
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     axe = Axe()
     bad: list[str] = []
+    context = await browser.new_context(viewport={"width": 768, "height": 900})
+    page = await context.new_page()
+    await page.goto(origin + "/panel/login")  # before anyone logs in
+    await page.screenshot(path=str(SCREENSHOTS / "panel-login-768.png"), full_page=True)
+    bad += [f"login: {v['id']} ({v['impact']})" for v in (await axe.run(page)).response[
+        "violations"] if v["impact"] in ("serious", "critical")]
+    await context.close()
     for role in ("admin", "supervisor", "agent", "viewer"):
+        s = await Session.open(browser, served, role)  # one login (an admin's code is single-use)
         for width in (1280, 768):
-            s = await Session.open(browser, role, width=width)
+            await s.page.set_viewport_size({"width": width, "height": 900})
             for name, (_, roles) in PAGES.items():
                 if role not in roles:
                     continue
@@ -168,8 +186,8 @@ async def test_screenshots_and_accessibility_of_each_page_for_each_role(browser,
                 bad += [f"{role} {name} {width}: {v['id']} ({v['impact']})"
                         for v in results.response["violations"]
                         if v["impact"] in ("serious", "critical")]
-            await s.close()
-    s = await Session.open(browser, "viewer")
+        await s.close()
+    s = await Session.open(browser, served, "viewer")
     await s.page.goto(origin + path_of("widgets", panel))  # the 403 page too
     await s.page.screenshot(path=str(SCREENSHOTS / "panel-forbidden-viewer-1280.png"))
     bad += [f"viewer 403: {v['id']} ({v['impact']})"
@@ -182,7 +200,7 @@ async def test_screenshots_and_accessibility_of_each_page_for_each_role(browser,
 
 async def test_the_live_board_updates_by_server_sent_events(browser, served):
     panel, origin = served
-    s = await Session.open(browser, "viewer")
+    s = await Session.open(browser, served, "viewer")
     await s.page.goto(origin + "/panel/board")
     calls = s.page.locator("[data-part=calls] tr")
     assert await calls.count() == 0
@@ -204,7 +222,7 @@ async def test_the_live_board_updates_by_server_sent_events(browser, served):
 async def test_no_inline_script_or_style_runs_under_the_csp(browser, served):
     """The CSP holds: nothing the page carries is refused by it (no inline anything)."""
     panel, origin = served
-    s = await Session.open(browser, "admin")
+    s = await Session.open(browser, served, "admin")
     violations: list[str] = []
     s.page.on("console", lambda m: violations.append(m.text)
               if "Content Security Policy" in m.text else None)
@@ -220,7 +238,7 @@ async def test_no_inline_script_or_style_runs_under_the_csp(browser, served):
 async def test_polish_through_the_language_switch(browser, served):
     from axe_playwright_python.async_playwright import Axe
     panel, origin = served
-    s = await Session.open(browser, "supervisor", width=768)
+    s = await Session.open(browser, served, "supervisor", width=768)
     await s.page.goto(origin + path_of("lead", panel))
     await s.page.select_option("#language", "pl")
     await s.page.locator("form[action='/panel/language'] button").click()

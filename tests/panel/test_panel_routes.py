@@ -325,7 +325,9 @@ async def test_the_board_streams_its_snapshot_as_server_sent_events(client, pane
         data = json.loads((await events.content.readline()).decode()[len("data: "):])
     assert [c["lead"] for c in data["calls"]] == [queued.id]
     assert data["calls"][0]["phone"] == "+48 *** *** 999"
-    assert data["agents"] == [{"name": "alice", "enabled": True}]
+    # no engine runs beside this panel: it says it does not know what alice is doing
+    assert data["agents"] == [{"name": "alice", "enabled": True, "state": "unknown"}]
+    assert re.search(r'data-agent="alice" data-state="unknown"><td>alice</td><td>unknown', html)
 
 
 async def test_the_widgets_page_has_every_setting_its_clause_versions_and_the_snippet(client,

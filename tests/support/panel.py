@@ -6,11 +6,17 @@ clause, a lead for a known number with a finished attempt and a recording."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import argon2
+import pyotp
 
 from aiohttp import web
 
@@ -21,6 +27,7 @@ from callengine.model import Agent, Consent, Lead, widget_settings_from_input
 from callengine.recordings import RecordingVault
 from callengine.services import Services
 from callengine.services.clauses import text_sha256
+from callengine.services.users import Users
 from callengine.storage import KeyStore, Store
 from callengine.web import WebDeps, make_app
 from callengine.web.panel.context import CSRF_TOKEN, LANGUAGE, PRINCIPAL
@@ -36,6 +43,8 @@ RECORDING_S = 3.0
 RATE = 8000
 CLAUSE = ("Shop Ltd. is the controller of your data; we use your number only to call you"
           " back.\nDetails: the privacy policy.")
+PASSWORDS = {role: f"a long {role} password" for role in ("admin", "supervisor", "agent",
+                                                            "viewer")}
 ROLES = {"admin": Role.ADMIN, "supervisor": Role.SUPERVISOR, "agent": Role.AGENT,
          "viewer": Role.VIEWER}
 
@@ -78,6 +87,7 @@ class Panel:
     recording_id: str
     vault_dir: Path
     app: web.Application
+    totp_secret: str = ""  # the admin's, once add_role_users made the accounts
 
 
 @asynccontextmanager
@@ -122,3 +132,36 @@ def holds_number(data: bytes) -> list[str]:
     """Which spellings of the seeded number the bytes hold (none, for a masked page)."""
     text = data.decode("utf-8", "replace")
     return [form for form in NUMBER_FORMS if form in text]
+
+
+async def add_role_users(services: Services) -> str:
+    """An account per role, "<role>-user" with PASSWORDS[role] (hashed cheaply: tests log in
+    often; a hash carries its own cost, so the panel checks it as cheaply); the admin's TOTP
+    secret is returned (an admin must have one)."""
+    users = Users(services.context, hasher=argon2.PasswordHasher(
+        time_cost=1, memory_cost=8 * 1024, parallelism=1, type=argon2.Type.ID))
+    secret = ""
+    for role, password in PASSWORDS.items():
+        made = await users.add(Principal("setup", Role.ADMIN), f"{role}-user", role, password)
+        if made.totp_uri:
+            secret = parse_qs(urlsplit(made.totp_uri).query)["secret"][0]
+    return secret
+
+
+def real_login_app(panel: Panel) -> web.Application:
+    """The panel as the engine serves it: make_app's own session middleware and login routes
+    (cookies not Secure: the tests' server is plain HTTP on loopback)."""
+    return make_app(WebDeps(panel.services, ADMIN_TOKEN, panel_secure_cookies=False))
+
+
+async def log_in(page: Any, origin: str, role: str, totp_secret: str) -> None:
+    """Through the login form as a person would (and the TOTP form, for the admin)."""
+    await page.goto(f"{origin}/panel/login")
+    await page.fill("#username", f"{role}-user")
+    await page.fill("#password", PASSWORDS[role])
+    await page.click("form[action='/panel/login'] button[type=submit]")
+    if role == "admin":
+        await page.wait_for_url(re.compile(r".*/panel/login/totp$"))
+        await page.fill("#code", pyotp.TOTP(totp_secret).now())
+        await page.click("form[action='/panel/login/totp'] button[type=submit]")
+    await page.wait_for_url(re.compile(r".*/panel/leads$"))

@@ -16,6 +16,7 @@ from callengine.access import Permission, Principal, require
 from callengine.errors import InvalidInput
 from callengine.model import LEAD_STATUSES
 from callengine.services import views
+from callengine.services.board import AGENT_STATES, PROGRESS_STATES
 from callengine.web.admin import stream_wav
 from callengine.web.panel.context import principal
 from callengine.web.panel.render import form, page, panel_services, render
@@ -140,7 +141,8 @@ BOARD_FOR_S = 300.0  # a stream ends after this (EventSource reconnects by itsel
 @page
 async def board(request: web.Request) -> web.Response:
     snapshot = await panel_services(request).board.snapshot(principal(request))
-    return render(request, "board.html", {"board": snapshot})
+    return render(request, "board.html", {"board": snapshot, "agent_states": AGENT_STATES,
+                                          "progress_states": PROGRESS_STATES})
 
 
 @page

@@ -28,15 +28,19 @@
       cell(row, c.widget);
       cell(row, c.phone);
       cell(row, String(c.attempt));
-      cell(row, root.getAttribute(c.connected ? "data-t-connected" : "data-t-ringing")
-        + (c.progress ? " (" + c.progress + ")" : ""));
+      cell(row, (c.progress && root.getAttribute("data-t-progress-" + c.progress))
+        || root.getAttribute(c.connected ? "data-t-connected" : "data-t-ringing"));
+      row.lastChild.setAttribute("data-progress", c.progress || "");
       calls.appendChild(row);
     });
     agents.replaceChildren();
     board.agents.forEach(function (a) {
-      var li = document.createElement("li");
-      li.textContent = a.name + ": " + (a.enabled ? "✓" : "✗");
-      agents.appendChild(li);
+      var row = document.createElement("tr");
+      row.setAttribute("data-agent", a.name);
+      row.setAttribute("data-state", a.state);
+      cell(row, a.name);
+      cell(row, root.getAttribute("data-t-agent-" + a.state) || a.state);
+      agents.appendChild(row);
     });
     live.textContent = board.calls.length + " " + suffix;
   });
