@@ -1,14 +1,15 @@
-"""The widget page's live preview in a real headless Chromium (Debian's, through Playwright):
-the real widget.js running in the page's preview frame under the panel's strict CSP shows the
-widget's launcher in the widget's colour, follows the edit form's unsaved colour and texts,
-and a submit in it sends nothing and makes no lead. An axe scan of the page (and of the
-preview with the widget's dialog open) finds nothing serious or critical."""
+"""The widget page's live preview in a real headless Chromium (Debian's, through Playwright),
+logged in as an admin through the real login: the real widget.js in the page's preview frame,
+under the panel's strict CSP, shows the widget's launcher in the widget's colour, follows the
+edit form's unsaved colour and texts, and a submit in it sends nothing and makes no lead. An
+axe scan of the page (and of the preview with the widget's dialog open) finds nothing serious
+or critical. And a disabled widget on a site's page."""
 
 from __future__ import annotations
 
 import asyncio
 
-from tests.support.panel import user_headers
+from tests.support.panel import log_in
 from tests.widget.conftest import SCREENSHOTS
 
 LAUNCHER = "callengine-widget button.l"  # in the widget's (open) shadow root
@@ -32,11 +33,11 @@ async def test_the_preview_is_the_real_widget_live_and_it_sends_nothing(browser,
     from axe_playwright_python.async_playwright import Axe
 
     panel, origin = served
-    context = await browser.new_context(viewport={"width": 1280, "height": 900},
-                                        extra_http_headers=user_headers("admin"))
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    await log_in(page, origin, "admin", panel.totp_secret)  # the real login, session, CSRF
     requests: list[str] = []
     context.on("request", lambda r: requests.append(f"{r.method} {r.url}"))
-    page = await context.new_page()
     refused: list[str] = []  # the console's CSP refusals, in the page and its frame
     page.on("console", lambda m: refused.append(m.text)
             if "Content Security Policy" in m.text else None)
