@@ -39,7 +39,7 @@ from callengine.access import (
     require,
     token_hash,
 )
-from callengine.errors import InvalidInput, NotFound
+from callengine.errors import Conflict, InvalidInput, NotFound
 from callengine.model import check_name
 from callengine.services.base import Context, Service
 
@@ -157,8 +157,10 @@ class Users(Service):
                  "last_login_at": u.last_login_at} for u in await self.store.list_users()]
 
     async def disable(self, who: Principal, username: str) -> None:
-        """The account can't log in; its sessions end now."""
+        """The account can't log in; its sessions end now. Not one's own (the CLI can)."""
         require(who, Permission.CONFIGURE)
+        if who.actor == USER_ACTOR + username:
+            raise Conflict("you can't disable your own account: ask another administrator")
         await self.store.update_user(username, disabled_at=self.ctx.clock())
         await self.ctx.audit(who, "users.disable", f"user:{username}", "")
 
@@ -192,6 +194,23 @@ class Users(Service):
         await self.store.update_user(username, totp_secret=secret)
         await self.ctx.audit(who, "users.totp", f"user:{username}", "enrolled")
         return _uri(username, secret)
+
+    async def change_password(self, who: Principal, current: Any, new: Any,
+                              client: str | None = None) -> None:
+        """A panel user's own new password, their current one checked (a wrong one counts
+        as a failed login towards the lockout); every session of theirs ends, this one too."""
+        username = who.actor.removeprefix(USER_ACTOR) if who.actor.startswith(USER_ACTOR) \
+            else None
+        user = await self.store.get_user(username) if username else None
+        if user is None:
+            raise InvalidInput("user", "only a panel user changes their own password here")
+        now = self.ctx.clock()
+        if not await self._password_ok(user, current):
+            await self._failed(user, user.username, client, now, "bad-current-password")
+            raise InvalidInput("current", "this is not your current password")
+        hashed = await self._hash(_check_password(new))
+        await self.store.update_user(user.username, password_hash=hashed)
+        await self.ctx.audit(who, "users.password", f"user:{user.username}", "changed")
 
     # ---- logins and sessions ----------------------------------------------------------
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import time
 
+from callengine.access import Principal, Role
 from callengine.flow import Outcome, Result
 from callengine.model import Consent
 
@@ -26,6 +27,8 @@ PAGES = {  # name: (path, roles that may open it)
     "audit": ("/panel/audit", ("admin",)),
     "subjects": ("/panel/subjects", ("admin",)),
     "delete": ("/panel/recordings/{recording}/delete", ("admin",)),
+    "users": ("/panel/users", ("admin",)),
+    "account": ("/panel/account", ("admin", "supervisor", "agent", "viewer")),
 }
 
 
@@ -250,4 +253,32 @@ async def test_polish_through_the_language_switch(browser, served):
                             full_page=True)
     violations = (await Axe().run(s.page)).response["violations"]
     assert [v["id"] for v in violations if v["impact"] in ("serious", "critical")] == []
+    await s.close()
+
+
+async def test_the_admin_adds_an_admin_and_sees_its_qr_code_once(browser, served):
+    from axe_playwright_python.async_playwright import Axe
+    panel, origin = served
+    s = await Session.open(browser, served, "admin", width=768)
+    await s.page.goto(origin + "/panel/users")
+    await s.page.fill("#u-name", "ada")
+    await s.page.select_option("#u-role", "admin")
+    await s.page.fill("#u-password", "short")
+    await s.page.evaluate("document.querySelector('#u-password').removeAttribute('minlength')")
+    await s.page.click("form[action='/panel/users'] button[type=submit]")
+    error = s.page.locator("#user-password-error")  # refused beside its field
+    await error.wait_for()
+    assert await s.page.get_attribute("#u-password", "aria-invalid") == "true"
+    assert await s.page.input_value("#u-name") == "ada"
+    await s.page.fill("#u-password", "a long enough password")
+    await s.page.click("form[action='/panel/users'] button[type=submit]")
+    await s.page.locator("[data-part=totp-qr] svg").wait_for()
+    box = await s.page.locator("[data-part=totp-qr] svg").bounding_box()
+    assert box["width"] > 100 and box["width"] == box["height"]
+    await s.page.screenshot(path=str(SCREENSHOTS / "panel-user-made-admin-768.png"),
+                            full_page=True)
+    violations = (await Axe().run(s.page)).response["violations"]
+    assert [v["id"] for v in violations if v["impact"] in ("serious", "critical")] == []
+    assert "ada" in [u["username"] for u in await panel.services.users.list(
+        Principal("t", Role.ADMIN))]
     await s.close()

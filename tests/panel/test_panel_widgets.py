@@ -211,3 +211,20 @@ async def test_only_admins(client, panel, role):
 
 def _admin() -> Principal:
     return Principal("ops", Role.ADMIN)
+
+
+async def test_the_widget_pages_in_polish(client, panel):
+    client.session.cookie_jar.update_cookies({"panel_language": "pl"})
+    for path, words in (("/panel/widgets", "Nowy widżet"),
+                        ("/panel/widgets/shop", "Godziny dzwonienia"),
+                        ("/panel/widgets/shop/remove", "Tego widżetu nie można usunąć"),
+                        ("/panel/widgets/shop/preview", "Podgląd widżetu")):
+        response = await client.get(path, headers=ADMIN)
+        assert response.status == 200, path
+        assert words in await response.text(), path
+
+
+def test_the_widget_texts_have_the_same_keys_in_both_languages():
+    from callengine.web.panel import texts_widgets
+
+    assert set(texts_widgets.EN) == set(texts_widgets.PL)

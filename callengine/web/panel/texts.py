@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from callengine.web.panel import texts_widgets
+from callengine.web.panel import texts_users, texts_widgets
 
 LANGUAGES = ("en", "pl")
 
@@ -353,8 +353,5 @@ PL: dict[str, str] = {
     "token_once": "Skopiuj go teraz: jest pokazany tylko ten jeden raz (zapisujemy tylko skrót).",
 }
 
-TEXTS = {"en": EN, "pl": PL}
-
-# The widget pages' own (texts_widgets.py), in both languages.
-EN.update(texts_widgets.EN)
-PL.update(texts_widgets.PL)
+TEXTS = {"en": {**EN, **texts_users.EN, **texts_widgets.EN},
+         "pl": {**PL, **texts_users.PL, **texts_widgets.PL}}
