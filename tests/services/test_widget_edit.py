@@ -183,3 +183,26 @@ async def test_widgets_from_before_the_column_are_enabled(tmp_path):
         assert (await store.get_widget("old")).enabled
         assert not (await store.set_widget_disabled("old", 5.0)).enabled
         assert await store.schema_version() == len(MIGRATIONS)
+
+
+async def test_a_lead_journaled_for_a_widget_removed_meanwhile_holds_up_no_other(env,
+                                                                                 monkeypatch):
+    """The race the removal can't close: a visitor's request read the widget before it went
+    and journals its lead after. That lead is dropped (logged) when the journal is moved;
+    the leads after it move as ever."""
+    from callengine.storage import intake
+
+    services, store, lead = env
+    monkeypatch.setattr(intake, "MOVE_GATHER_S", 0.3)  # the mover waits: the removal goes first
+    spare = await store.get_widget("spare")
+    await store.create_lead(spare, phone_e164="+48601234569", phone_region="PL",
+                            phone_kind="mobile", name=None, email=None,
+                            consent=Consent(False, False, "v1"), now=time.time())
+    async with store._transaction() as db:  # as remove_widget would, had it not seen the lead
+        await db.execute("DELETE FROM widgets WHERE id = 'spare'")
+    shop = await store.get_widget("shop")
+    later = await store.create_lead(shop, phone_e164="+48601234570", phone_region="PL",
+                                    phone_kind="mobile", name=None, email=None,
+                                    consent=Consent(False, False, "v1"), now=time.time())
+    assert sorted(x.id for x in await store.list_leads()) == sorted([lead.id, later.id])
+    assert await store.widget_references("spare") == (0, 0)  # nothing left in the journal

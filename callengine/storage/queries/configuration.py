@@ -151,9 +151,9 @@ class ConfigurationQueries(StoreBase):
     async def remove_widget(self, widget_id: str) -> None:
         """The widget and its clause records; WidgetInUse while any lead or tombstone names
         it: its leads are called and reported by it, and a later widget of the same id must
-        not inherit them. A visitor's lead racing the removal (journaled after the check,
-        within the config cache's second) would find no widget to move into: disable a widget
-        that is live on a page before removing it."""
+        not inherit them. A visitor's lead racing the removal (journaled after the check, by
+        a request that read the widget before) finds no widget to move into and is dropped
+        (IntakeJournal._of_existing_widgets): disable a widget live on a page before."""
         await self._settled()  # this process's journaled leads: into the store first
         journaled = await self._journaled_for(widget_id)
         async with self._transaction() as db:
