@@ -9,8 +9,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from callengine.access import Principal, Role
-from callengine.flow import Strategy
-from callengine.model import Agent, widget_settings_from_input
+from callengine.model import widget_settings_from_input
 from callengine.services import Services
 from callengine.storage import Store
 from callengine.web import WebDeps, make_app
@@ -24,14 +23,15 @@ AUTH = {"Authorization": f"Bearer {ADMIN}"}
 @pytest.fixture
 async def env(tmp_path):
     clock = Clock()
+    ops = Principal("ops", Role.ADMIN)
     async with Store.open(tmp_path / "t.db", DATA_KEY) as store:
-        await store.add_agent(Agent("alice", "PJSIP/agent1"))
-        await store.add_group("sales", Strategy.RING_ALL, 20, ["alice"])
-        await store.add_widget("shop", "Shop", widget_settings_from_input({
-            "group": "sales", "allowed_regions": ["PL"], "allowed_origins": [SHOP],
-            "challenge": "off"}), clock.now)
         services = Services(store, clock=clock, on_lead=lambda: None)
-        viewer = await services.tokens.create(Principal("ops", Role.ADMIN), "viewer", "viewer")
+        await services.config.add_agent(ops, "alice", "PJSIP/agent1")
+        await services.config.add_group(ops, "sales", "ring-all", 20, ["alice"])
+        await services.config.add_widget(ops, "shop", "Shop", {
+            "group": "sales", "allowed_regions": ["PL"], "allowed_origins": [SHOP],
+            "challenge": "off"})
+        viewer = await services.tokens.create(ops, "viewer", "viewer")
         app = make_app(WebDeps(services, ADMIN))
         async with TestClient(TestServer(app)) as client:
             yield client, store, viewer.token
@@ -44,7 +44,9 @@ async def problem(response, status: int) -> dict:
 
 
 async def config_actions(store: Store) -> list[str]:
-    return [e.action for e in await store.audit_entries() if e.action.startswith("config.")]
+    """The widget changes audited (not the setting up: its creations, the viewer's token)."""
+    return [e.action for e in await store.audit_entries()
+            if e.action.startswith("config.widget.") and e.action != "config.widget.create"]
 
 
 async def widget_rows(store: Store) -> list:
