@@ -30,6 +30,30 @@ class Conflict(ValueError):
     pass
 
 
+class WidgetInUse(Conflict):
+    """A widget that took leads is not removed: they (and the tombstones of those purged) are
+    called, reported and evidenced by it. Disabling it stops new ones."""
+
+    def __init__(self, widget_id: str, leads: int, tombstones: int):
+        if leads:
+            reason = (f"widget {widget_id!r} has {leads} lead{'s' if leads != 1 else ''}:"
+                      " disable it instead (a widget that took leads stays, with their"
+                      " tombstones once retention purges them, for its reports)")
+        else:
+            reason = (f"widget {widget_id!r} has the tombstones of {tombstones} purged"
+                      " lead(s), kept for its reports: disable it instead")
+        super().__init__(reason)
+        self.leads = leads
+        self.tombstones = tombstones
+
+
+class WidgetDisabled(Exception):
+    """A new lead for a disabled widget (its accepted leads are still called)."""
+
+    def __init__(self) -> None:
+        super().__init__("this widget is disabled: it takes no callback requests now")
+
+
 class RateLimited(Exception):
     """limit: which one refused ("number", "client" or "widget"); retry_after_s: when its
     window lets the next one through."""

@@ -156,6 +156,11 @@ class Widget:
     name: str
     public_key: str
     settings: WidgetSettings
+    disabled_at: float | None = None  # when disabled: no new leads (accepted ones are called)
+
+    @property
+    def enabled(self) -> bool:
+        return self.disabled_at is None
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,8 @@ def cmd_group_list(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_widget_add(config: Config, args: argparse.Namespace) -> int:
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    """--settings (a JSON object) with the per-setting flags given over it."""
     raw: dict[str, Any] = json.loads(args.settings) if args.settings else {}
     for key in ("group", "caller_id", "visitor_endpoint", "default_region", "whisper"):
         value = getattr(args, key)
@@ -83,6 +84,11 @@ def cmd_widget_add(config: Config, args: argparse.Namespace) -> int:
             raw[key] = value
     if args.regions is not None:
         raw["allowed_regions"] = args.regions
+    return raw
+
+
+def cmd_widget_add(config: Config, args: argparse.Namespace) -> int:
+    raw = _settings(args)
     widget = run(config, lambda s: s.config.add_widget(principal(args), args.id, args.name, raw))
     if args.quiet:
         print(widget.public_key)
@@ -95,6 +101,51 @@ def cmd_widget_list(config: Config, args: argparse.Namespace) -> int:
     widgets = run(config, lambda s: s.config.widgets(principal(args)))
     emit([views.widget_view(w) for w in widgets])
     return 0
+
+
+def cmd_widget_show(config: Config, args: argparse.Namespace) -> int:
+    widget = run(config, lambda s: s.config.widget(principal(args), args.id))
+    emit(views.widget_view(widget))
+    return 0
+
+
+def cmd_widget_edit(config: Config, args: argparse.Namespace) -> int:
+    """The settings given (flags, --settings) merged over the current ones."""
+    raw = _settings(args)
+    widget = run(config, lambda s: s.config.edit_widget(principal(args), args.id,
+                                                       name=args.name, settings=raw))
+    emit(views.widget_view(widget))
+    return 0
+
+
+def cmd_widget_disable(config: Config, args: argparse.Namespace) -> int:
+    run(config, lambda s: s.config.set_widget_enabled(principal(args), args.id, False))
+    print(f"widget {args.id} disabled: it takes no new leads (those it took are still called)")
+    return 0
+
+
+def cmd_widget_enable(config: Config, args: argparse.Namespace) -> int:
+    run(config, lambda s: s.config.set_widget_enabled(principal(args), args.id, True))
+    print(f"widget {args.id} enabled")
+    return 0
+
+
+def cmd_widget_remove(config: Config, args: argparse.Namespace) -> int:
+    run(config, lambda s: s.config.remove_widget(principal(args), args.id))
+    print(f"widget {args.id} removed, with its clause records")
+    return 0
+
+
+def _setting_flags(sub: argparse.ArgumentParser, *, group_required: bool) -> None:
+    sub.add_argument("--name")
+    sub.add_argument("--group", required=group_required)
+    sub.add_argument("--regions", help="countries that may be called, e.g. PL,DE")
+    sub.add_argument("--caller-id", dest="caller_id")
+    sub.add_argument("--visitor-endpoint", dest="visitor_endpoint",
+                     help="dial string with {number}, default PJSIP/{number}@pstn")
+    sub.add_argument("--default-region", dest="default_region")
+    sub.add_argument("--whisper", help="media played to the agent first, e.g. sound:beep")
+    sub.add_argument("--settings", help="further settings as a JSON object (docs/config.md)")
 
 
 def register(commands: argparse._SubParsersAction, command: AddCommand) -> None:
@@ -130,14 +181,20 @@ def register(commands: argparse._SubParsersAction, command: AddCommand) -> None:
     widget = group(commands, "widget", "website widgets")
     sub = command("add", cmd_widget_add, "add a widget; prints its public key", widget)
     sub.add_argument("id")
-    sub.add_argument("--name")
-    sub.add_argument("--group", required=True)
-    sub.add_argument("--regions", help="countries that may be called, e.g. PL,DE")
-    sub.add_argument("--caller-id", dest="caller_id")
-    sub.add_argument("--visitor-endpoint", dest="visitor_endpoint",
-                     help="dial string with {number}, default PJSIP/{number}@pstn")
-    sub.add_argument("--default-region", dest="default_region")
-    sub.add_argument("--whisper", help="media played to the agent first, e.g. sound:beep")
-    sub.add_argument("--settings", help="further settings as a JSON object (docs/config.md)")
+    _setting_flags(sub, group_required=True)
     sub.add_argument("-q", "--quiet", action="store_true", help="print only the public key")
     command("list", cmd_widget_list, "list widgets", widget)
+    sub = command("show", cmd_widget_show, "show a widget and its settings", widget)
+    sub.add_argument("id")
+    sub = command("edit", cmd_widget_edit, "change a widget's name or settings (those given"
+                  " are merged over the current ones)", widget)
+    sub.add_argument("id")
+    _setting_flags(sub, group_required=False)
+    for name, handler, text in (
+            ("disable", cmd_widget_disable, "disable a widget: no new leads (those it took"
+             " are still called)"),
+            ("enable", cmd_widget_enable, "enable a disabled widget again"),
+            ("remove", cmd_widget_remove, "remove a widget and its clause records (refused"
+             " while any lead names it: disable it instead)")):
+        sub = command(name, handler, text, widget)
+        sub.add_argument("id")

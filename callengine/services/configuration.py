@@ -167,3 +167,86 @@ class Configuration(Service):
     async def widgets(self, who: Principal) -> list[Widget]:
         require(who, Permission.CONFIGURE)
         return await self.store.list_widgets()
+
+    async def widget(self, who: Principal, widget_id: str) -> Widget:
+        require(who, Permission.CONFIGURE)
+        return await self.store.get_widget(widget_id)
+
+    async def edit_widget(self, who: Principal, widget_id: str, *, name: Any = None,
+                          settings: Any = None, enabled: Any = None) -> Widget:
+        """A widget's new name; its settings given merged over the current ones and the whole
+        validated (widget_settings_from_input; its group must exist); `enabled` False or True
+        disables or enables it. All of it is checked before anything is written. Audited:
+        `config.widget.update` with the name and settings changed and their new values (JSON),
+        `config.widget.disable` / `config.widget.enable`. A change nobody would see (the same
+        values) writes and audits nothing."""
+        require(who, Permission.CONFIGURE)
+        widget = await self.store.get_widget(widget_id)
+        new_name = widget.name if name is None else optional_text("name", name, 100)
+        if new_name is None:
+            raise InvalidInput("name", "must not be empty")
+        if enabled is not None and not isinstance(enabled, bool):
+            raise InvalidInput("enabled", "must be true or false")
+        old = widget.settings.to_json()
+        parsed = _merged(widget, settings).settings
+        changed = {k: v for k, v in parsed.to_json().items() if _differs(v, old[k])}
+        if new_name != widget.name:
+            changed = {"name": new_name, **changed}
+        if changed:
+            widget = await self.store.update_widget(widget.id, new_name, parsed)
+            await self.ctx.audit(who, "config.widget.update", f"widget:{widget.id}",
+                                 json.dumps(changed, sort_keys=True, separators=(",", ":")))
+        if enabled is not None and enabled != widget.enabled:
+            widget = await self.store.set_widget_disabled(
+                widget.id, None if enabled else self.ctx.clock())
+            await self.ctx.audit(who, "config.widget.enable" if enabled
+                                 else "config.widget.disable", f"widget:{widget.id}", "")
+        return widget
+
+    async def widget_preview(self, who: Principal, widget_id: str, settings: Any = None
+                             ) -> Widget:
+        """The widget as it would be with `settings` merged over its own (validated as
+        edit_widget does), for the panel's preview: nothing written, nothing audited."""
+        require(who, Permission.CONFIGURE)
+        widget = await self.store.get_widget(widget_id)
+        return _merged(widget, settings)
+
+    async def set_widget_enabled(self, who: Principal, widget_id: str, enabled: bool
+                                 ) -> Widget:
+        """Disabled, a widget takes no new leads (its intake answers `widget-disabled`, its
+        public config says `enabled: false`); the leads it took are called all the same."""
+        return await self.edit_widget(who, widget_id, enabled=enabled)
+
+    async def widget_references(self, who: Principal, widget_id: str) -> tuple[int, int]:
+        """(its leads, the tombstones of its purged ones): while either is not 0, the widget
+        can't be removed."""
+        require(who, Permission.CONFIGURE)
+        await self.store.get_widget(widget_id)
+        return await self.store.widget_references(widget_id)
+
+    async def remove_widget(self, who: Principal, widget_id: str) -> None:
+        """The widget and its clause records, once no lead (nor a purged lead's tombstone)
+        names it; else WidgetInUse, with the reason. Audited `config.widget.remove`."""
+        require(who, Permission.CONFIGURE)
+        widget = await self.store.get_widget(widget_id)
+        await self.store.remove_widget(widget.id)
+        await self.ctx.audit(who, "config.widget.remove", f"widget:{widget.id}",
+                             f"name={widget.name}")
+
+
+def _merged(widget: Widget, settings: Any) -> Widget:
+    """The widget with the settings given (None: none) over its own, validated whole."""
+    if settings is None:
+        settings = {}
+    if not isinstance(settings, dict):
+        raise InvalidInput("settings", "must be an object")
+    merged = widget_settings_from_input({**widget.settings.to_json(), **settings})
+    return Widget(widget.id, widget.name, widget.public_key, merged, widget.disabled_at)
+
+
+def _differs(new: Any, old: Any) -> bool:
+    """A setting changed; a list's (regions, kinds, outcomes, origins, holidays: sets in
+    all but the name) order alone is no change."""
+    if isinstance(new, list) and isinstance(old, list):
+        return sorted(new) != sorted(old)
+    return new != old

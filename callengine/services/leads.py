@@ -8,7 +8,9 @@ from dataclasses import replace
 from typing import Any
 
 from callengine.access import Permission, Principal, require
-from callengine.errors import ClauseUnknown, InvalidInput, NotFound, UnknownWidget
+from callengine.errors import (
+    ClauseUnknown, InvalidInput, NotFound, UnknownWidget, WidgetDisabled,
+)
 from callengine.model import LEAD_OUTCOMES, LEAD_STATUSES, Lead, Widget, lead_from_input
 from callengine.services import views
 from callengine.services.base import Service
@@ -43,7 +45,8 @@ class Leads(Service):
                      client: str | None = None, origin: str | None = None) -> Lead:
         """Validate a visitor's request (`lead_from_input`), queue it, wake the engine. Outside
         the widget's calling hours it is due at the next opening; with a `slot` (one of those
-        services.hours offers), at the slot's start, while the slot has places.
+        services.hours offers), at the slot's start, while the slot has places. A disabled
+        widget takes none (WidgetDisabled, nothing written); those it took before are called.
 
         From the widget (not the CRM): the honeypot `website` must be absent or empty, and with
         the widget's `challenge` on, `altcha` must be a solved, unexpired, unused challenge
@@ -54,6 +57,8 @@ class Leads(Service):
         (`lead.duplicate`), nothing new queued.
         origin: the request's Origin header; kept as evidence only when it is one of the
         widget's allowed origins (web/security.py refuses the others)."""
+        if not widget.enabled:  # before anything is read or spent (its challenge)
+            raise WidgetDisabled()
         data = dict(data)
         honeypot = data.pop("website", None)
         proof = data.pop("altcha", None)

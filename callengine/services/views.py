@@ -90,6 +90,7 @@ def widget_view(widget: Widget) -> dict[str, Any]:
     return {
         "id": widget.id, "name": widget.name, "public_key": widget.public_key,
         "settings": widget.settings.to_json(),
+        "enabled": widget.enabled, "disabled_at": widget.disabled_at,
     }
 
 

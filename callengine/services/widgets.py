@@ -15,6 +15,7 @@ def public_config(widget: Widget, lang: str | None) -> dict[str, Any]:
     language = choose_language(lang, set(BUILT_IN) | set(s.texts))
     base = f"/api/v1/widgets/{widget.public_key}"
     return {
+        "enabled": widget.enabled,  # disabled: the widget shows nothing, takes no leads
         "language": language,
         "texts": texts_for(language, s.texts),
         "colour": s.colour,

@@ -293,6 +293,8 @@ class IntakeJournal(StoreBase):
                 if not rows:
                     self._journaled -= before  # moved by another process's Store
                     return
+                moved = [row["id"] for row in rows]
+                rows = await self._of_existing_widgets(rows)
                 assert self._keys is not None  # new subjects' keys first, in one commit
                 await self._keys.put_subjects([
                     (row["subject_id"], row["new_subject_hash"], row["new_subject_key"],
@@ -300,7 +302,6 @@ class IntakeJournal(StoreBase):
                 await self._transaction_in_thread(  # one trip to the store's thread
                     sqlite3.Connection.executemany, MOVE_LEAD, [move_values(row) for row in rows])
                 await self._erased_meanwhile(rows)
-                moved = [row["id"] for row in rows]
                 async with self._journal_lock:
                     await self._journal._execute(_forget_moved, self._journal._conn, moved)
                 self._journaled.difference_update(moved)
@@ -308,6 +309,24 @@ class IntakeJournal(StoreBase):
                     if row["new_subject_hash"] is not None:
                         if self._new_subjects.pop(row["new_subject_hash"], None):
                             self._remember_subject(row["new_subject_hash"], row["subject_id"])
+
+    async def _of_existing_widgets(self, rows: list) -> list:
+        """The journal rows whose widget is still there. A lead journaled for a widget removed
+        meanwhile (a visitor's request racing the removal, ConfigurationQueries.remove_widget)
+        can't enter the store: it is dropped, logged, and forgotten with the batch, so that
+        it doesn't hold up every lead after it. (A widget removed between this and the move
+        fails that batch's move; the next one drops the lead.)"""
+        named = sorted({row["widget_id"] for row in rows})
+        found = await self._db.execute_fetchall(
+            f"SELECT id FROM widgets WHERE id IN ({marks(len(named))})", named)
+        existing = {row[0] for row in found}
+        if len(existing) == len(named):
+            return rows
+        for row in rows:
+            if row["widget_id"] not in existing:
+                log.error("lead %s: its widget %s was removed while the lead waited in the"
+                          " intake journal; the lead is dropped", row["id"], row["widget_id"])
+        return [row for row in rows if row["widget_id"] in existing]
 
     async def _subject_for_intake(self, number_hash: str
                                   ) -> tuple[str, SubjectCipher, bytes | None]:

@@ -154,6 +154,19 @@ class Storage(Protocol):
 
     async def list_widgets(self) -> list[Widget]: ...
 
+    async def update_widget(self, widget_id: str, name: str, settings: WidgetSettings
+                            ) -> Widget:
+        """NotFound for an unknown widget or settings.group."""
+
+    async def set_widget_disabled(self, widget_id: str, disabled_at: float | None) -> Widget:
+        """Disabled since `disabled_at`, or enabled (None); NotFound for an unknown widget."""
+
+    async def widget_references(self, widget_id: str) -> tuple[int, int]:
+        """(its leads, the store's and the intake journal's; its leads' tombstones)."""
+
+    async def remove_widget(self, widget_id: str) -> None:
+        """With its clause records; WidgetInUse while a lead or tombstone names it."""
+
     # ---- leads and attempts ----------------------------------------------------------------
 
     async def create_lead(

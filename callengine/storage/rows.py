@@ -24,7 +24,7 @@ def to_agent(row: sqlite3.Row) -> Agent:
 
 def to_widget(row: sqlite3.Row) -> Widget:
     settings = widget_settings_from_input(json.loads(row["settings"]))
-    return Widget(row["id"], row["name"], row["public_key"], settings)
+    return Widget(row["id"], row["name"], row["public_key"], settings, row["disabled_at"])
 
 
 def to_attempt(row: sqlite3.Row) -> Attempt:

@@ -267,6 +267,11 @@ MIGRATIONS: list[str] = [
         locked_until REAL
     )
     """,
+    # A widget can be disabled (services/configuration.py): it takes no new leads while its
+    # accepted ones are still called; NULL = enabled.
+    """
+    ALTER TABLE widgets ADD COLUMN disabled_at REAL
+    """,
     # The leads' listing (newest first, filtered by status, outcome or creation date, with or
     # without a widget) and its count walk leads by created_at: without this index, every
     # listing without a widget sorted the whole table (1,000,000 leads: 3-4 s a page; with it,

@@ -124,6 +124,31 @@ async def list_widgets(request: web.Request) -> web.Response:
     return web.json_response({"widgets": [views.widget_view(w) for w in widgets]})
 
 
+async def get_widget(request: web.Request) -> web.Response:
+    widget = await services(request).config.widget(await principal(request),
+                                                   request.match_info["widget_id"])
+    return web.json_response(views.widget_view(widget))
+
+
+async def edit_widget(request: web.Request) -> web.Response:
+    """PATCH: {name?, settings?, enabled?}; the settings given are merged over the current."""
+    who = await principal(request)
+    data = await json_body(request)
+    unknown = sorted(set(data) - {"name", "settings", "enabled"})
+    if unknown:
+        raise InvalidInput(unknown[0], "unknown field")
+    widget = await services(request).config.edit_widget(
+        who, request.match_info["widget_id"], name=data.get("name"),
+        settings=data.get("settings"), enabled=data.get("enabled"))
+    return web.json_response(views.widget_view(widget))
+
+
+async def remove_widget(request: web.Request) -> web.Response:
+    who = await principal(request)
+    await services(request).config.remove_widget(who, request.match_info["widget_id"])
+    return web.Response(status=204)
+
+
 async def list_recordings(request: web.Request) -> web.Response:
     recordings = await services(request).recordings.list(
         await principal(request), lead_id=request.query.get("lead"))
@@ -218,6 +243,9 @@ def add_routes(app: web.Application) -> None:
     app.router.add_delete("/api/v1/groups/{group_name}", remove_group)
     app.router.add_get("/api/v1/widgets", list_widgets)
     app.router.add_post("/api/v1/widgets", create_widget)
+    app.router.add_get("/api/v1/widgets/{widget_id}", get_widget)
+    app.router.add_patch("/api/v1/widgets/{widget_id}", edit_widget)
+    app.router.add_delete("/api/v1/widgets/{widget_id}", remove_widget)
     app.router.add_get("/api/v1/recordings", list_recordings)
     app.router.add_get("/api/v1/recordings/{recording_id}/audio", recording_audio)
     app.router.add_delete("/api/v1/recordings/{recording_id}", delete_recording)

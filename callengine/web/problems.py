@@ -17,7 +17,7 @@ from callengine.access import Forbidden
 from callengine.crypto import RecordingError
 from callengine.errors import (
     ChallengeFailed, ClauseUnknown, Closed, Conflict, ErasureIncomplete, InvalidInput, NotFound,
-    RateLimited, SlotFull, SlotInvalid, UnknownWidget,
+    RateLimited, SlotFull, SlotInvalid, UnknownWidget, WidgetDisabled, WidgetInUse,
 )
 from callengine.numbers import NumberRejected
 from callengine.recordings import RecordingUnavailable
@@ -66,6 +66,11 @@ def problem_for(exc: Exception) -> Problem | None:
     if isinstance(exc, NumberRejected):
         return Problem(422, f"number-{exc.code}", "This number can't be called back", str(exc),
                        field="phone", code=exc.code)
+    if isinstance(exc, WidgetDisabled):
+        return Problem(403, "widget-disabled", "This widget is disabled", str(exc))
+    if isinstance(exc, WidgetInUse):
+        return Problem(409, "widget-in-use", "The widget has leads", str(exc),
+                       leads=exc.leads, tombstones=exc.tombstones)
     if isinstance(exc, UnknownWidget):
         return Problem(404, "unknown-widget", "Unknown widget", str(exc))
     if isinstance(exc, NotFound):

@@ -333,7 +333,7 @@ async def test_the_board_streams_its_snapshot_as_server_sent_events(client, pane
 
 async def test_the_widgets_page_has_every_setting_its_clause_versions_and_the_snippet(client,
                                                                                       panel):
-    html = await (await client.get("/panel/widgets", headers=user_headers("admin"))).text()
+    html = await (await client.get("/panel/widgets/shop", headers=user_headers("admin"))).text()
     widget = await panel.store.get_widget("shop")
     assert widget.public_key in html and "allowed_regions" in html and "2026-12" in html
     assert f'data-widget=&#34;{widget.public_key}&#34;' in html or \

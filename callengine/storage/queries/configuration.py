@@ -8,7 +8,7 @@ import sqlite3
 
 import aiosqlite
 
-from callengine.errors import Conflict, NotFound
+from callengine.errors import Conflict, NotFound, WidgetInUse
 from callengine.flow import Strategy
 from callengine.model import Agent, Group, Widget, WidgetSettings
 from callengine.storage.base import StoreBase
@@ -180,3 +180,68 @@ class ConfigurationQueries(StoreBase):
         if not rows:
             raise NotFound("widget", label)
         return to_widget(rows[0])
+
+    async def update_widget(self, widget_id: str, name: str, settings: WidgetSettings) -> Widget:
+        """The widget's new name and settings; NotFound for an unknown widget or group."""
+        await self.get_group(settings.group)
+        try:
+            async with self._transaction() as db:
+                cursor = await db.execute(
+                    "UPDATE widgets SET name = ?, settings = ? WHERE id = ?",
+                    (name, json.dumps(settings.to_json()), widget_id))
+                if cursor.rowcount != 1:
+                    raise NotFound("widget", widget_id)
+        finally:
+            self._config_changed()
+        return await self.get_widget(widget_id)
+
+    async def set_widget_disabled(self, widget_id: str, disabled_at: float | None) -> Widget:
+        """Disable the widget (since `disabled_at`) or enable it again (None)."""
+        try:
+            async with self._transaction() as db:
+                cursor = await db.execute("UPDATE widgets SET disabled_at = ? WHERE id = ?",
+                                          (disabled_at, widget_id))
+                if cursor.rowcount != 1:
+                    raise NotFound("widget", widget_id)
+        finally:
+            self._config_changed()
+        return await self.get_widget(widget_id)
+
+    async def widget_references(self, widget_id: str) -> tuple[int, int]:
+        """The widget's leads (in the store and still in the intake journal, whoever journaled
+        them) and the tombstones of its purged or erased leads."""
+        leads, tombstones = await self._store_references(self._db, widget_id)
+        return leads + await self._journaled_for(widget_id), tombstones
+
+    async def remove_widget(self, widget_id: str) -> None:
+        """The widget and its clause records; WidgetInUse while any lead or tombstone names
+        it: its leads are called and reported by it, and a later widget of the same id must
+        not inherit them. A visitor's lead racing the removal (journaled after the check, by
+        a request that read the widget before) finds no widget to move into and is dropped
+        (IntakeJournal._of_existing_widgets): disable a widget live on a page before."""
+        await self._settled()  # this process's journaled leads: into the store first
+        journaled = await self._journaled_for(widget_id)
+        async with self._transaction() as db:
+            leads, tombstones = await self._store_references(db, widget_id)
+            if leads + journaled or tombstones:
+                raise WidgetInUse(widget_id, leads + journaled, tombstones)
+            await db.execute("DELETE FROM clauses WHERE widget_id = ?", (widget_id,))
+            cursor = await db.execute("DELETE FROM widgets WHERE id = ?", (widget_id,))
+            if cursor.rowcount != 1:
+                raise NotFound("widget", widget_id)
+        self._config_changed()
+
+    async def _journaled_for(self, widget_id: str) -> int:
+        assert self._journal is not None
+        rows = await self._journal.execute_fetchall(
+            "SELECT COUNT(*) FROM new_leads WHERE widget_id = ?"
+            " AND id NOT IN (SELECT id FROM store.leads)", (widget_id,))
+        return rows[0][0]
+
+    @staticmethod
+    async def _store_references(db: aiosqlite.Connection, widget_id: str) -> tuple[int, int]:
+        rows = await db.execute_fetchall(
+            "SELECT (SELECT COUNT(*) FROM leads WHERE widget_id = ?),"
+            " (SELECT COUNT(*) FROM lead_tombstones WHERE widget_id = ?)",
+            (widget_id, widget_id))
+        return rows[0][0], rows[0][1]

@@ -14,7 +14,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from callengine.web.panel import admin_pages, pages, user_pages
+from callengine.web.panel import admin_pages, pages, user_pages, widget_pages
 from callengine.web.panel.render import (
     LANGUAGE_COOKIE,
     PANEL,
@@ -59,7 +59,8 @@ def add_routes(app: web.Application, extra: Iterable[RouteAdder] = ()) -> None:
     app.router.add_get(PANEL, home)
     app.router.add_get(PANEL + "/", home)
     app.router.add_post(f"{PANEL}/language", set_language)
-    for method, path, handler in [*pages.ROUTES, *admin_pages.ROUTES, *user_pages.ROUTES]:
+    for method, path, handler in [*pages.ROUTES, *admin_pages.ROUTES, *user_pages.ROUTES,
+                                  *widget_pages.ROUTES]:
         app.router.add_route(method, PANEL + path, handler)
     for adder in extra:
         adder(app)

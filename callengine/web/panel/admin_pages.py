@@ -1,4 +1,4 @@
-"""The admin's pages: widgets, agents and groups, API tokens, the audit log with its
+"""The admin's pages: agents and groups, API tokens, the audit log with its
 verification, and the data subjects' export and erasure (after a confirmation naming what
 will go). The phone number of a data subject travels in POSTed forms only, never in a URL."""
 
@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from html import escape
 
 from aiohttp import web
 
@@ -18,19 +17,6 @@ from callengine.web.panel.render import PANEL, form, form_page, page, panel_serv
 
 
 POSITION = "position:"  # a group form's field per agent: its place in the ring order
-
-
-@page
-async def widgets(request: web.Request) -> web.Response:
-    who = principal(request)
-    services = panel_services(request)
-    origin = f"{request.scheme}://{request.host}"
-    return render(request, "widgets.html", {"widgets": [
-        {"widget": w, "settings": w.settings.to_json(),
-         "clauses": await services.clauses.list(who, w.id),
-         "embed": f'<script async src="{escape(origin)}/widget.js"'
-                  f' data-widget="{escape(w.public_key)}"></script>'}
-        for w in await services.config.widgets(who)]})
 
 
 async def _agents_context(request: web.Request) -> dict:
@@ -211,7 +197,6 @@ async def subject_erase(request: web.Request) -> web.Response:
 
 
 ROUTES = [  # (method, path under /panel, handler)
-    ("GET", "/widgets", widgets),
     ("GET", "/agents", agents),
     ("POST", "/agents", create_agent),
     ("POST", "/groups", create_group),

@@ -31,6 +31,12 @@ PANEL_HEADERS = {
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",  # pages carry personal data (masked numbers, evidence)
 }
+# A page the panel frames itself (the widget preview, web/panel/widget_pages.py): the same
+# headers but frame-ancestors 'self' and X-Frame-Options SAMEORIGIN; nothing else relaxed.
+FRAMED_BY_PANEL = web.RequestKey("panel_framed_by_panel", bool)
+FRAMED_HEADERS = {**PANEL_HEADERS, "X-Frame-Options": "SAMEORIGIN",
+                  "Content-Security-Policy": CSP.replace("frame-ancestors 'none'",
+                                                         "frame-ancestors 'self'")}
 LANGUAGE_COOKIE = "panel_language"  # set by POST /panel/language; the session middleware reads it
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -146,7 +152,8 @@ async def on_prepare(request: web.Request, response: web.StreamResponse) -> None
     """The panel's headers on every answer under /panel/ (after the app's own hook, so the
     API's "forbid everything" CSP of an error answer is replaced by the panel's)."""
     if request.path == PANEL or request.path.startswith(PANEL + "/"):
-        for name, value in PANEL_HEADERS.items():
+        headers = FRAMED_HEADERS if request.get(FRAMED_BY_PANEL) else PANEL_HEADERS
+        for name, value in headers.items():
             if name == "Cache-Control" and request.path.startswith(PANEL + "/static/"):
                 continue
             response.headers[name] = value

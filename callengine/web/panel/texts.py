@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from callengine.web.panel import texts_users
+from callengine.web.panel import texts_users, texts_widgets
 
 LANGUAGES = ("en", "pl")
 
@@ -427,4 +427,5 @@ PL: dict[str, str] = {
     "token_once": "Skopiuj go teraz: jest pokazany tylko ten jeden raz (zapisujemy tylko skrót).",
 }
 
-TEXTS = {"en": {**EN, **texts_users.EN}, "pl": {**PL, **texts_users.PL}}
+TEXTS = {"en": {**EN, **texts_users.EN, **texts_widgets.EN},
+         "pl": {**PL, **texts_users.PL, **texts_widgets.PL}}

@@ -10,6 +10,9 @@
     document.querySelector("script[data-widget][src*='widget.js']");
   if (!me || customElements.get("callengine-widget")) return;
   var KEY = me.getAttribute("data-widget");
+  // The panel's preview (data-preview: the widget's config, saved or not, as JSON): shown as
+  // visitors see it, but it never asks for a challenge nor sends a lead.
+  var PREVIEW = me.getAttribute("data-preview");
   var ORIGIN = new URL(me.src, location.href).origin;
   var API = ORIGIN + "/api/v1/widgets/" + encodeURIComponent(KEY);
   var LANG = ((document.documentElement.lang || navigator.language || "en") + "")
@@ -46,6 +49,8 @@
       closed_now: "We're closed now.",
       "challenge-failed": "The browser check failed. Please try again.",
       "origin-not-allowed": "This site may not use this widget.",
+      "widget-disabled": "Callback requests are switched off at the moment. Please contact us another way.",
+      preview: "Preview: no call is requested.",
       "clause-unknown": "The information clause has changed. Please reload the page.",
       "invalid-field": "Please check the form: {detail}",
       error: "Something went wrong. Please try again later.",
@@ -82,6 +87,8 @@
       closed_now: "Teraz jest zamknięte.",
       "challenge-failed": "Sprawdzenie przeglądarki nie powiodło się. Spróbuj ponownie.",
       "origin-not-allowed": "Ta strona nie może używać tego widżetu.",
+      "widget-disabled": "Prośby o oddzwonienie są teraz wyłączone. Skontaktuj się z nami w inny sposób.",
+      preview: "Podgląd: nie zamawiamy rozmowy.",
       "clause-unknown": "Klauzula informacyjna się zmieniła. Odśwież stronę.",
       "invalid-field": "Sprawdź formularz: {detail}",
       error: "Coś poszło nie tak. Spróbuj ponownie później.",
@@ -186,8 +193,10 @@
     }
     connectedCallback() {
       var self = this;
+      var shown;
+      try { shown = PREVIEW && JSON.parse(PREVIEW); } catch (e) { /* not JSON: fetch it */ }
       Promise.all([
-        get("/config").catch(function () { return {}; }),
+        shown || get("/config").catch(function () { return {}; }),
         get("/clause").catch(function () { return null; }),
         get("/hours").catch(function () { return null; })
       ]).then(function (r) {
@@ -198,8 +207,9 @@
         self.t = Object.assign({}, T[LANG]);
         var given = self.cfg.texts || {};
         for (var k in MAP) if (typeof given[k] === "string" && given[k]) self.t[MAP[k]] = given[k];
+        if (self.cfg.enabled === false && !PREVIEW) return;  // disabled: nothing to show
         self.render();
-        self.autoOpen();
+        if (!PREVIEW) self.autoOpen();
       });
     }
     ep(name) {
@@ -210,7 +220,12 @@
     render() {
       var c = this.cfg, self = this;
       var colour = /^#[0-9a-fA-F]{3,8}$/.test(c.colour || c.color || "") ? (c.colour || c.color) : "#0b5cad";
-      this.root.appendChild(el("style", { text: CSS + ":host{--c:" + colour + "}" }));
+      var css = CSS + ":host{--c:" + colour + "}";
+      try {  // a constructed sheet: no <style> for the page's CSP (style-src) to refuse
+        var sheet = new CSSStyleSheet();
+        sheet.replaceSync(css);
+        this.root.adoptedStyleSheets = [sheet];
+      } catch (e) { this.root.appendChild(el("style", { text: css })); }
       this.launcher = el("button", {
         type: "button", "class": "l " + (c.position === "left" || c.position === "bottom-left" ? "left" : "right"),
         "aria-haspopup": "dialog", text: this.tx("open"), onclick: function () { self.open(); }
@@ -335,6 +350,7 @@
       var self = this, c = this.cfg;
       if (this.busy) return;
       if (!this.checkPhone(true)) { this.phone.focus(); return; }
+      if (PREVIEW) { this.say(this.tx("preview")); this.status.setAttribute("data-code", "preview"); return; }
       var body = {
         phone: this.phone.value.trim(),
         consent: { marketing: this.mk.checked, recording: !!(this.rec && this.rec.checked) },
