@@ -238,6 +238,14 @@ async def test_polish_after_the_language_switch(client, panel):
     assert evil.headers["Location"] == "/panel/leads"
 
 
+def test_no_text_module_redefines_another_ones_words():
+    from callengine.web.panel import texts, texts_users, texts_widgets
+    for lang in ("EN", "PL"):
+        parts = [getattr(m, lang) for m in (texts, texts_users, texts_widgets)]
+        keys = [k for part in parts for k in part]
+        assert sorted(k for k in set(keys) if keys.count(k) > 1) == [], lang
+
+
 def test_both_languages_have_the_same_texts():
     assert set(TEXTS["en"]) == set(TEXTS["pl"])
     assert all(text.strip() for text in TEXTS["pl"].values())

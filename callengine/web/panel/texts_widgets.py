@@ -56,8 +56,8 @@ EN: dict[str, str] = {
     "remove_title": "Remove the widget",
     "remove_explain": "The widget {name} ({id}) and its information clause records will be"
                       " removed; its script stops working on every page that embeds it.",
-    "remove_refused": "This widget can't be removed:",
-    "remove_confirm": "Yes, remove it",
+    "widget_remove_refused": "This widget can't be removed:",
+    "widget_remove_confirm": "Yes, remove it",
     "removed_title": "Widget removed",
     "back_to_widgets": "Back to the widgets",
     "s_group": "Agent group",
@@ -157,8 +157,8 @@ PL: dict[str, str] = {
     "remove_explain": "Widżet {name} ({id}) i zapisy jego klauzul informacyjnych zostaną"
                       " usunięte; jego skrypt przestanie działać na każdej stronie, która go"
                       " osadza.",
-    "remove_refused": "Tego widżetu nie można usunąć:",
-    "remove_confirm": "Tak, usuń",
+    "widget_remove_refused": "Tego widżetu nie można usunąć:",
+    "widget_remove_confirm": "Tak, usuń",
     "removed_title": "Usunięto widżet",
     "back_to_widgets": "Wróć do widżetów",
     "s_group": "Grupa konsultantów",
