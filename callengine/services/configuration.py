@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from callengine.access import Permission, Principal, require
-from callengine.errors import Conflict, InvalidInput, NotFound
+from callengine.errors import Conflict, InvalidInput, NotFound, WidgetInUse
 from callengine.model import (
     Agent,
     Group,
@@ -20,6 +20,8 @@ from callengine.model import (
     widget_settings_from_input,
 )
 from callengine.services.base import Service
+
+REMOVE_AFTER_DISABLED_S = 60.0  # see remove_widget
 
 
 _DOING = {"on-call": "on a call", "ringing": "being rung for a call",
@@ -224,15 +226,37 @@ class Configuration(Service):
         await self.store.get_widget(widget_id)
         return await self.store.widget_references(widget_id)
 
-    async def remove_widget(self, who: Principal, widget_id: str) -> None:
-        """The widget and its clause records, once no lead (nor a purged lead's tombstone)
-        names it; else WidgetInUse, with the reason. Audited `config.widget.remove`."""
+    async def removal_refused(self, who: Principal, widget_id: str) -> Conflict | None:
+        """Why the widget can't be removed now, or None: while a lead (or a purged lead's
+        tombstone) names it (WidgetInUse); while it is enabled or was disabled less than
+        REMOVE_AFTER_DISABLED_S ago — a visitor's request that read it before may still be
+        writing its lead (group commit under load: seconds), and a lead for a removed widget
+        could not be kept."""
         require(who, Permission.CONFIGURE)
+        widget = await self.store.get_widget(widget_id)
+        leads, tombstones = await self.store.widget_references(widget.id)
+        if leads or tombstones:
+            return WidgetInUse(widget.id, leads, tombstones)
+        if widget.disabled_at is None:
+            return Conflict(f"widget {widget.id!r} is enabled: disable it first, then remove"
+                            f" it {REMOVE_AFTER_DISABLED_S:.0f} s later")
+        wait = widget.disabled_at + REMOVE_AFTER_DISABLED_S - self.ctx.clock()
+        if wait > 0:
+            return Conflict(f"widget {widget.id!r} was disabled only now: it can be removed in"
+                            f" {wait:.0f} s (requests that read it before may still be writing"
+                            " their lead)")
+        return None
+
+    async def remove_widget(self, who: Principal, widget_id: str) -> None:
+        """The widget and its clause records, unless `removal_refused` says why not (raised;
+        the store checks the leads again as it removes). Audited `config.widget.remove`."""
+        refused = await self.removal_refused(who, widget_id)
+        if refused is not None:
+            raise refused
         widget = await self.store.get_widget(widget_id)
         await self.store.remove_widget(widget.id)
         await self.ctx.audit(who, "config.widget.remove", f"widget:{widget.id}",
                              f"name={widget.name}")
-
 
 def _merged(widget: Widget, settings: Any) -> Widget:
     """The widget with the settings given (None: none) over its own, validated whole."""

@@ -11,6 +11,7 @@ from callengine.storage import Store
 from tests.cli import test_roles
 from tests.cli.test_roles import as_user
 from tests.support.engine import DATA_KEY
+from tests.support.shop import disabled_long_ago
 
 shop = test_roles.shop  # the fixture: widget "shop" with one lead
 
@@ -59,8 +60,21 @@ def test_widget_disable_enable_remove(shop, monkeypatch, capsys, tmp_path):
     assert cli.main([*base, "widget", "remove", "shop"]) == 1  # it has a lead
     assert "widget 'shop' has 1 lead: disable it instead" in capsys.readouterr().err
     assert cli.main([*base, "widget", "add", "spare", "--group", "sales", "-q"]) == 0
+    capsys.readouterr()
+    assert cli.main([*base, "widget", "remove", "spare"]) == 1
+    assert "is enabled: disable it first" in capsys.readouterr().err
+    assert cli.main([*base, "widget", "disable", "spare"]) == 0
+    capsys.readouterr()
+    assert cli.main([*base, "widget", "remove", "spare"]) == 1  # a request may be in flight
+    assert "was disabled only now: it can be removed in" in capsys.readouterr().err
+
+    async def long_ago() -> None:
+        async with Store.open(tmp_path / "ce.db", DATA_KEY, keystore=tmp_path / "ks.db") as s:
+            await disabled_long_ago(s, "spare")
+    asyncio.run(long_ago())
     assert cli.main([*base, "widget", "remove", "spare"]) == 0
     assert "removed" in capsys.readouterr().out
     assert cli.main([*base, "widget", "show", "spare"]) == 1
     assert actions(tmp_path) == ["config.widget.disable", "config.widget.enable",
-                                 "config.widget.create", "config.widget.remove"]
+                                 "config.widget.create", "config.widget.disable",
+                                 "config.widget.remove"]

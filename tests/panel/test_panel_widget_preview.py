@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
+from callengine.storage import LeadFilter
 from tests.support.panel import log_in
 from tests.widget.conftest import SCREENSHOTS
 
@@ -68,7 +69,7 @@ async def test_the_preview_is_the_real_widget_live_and_it_sends_nothing(browser,
     sent = [r for r in requests if "/leads" in r or "/challenge" in r or r.startswith("POST")
             and "/preview" not in r]
     assert sent == [], sent
-    assert [lead.id for lead in await panel.store.list_leads(widget_id="shop")] == [panel.lead.id]
+    assert [lead.id for lead in await panel.store.list_leads(LeadFilter(widget_id="shop"))] == [panel.lead.id]
     assert refused == [], refused
 
     axe = Axe()
@@ -128,7 +129,7 @@ async def test_a_disabled_widget_shows_nothing_and_says_why_it_refuses(browser, 
     status = page.locator("callengine-widget [data-part=status]")
     assert await until(lambda: _code(status, "widget-disabled"))
     assert "Prośby o oddzwonienie są teraz wyłączone" in await status.inner_text()
-    assert [lead.id for lead in await panel.store.list_leads(widget_id="shop")] == [panel.lead.id]
+    assert [lead.id for lead in await panel.store.list_leads(LeadFilter(widget_id="shop"))] == [panel.lead.id]
     await page.reload()
     await page.locator("h1").wait_for()
     await asyncio.sleep(1.0)  # the widget's config has come by now

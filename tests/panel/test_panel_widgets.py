@@ -16,6 +16,7 @@ from callengine.access import Principal, Role
 from callengine.model import WidgetSettings
 from callengine.web.panel.widget_pages import FIELDSETS
 from tests.support.panel import CSRF, user_headers
+from tests.support.shop import disabled_long_ago
 
 ADMIN = user_headers("admin")
 
@@ -153,6 +154,13 @@ async def test_removal_is_refused_with_the_reason_while_a_lead_names_it(client, 
 
 async def test_a_fresh_widget_is_removed_after_a_confirmation_naming_it(client, panel):
     await panel.services.config.add_widget(_admin(), "spare", "Spare shop", {"group": "sales"})
+    confirm = await (await client.get("/panel/widgets/spare/remove", headers=ADMIN)).text()
+    assert "is enabled: disable it first" in confirm  # a request may be reading it
+    assert 'action="/panel/widgets/spare/remove"' not in confirm
+    asked = await client.post("/panel/widgets/spare/remove", headers=ADMIN, data={"csrf": CSRF})
+    assert asked.status == 409 and await panel.store.get_widget("spare")
+    await panel.services.config.set_widget_enabled(_admin(), "spare", False)
+    await disabled_long_ago(panel.store, "spare")
     confirm = await (await client.get("/panel/widgets/spare/remove", headers=ADMIN)).text()
     assert "Spare shop" in confirm and 'action="/panel/widgets/spare/remove"' in confirm
     removed = await client.post("/panel/widgets/spare/remove", headers=ADMIN,

@@ -10,15 +10,16 @@ import time
 
 import pytest
 
+from callengine.storage import LeadFilter
 from callengine.access import Forbidden, Principal, Role
-from callengine.errors import InvalidInput, NotFound, WidgetDisabled, WidgetInUse
+from callengine.errors import Conflict, InvalidInput, NotFound, WidgetDisabled, WidgetInUse
 from callengine.model import Consent, widget_settings_from_input
 from callengine.services import Services
 from callengine.services.widgets import public_config
 from callengine.storage import Store
 from callengine.storage.schema import MIGRATIONS, split_statements
 from tests.support.engine import DATA_KEY
-from tests.support.shop import shop_with_lead
+from tests.support.shop import disabled_long_ago, shop_with_lead
 
 ADMIN = Principal("ops", Role.ADMIN)
 SUPERVISOR = Principal("sup", Role.SUPERVISOR)
@@ -109,7 +110,7 @@ async def test_a_disabled_widget_takes_no_new_lead_but_its_leads_stay_queued(env
         await services.leads.create(fresh, LEAD)
     with pytest.raises(WidgetDisabled):  # the CRM's route too
         await services.leads.create_for(ADMIN, {**LEAD, "widget": "shop"})
-    assert [x.id for x in await store.list_leads(widget_id="shop")] == [lead.id]
+    assert [x.id for x in await store.list_leads(LeadFilter(widget_id="shop"))] == [lead.id]
     assert (await store.get_lead(lead.id)).status == "queued"  # still to be called
     assert await services.config.set_widget_enabled(ADMIN, "shop", False) == widget  # no-op
     again = await services.config.set_widget_enabled(ADMIN, "shop", True)
@@ -150,6 +151,12 @@ async def test_a_widget_without_leads_is_removed_with_its_clauses(env):
         "privacy_url": "https://spare.example/privacy"})
     key = (await store.get_widget("spare")).public_key
     assert await services.config.widget_references(ADMIN, "spare") == (0, 0)
+    with pytest.raises(Conflict, match="is enabled: disable it first"):
+        await services.config.remove_widget(ADMIN, "spare")
+    await services.config.set_widget_enabled(ADMIN, "spare", False)
+    with pytest.raises(Conflict, match="disabled only now: it can be removed in 60 s"):
+        await services.config.remove_widget(ADMIN, "spare")
+    await disabled_long_ago(store, "spare")
     await services.config.remove_widget(ADMIN, "spare")
     with pytest.raises(NotFound):
         await services.config.widget(ADMIN, "spare")

@@ -20,3 +20,12 @@ async def shop_with_lead(store: Store):
     return await store.create_lead(
         widget, phone_e164="+48601234567", phone_region="PL", phone_kind="mobile",
         name=None, email=None, consent=Consent(False, False, "v1"), now=time.time())
+
+
+async def disabled_long_ago(store: Store, widget_id: str, now: float | None = None) -> None:
+    """The widget disabled two minutes before `now` (the services' clock; the time by default):
+    removable now (if no lead names it)."""
+    async with store._transaction() as db:
+        await db.execute("UPDATE widgets SET disabled_at = ? WHERE id = ?",
+                         ((time.time() if now is None else now) - 120, widget_id))
+    store._config_changed()

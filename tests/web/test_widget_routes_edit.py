@@ -8,12 +8,14 @@ from __future__ import annotations
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from callengine.storage import LeadFilter
 from callengine.access import Principal, Role
 from callengine.model import widget_settings_from_input
 from callengine.services import Services
 from callengine.storage import Store
 from callengine.web import WebDeps, make_app
 from tests.support.engine import DATA_KEY
+from tests.support.shop import disabled_long_ago
 from tests.web.test_web import ADMIN, Clock, lead_body
 
 SHOP = "https://shop.example"
@@ -118,7 +120,7 @@ async def test_a_disabled_widget_refuses_new_leads_and_writes_nothing(env):
     crm = await client.post("/api/v1/leads", headers=AUTH,
                             json={**lead_body(phone="+48 601 234 569"), "widget": "shop"})
     assert (await problem(crm, 403))["type"].endswith("/widget-disabled")
-    assert [lead.id for lead in await store.list_leads(widget_id="shop")] == [lead_id]
+    assert [lead.id for lead in await store.list_leads(LeadFilter(widget_id="shop"))] == [lead_id]
     config = await (await client.get(f"/api/v1/widgets/{key}/config")).json()
     assert config["enabled"] is False
     status = await client.get(f"/api/v1/widgets/{key}/leads/{lead_id}")  # still followed
@@ -142,7 +144,10 @@ async def test_delete_is_refused_while_leads_name_it_then_allowed(env):
     assert found["leads"] == 1 and found["tombstones"] == 0
     assert "disable it instead" in found["detail"]
     assert await store.get_widget("shop")
+    enabled = await problem(await client.delete("/api/v1/widgets/spare", headers=AUTH), 409)
+    assert "disable it first" in enabled["detail"]
+    await disabled_long_ago(store, "spare", now=Clock().now)  # the services run on Clock()
     response = await client.delete("/api/v1/widgets/spare", headers=AUTH)
-    assert response.status == 204
+    assert response.status == 204, await response.text()
     await problem(await client.get("/api/v1/widgets/spare", headers=AUTH), 404)
     assert await config_actions(store) == ["config.widget.remove"]

@@ -217,8 +217,9 @@ class ConfigurationQueries(StoreBase):
         """The widget and its clause records; WidgetInUse while any lead or tombstone names
         it: its leads are called and reported by it, and a later widget of the same id must
         not inherit them. A visitor's lead racing the removal (journaled after the check, by
-        a request that read the widget before) finds no widget to move into and is dropped
-        (IntakeJournal._of_existing_widgets): disable a widget live on a page before."""
+        a request that read the widget before) would find no widget to move into and be
+        dropped (IntakeJournal._of_existing_widgets, logged): the service removes only a
+        widget disabled a minute before, so no such request is left."""
         await self._settled()  # this process's journaled leads: into the store first
         journaled = await self._journaled_for(widget_id)
         async with self._transaction() as db:

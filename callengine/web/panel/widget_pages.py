@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from callengine.errors import InvalidInput, WidgetInUse
+from callengine.errors import Conflict, InvalidInput
 from callengine.hours import DAYS
 from callengine.model import ALLOWED_KINDS, RETRYABLE_OUTCOMES, WIDGET_POSITIONS
 from callengine.numbers import DIAL_FORMATS
@@ -212,9 +212,8 @@ async def _remove_context(request: web.Request) -> dict[str, Any]:
     who = principal(request)
     services = panel_services(request)
     widget = await services.config.widget(who, request.match_info["widget_id"])
-    leads, tombstones = await services.config.widget_references(who, widget.id)
-    refused = str(WidgetInUse(widget.id, leads, tombstones)) if leads or tombstones else None
-    return {"widget": widget, "refused": refused}
+    refused = await services.config.removal_refused(who, widget.id)
+    return {"widget": widget, "refused": str(refused) if refused else None}
 
 
 @page
@@ -228,7 +227,7 @@ async def remove_widget(request: web.Request) -> web.Response:
     try:
         await panel_services(request).config.remove_widget(principal(request),
                                                            request.match_info["widget_id"])
-    except WidgetInUse as exc:  # in use since the confirmation was shown, or asked anyway
+    except Conflict as exc:  # in use since the confirmation was shown, or asked anyway
         return render(request, "widget_remove.html",
                       {**await _remove_context(request), "refused": str(exc)}, status=409)
     raise web.HTTPSeeOther(f"{PANEL}/widgets")
