@@ -16,6 +16,7 @@ from callengine.asterisk.ari import AriClient
 from callengine.config import Config
 from callengine.crypto import load_public_key
 from callengine.engine import Engine
+from callengine.hooks.delivery import DeliveryWorker
 from callengine.media.fifo import FifoTap
 from callengine.media.fifo_watchdog import claim_fifo_dir, fifo_watchdog
 from callengine.media.rtp import RtpTap
@@ -118,10 +119,13 @@ async def _serve(config: Config, store: Store, ari: AriClient, vault: RecordingV
         try:
             async with asyncio.TaskGroup() as tasks:
                 engine_task = tasks.create_task(engine.run(), name="engine")
+                # webhooks: a task of its own, never in the engine's way (hooks/delivery.py)
+                hooks_task = tasks.create_task(DeliveryWorker(store).run(), name="webhooks")
                 try:
                     yield Running(store, engine, port)
                 finally:
                     engine_task.cancel()
+                    hooks_task.cancel()
         finally:
             await purges.stop()  # a running purge cleaned up (child, lease) before the store closes
 

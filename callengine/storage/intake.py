@@ -33,9 +33,10 @@ from uuid6 import uuid7
 
 from callengine.crypto.fields import SubjectCipher
 from callengine.errors import NotFound
+from callengine.hooks.events import LEAD_CREATED
 from callengine.model import LEAD_QUEUED, Consent, Lead, Widget
 from callengine.storage.base import StoreBase
-from callengine.storage import limits
+from callengine.storage import limits, outbox
 from callengine.storage.limits import Pending
 from callengine.storage.sql import file_uri, marks
 
@@ -78,6 +79,20 @@ def move_values(row) -> tuple:
     created = row[JOURNAL_COLUMNS.index("created_at")]
     scheduled = row[JOURNAL_COLUMNS.index("scheduled_for")]
     return (*tuple(row)[:len(JOURNAL_COLUMNS)], scheduled or created, created, row[0])
+
+
+def _move_rows(conn: sqlite3.Connection, rows: list) -> None:
+    """In the store's transaction: each journal row into leads, and the webhooks' lead.created
+    of each lead that went in (outbox.py: with the move, or not at all)."""
+    for row in rows:
+        if conn.execute(MOVE_LEAD, move_values(row)).rowcount:
+            outbox.write(conn, LEAD_CREATED, f"{LEAD_CREATED}:{row['id']}", row["id"], {
+                "lead_id": row["id"], "widget_id": row["widget_id"],
+                "created_at": row["created_at"], "scheduled_for": row["scheduled_for"],
+                "phone_region": row["phone_region"],
+                "consent": {"marketing": bool(row["consent_marketing"]),
+                            "recording": bool(row["consent_recording"])},
+                "origin": row["origin"]}, row["created_at"])
 
 
 def _forget_moved(conn: sqlite3.Connection, moved: list[str]) -> None:
@@ -299,8 +314,7 @@ class IntakeJournal(StoreBase):
                 await self._keys.put_subjects([
                     (row["subject_id"], row["new_subject_hash"], row["new_subject_key"],
                      row["created_at"]) for row in rows if row["new_subject_key"] is not None])
-                await self._transaction_in_thread(  # one trip to the store's thread
-                    sqlite3.Connection.executemany, MOVE_LEAD, [move_values(row) for row in rows])
+                await self._transaction_in_thread(_move_rows, rows)  # one trip to its thread
                 await self._erased_meanwhile(rows)
                 async with self._journal_lock:
                     await self._journal._execute(_forget_moved, self._journal._conn, moved)

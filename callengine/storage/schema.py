@@ -279,6 +279,60 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX leads_created ON leads(created_at)
     """,
+    # Webhooks (storage/queries/webhooks.py, docs/webhooks.md): the CRMs' endpoints (the
+    # secret encrypted with the field cipher, the previous one valid until previous_until after
+    # a rotation); the outbox of events, written in the transaction of the change each reports
+    # (no personal field: the number is added when delivered); one delivery per event and
+    # endpoint, claimed by a lease (locked_until), with each attempt's status and latency.
+    """
+    CREATE TABLE webhook_endpoints (
+        id TEXT PRIMARY KEY,
+        url TEXT NOT NULL,
+        description TEXT NOT NULL DEFAULT '',
+        events TEXT NOT NULL,
+        full_numbers INTEGER NOT NULL DEFAULT 0 CHECK (full_numbers IN (0, 1)),
+        enabled INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),
+        secret_enc BLOB NOT NULL,
+        previous_secret_enc BLOB,
+        previous_until REAL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE TABLE webhook_events (
+        id TEXT PRIMARY KEY,
+        dedup TEXT NOT NULL UNIQUE,
+        type TEXT NOT NULL,
+        lead_id TEXT,
+        payload TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE webhook_deliveries (
+        id TEXT PRIMARY KEY,
+        event_id TEXT NOT NULL REFERENCES webhook_events(id) ON DELETE CASCADE,
+        endpoint_id TEXT NOT NULL REFERENCES webhook_endpoints(id) ON DELETE CASCADE,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'dead')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_at REAL,
+        locked_until REAL,
+        last_code INTEGER,
+        last_error TEXT,
+        last_latency_ms REAL,
+        created_at REAL NOT NULL,
+        delivered_at REAL,
+        UNIQUE (event_id, endpoint_id)
+    );
+    CREATE INDEX webhook_deliveries_due ON webhook_deliveries(next_at) WHERE status = 'pending';
+    CREATE INDEX webhook_deliveries_endpoint ON webhook_deliveries(endpoint_id, status);
+    CREATE TABLE webhook_attempts (
+        delivery_id TEXT NOT NULL REFERENCES webhook_deliveries(id) ON DELETE CASCADE,
+        number INTEGER NOT NULL,
+        at REAL NOT NULL,
+        code INTEGER,
+        latency_ms REAL NOT NULL,
+        error TEXT,
+        PRIMARY KEY (delivery_id, number)
+    )
+    """,
 ]
 
 # The leading expression of leads_day_phone: a query must spell it exactly so to use the index.

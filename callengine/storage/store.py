@@ -33,6 +33,7 @@ from callengine.storage.queries.reports import ReportQueries
 from callengine.storage.queries.retention import RetentionQueries
 from callengine.storage.queries.subjects import SubjectQueries
 from callengine.storage.queries.users import UserQueries
+from callengine.storage.queries.webhooks import WebhookQueries
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,8 @@ def default_keystore(database: Path) -> Path:
 
 
 class Store(ConfigurationQueries, IntakeJournal, LeadQueries, RecordingQueries, AccessQueries,
-            RetentionQueries, ReportQueries, SubjectQueries, ClauseQueries, UserQueries):
+            RetentionQueries, ReportQueries, SubjectQueries, ClauseQueries, UserQueries,
+            WebhookQueries):
     """The SQLite backend of interface.Storage (see there for what each write guarantees)."""
 
     def challenge_key(self) -> bytes:

@@ -9,9 +9,12 @@ from uuid6 import uuid7
 
 from callengine.errors import Conflict, NotFound
 from callengine.flow import Result, Strategy
+from callengine.hooks.events import ATTEMPT_FINISHED, CALL_CONNECTED
+from callengine.hooks.events import LEAD_DONE as HOOK_LEAD_DONE
 from callengine.model import (
     ERASED, LEAD_CALLING, LEAD_DONE, LEAD_QUEUED, Agent, Attempt, Group, Lead, Widget,
 )
+from callengine.storage import outbox
 from callengine.storage.base import StoreBase
 from callengine.storage.interface import LeadFilter
 from callengine.storage.rows import to_agent, to_attempt, to_lead, to_widget
@@ -59,6 +62,10 @@ class LeadQueries(StoreBase):
                     f"UPDATE leads SET status = '{LEAD_DONE}', outcome = '{ERASED}',"
                     " next_attempt_at = NULL, closed_at = ?, updated_at = ? WHERE id = ?",
                     [(now, now, lead_id) for lead_id in erased])
+                for lead_id in erased:
+                    await outbox.emit(db, HOOK_LEAD_DONE, f"{HOOK_LEAD_DONE}:{lead_id}", lead_id,
+                                      {"lead_id": lead_id, "outcome": ERASED, "attempts": 0,
+                                       "closed_at": now}, now)
         return [lead for lead in leads if not lead.erased]
 
     async def lead_statuses(self, lead_ids: list[str]) -> dict[str, dict[str, object]]:
@@ -162,6 +169,9 @@ class LeadQueries(StoreBase):
             )
             if connected:
                 await db.execute("UPDATE attempts SET connected = 1 WHERE id = ?", (attempt_id,))
+                await outbox.emit(db, CALL_CONNECTED, f"{CALL_CONNECTED}:{attempt_id}", lead_id,
+                                  {"lead_id": lead_id, "attempt_id": attempt_id,
+                                   "progress": progress, "connected_at": now}, now)
 
     async def mark_notice_played(self, attempt_id: str) -> None:
         async with self._transaction() as db:
@@ -195,6 +205,7 @@ class LeadQueries(StoreBase):
                     " closed_at = ?, updated_at = ? WHERE id = ?",
                     (LEAD_DONE, result.outcome.value, result.cause, now, now, attempt.lead_id),
                 )
+            await _attempt_events(db, attempt, result, now, retry_at)
         return await self.get_lead(attempt.lead_id)
 
     async def active_attempts(self) -> list[Attempt]:
@@ -208,6 +219,24 @@ class LeadQueries(StoreBase):
             "SELECT * FROM attempts WHERE lead_id = ? ORDER BY number", (lead_id,)
         ) as cursor:
             return [to_attempt(row) async for row in cursor]
+
+
+async def _attempt_events(db, attempt: Attempt, result: Result, now: float,
+                          retry_at: float | None) -> None:
+    """finish_attempt's webhooks, in its transaction: attempt.finished, and lead.done when the
+    lead is closed."""
+    await outbox.emit(db, ATTEMPT_FINISHED, f"{ATTEMPT_FINISHED}:{attempt.id}", attempt.lead_id, {
+        "lead_id": attempt.lead_id, "attempt_id": attempt.id, "number": attempt.number,
+        "outcome": result.outcome.value, "cause": result.cause, "q850": result.q850,
+        "connected": bool(result.connected), "agent": result.agent,
+        "agent_ring_s": result.agent_ring_s, "visitor_ring_s": result.visitor_ring_s,
+        "talk_s": result.talk_s, "started_at": attempt.started_at, "ended_at": now,
+        "retry_at": retry_at}, now)
+    if retry_at is None:
+        await outbox.emit(db, HOOK_LEAD_DONE, f"{HOOK_LEAD_DONE}:{attempt.lead_id}",
+                          attempt.lead_id, {"lead_id": attempt.lead_id,
+                                            "outcome": result.outcome.value,
+                                            "attempts": attempt.number, "closed_at": now}, now)
 
 
 def _lead_where(where: LeadFilter | None) -> tuple[str, tuple]:

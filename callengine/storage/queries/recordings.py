@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from callengine.errors import NotFound
 from callengine.model import Attempt, Recording
+from callengine.hooks.events import RECORDING_READY
+from callengine.storage import outbox
 from callengine.storage.base import StoreBase
 from callengine.storage.rows import to_recording
 
@@ -28,11 +30,19 @@ class RecordingQueries(StoreBase):
     ) -> None:
         """The sample rate stays what add_recording set: a recording's rate never changes."""
         async with self._transaction() as db:
-            await db.execute(
+            rows = await db.execute_fetchall(
                 "UPDATE recordings SET status = ?, ended_at = ?, duration_s = ?, bytes = ?,"
-                " segments = ?, sha256 = ?, problem = ? WHERE id = ?",
+                " segments = ?, sha256 = ?, problem = ? WHERE id = ? RETURNING lead_id,"
+                " attempt_id",
                 (status, now, duration_s, bytes_in, segments, sha256, problem, recording_id),
             )
+            if rows and bytes_in > 0:  # webhooks: a recording with audio to fetch
+                lead_id, attempt_id = rows[0]
+                await outbox.emit(db, RECORDING_READY, f"{RECORDING_READY}:{recording_id}",
+                                  lead_id, {"recording_id": recording_id, "lead_id": lead_id,
+                                            "attempt_id": attempt_id, "status": status,
+                                            "duration_s": duration_s, "bytes": bytes_in,
+                                            "segments": segments, "sha256": sha256}, now)
 
     async def recordings_in_progress(self) -> list[Recording]:
         return await self._recordings_where("r.status = 'recording'", ())

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+from callengine.hooks.events import SUBJECT_ERASED
+from callengine.storage import outbox
 from callengine.storage.base import StoreBase
 from callengine.storage.purge import (
     EXPIRED_LEADS, EXPIRED_RECORDINGS, PurgeBatches, live_recordings_of, purge_statements,
@@ -72,6 +74,9 @@ class RetentionQueries(StoreBase):
                 await db.execute(tombstone, (now, reason, *chunk))
                 cursor = await db.execute(delete, chunk)
                 purged += cursor.rowcount
+            if reason == "erasure" and purged:  # webhooks: the CRM erases its copy too
+                await outbox.emit(db, SUBJECT_ERASED, f"{SUBJECT_ERASED}:{lead_ids[0]}", None,
+                                  {"lead_ids": sorted(lead_ids), "erased_at": now}, now)
         return purged
 
     @asynccontextmanager
