@@ -122,7 +122,9 @@ class DeliveryWorker:
             await self._store.audit(WORKER, "webhooks.full_number", f"delivery:{delivery.id}",
                                     f"endpoint:{delivery.endpoint_id} lead:{delivery.lead_id}"
                                     f" event:{delivery.event_id}", self._clock())
-        headers = signing.headers(delivery.event_id, int(self._clock()), body, claimed.secrets)
+        # the send time on the wall clock (the receiver checks it against its own), whatever
+        # clock schedules the retries
+        headers = signing.headers(delivery.event_id, int(time.time()), body, claimed.secrets)
         assert self._session is not None
         started = time.monotonic()
         code, error = None, None

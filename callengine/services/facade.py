@@ -28,6 +28,7 @@ from callengine.services.reports import Reports
 from callengine.services.subjects import Subjects
 from callengine.services.tokens import Tokens
 from callengine.services.users import Users
+from callengine.services.webhooks import Webhooks
 from callengine.storage import KeyStore, Store
 
 
@@ -59,6 +60,7 @@ class Services:
         self.clauses = Clauses(context)
         self.users = Users(context)
         self.board = Board(context)
+        self.webhooks = Webhooks(context)
 
     def on_channel(self, channel: str) -> Services:
         """The same use cases over the same store, acting for another edge (the panel: its
