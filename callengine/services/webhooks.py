@@ -61,10 +61,17 @@ def delivery_view(delivery: Delivery) -> dict[str, Any]:
             "delivered_at": delivery.delivered_at}
 
 
+def _only(data: dict[str, Any], fields: set[str]) -> None:
+    unknown = sorted(set(data) - fields)
+    if unknown:
+        raise InvalidInput(unknown[0], "not a field of a webhook")
+
+
 class Webhooks(Service):
     async def add(self, who: Principal, data: dict[str, Any]) -> dict[str, Any]:
         """A new endpoint and its secret (`whsec_…`, returned here only)."""
         require(who, Permission.CONFIGURE)
+        _only(data, {"url", "description", "events", "full_numbers"})
         url = check_url(data.get("url"))
         description = data.get("description", "")
         if not isinstance(description, str) or len(description) > MAX_DESCRIPTION:
@@ -89,6 +96,7 @@ class Webhooks(Service):
     async def update(self, who: Principal, endpoint_id: str, data: dict[str, Any]
                      ) -> dict[str, Any]:
         require(who, Permission.CONFIGURE)
+        _only(data, {"url", "events", "full_numbers", "enabled"})
         changes = {
             "url": None if data.get("url") is None else check_url(data["url"]),
             "events": None if data.get("events") is None else check_events(data["events"]),

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from callengine.web import admin, clauses, events, hours, intake, panel, widget
+from callengine.web import admin, clauses, events, hours, intake, panel, webhooks, widget
 from callengine.web.deps import DEPS, SERVICES, WebDeps
 from callengine.web.panel.session import COOKIE_SECURE, add_auth_routes, panel_session
 from callengine.web.problems import MAX_BODY, problems_middleware
@@ -38,6 +38,7 @@ def make_app(deps: WebDeps, *, panel_middlewares: Sequence[Middleware] | None = 
     intake.add_routes(app)
     hours.add_routes(app)
     admin.add_routes(app)
+    webhooks.add_routes(app)
     clauses.add_routes(app)
     widget.add_routes(app)
     events.add_routes(app)
