@@ -31,6 +31,7 @@ from callengine.cli import (
     subjects,
     tokens,
     users,
+    webhook,
 )
 from callengine.cli.common import RoleRefused, resolve_role
 from callengine.config import ConfigError, load_config
@@ -40,7 +41,7 @@ from callengine.logs import install_redaction
 from callengine.numbers import NumberRejected
 from callengine.recordings import RecordingUnavailable
 
-GROUPS = (engine, configure, leads, clauses, tokens, users, audit, keys, recordings, subjects, report, backup,
+GROUPS = (engine, configure, leads, clauses, tokens, users, webhook, audit, keys, recordings, subjects, report, backup,
           purge, prompt)  # in the order `callengine --help` lists them
 
 

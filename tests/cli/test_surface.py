@@ -10,6 +10,8 @@ import pytest
 from callengine.cli import build_parser
 
 ROLES = ["admin", "supervisor", "agent", "viewer"]
+WEBHOOK_EVENTS = ["lead.created", "attempt.finished", "call.connected", "lead.done",
+                  "recording.ready", "subject.erased", "*"]
 
 SURFACE = {
     "": ["--version", ("--role", ROLES), "-c/--config"],
@@ -50,6 +52,15 @@ SURFACE = {
     "token create": ["name", ("token_role", ROLES)],
     "token revoke": ["name"],
     "token list": [],
+    "webhook add": ["url", ("--event", WEBHOOK_EVENTS), "--description", "--full-numbers"],
+    "webhook list": [],
+    "webhook update": ["id", "--url", ("--event", WEBHOOK_EVENTS), "--full-numbers", "--enabled"],
+    "webhook remove": ["id"],
+    "webhook rotate": ["id", "--grace"],
+    "webhook deliveries": [("--status", ["pending", "delivered", "dead"]), "--endpoint",
+                           "--limit"],
+    "webhook attempts": ["delivery"],
+    "webhook replay": ["--delivery", "--endpoint"],
     "user add": ["name", ("user_role", ROLES), "--password-file", "--password-env", "--totp",
                  "--no-totp"],
     "user list": [],
