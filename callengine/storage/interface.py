@@ -46,6 +46,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from callengine.access import AuditEntry, PanelSession, Principal, Role, UserAccount
 from callengine.flow import Result, Strategy
+from callengine.hooks.events import Claimed, Delivery, Endpoint
 from callengine.model import (
     Agent, Attempt, Consent, Group, Lead, Recording, Widget, WidgetSettings,
 )
@@ -417,3 +418,49 @@ class Storage(Protocol):
     async def scrub_pending(self) -> bool:
         """Finish what an earlier erasure or purge could not; True if there was something and
         it is done; ErasureIncomplete while it still can't be."""
+
+    # ---- webhooks (storage/outbox.py writes the events with the changes they report) -----
+
+    async def add_webhook(self, url: str, description: str, events: tuple[str, ...],
+                          full_numbers: bool, secret: str, now: float) -> Endpoint:
+        """The secret kept encrypted (the field cipher)."""
+
+    async def get_webhook(self, endpoint_id: str) -> Endpoint:
+        """NotFound if there is none."""
+
+    async def list_webhooks(self) -> list[Endpoint]: ...
+
+    async def update_webhook(self, endpoint_id: str, now: float, *, url: str | None = None,
+                             events: tuple[str, ...] | None = None,
+                             full_numbers: bool | None = None,
+                             enabled: bool | None = None) -> Endpoint: ...
+
+    async def remove_webhook(self, endpoint_id: str) -> Endpoint:
+        """With its deliveries."""
+
+    async def rotate_webhook_secret(self, endpoint_id: str, secret: str, now: float,
+                                    grace_until: float) -> Endpoint:
+        """The new secret signs from now, the current one too until grace_until."""
+
+    async def claim_deliveries(self, now: float, lease_s: float, limit: int) -> list[Claimed]:
+        """Due pending deliveries leased until now + lease_s (no other claim gets them
+        meanwhile, in this process or another), oldest event first; each with the
+        endpoint's secrets and the lead's number read now (None once erased or purged)."""
+
+    async def record_delivery(self, delivery_id: str, now: float, *, code: int | None,
+                              latency_ms: float, error: str | None, delivered: bool,
+                              retry_at: float | None) -> None:
+        """One attempt: delivered, pending again at retry_at, or dead (neither)."""
+
+    async def release_deliveries(self, delivery_ids: list[str], next_at: float | None) -> None:
+        """Claimed, not tried: due at next_at (None: unchanged), no attempt counted."""
+
+    async def list_deliveries(self, *, endpoint_id: str | None = None,
+                              status: str | None = None, limit: int = 100) -> list[Delivery]:
+        """Newest event first."""
+
+    async def delivery_attempts(self, delivery_id: str) -> list[dict[str, Any]]: ...
+
+    async def replay_deliveries(self, now: float, *, delivery_id: str | None = None,
+                                endpoint_id: str | None = None) -> int:
+        """One delivery (NotFound if none) or an endpoint's dead ones, due now."""
