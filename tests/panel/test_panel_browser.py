@@ -22,6 +22,7 @@ PAGES = {  # name: (path, roles that may open it)
     "board": ("/panel/board", ("admin", "supervisor", "agent", "viewer")),
     "reports": ("/panel/reports?widget=shop", ("admin", "supervisor", "viewer")),
     "widgets": ("/panel/widgets", ("admin",)),
+    "widget": ("/panel/widgets/shop", ("admin",)),
     "agents": ("/panel/agents", ("admin",)),
     "tokens": ("/panel/tokens", ("admin",)),
     "audit": ("/panel/audit", ("admin",)),

@@ -64,9 +64,9 @@ class RetentionQueries(StoreBase):
 
     async def purge_leads(self, lead_ids: list[str], now: float, reason: str) -> int:
         """Tombstone and delete the leads (attempts and recording rows go with them), in one
-        transaction: a crash leaves every lead of the batch either whole or purged. Leads
-        still in the intake journal are moved in first (else they would escape the purge)."""
-        await self._settled()
+        transaction: a crash leaves every lead of the batch either whole or purged. Only
+        leads in the store: the intake's mover calls this too (for a lead erased while it was
+        journaled), so it must not wait for the mover."""
         purged = 0
         async with self._transaction() as db:
             for chunk in chunks(lead_ids):
