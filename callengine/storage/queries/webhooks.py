@@ -5,6 +5,7 @@ by the changes they report (storage/outbox.py)."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from uuid6 import uuid7
 
@@ -177,7 +178,7 @@ class WebhookQueries(StoreBase):
             f" ON v.id = d.event_id {where} ORDER BY d.event_id DESC LIMIT ?", (*params, limit))
         return [_delivery(row) for row in rows]
 
-    async def delivery_attempts(self, delivery_id: str) -> list[dict]:
+    async def delivery_attempts(self, delivery_id: str) -> list[dict[str, Any]]:
         rows = await self._db.execute_fetchall(
             "SELECT number, at, code, latency_ms, error FROM webhook_attempts"
             " WHERE delivery_id = ? ORDER BY number", (delivery_id,))
