@@ -9,13 +9,14 @@ import logging
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from callengine.asterisk.ami import AmiClient
 from callengine.asterisk.ari import AriClient
 from callengine.config import Config
 from callengine.crypto import load_public_key
 from callengine.engine import Engine
+from callengine.metrics import Metrics
 from callengine.media.fifo import FifoTap
 from callengine.media.fifo_watchdog import claim_fifo_dir, fifo_watchdog
 from callengine.media.rtp import RtpTap
@@ -35,6 +36,7 @@ class Running:
     store: Store
     engine: Engine
     port: int
+    metrics: Metrics
 
     @property
     def base_url(self) -> str:
@@ -72,6 +74,7 @@ async def _recording(config: Config, ari: AriClient, vault: RecordingVault
                 watchdog=lambda: fifo_watchdog(settings.fifo_dir,
                                                interval=settings.orphan_check_s),
                 sample_rate=settings.sample_rate,
+                link_up=lambda: ami.connected,
             )
 
 
@@ -98,7 +101,13 @@ async def running(config: Config) -> AsyncIterator[Running]:
 async def _serve(config: Config, store: Store, ari: AriClient, vault: RecordingVault,
                  recording: RecordingSetup | None) -> AsyncIterator[Running]:
     """The engine, the HTTP API and the retention schedule, stopped in reverse order."""
-    engine = Engine(store, ari, config.dialing, recording=recording)
+    metrics = Metrics()
+    if recording is not None:
+        recording = replace(recording, on_finished=metrics.recording_finished)
+    engine = Engine(store, ari, config.dialing, recording=recording,
+                    on_finished=metrics.attempt_finished)
+    ami_ready = recording.link_up if recording is not None else None
+    metrics.watch(calls=lambda: engine.active_calls, ari=engine.ready.is_set, ami=ami_ready)
     services = Services(store, vault=vault, on_lead=engine.wake, channel="api",
                         challenge_key=config.http.challenge_key.encode() or None,
                         login_policy=LoginPolicy.of(config.panel),
@@ -106,7 +115,9 @@ async def _serve(config: Config, store: Store, ari: AriClient, vault: RecordingV
     async with listening(WebDeps(services, config.http.admin_token,
                                  header_timeout_s=config.http.header_timeout_s,
                                  body_timeout_s=config.http.body_timeout_s,
-                                 panel_secure_cookies=config.panel.secure_cookies),
+                                 panel_secure_cookies=config.panel.secure_cookies,
+                                 metrics=metrics, metrics_token=config.http.metrics_token,
+                                 ari_ready=engine.ready.is_set, ami_ready=ami_ready),
                          config.http.host, config.http.port) as port:
         log.info("HTTP API on %s:%d, the panel at /panel/", config.http.host, port)
         # The purge runs in a process of its own (the interpreter lock stays the visitors');
@@ -114,12 +125,12 @@ async def _serve(config: Config, store: Store, ari: AriClient, vault: RecordingV
         purges = start_schedule(
             PurgeProcess(PurgeTarget(config.database, config.keystore, config.recordings_dir,
                                      config.data_key, config.audit_directory), store),
-            interval_s=config.retention_interval_s)
+            interval_s=config.retention_interval_s, on_run=metrics.purge_run)
         try:
             async with asyncio.TaskGroup() as tasks:
                 engine_task = tasks.create_task(engine.run(), name="engine")
                 try:
-                    yield Running(store, engine, port)
+                    yield Running(store, engine, port, metrics)
                 finally:
                     engine_task.cancel()
         finally:
