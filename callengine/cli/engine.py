@@ -14,7 +14,7 @@ def cmd_run(config: Config, args: argparse.Namespace) -> int:
 
     import uvloop
 
-    setup_logging(config.log_level)
+    setup_logging(config.log_level, config.log_format)
     uvloop.run(serve(config))  # libuv's loop: the same asyncio API, less CPU per request
     return 0
 
