@@ -44,12 +44,12 @@ class LeadQueries(StoreBase):
         return row[0]
 
     async def lead_counts(self) -> dict[tuple[str, str], int]:
-        """Leads by (status, outcome or ""): one GROUP BY over the leads table (the metrics'
-        scrape; a full scan, ~10 ms per 100,000 leads: bench/README.md)."""
+        """Leads by (status, outcome or ""): one GROUP BY (the metrics' scrape), a scan of the
+        covering index leads_outcomes in its order: ~19 ms per 100,000 leads (docs/metrics.md)."""
         await self._settled()
         rows = await self._db.execute_fetchall(
-            "SELECT status, coalesce(outcome, ''), count(*) FROM leads GROUP BY 1, 2")
-        return {(status, outcome): count for status, outcome, count in rows}
+            "SELECT status, outcome, count(*) FROM leads GROUP BY status, outcome")
+        return {(status, outcome or ""): count for status, outcome, count in rows}
 
     async def due_leads(self, now: float, limit: int) -> list[Lead]:
         """Queued leads due; a lead whose subject was erased (a store restored from an older
