@@ -146,3 +146,14 @@ async def serve(config: Config) -> None:
     async with running(config):
         await stop.wait()
         log.info("stopping: ending calls in progress")
+
+
+async def check_asterisk(config: Config) -> list[tuple[bool, str]]:
+    """`check-config`'s probes: ARI with its credentials; AMI where a secret is configured."""
+    from callengine.asterisk.probe import probe_ami, probe_ari
+
+    found = [await probe_ari(config.ari.url, config.ari.user, config.ari.password)]
+    if config.ami.secret:
+        found.append(await probe_ami(config.ami.host, config.ami.port, config.ami.user,
+                                     config.ami.secret))
+    return found

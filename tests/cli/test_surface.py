@@ -14,7 +14,7 @@ ROLES = ["admin", "supervisor", "agent", "viewer"]
 SURFACE = {
     "": ["--version", ("--role", ROLES), "-c/--config"],
     "run": [],
-    "check-config": [],
+    "check-config": ["--offline"],
     "migrate": [],
     "agent add": ["name", "endpoint"],
     "agent list": [],
