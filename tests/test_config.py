@@ -195,3 +195,15 @@ def test_challenge_key_from_file_or_env_or_none(tmp_path):
     assert load_config(path, env=env).http.challenge_key == "e" * 32
     with pytest.raises(ConfigError, match="challenge HMAC key must be at least 32"):
         load_config(write(tmp_path, ""), env={**ENV, "CALLENGINE_CHALLENGE_KEY": "short"})
+
+
+def test_the_install_sample_configuration_is_valid():
+    """packaging/callengine.toml (docs/install.md) parses, with the secrets from the
+    environment (its *_file paths are the installed host's)."""
+    sample = Path(__file__).resolve().parents[1] / "packaging" / "callengine.toml"
+    env = {**ENV, "CALLENGINE_AMI_SECRET": "ami-secret-0123456789",
+           "CALLENGINE_METRICS_TOKEN": "m" * 20}
+    config = load_config(sample, env=env)
+    assert config.log_format == "json" and config.http.metrics_token == "m" * 20
+    assert config.recording.fifo_dir == Path("/var/lib/callengine/fifo")
+    assert config.database == Path("/var/lib/callengine/callengine.db")
