@@ -9,7 +9,7 @@ import logging
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from callengine.asterisk.ami import AmiClient
 from callengine.asterisk.ari import AriClient
@@ -17,6 +17,7 @@ from callengine.config import Config
 from callengine.crypto import load_public_key
 from callengine.engine import Engine
 from callengine.hooks.delivery import DeliveryWorker
+from callengine.metrics import Metrics
 from callengine.media.fifo import FifoTap
 from callengine.media.fifo_watchdog import claim_fifo_dir, fifo_watchdog
 from callengine.media.rtp import RtpTap
@@ -36,6 +37,7 @@ class Running:
     store: Store
     engine: Engine
     port: int
+    metrics: Metrics
 
     @property
     def base_url(self) -> str:
@@ -73,6 +75,7 @@ async def _recording(config: Config, ari: AriClient, vault: RecordingVault
                 watchdog=lambda: fifo_watchdog(settings.fifo_dir,
                                                interval=settings.orphan_check_s),
                 sample_rate=settings.sample_rate,
+                link_up=lambda: ami.connected,
             )
 
 
@@ -99,7 +102,13 @@ async def running(config: Config) -> AsyncIterator[Running]:
 async def _serve(config: Config, store: Store, ari: AriClient, vault: RecordingVault,
                  recording: RecordingSetup | None) -> AsyncIterator[Running]:
     """The engine, the HTTP API and the retention schedule, stopped in reverse order."""
-    engine = Engine(store, ari, config.dialing, recording=recording)
+    metrics = Metrics()
+    if recording is not None:
+        recording = replace(recording, on_finished=metrics.recording_finished)
+    engine = Engine(store, ari, config.dialing, recording=recording,
+                    on_finished=metrics.attempt_finished)
+    ami_ready = recording.link_up if recording is not None else None
+    metrics.watch(calls=lambda: engine.active_calls, ari=engine.ready.is_set, ami=ami_ready)
     services = Services(store, vault=vault, on_lead=engine.wake, channel="api",
                         challenge_key=config.http.challenge_key.encode() or None,
                         login_policy=LoginPolicy.of(config.panel),
@@ -107,7 +116,9 @@ async def _serve(config: Config, store: Store, ari: AriClient, vault: RecordingV
     async with listening(WebDeps(services, config.http.admin_token,
                                  header_timeout_s=config.http.header_timeout_s,
                                  body_timeout_s=config.http.body_timeout_s,
-                                 panel_secure_cookies=config.panel.secure_cookies),
+                                 panel_secure_cookies=config.panel.secure_cookies,
+                                 metrics=metrics, metrics_token=config.http.metrics_token,
+                                 ari_ready=engine.ready.is_set, ami_ready=ami_ready),
                          config.http.host, config.http.port) as port:
         log.info("HTTP API on %s:%d, the panel at /panel/", config.http.host, port)
         # The purge runs in a process of its own (the interpreter lock stays the visitors');
@@ -115,14 +126,14 @@ async def _serve(config: Config, store: Store, ari: AriClient, vault: RecordingV
         purges = start_schedule(
             PurgeProcess(PurgeTarget(config.database, config.keystore, config.recordings_dir,
                                      config.data_key, config.audit_directory), store),
-            interval_s=config.retention_interval_s)
+            interval_s=config.retention_interval_s, on_run=metrics.purge_run)
         try:
             async with asyncio.TaskGroup() as tasks:
                 engine_task = tasks.create_task(engine.run(), name="engine")
                 # webhooks: a task of its own, never in the engine's way (hooks/delivery.py)
                 hooks_task = tasks.create_task(DeliveryWorker(store).run(), name="webhooks")
                 try:
-                    yield Running(store, engine, port)
+                    yield Running(store, engine, port, metrics)
                 finally:
                     engine_task.cancel()
                     hooks_task.cancel()
@@ -139,3 +150,14 @@ async def serve(config: Config) -> None:
     async with running(config):
         await stop.wait()
         log.info("stopping: ending calls in progress")
+
+
+async def check_asterisk(config: Config) -> list[tuple[bool, str]]:
+    """`check-config`'s probes: ARI with its credentials; AMI where a secret is configured."""
+    from callengine.asterisk.probe import probe_ami, probe_ari
+
+    found = [await probe_ari(config.ari.url, config.ari.user, config.ari.password)]
+    if config.ami.secret:
+        found.append(await probe_ami(config.ami.host, config.ami.port, config.ami.user,
+                                     config.ami.secret))
+    return found

@@ -25,6 +25,9 @@ class CallLog(logging.LoggerAdapter):
     """Every line about a call carries the lead id and attempt number, never the number."""
 
     def process(self, msg: str, kwargs: Any) -> tuple[str, Any]:
+        # The ids as record attributes too: the JSON log format's lead_id and attempt fields.
+        kwargs["extra"] = {**kwargs.get("extra", {}), "lead_id": self.extra["lead"],
+                           "attempt": self.extra["attempt"]}
         return f"[lead {self.extra['lead']} #{self.extra['attempt']}] {msg}", kwargs
 
 

@@ -40,6 +40,8 @@ class HttpConfig:
     body_timeout_s: float = 10.0  # and its body within this once the handler reads it
     # The widget challenges' HMAC key (a secret: not in repr); "": derived from the data key.
     challenge_key: str = field(default="", repr=False)
+    # May read /metrics besides the admin token (a secret: not in repr); "": the admin token only.
+    metrics_token: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,7 @@ class Config:
     prompts: PromptsConfig
     retention_interval_s: float = 3600.0  # how often the purge job runs (and once at start)
     audit_dir: Path | None = None  # the audit key and anchors (docs/audit.md); None: keystore's
+    log_format: str = "text"  # or "json": one JSON object a line (callengine/logs.py)
     cli: CliConfig = field(default_factory=lambda: CliConfig())
     panel: PanelConfig = field(default_factory=lambda: PanelConfig())
 
@@ -132,7 +135,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
     "ari": {"url": "http://127.0.0.1:8088/ari", "user": "callengine", "app": "callengine"},
     "http": {"host": "127.0.0.1", "port": 8080, "header_timeout_s": 10.0, "body_timeout_s": 10.0},
     "dialing": {"max_concurrent_calls": 20, "poll_interval_s": 1.0},
-    "log": {"level": "INFO"},
+    "log": {"level": "INFO", "format": "text"},
     "ami": {"host": "127.0.0.1", "port": 5038, "user": "callengine"},
     "recording": {
         "route": "fifo",
@@ -154,9 +157,9 @@ _KNOWN = {
     "store": {"database", "recordings_dir", "data_key_file", "keystore", "audit_dir"},
     "ari": {"url", "user", "app", "password_file"},
     "http": {"host", "port", "admin_token_file", "header_timeout_s", "body_timeout_s",
-             "challenge_key_file"},
+             "challenge_key_file", "metrics_token_file"},
     "dialing": {"max_concurrent_calls", "poll_interval_s"},
-    "log": {"level"},
+    "log": {"level", "format"},
     "ami": {"host", "port", "user", "secret_file"},
     "recording": {
         "route", "public_key_file", "private_key_files", "fifo_dir", "fifo_dir_asterisk",
@@ -242,6 +245,9 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path, env: dict[str, str]) ->
     level = str(get("log", "level", str) or "INFO").upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         problems.append(f"log.level must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
+    log_format = get("log", "format", str) or "text"
+    if log_format not in ("text", "json"):
+        problems.append(f"log.format must be \"text\" or \"json\", got {log_format!r}")
 
     route = get("recording", "route", str)
     if route not in ("fifo", "rtp"):
@@ -307,6 +313,8 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path, env: dict[str, str]) ->
             body_timeout_s=read_timeouts["body_timeout_s"] or 10.0,
             challenge_key=secret("challenge HMAC key", "CALLENGINE_CHALLENGE_KEY", "http",
                                  "challenge_key_file", required=False),
+            metrics_token=secret("metrics token", "CALLENGINE_METRICS_TOKEN", "http",
+                                 "metrics_token_file", required=False),
         ),
         dialing=DialingConfig(max_concurrent_calls=max_calls or 1, poll_interval_s=poll or 1.0),
         log_level=level,
@@ -339,6 +347,7 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path, env: dict[str, str]) ->
         cli=cli,
         panel=panel,
         audit_dir=base_dir / audit_dir if audit_dir else None,
+        log_format=log_format,
     )
     if config.recording.public_key_file and config.recording.route == "fifo" and not (
         config.ami.secret
@@ -349,6 +358,8 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path, env: dict[str, str]) ->
         problems.append("the challenge HMAC key must be at least 32 characters")
     if config.http.admin_token and len(config.http.admin_token) < 16:
         problems.append("the admin token must be at least 16 characters")
+    if config.http.metrics_token and len(config.http.metrics_token) < 16:
+        problems.append("the metrics token must be at least 16 characters")
     if problems:
         raise ConfigError(problems)
     return config

@@ -46,8 +46,9 @@ class Engine:
         *,
         recording: RecordingSetup | None = None,
         clock: Callable[[], float] = time.time,
+        on_finished: Callable[[flow.Result], None] = lambda result: None,  # (metrics)
     ):
-        self._recording = recording
+        self._recording, self._on_finished = recording, on_finished
         self._store = store
         self._ari = ari
         self._dialing = dialing
@@ -449,6 +450,7 @@ class Engine:
         settings = widget.settings
         retry_at = policy.retry_at(result, settings, attempt.number, self._clock())
         await self._store.finish_attempt(attempt, result, self._clock(), retry_at)
+        self._on_finished(result)
         call_log.info(
             "attempt ended: %s%s%s",
             result.outcome.value,

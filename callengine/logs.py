@@ -23,10 +23,12 @@ Dates, times (1700000000.123 too), IP addresses, durations and UUIDs are left al
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import re
 import sys
 import threading
+import time
 import traceback
 from types import TracebackType
 
@@ -101,6 +103,41 @@ class RedactingFormatter(logging.Formatter):
         return super().format(redact_record(clean))
 
 
+_LEAD = re.compile(r"\[lead ([0-9a-f-]{36})(?: #(\d+))?\]")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line (`[log] format = "json"`): time (UTC, ISO 8601), level, logger,
+    message, and for a line about a call its `lead_id` (and `attempt`) as fields of their own,
+    from CallLog's record attributes or the message's "[lead …]" prefix. Masked like the text
+    format: the message and the exception text go through redact_record."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        clean = copy.copy(record)
+        if clean.exc_info and not clean.exc_text:
+            clean.exc_text = self.formatException(clean.exc_info)
+        clean = redact_record(clean)
+        message = clean.getMessage()
+        line: dict[str, object] = {
+            "time": self.formatTime(clean, "%Y-%m-%dT%H:%M:%S") + f".{int(clean.msecs):03d}Z",
+            "level": clean.levelname, "logger": clean.name, "message": message,
+        }
+        lead, attempt = getattr(clean, "lead_id", None), getattr(clean, "attempt", None)
+        if lead is None and (found := _LEAD.search(message)) is not None:
+            lead, attempt = found.group(1), found.group(2) and int(found.group(2))
+        if lead is not None:
+            line["lead_id"] = lead
+            if attempt is not None:
+                line["attempt"] = attempt
+        if clean.exc_text:
+            line["exception"] = clean.exc_text
+        if clean.stack_info:
+            line["stack"] = clean.stack_info
+        return json.dumps(line, ensure_ascii=False)
+
+    converter = staticmethod(time.gmtime)
+
+
 def _redacting_factory(make: logging._LogRecordFactory) -> logging._LogRecordFactory:
     def factory(*args, **kwargs) -> logging.LogRecord:
         return redact_record(make(*args, **kwargs))
@@ -137,11 +174,13 @@ def install_redaction() -> None:
     logging.captureWarnings(True)  # warnings become records, so they are masked too
 
 
-def setup_logging(level: str = "INFO") -> None:
+def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
+    """The engine's one handler on stderr: text lines, or JSON lines (`fmt` "json")."""
     install_redaction()
     handler = logging.StreamHandler()
     handler.setFormatter(
-        RedactingFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+        JsonFormatter() if fmt == "json"
+        else RedactingFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -208,6 +208,10 @@ class RecordingSetup:
     # A background check the route needs for as long as the engine runs (FIFO: orphans).
     watchdog: Callable[[], Coroutine[Any, Any, None]] | None = None
     sample_rate: int = DEFAULT_SAMPLE_RATE  # of new recordings; the taps follow the sink's
+    # Whether the route's own link to Asterisk is up (FIFO: logged in to AMI); /readyz's.
+    link_up: Callable[[], bool] | None = None
+    # Hears each finished recording's status and audio bytes (the metrics' recording_finished).
+    on_finished: Callable[[str, int], None] = lambda status, audio_bytes: None
 
     async def start(
         self, store: Store, attempt: Attempt, *, channel_id: str, channel_name: str,
@@ -240,9 +244,10 @@ class RecordingSetup:
                 bytes_in=summary.bytes_in, segments=summary.segments, sha256=summary.sha256,
                 problem=f"tap failed to start: {exc}",
             )
+            self.on_finished(RECORDING_FAILED, summary.bytes_in)
             return None
         call_log.info("recording %s started (%s route)", sink.recording_id, self.route)
-        return ActiveRecording(tap, sink, store, clock, call_log)
+        return ActiveRecording(tap, sink, store, clock, call_log, self.on_finished)
 
 
 @dataclass
@@ -254,6 +259,7 @@ class ActiveRecording:
     store: Store
     clock: Clock
     call_log: CallLogger
+    on_finished: Callable[[str, int], None] = lambda status, audio_bytes: None
 
     async def finish(self, talk_s: float | None) -> None:
         """End the tap, close the file, write what it holds to the row. Never raises for a
@@ -264,12 +270,13 @@ class ActiveRecording:
         except Exception as exc:
             self.call_log.exception("recording %s did not end cleanly", self.sink.recording_id)
             summary, problem = self.sink.abort(), f"tap failed: {exc}"
+        status = RECORDING_COMPLETE if summary.complete else RECORDING_INCOMPLETE
         await self.store.finish_recording(
-            summary.recording_id,
-            status=RECORDING_COMPLETE if summary.complete else RECORDING_INCOMPLETE,
+            summary.recording_id, status=status,
             now=self.clock(), duration_s=summary.duration_s, bytes_in=summary.bytes_in,
             segments=summary.segments, sha256=summary.sha256, problem=problem,
         )
+        self.on_finished(status, summary.bytes_in)
         self.call_log.info(
             "recording %s ended: %.1f s%s", summary.recording_id, summary.duration_s,
             f" ({problem})" if problem else "",

@@ -444,9 +444,11 @@ class PurgeSchedule:
 
 
 def start_schedule(purger: Purger | PurgeProcess, *, interval_s: float = 3600.0,
-                   clock: Callable[[], float] = time.time) -> PurgeSchedule:
+                   clock: Callable[[], float] = time.time,
+                   on_run: Callable[[str], None] = lambda outcome: None) -> PurgeSchedule:
     """Purge at start and then every interval; one at a time in this process (max_instances),
-    and across processes thanks to the lease."""
+    and across processes thanks to the lease. `on_run` hears each run's outcome: "ok",
+    "skipped" (another purge held the lease) or "failed" (the metrics' purge_run)."""
     schedule = PurgeSchedule(AsyncIOScheduler())
 
     async def job() -> None:
@@ -454,9 +456,12 @@ def start_schedule(purger: Purger | PurgeProcess, *, interval_s: float = 3600.0,
         assert task is not None
         schedule.running.add(task)
         try:
-            await purger.run(clock())
+            report = await purger.run(clock())
         except Exception:
             log.exception("retention purge failed; the next run carries on")
+            on_run("failed")
+        else:
+            on_run("skipped" if report.skipped else "ok")
         finally:
             schedule.running.discard(task)
 

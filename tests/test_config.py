@@ -75,7 +75,7 @@ def test_check_config_reports_fifo_capacity(tmp_path, capsys, monkeypatch):
     (tmp_path / "rec.pub").write_text("x")
     recording = '[recording]\npublic_key_file = "rec.pub"\n'
     path = write(tmp_path, recording + "[dialing]\nmax_concurrent_calls = 100\n")
-    assert cli.main(["--config", str(path), "check-config"]) == 0
+    assert cli.main(["--config", str(path), "check-config", "--offline"]) == 0
     out = capsys.readouterr().out
     assert "recording: fifo route, 8000 Hz" in out
     assert ("FIFO pipe per recording: 512 KiB (33 s of audio); concurrent recordings that fit "
@@ -83,13 +83,13 @@ def test_check_config_reports_fifo_capacity(tmp_path, capsys, monkeypatch):
     assert "WARNING" not in out
     path = write(tmp_path, recording + "sample_rate = 16000\n"
                  "[dialing]\nmax_concurrent_calls = 100\n")
-    assert cli.main(["--config", str(path), "check-config"]) == 0
+    assert cli.main(["--config", str(path), "check-config", "--offline"]) == 0
     out = capsys.readouterr().out
     assert "1024 KiB (33 s of audio); concurrent recordings that fit under " \
            "fs.pipe-user-pages-soft: 64" in out
     assert "WARNING: 64 FIFO recordings fit, dialing.max_concurrent_calls is 100" in out
     monkeypatch.setattr(pipe_sizes, "pipe_limit_exempt", lambda: True)  # root, CAP_SYS_RESOURCE
-    assert cli.main(["--config", str(path), "check-config"]) == 0
+    assert cli.main(["--config", str(path), "check-config", "--offline"]) == 0
     assert "fs.pipe-user-pages-soft: unlimited" in capsys.readouterr().out
 
 
@@ -165,10 +165,10 @@ def test_cli_reports_config_errors_without_a_trace(tmp_path, capsys, monkeypatch
     monkeypatch.delenv("CALLENGINE_ARI_PASSWORD", raising=False)
     monkeypatch.delenv("CALLENGINE_ADMIN_TOKEN", raising=False)
     path = write(tmp_path, "[ari\n")
-    assert cli.main(["--config", str(path), "check-config"]) == 2
+    assert cli.main(["--config", str(path), "check-config", "--offline"]) == 2
     err = capsys.readouterr().err
     assert "not valid TOML" in err and "Traceback" not in err
-    assert cli.main(["--config", str(tmp_path / "nope.toml"), "check-config"]) == 2
+    assert cli.main(["--config", str(tmp_path / "nope.toml"), "check-config", "--offline"]) == 2
     assert "config file not found" in capsys.readouterr().err
 
 
@@ -195,3 +195,15 @@ def test_challenge_key_from_file_or_env_or_none(tmp_path):
     assert load_config(path, env=env).http.challenge_key == "e" * 32
     with pytest.raises(ConfigError, match="challenge HMAC key must be at least 32"):
         load_config(write(tmp_path, ""), env={**ENV, "CALLENGINE_CHALLENGE_KEY": "short"})
+
+
+def test_the_install_sample_configuration_is_valid():
+    """packaging/callengine.toml (docs/install.md) parses, with the secrets from the
+    environment (its *_file paths are the installed host's)."""
+    sample = Path(__file__).resolve().parents[1] / "packaging" / "callengine.toml"
+    env = {**ENV, "CALLENGINE_AMI_SECRET": "ami-secret-0123456789",
+           "CALLENGINE_METRICS_TOKEN": "m" * 20}
+    config = load_config(sample, env=env)
+    assert config.log_format == "json" and config.http.metrics_token == "m" * 20
+    assert config.recording.fifo_dir == Path("/var/lib/callengine/fifo")
+    assert config.database == Path("/var/lib/callengine/callengine.db")

@@ -104,3 +104,33 @@ def test_what_counts_as_a_full_number(line, masked):
 ])
 def test_what_is_left_alone(line):
     assert redact(line) == line
+
+
+def test_json_lines_carry_the_lead_id_and_mask_numbers():
+    """[log] format = "json": one object a line; a call's line names its lead and attempt as
+    fields (CallLog's attributes, or the "[lead …]" prefix of a line logged without it)."""
+    import io
+    import json as json_
+
+    from callengine.calls import CallLog
+    from callengine.logs import JsonFormatter
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("callengine.test-json")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    lead = "01a2350f-fef9-74d6-95ca-91d861f3b772"
+    try:
+        CallLog(logger, {"lead": lead, "attempt": 2}).info("dialling %s", "+48 601 234 567")
+        logger.warning("[lead %s] widget shop records, but no key", lead)
+        logger.info("HTTP API on 127.0.0.1:8080")
+    finally:
+        logger.removeHandler(handler)
+    first, second, third = (json_.loads(line) for line in stream.getvalue().splitlines())
+    assert (first["lead_id"], first["attempt"], first["level"]) == (lead, 2, "INFO")
+    assert "601 234 567" not in first["message"] and first["message"].endswith("567")
+    assert second["lead_id"] == lead and "attempt" not in second
+    assert "lead_id" not in third and third["time"].endswith("Z")

@@ -86,6 +86,13 @@ class _Manager(Manager):
             return None
         return super().connect(*args, **kwargs)
 
+    last_login: Any = None  # the last Login's answer (a refusal, answered at once, too)
+
+    def login(self, future):  # type: ignore[override]
+        if not future.cancelled() and future.exception() is None:
+            self.last_login = future.result()
+        return super().login(future)
+
     def ping(self):  # type: ignore[override]
         if not self.closing:  # a login answered after close() would restart the pinger
             super().ping()
@@ -177,6 +184,9 @@ class AmiClient:
                         return
                     if manager.authenticated:
                         return
+                    refused = manager.last_login
+                    if refused is not None and not refused.success:  # answered between polls
+                        raise AmiError("Login", refused.get("Message") or "login refused")
                     await asyncio.sleep(0.05)  # not connected yet (or refused and retrying)
         except TimeoutError:
             await self.close()

@@ -14,12 +14,14 @@ def cmd_run(config: Config, args: argparse.Namespace) -> int:
 
     import uvloop
 
-    setup_logging(config.log_level)
+    setup_logging(config.log_level, config.log_format)
     uvloop.run(serve(config))  # libuv's loop: the same asyncio API, less CPU per request
     return 0
 
 
 def cmd_check_config(config: Config, args: argparse.Namespace) -> int:
+    """The file and secrets (parsed before this runs), then, unless --offline, whether ARI and
+    AMI (where a secret is configured) answer with the configured credentials: exit 1 if not."""
     print(f"configuration OK (store {config.database}, ARI {config.ari.url})")
     settings = config.recording
     if settings.public_key_file is not None:
@@ -27,7 +29,16 @@ def cmd_check_config(config: Config, args: argparse.Namespace) -> int:
         if settings.route == "fifo":
             _print_fifo_capacity(settings.fifo_slack_s, settings.sample_rate,
                                  config.dialing.max_concurrent_calls)
-    return 0
+    if args.offline:
+        return 0
+    import asyncio
+
+    from callengine.app import check_asterisk
+
+    probes = asyncio.run(check_asterisk(config))
+    for ok, message in probes:
+        print(("ok: " if ok else "FAILED: ") + message)
+    return 0 if all(ok for ok, _ in probes) else 1
 
 
 def _print_fifo_capacity(slack_s: float, sample_rate: int, wanted: int) -> None:
@@ -59,5 +70,8 @@ def cmd_db_migrate(config: Config, args: argparse.Namespace) -> int:
 
 def register(commands: argparse._SubParsersAction, command: AddCommand) -> None:
     command("run", cmd_run, "run the engine: ARI controller and HTTP API")
-    command("check-config", cmd_check_config, "validate the configuration and secrets")
+    check = command("check-config", cmd_check_config,
+                    "validate the configuration and secrets; check that ARI and AMI answer")
+    check.add_argument("--offline", action="store_true",
+                       help="the file and secrets only: do not connect to ARI or AMI")
     command("migrate", cmd_db_migrate, "create or upgrade the store's schema")

@@ -72,6 +72,15 @@ class Services:
     async def schema_version(self) -> int:
         return await self.context.store.schema_version()
 
+    async def store_answers(self) -> None:
+        """A query of the store (readiness: /readyz; the schema version: no table scanned);
+        raises what the store raises."""
+        await self.context.store.schema_version()
+
+    async def lead_counts(self) -> dict[tuple[str, str], int]:
+        """Leads by status and outcome (the metrics, read at each scrape)."""
+        return await self.context.store.lead_counts()
+
     async def backup_contents(self, who: Principal) -> tuple[list[str], int]:
         """The live recordings' ids and the number of leads, for a backup's manifest."""
         require(who, Permission.CONFIGURE)

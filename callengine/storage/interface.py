@@ -205,6 +205,9 @@ class Storage(Protocol):
     async def count_leads(self, where: LeadFilter | None = None) -> int:
         """How many leads `where` takes (all without it)."""
 
+    async def lead_counts(self) -> dict[tuple[str, str], int]:
+        """Leads by (status, outcome or "" while not done), for the metrics."""
+
     async def due_leads(self, now: float, limit: int) -> list[Lead]:
         """Queued leads whose next attempt is due, the longest waiting first."""
 

@@ -8,15 +8,11 @@ from collections.abc import Sequence
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from callengine.web import admin, clauses, events, hours, intake, panel, webhooks, widget
+from callengine.web import admin, clauses, events, health, hours, intake, panel, webhooks, widget
 from callengine.web.deps import DEPS, SERVICES, WebDeps
 from callengine.web.panel.session import COOKIE_SECURE, add_auth_routes, panel_session
 from callengine.web.problems import MAX_BODY, problems_middleware
 from callengine.web.security import on_prepare, widget_guard
-
-
-async def health(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
 
 
 def make_app(deps: WebDeps, *, panel_middlewares: Sequence[Middleware] | None = None,
@@ -34,7 +30,7 @@ def make_app(deps: WebDeps, *, panel_middlewares: Sequence[Middleware] | None = 
     app.on_response_prepare.append(on_prepare)  # security and CORS headers, every answer
     app[DEPS] = deps
     app[SERVICES] = deps.services
-    app.router.add_get("/healthz", health)
+    health.add_routes(app)
     intake.add_routes(app)
     hours.add_routes(app)
     admin.add_routes(app)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from callengine.metrics import Metrics
 from callengine.services import Services
 
 
@@ -25,6 +27,13 @@ class WebDeps:
     # The panel's cookies carry Secure (config [panel] secure_cookies; off only for plain-http
     # development on loopback: a browser would not send them back over http otherwise).
     panel_secure_cookies: bool = True
+    # The operator's routes (web/health.py): the metrics, the token that may read them besides
+    # the admin token ("": the admin token only), and the readiness checks of what this
+    # process runs (None: not run here, not checked).
+    metrics: Metrics = field(default_factory=Metrics)
+    metrics_token: str = ""
+    ari_ready: Callable[[], bool] | None = None
+    ami_ready: Callable[[], bool] | None = None
 
 
 DEPS = web.AppKey("deps", WebDeps)

@@ -89,10 +89,13 @@ async def on_prepare(request: web.Request, response: web.StreamResponse) -> None
         cors_for_widget(request, widget, response)
 
 
+OPS_PATHS = ("/healthz", "/readyz", "/metrics")  # web/health.py's
+
+
 def add_security_headers(path: str, response: web.StreamResponse) -> None:
     for name, value in ALL_HEADERS.items():
         response.headers.setdefault(name, value)
-    if path.startswith("/api/") or path == "/healthz" or response.status >= 400:
+    if path.startswith("/api/") or path in OPS_PATHS or response.status >= 400:
         for name, value in API_HEADERS.items():
             response.headers.setdefault(name, value)
 

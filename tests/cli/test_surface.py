@@ -16,7 +16,7 @@ WEBHOOK_EVENTS = ["lead.created", "attempt.finished", "call.connected", "lead.do
 SURFACE = {
     "": ["--version", ("--role", ROLES), "-c/--config"],
     "run": [],
-    "check-config": [],
+    "check-config": ["--offline"],
     "migrate": [],
     "agent add": ["name", "endpoint"],
     "agent list": [],

@@ -63,6 +63,8 @@ class FakeAri:
         for method, errors in (fail or {}).items():
             self.fail(method, *errors)
         self._queue: asyncio.Queue[TelephonyEvent | None] = asyncio.Queue()
+        self._up = asyncio.Event()  # cleared by go_down: events() stays disconnected
+        self._up.set()
 
     # -- what tests do ----------------------------------------------------------------------
 
@@ -87,6 +89,14 @@ class FakeAri:
             self.states.clear()
             self.bridges.clear()
         self._queue.put_nowait(None)  # events() yields Disconnected, then Connected again
+
+    def go_down(self) -> None:
+        """The websocket drops and stays down (Asterisk stopped) until `come_back`."""
+        self._up.clear()
+        self._queue.put_nowait(None)
+
+    def come_back(self) -> None:
+        self._up.set()
 
     def add_channel(self, channel_id: str, endpoint: str, state: str = "Up") -> None:
         """A channel Asterisk has that the engine did not create (through us)."""
@@ -124,6 +134,7 @@ class FakeAri:
 
     async def events(self) -> AsyncIterator[TelephonyEvent]:
         while True:
+            await self._up.wait()
             yield Connected(self.asterisk_started)
             while (event := await self._queue.get()) is not None:
                 yield event

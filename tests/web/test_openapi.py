@@ -66,5 +66,5 @@ def test_every_error_answer_is_a_problem_and_admin_routes_need_the_token():
                         ref.rsplit("/", 1)[-1]]["content"]
                     assert list(content) == ["application/problem+json"], (method, path, status)
             public = path.startswith("/api/v1/widgets/{key}/") or path in (
-                "/healthz", "/widget.js")
+                "/healthz", "/readyz", "/widget.js")
             assert (operation.get("security") == []) == public, (method, path)
