@@ -19,20 +19,11 @@ from callengine.model import LEAD_DONE, LEAD_QUEUED, Consent, Lead
 from callengine.ringorder import ring_order
 from callengine.storage import Store
 from tests.support.engine import DATA_KEY, VISITOR, add_widget, poll
+from tests.engine.test_scheduled import T0, Clock
 from tests.support.fake_ari import FakeAri
 
 AGENTS = ("agent1", "agent2", "agent3")
 ENDPOINTS = tuple(f"PJSIP/{a}" for a in AGENTS)
-T0 = 1_800_000_000.0
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
-
 
 @asynccontextmanager
 async def engine(store: Store, ari: FakeAri, **kw) -> AsyncIterator[Engine]:
@@ -88,14 +79,18 @@ async def ring_through(ari: FakeAri, store: Store, lead: Lead,
     return order
 
 
+async def series(ari: FakeAri, store: Store, widget, eng: Engine, leads: range,
+                 answer: int | None = None) -> list[list[str]]:
+    return [await ring_through(ari, store, await new_lead(store, widget, eng, i, time.time()),
+                               answer=answer) for i in leads]
+
+
 async def test_sequential_always_starts_with_the_first(tmp_path):
     ari = FakeAri(answer=False)
     async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
         widget = await add_widget(store, agents=AGENTS, strategy=Strategy.SEQUENTIAL)
         async with engine(store, ari) as eng:
-            orders = [await ring_through(ari, store, await new_lead(store, widget, eng, i,
-                                                                      time.time()))
-                      for i in range(3)]
+            orders = await series(ari, store, widget, eng, range(3))
     assert orders == [list(ENDPOINTS)] * 3
 
 
@@ -105,14 +100,10 @@ async def test_round_robin_rotates_the_start_and_keeps_it_over_a_restart(tmp_pat
     async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
         widget = await add_widget(store, agents=AGENTS, strategy=Strategy.ROUND_ROBIN)
         async with engine(store, ari) as eng:
-            first = [await ring_through(ari, store, await new_lead(store, widget, eng, i,
-                                                                     time.time()), answer=0)
-                     for i in range(2)]
+            first = await series(ari, store, widget, eng, range(2), answer=0)
     async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:  # restarted
         async with engine(store, ari) as eng:
-            then = [await ring_through(ari, store, await new_lead(store, widget, eng, i,
-                                                                    time.time()))
-                    for i in range(2, 5)]
+            then = await series(ari, store, widget, eng, range(2, 5))
     assert first == [[a1], [a2]]  # each answered by the first rung
     assert then == [[a3, a1, a2], [a1, a2, a3], [a2, a3, a1]]
 
@@ -144,9 +135,7 @@ async def test_random_rings_in_the_order_its_seeded_source_gives(tmp_path):
     async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
         widget = await add_widget(store, agents=AGENTS, strategy=Strategy.RANDOM)
         async with engine(store, ari, rng=random.Random(2026)) as eng:
-            orders = [await ring_through(ari, store, await new_lead(store, widget, eng, i,
-                                                                      time.time()))
-                      for i in range(6)]
+            orders = await series(ari, store, widget, eng, range(6))
     same = random.Random(2026)
     expected = [list(ring_order(Strategy.RANDOM, ENDPOINTS, set(ENDPOINTS), rng=same))
                 for _ in range(6)]
