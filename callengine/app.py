@@ -131,7 +131,8 @@ async def _serve(config: Config, store: Store, ari: AriClient, vault: RecordingV
             async with asyncio.TaskGroup() as tasks:
                 engine_task = tasks.create_task(engine.run(), name="engine")
                 # webhooks: a task of its own, never in the engine's way (hooks/delivery.py)
-                hooks_task = tasks.create_task(DeliveryWorker(store).run(), name="webhooks")
+                hooks_task = tasks.create_task(DeliveryWorker(
+                    store, on_try=metrics.webhook_delivery).run(), name="webhooks")
                 try:
                     yield Running(store, engine, port, metrics)
                 finally:

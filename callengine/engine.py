@@ -1,6 +1,6 @@
-"""The driver: picks due leads, runs one CallFlow per attempt, feeds it telephony events and
-executes its commands through the Telephony port (callengine.telephony), persisting every
-milestone. It knows no wire format: the composition root hands it an implementation.
+"""The driver: runs one CallFlow per attempt of the due leads its dispatcher picks
+(callengine.dispatch), feeds it telephony events and executes its commands through the
+Telephony port (callengine.telephony), persisting every milestone. It knows no wire format: the composition root hands it an implementation.
 
 Ownership: `Engine.run()` owns one TaskGroup holding the event pump, the dispatcher and one task
 per active call. Routing: we choose every channel, bridge and playback id ("ce-" + uuid), and
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,8 +19,8 @@ from typing import Any
 from callengine import flow, policy
 from callengine.calls import ID_PREFIX, ActiveCall, CallLog, call_ids, new_id
 from callengine.config import DialingConfig
+from callengine.dispatch import Dispatcher, call_plan
 from callengine.model import Attempt, Group, Lead, Widget
-from callengine.numbers import VisitorNumber, dial_string_digits
 from callengine.recordings import RecordingSetup, close_interrupted_recordings
 from callengine.storage import Store
 from callengine.telephony import (
@@ -47,6 +48,7 @@ class Engine:
         recording: RecordingSetup | None = None,
         clock: Callable[[], float] = time.time,
         on_finished: Callable[[flow.Result], None] = lambda result: None,  # (metrics)
+        rng: random.Random | None = None,  # the random strategy's order (seeded in tests)
     ):
         self._recording, self._on_finished = recording, on_finished
         self._store = store
@@ -61,6 +63,8 @@ class Engine:
         self._ready = asyncio.Event()  # events connected and reconciled: safe to dial
         self._asterisk_started: str | None = None
         self._tasks: asyncio.TaskGroup | None = None
+        self._dispatcher = Dispatcher(store, dialing, clock, self._reserved,
+                                      rng or random.Random())
 
     # ---- public ---------------------------------------------------------------------------
 
@@ -212,7 +216,7 @@ class Engine:
         while True:
             await self._ready.wait()
             self._wake.clear()
-            wait = await self._dispatch_due()
+            wait = await self._dispatcher.round(len(self._calls), self._start_call)
             # Until a wake-up (a lead queued, a retry scheduled, a call or agent freed) or the
             # next lead's due time, at most poll_interval_s (leads another process queues, a
             # configuration changed). asyncio.timeout, not wait_for: in 3.11 a wait_for whose
@@ -224,75 +228,11 @@ class Engine:
             except TimeoutError:
                 pass
 
-    async def _dispatch_due(self) -> float:
-        """One round: a call for each due lead there is room and a free agent for, their
-        attempts started in one commit. Returns how long to wait for the next round."""
-        ceiling = self._dialing.poll_interval_s
-        room = self._dialing.max_concurrent_calls - len(self._calls)
-        if room <= 0:
-            return ceiling  # a call's end wakes the dispatcher
-        now = self._clock()
-        limit = room * 4
-        due = await self._store.due_leads(now, limit=limit)
-        plans = await self._store.dialling_plans(lead.widget_id for lead in due)
-        planned: list[tuple[Lead, Widget, Group, tuple[str, ...]]] = []
-        try:
-            for lead in due:
-                if len(planned) >= room:
-                    break
-                widget, group = plans[lead.widget_id]
-                free = tuple(
-                    a.endpoint for a in group.agents
-                    if a.enabled and a.endpoint not in self._reserved
-                )
-                if not free:
-                    continue  # stays queued until an agent is free
-                self._reserved.update(free)  # the next leads of the round must not take them
-                planned.append((lead, widget, group, free))
-            attempts = await self._store.start_attempts(
-                [lead.id for lead, *_ in planned], self._clock(),
-                progress=flow.FIRST_PROGRESS.value) if planned else {}
-        except BaseException:
-            for *_, free in planned:
-                self._reserved.difference_update(free)
-            raise
-        for lead, widget, group, free in planned:
-            attempt = attempts.get(lead.id)
-            if attempt is None:  # not queued any more (Conflict)
-                self._reserved.difference_update(free)
-                continue
-            self._start_call(lead, attempt, widget, group, free)
-        if len(due) == limit and attempts:
-            return 0  # more may be due than this round looked at
-        next_at = await self._store.next_due_at(after=now)
-        if next_at is None:
-            return ceiling
-        return max(0.0, min(ceiling, next_at - self._clock()))
-
     def _start_call(self, lead: Lead, attempt: Attempt, widget: Widget, group: Group,
-                    free: tuple[str, ...]) -> None:
-        wants_recording = widget.settings.should_record(lead.consent.recording)
-        if wants_recording and self._recording is None:
-            log.warning("[lead %s] widget %s records, but no recording key is configured:"
-                        " not recording", lead.id, widget.id)
-        plan = flow.CallPlan(
-            agent_endpoints=free,
-            strategy=group.strategy,
-            agent_ring_timeout=group.ring_timeout,
-            visitor_endpoint=widget.settings.visitor_endpoint.format(
-                number=dial_string_digits(
-                    VisitorNumber(lead.phone_e164, lead.phone_region, lead.phone_kind),
-                    widget.settings.number_format,
-                )
-            ),
-            visitor_ring_timeout=widget.settings.visitor_ring_timeout,
-            caller_id=widget.settings.caller_id,
-            whisper=widget.settings.whisper,
-            record=wants_recording and self._recording is not None,
-            recording_notice=widget.settings.recording_notice,
-        )
+                    agents: tuple[str, ...]) -> None:
+        plan = call_plan(lead, widget, group, agents, can_record=self._recording is not None)
         call = ActiveCall(
-            lead, attempt, widget, flow.CallFlow(plan), free,
+            lead, attempt, widget, flow.CallFlow(plan), agents,
             CallLog(log, call_ids(lead, attempt)), progress=flow.FIRST_PROGRESS.value,
         )
         self._calls[attempt.id] = call
@@ -447,15 +387,17 @@ class Engine:
     async def _finish(
         self, lead: Lead, attempt: Attempt, widget: Widget, result: flow.Result, call_log: CallLog
     ) -> None:
-        settings = widget.settings
-        retry_at = policy.retry_at(result, settings, attempt.number, self._clock())
-        await self._store.finish_attempt(attempt, result, self._clock(), retry_at)
+        settings, now = widget.settings, self._clock()
+        earlier = [a.outcome for a in await self._store.attempts_for(lead.id)
+                   if a.id != attempt.id] if policy.needs_history(result, settings) else []
+        retry_at = policy.retry_at(result, settings, attempt.number, now, earlier)
+        await self._store.finish_attempt(attempt, result, now, retry_at)
         self._on_finished(result)
         call_log.info(
             "attempt ended: %s%s%s",
             result.outcome.value,
             f" ({result.cause})" if result.cause else "",
-            f"; retry in {settings.retry_delay_s} s" if retry_at is not None else "; lead closed",
+            f"; retry in {retry_at - now:.0f} s" if retry_at is not None else "; lead closed",
         )
         if retry_at is not None:
             self.wake()

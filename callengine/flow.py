@@ -42,8 +42,14 @@ class Outcome(str, enum.Enum):
 
 
 class Strategy(str, enum.Enum):
+    """ring-all rings every agent at once; the others one at a time, in the plan's order
+    (callengine.ringorder puts the group's free agents in it, by strategy)."""
+
     RING_ALL = "ring-all"
     SEQUENTIAL = "sequential"
+    ROUND_ROBIN = "round-robin"
+    LEAST_RECENT = "least-recent"
+    RANDOM = "random"
 
 
 class State(str, enum.Enum):
@@ -65,7 +71,7 @@ FIRST_PROGRESS = State.RINGING_AGENTS
 class CallPlan:
     """Everything the machine needs to know about one attempt, decided before it starts."""
 
-    agent_endpoints: tuple[str, ...]
+    agent_endpoints: tuple[str, ...]  # in the order they are tried
     strategy: Strategy
     agent_ring_timeout: int
     visitor_endpoint: str
@@ -328,7 +334,7 @@ class CallFlow:
             case LegGone(leg=leg) if is_agent_leg(leg):
                 self.agent_causes.append((event.cause, event.originate_failed))
                 if self.next_agent < len(self.plan.agent_endpoints) and (
-                    self.plan.strategy is Strategy.SEQUENTIAL
+                    self.plan.strategy is not Strategy.RING_ALL
                 ):
                     return [self._originate_next_agent()]
                 if not any(is_agent_leg(other) for other in self.live):

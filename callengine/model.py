@@ -8,7 +8,6 @@ of them (JSON views, CSV rows) is in `callengine.services.views`.
 from __future__ import annotations
 
 import functools
-
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from callengine.hours import Calendar, calendar, check_holidays, check_hours, ch
 from callengine.numbers import (
     DIAL_FORMATS, SUPPORTED_REGIONS, NumberPolicy, VisitorNumber, check_number, mask,
 )
+from callengine.retries import check_retry_schedule
 
 LEAD_QUEUED = "queued"
 LEAD_CALLING = "calling"
@@ -102,6 +102,8 @@ class WidgetSettings:
     retry_delay_s: int = 120
     retry_on: tuple[str, ...] = (
         Outcome.AGENTS_NO_ANSWER.value, Outcome.AGENTS_BUSY.value, Outcome.FAILED.value)
+    # Overrides the two above for the outcomes it names (callengine.retries has its shape).
+    retry_schedule: dict[str, Any] = field(default_factory=dict)
     # Rate limits (docs/config.md "Limits"); the defaults are Oracle Click2Call's abuse figures.
     # Per number, across every widget (the strictest maximum among the widgets that apply):
     max_leads_per_number_per_15min: int = 7
@@ -217,7 +219,6 @@ class Lead:
         return self.phone_e164 == ERASED
 
 
-
 @dataclass(frozen=True)
 class Attempt:
     id: str
@@ -260,7 +261,6 @@ class Recording:
     @property
     def file_name(self) -> str:
         return f"{self.id}.cerec"
-
 
 
 @dataclass(frozen=True)
@@ -416,6 +416,7 @@ def widget_settings_from_input(data: Any) -> WidgetSettings:
         max_attempts=_int_in("max_attempts", values["max_attempts"], 1, 10),
         retry_delay_s=_int_in("retry_delay_s", values["retry_delay_s"], 0, 86400),
         retry_on=retry_on,
+        retry_schedule=check_retry_schedule(values["retry_schedule"], RETRYABLE_OUTCOMES),
         max_leads_per_number_per_day=_int_in(
             "max_leads_per_number_per_day", values["max_leads_per_number_per_day"], 1, 100
         ),

@@ -8,7 +8,11 @@ from typing import Any
 
 from callengine.cli.common import AddCommand, emit, group, principal, run
 from callengine.config import Config
+from callengine.flow import Strategy
 from callengine.services import views
+
+STRATEGY_HELP = ("the order agents ring in: " + ", ".join(s.value for s in Strategy)
+                 + " (docs/config.md)")
 
 
 def cmd_agent_add(config: Config, args: argparse.Namespace) -> int:
@@ -167,13 +171,13 @@ def register(commands: argparse._SubParsersAction, command: AddCommand) -> None:
     sub = command("add", cmd_group_add, "add an agent group", groups)
     sub.add_argument("name")
     sub.add_argument("--agents", required=True, help="comma-separated agent names, in order")
-    sub.add_argument("--strategy", default="ring-all", help="ring-all or sequential")
+    sub.add_argument("--strategy", default="ring-all", help=STRATEGY_HELP)
     sub.add_argument("--ring-timeout", type=int, default=20, help="seconds an agent rings")
     command("list", cmd_group_list, "list agent groups", groups)
     sub = command("edit", cmd_group_edit, "change a group (what is given)", groups)
     sub.add_argument("name")
     sub.add_argument("--agents", help="comma-separated agent names, in order (replaces them)")
-    sub.add_argument("--strategy", help="ring-all or sequential")
+    sub.add_argument("--strategy", help=STRATEGY_HELP)
     sub.add_argument("--ring-timeout", type=int, help="seconds an agent rings")
     command("remove", cmd_group_remove, "remove a group (refused while a widget uses it)",
             groups).add_argument("name")

@@ -61,8 +61,10 @@ class DeliveryWorker:
     def __init__(self, store: DeliveryStore, *, clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
                  concurrency: int = CONCURRENCY, timeout_s: float = TIMEOUT_S,
-                 lease_s: float = LEASE_S, poll_s: float = POLL_S, batch: int = BATCH):
+                 lease_s: float = LEASE_S, poll_s: float = POLL_S, batch: int = BATCH,
+                 on_try: Callable[[str, str], None] = lambda event, outcome: None):
         self._store = store
+        self._on_try = on_try  # (event type, "delivered" | "failed" | "dead"): the metrics
         self._clock = clock
         self._sleep = sleep
         self._lease_s, self._poll_s, self._batch = lease_s, poll_s, batch
@@ -140,6 +142,8 @@ class DeliveryWorker:
         if not ok and error is None:
             error = f"HTTP {code}"
         retry_at = await self._record(claimed, code, latency_ms, error, ok)
+        self._on_try(delivery.event_type,
+                     "delivered" if ok else "failed" if retry_at is not None else "dead")
         level = logging.INFO if ok else logging.WARNING
         log.log(level, "[lead %s] webhook %s %s to endpoint %s: %s (attempt %d, %.0f ms)",
                 delivery.lead_id, delivery.event_type, delivery.event_id, delivery.endpoint_id,

@@ -50,6 +50,7 @@ from callengine.hooks.events import Claimed, Delivery, Endpoint
 from callengine.model import (
     Agent, Attempt, Consent, Group, Lead, Recording, Widget, WidgetSettings,
 )
+from callengine.ringorder import RingState
 
 
 @dataclass(frozen=True)
@@ -226,11 +227,19 @@ class Storage(Protocol):
         """The lead goes from queued to calling with a new active attempt, atomically (Conflict
         if it is not queued); committed before any dial."""
 
+    async def ring_state(self, groups: list[str], endpoints: list[str]) -> RingState:
+        """For the ring orders (callengine.ringorder): the rotation of each of these groups
+        that has one, and when each of these agent endpoints' last answered call ended."""
+
     async def start_attempts(self, lead_ids: list[str], now: float,
-                             progress: str | None = None) -> dict[str, Attempt]:
+                             progress: str | None = None,
+                             rotations: dict[str, tuple[str, str]] | None = None
+                             ) -> dict[str, Attempt]:
         """start_attempt for many leads in one atomic write: lead id → attempt for those that
         were queued (the others are left out, no Conflict); each lead's progress set to
-        `progress` with it. Committed before any of them is dialled."""
+        `progress` with it. rotations: lead id → (group, endpoint) — for each lead that gets
+        its attempt, its group's rotation becomes that endpoint, in the same write. Committed
+        before any of them is dialled."""
 
     async def set_progress(self, lead_id: str, progress: str, connected: bool, attempt_id: str,
                            now: float) -> None: ...

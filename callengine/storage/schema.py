@@ -339,6 +339,40 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX leads_outcomes ON leads(status, outcome)
     """,
+    # Ring strategies (callengine/ringorder.py): the groups take round-robin, least-recent and
+    # random too (SQLite can't change a CHECK: agent_groups is made again, and group_members,
+    # whose rows its drop would otherwise cascade away); each round-robin group's rotation (the
+    # agent endpoint its last call started with); each agent's last call's end, by index.
+    """
+    CREATE TABLE group_members_old AS SELECT group_name, agent_name, position FROM group_members;
+    CREATE TABLE agent_groups_old AS SELECT name, strategy, ring_timeout FROM agent_groups;
+    DROP TABLE group_members;
+    DROP TABLE agent_groups;
+    CREATE TABLE agent_groups (
+        name TEXT PRIMARY KEY,
+        strategy TEXT NOT NULL CHECK (strategy IN
+            ('ring-all', 'sequential', 'round-robin', 'least-recent', 'random')),
+        ring_timeout INTEGER NOT NULL
+    );
+    CREATE TABLE group_members (
+        group_name TEXT NOT NULL REFERENCES agent_groups(name) ON DELETE CASCADE,
+        agent_name TEXT NOT NULL REFERENCES agents(name) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        PRIMARY KEY (group_name, agent_name)
+    );
+    INSERT INTO agent_groups (name, strategy, ring_timeout)
+        SELECT name, strategy, ring_timeout FROM agent_groups_old;
+    INSERT INTO group_members (group_name, agent_name, position)
+        SELECT group_name, agent_name, position FROM group_members_old;
+    DROP TABLE group_members_old;
+    DROP TABLE agent_groups_old;
+    CREATE TABLE group_rotation (
+        group_name TEXT PRIMARY KEY REFERENCES agent_groups(name) ON DELETE CASCADE,
+        started_with TEXT NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE INDEX attempts_agent_ended ON attempts(agent, ended_at) WHERE agent IS NOT NULL
+    """,
 ]
 
 # The leading expression of leads_day_phone: a query must spell it exactly so to use the index.

@@ -69,7 +69,7 @@ def test_a_group_is_edited_and_removed_only_when_no_widget_uses_it(shop, monkeyp
         {"name": "sales", "strategy": "sequential", "ring_timeout": 45, "agents": ["zed", "alice"]}]
     for bad, code, message in ((["--agents", ""], 2, "invalid agents"),
                                (["--ring-timeout", "1"], 2, "invalid ring_timeout"),
-                               (["--strategy", "random"], 2, "invalid strategy"),
+                               (["--strategy", "randomly"], 2, "invalid strategy"),
                                (["--agents", "alice,ghost"], 1, "no agent 'ghost'"),
                                ([], 2, "invalid agents: give a strategy")):
         assert cli.main([*base, "group", "edit", "sales", *bad]) == code, bad

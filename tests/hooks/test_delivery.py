@@ -81,6 +81,9 @@ async def listening(receiver: Receiver, port: int):
         await runner.cleanup()
 
 
+TRIES: list[tuple[str, str]] = []  # what the worker told the metrics, per try
+
+
 @asynccontextmanager
 async def setup(tmp_path, *, full_numbers: bool = False):
     clock = Clock()
@@ -90,7 +93,9 @@ async def setup(tmp_path, *, full_numbers: bool = False):
         port = free_port()
         endpoint = await services.webhooks.add(ADMIN, {
             "url": f"http://127.0.0.1:{port}/hook", "full_numbers": full_numbers})
-        worker = DeliveryWorker(store, clock=clock, timeout_s=5)
+        worker = DeliveryWorker(store, clock=clock, timeout_s=5,
+                                on_try=lambda event, outcome: TRIES.append((event, outcome)))
+        TRIES.clear()
         try:
             yield store, services, widget, endpoint, worker, clock, port
         finally:
@@ -154,6 +159,9 @@ async def test_down_then_up_each_event_arrives_once(tmp_path):
         assert [a["code"] for a in history] == [None, 503, 200]
         assert all(a["latency_ms"] >= 0 for a in history)
         assert await worker.run_once() == 0  # nothing left: each once
+        # each try reported for the metrics: 1 refused + 1 answered 503, then 3 delivered
+        assert sorted(TRIES) == sorted([(events.LEAD_CREATED, "failed")] * 2
+                                       + [(events.LEAD_CREATED, "delivered")] * 3)
 
 
 async def test_backoff_then_dead_then_replayed(tmp_path):

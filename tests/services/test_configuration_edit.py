@@ -108,7 +108,7 @@ async def test_a_group_is_edited_its_members_in_the_order_given(env):
 
 
 @pytest.mark.parametrize("change, field", [
-    ({"strategy": "round-robin"}, "strategy"),
+    ({"strategy": "round-robin-ish"}, "strategy"),
     ({"ring_timeout": 2}, "ring_timeout"),
     ({"ring_timeout": "20"}, "ring_timeout"),
     ({"agents": []}, "agents"),

@@ -14,6 +14,7 @@ from callengine.hooks.events import LEAD_DONE as HOOK_LEAD_DONE
 from callengine.model import (
     ERASED, LEAD_CALLING, LEAD_DONE, LEAD_QUEUED, Agent, Attempt, Group, Lead, Widget,
 )
+from callengine.ringorder import RingState
 from callengine.storage import outbox
 from callengine.storage.base import StoreBase
 from callengine.storage.interface import LeadFilter
@@ -154,17 +155,28 @@ class LeadQueries(StoreBase):
             raise Conflict(f"lead {lead_id} is not queued")
         return started[lead_id]
 
+    async def ring_state(self, groups: list[str], endpoints: list[str]) -> RingState:
+        """The groups' rotations and the endpoints' last calls, in one trip to the thread."""
+        if not groups and not endpoints:
+            return RingState()
+        return await self._db._execute(_ring_state, self._db._conn, sorted(set(groups)),
+                                       sorted(set(endpoints)))
+
     async def start_attempts(self, lead_ids: list[str], now: float,
-                             progress: str | None = None) -> dict[str, Attempt]:
+                             progress: str | None = None,
+                             rotations: dict[str, tuple[str, str]] | None = None
+                             ) -> dict[str, Attempt]:
         """start_attempt for each of these leads, all in one transaction (one commit for a
         dispatcher's whole round): lead id → its new attempt, for the leads that were queued
         (the others are left out). progress: the leads' progress from the start (the call's
-        first state), written in the same commit."""
+        first state), written in the same commit; rotations: lead id → (group, endpoint), the
+        group's new rotation if that lead's attempt starts."""
         await self._settled()
         if not lead_ids:
             return {}
         planned = [(lead_id, str(uuid7())) for lead_id in lead_ids]
-        numbers = await self._transaction_in_thread(_start_attempts, planned, now, progress)
+        numbers = await self._transaction_in_thread(_start_attempts, planned, now, progress,
+                                                    rotations or {})
         return {lead_id: Attempt(attempt_id, lead_id, numbers[lead_id], "active", now)
                 for lead_id, attempt_id in planned if lead_id in numbers}
 
@@ -275,8 +287,25 @@ def _dialling_rows(conn: sqlite3.Connection, widget_ids: list[str]) -> tuple[lis
     return widgets, groups, agents
 
 
+def _ring_state(conn: sqlite3.Connection, groups: list[str], endpoints: list[str]
+                ) -> RingState:
+    """ring_state's rows, on the connection's thread. One MAX per endpoint: each is one seek
+    in attempts_agent_ended, where a GROUP BY would walk every attempt of those agents."""
+    rotations = dict(conn.execute(
+        "SELECT group_name, started_with FROM group_rotation"
+        f" WHERE group_name IN ({marks(len(groups))})", groups).fetchall()) if groups else {}
+    last_called = {}
+    for endpoint in endpoints:
+        (ended,), = conn.execute(
+            "SELECT MAX(ended_at) FROM attempts WHERE agent = ?", (endpoint,)).fetchall()
+        if ended is not None:
+            last_called[endpoint] = ended
+    return RingState(rotations, last_called)
+
+
 def _start_attempts(conn: sqlite3.Connection, planned: list[tuple[str, str]], now: float,
-                    progress: str | None) -> dict[str, int]:
+                    progress: str | None, rotations: dict[str, tuple[str, str]]
+                    ) -> dict[str, int]:
     """In a transaction, on the connection's thread: each queued lead to calling and its
     attempt row; lead id → the attempt's number."""
     numbers: dict[str, int] = {}
@@ -296,4 +325,10 @@ def _start_attempts(conn: sqlite3.Connection, planned: list[tuple[str, str]], no
             " VALUES (?, ?, ?, 'active', ?)",
             (attempt_id, lead_id, number, now),
         )
+        if lead_id in rotations:
+            conn.execute(
+                "INSERT INTO group_rotation (group_name, started_with, updated_at)"
+                " VALUES (?, ?, ?) ON CONFLICT (group_name) DO UPDATE SET"
+                " started_with = excluded.started_with, updated_at = excluded.updated_at",
+                (*rotations[lead_id], now))
     return numbers

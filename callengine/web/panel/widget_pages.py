@@ -43,7 +43,7 @@ FIELDSETS: list[tuple[str, list[tuple[str, str]]]] = [
                     ("number_format", "select"), ("caller_id", "text"),
                     ("visitor_ring_timeout", "int"), ("whisper", "optional"),
                     ("max_attempts", "int"), ("retry_delay_s", "int"),
-                    ("retry_on", "choices")]),
+                    ("retry_on", "choices"), ("retry_schedule", "json")]),
     ("fs_numbers", [("allowed_regions", "list"), ("default_region", "optional"),
                     ("allowed_kinds", "choices")]),
     ("fs_limits", [("max_leads_per_number_per_15min", "int"),
