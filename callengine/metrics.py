@@ -106,8 +106,8 @@ class Metrics:
         self.ami_state = Gauge(
             "callengine_ami_connection_state", "1 while logged in to AMI, else 0 (only where"
             " AMI is configured: the FIFO recording route)", registry=r)
-        self._store = _StoreCounts()
-        r.register(self._store)
+        self._lead_counts = _StoreCounts()
+        r.register(self._lead_counts)
 
     # ---- wiring (composition root) --------------------------------------------------------
 
@@ -150,7 +150,7 @@ class Metrics:
 
     def set_lead_counts(self, counts: LeadCounts) -> None:
         """What the store counts, read for this scrape (before `render`)."""
-        self._store.counts = dict(counts)
+        self._lead_counts.counts = dict(counts)
 
     def render(self) -> tuple[bytes, str]:
         """The text exposition format and its content type."""

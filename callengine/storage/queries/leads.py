@@ -259,13 +259,17 @@ async def _attempt_events(db, attempt: Attempt, result: Result, now: float,
                                             "attempts": attempt.number, "closed_at": now}, now)
 
 
-def _lead_where(where: LeadFilter | None) -> tuple[str, tuple]:
-    """The WHERE clause (or "") and its parameters of a LeadFilter."""
+def _lead_where(where: LeadFilter | None, *, newest_first: bool = False) -> tuple[str, tuple]:
+    """The WHERE clause (or "") and its parameters of a LeadFilter. For a listing newest first
+    without a widget, status and outcome are written `+status` (no index on them): the planner
+    would otherwise take leads_outcomes (the metrics') and sort every lead of that status,
+    where walking leads_created stops after a page."""
     if where is None:
         return "", ()
+    plain = "+" if newest_first and where.widget_id is None else ""
     terms = [(term, value) for term, value in (
-        ("widget_id = ?", where.widget_id), ("status = ?", where.status),
-        ("outcome = ?", where.outcome), ("created_at >= ?", where.created_from),
+        ("widget_id = ?", where.widget_id), (f"{plain}status = ?", where.status),
+        (f"{plain}outcome = ?", where.outcome), ("created_at >= ?", where.created_from),
         ("created_at < ?", where.created_to)) if value is not None]
     if not terms:
         return "", ()
