@@ -13,13 +13,14 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from callengine import flow, policy
 from callengine.calls import ID_PREFIX, ActiveCall, CallLog, call_ids, new_id
 from callengine.config import DialingConfig
 from callengine.dispatch import Dispatcher, call_plan
+from callengine.inbound import InboundChannels, InboundHandler
 from callengine.model import Attempt, Group, Lead, Widget
 from callengine.recordings import RecordingSetup, close_interrupted_recordings
 from callengine.storage import Store
@@ -29,6 +30,7 @@ from callengine.telephony import (
     ChannelEnteredApp,
     ChannelRinging,
     Connected,
+    DigitPressed,
     Disconnected,
     Gone,
     PlaybackFinished,
@@ -49,6 +51,7 @@ class Engine:
         clock: Callable[[], float] = time.time,
         on_finished: Callable[[flow.Result], None] = lambda result: None,  # (metrics)
         rng: random.Random | None = None,  # the random strategy's order (seeded in tests)
+        inbound: Mapping[str, InboundHandler] | None = None,  # purpose → handler (inbound.py)
     ):
         self._recording, self._on_finished = recording, on_finished
         self._store = store
@@ -58,6 +61,7 @@ class Engine:
         self._calls: dict[str, ActiveCall] = {}  # attempt id → call
         self._channels: dict[str, tuple[ActiveCall, str]] = {}  # channel id → (call, leg)
         self._playbacks: dict[str, tuple[ActiveCall, str]] = {}
+        self._inbound = InboundChannels(ari, inbound or {})
         self._reserved: set[str] = set()  # agent endpoints held by a call
         self._wake = asyncio.Event()
         self._ready = asyncio.Event()  # events connected and reconciled: safe to dial
@@ -155,6 +159,7 @@ class Engine:
                 flow_leg = call.flow.live.get(leg)
                 if state == "Up" and flow_leg is not None and not flow_leg.answered:
                     call.events.put_nowait(flow.LegAnswered(now, leg))
+        self._inbound.reconcile(channels)
         for channel_id in channels:
             if channel_id.startswith(ID_PREFIX) and channel_id not in self._channels:
                 log.warning("hanging up orphaned channel %s", channel_id)
@@ -187,16 +192,23 @@ class Engine:
                     target = self._channels.get(cid)
                     if target is not None:
                         target[0].names[target[1]] = name
-                    if not self._route(cid, lambda leg: flow.LegAnswered(now, leg)):
-                        # Nothing enters our app but what we originate: refuse strangers.
+                    if (not self._route(cid, lambda leg: flow.LegAnswered(now, leg))
+                            and not self._inbound.take(event, self._tasks)):
+                        # Nothing enters our app but what we originate or the dialplan hands
+                        # over for a purpose we serve: refuse strangers.
                         log.warning("hanging up unexpected channel %s in our app", cid)
                         await self._quietly(self._ari.hangup(cid))
                 case AsteriskShuttingDown(channel_id=cid):
                     self._ready.clear()  # no new calls until it is back (next Connected)
                     self._route(cid, lambda leg: flow.Interrupted(now, "Asterisk shut down"))
                 case ChannelDestroyed(channel_id=cid, cause=cause, cause_text=text):
-                    self._route(cid, lambda leg: flow.LegGone(now, leg, cause, text))
-                case PlaybackFinished(playback_id=pid, failed=failed):
+                    if not self._inbound.route(cid, event):
+                        self._route(cid, lambda leg: flow.LegGone(now, leg, cause, text))
+                case DigitPressed(channel_id=cid):
+                    self._inbound.route(cid, event)
+                case PlaybackFinished(playback_id=pid, channel_id=cid, failed=failed):
+                    if cid is not None and self._inbound.route(cid, event):
+                        continue
                     target = self._playbacks.pop(pid, None)
                     if target is not None:
                         call, leg = target

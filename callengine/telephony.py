@@ -58,11 +58,20 @@ class ChannelRinging:
 
 @dataclass(frozen=True)
 class ChannelEnteredApp:
-    """For a channel we originated: the far end answered."""
+    """For a channel we originated: the far end answered. For a channel the dialplan handed
+    over (Stasis(callengine,<purpose>,...)): it arrived, `args` naming why."""
 
     channel_id: str
     args: tuple[str, ...]
     name: str = ""  # e.g. PJSIP/agent1-00000001 (what AMI actions want)
+
+
+@dataclass(frozen=True)
+class DigitPressed:
+    """A DTMF digit (RFC 2833 or SIP INFO, as Asterisk hears it) ended on one of our channels."""
+
+    channel_id: str
+    digit: str
 
 
 @dataclass(frozen=True)
@@ -88,7 +97,7 @@ class PlaybackFinished:
 
 TelephonyEvent = (
     Connected | Disconnected | ChannelRinging | ChannelEnteredApp | ChannelDestroyed
-    | AsteriskShuttingDown | PlaybackFinished
+    | AsteriskShuttingDown | PlaybackFinished | DigitPressed
 )
 
 
@@ -104,6 +113,10 @@ class Telephony(Protocol):
     async def hangup(self, channel_id: str, reason: str = "normal") -> None: ...
 
     async def play(self, channel_id: str, media: str, playback_id: str) -> None: ...
+
+    async def stop_playback(self, playback_id: str) -> None: ...
+
+    async def answer_channel(self, channel_id: str) -> None: ...
 
     async def ring(self, channel_id: str, on: bool) -> None: ...
 

@@ -161,6 +161,12 @@ class AriClient:
             params={"media": media, "playbackId": playback_id},
         )
 
+    async def stop_playback(self, playback_id: str) -> None:
+        await self.request("DELETE", f"/playbacks/{playback_id}")
+
+    async def answer_channel(self, channel_id: str) -> None:
+        await self.request("POST", f"/channels/{channel_id}/answer")
+
     async def ring(self, channel_id: str, on: bool) -> None:
         await self.request("POST" if on else "DELETE", f"/channels/{channel_id}/ring")
 

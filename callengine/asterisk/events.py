@@ -11,6 +11,7 @@ from callengine.telephony import (
     ChannelDestroyed,
     ChannelEnteredApp,
     ChannelRinging,
+    DigitPressed,
     PlaybackFinished,
     TelephonyEvent,
 )
@@ -41,6 +42,8 @@ def parse_event(data: dict[str, Any]) -> TelephonyEvent | None:
         return ChannelRinging(data.get("peer", {}).get("id", ""))
     if kind == "ChannelStateChange" and data.get("channel", {}).get("state") == "Ringing":
         return ChannelRinging(data["channel"].get("id", ""))
+    if kind == "ChannelDtmfReceived":  # sent once the digit ends, with its duration
+        return DigitPressed(data.get("channel", {}).get("id", ""), str(data.get("digit", "")))
     if kind in ("PlaybackFinished", "PlaybackFailed"):  # PlaybackFailed: Asterisk ≥ 21
         playback = data.get("playback", {})
         target = playback.get("target_uri", "")

@@ -21,6 +21,7 @@ from callengine.telephony import (
     ChannelEnteredApp,
     ChannelRinging,
     Connected,
+    DigitPressed,
     Disconnected,
     ExternalMediaChannel,
     Gone,
@@ -58,6 +59,7 @@ class FakeAri:
         self.bridges: dict[str, list[str]] = {}  # id → member channel ids
         self._args: dict[str, tuple[str, ...]] = {}  # channel id → its appArgs
         self.auto_answer = answer
+        self.play_finishes = True  # False: playbacks run until stopped
         self.asterisk_started = asterisk_started
         self._failures: dict[str, list[TelephonyError]] = {}
         for method, errors in (fail or {}).items():
@@ -102,6 +104,18 @@ class FakeAri:
         """A channel Asterisk has that the engine did not create (through us)."""
         self.channels[channel_id] = endpoint
         self.states[channel_id] = state
+
+    def hand_over(self, channel_id: str, endpoint: str, *args: str,
+                  name: str = "PJSIP/caller-00000001") -> None:
+        """The dialplan runs Stasis(app,<args>) on a channel of its own."""
+        self.add_channel(channel_id, endpoint)
+        self.channel_names[channel_id] = name
+        self.emit(ChannelEnteredApp(channel_id, tuple(args), name))
+
+    def press(self, channel_id: str, digits: str) -> None:
+        """The far end of `channel_id` presses these keys (one DigitPressed each)."""
+        for digit in digits:
+            self.emit(DigitPressed(channel_id, digit))
 
     def add_bridge(self, bridge_id: str) -> None:
         """A bridge Asterisk has that was not created through us."""
@@ -169,7 +183,15 @@ class FakeAri:
 
     async def play(self, channel_id: str, media: str, playback_id: str) -> None:
         self._request("play", channel_id, media, playback_id)
-        self.emit(PlaybackFinished(playback_id, channel_id, False))
+        if self.play_finishes:
+            self.emit(PlaybackFinished(playback_id, channel_id, False))
+
+    async def stop_playback(self, playback_id: str) -> None:
+        self._request("stop_playback", playback_id)
+
+    async def answer_channel(self, channel_id: str) -> None:
+        self._request("answer_channel", channel_id)
+        self.states[channel_id] = "Up"
 
     async def ring(self, channel_id: str, on: bool) -> None:
         self._request("ring", channel_id, on)
