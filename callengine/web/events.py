@@ -91,7 +91,8 @@ class EventHub:
             if len(open_now) >= maximum:
                 # when the oldest of them ends at the latest (none: streams are off, 0)
                 soonest = min((w.deadline for w in open_now), default=now + self._lifetime_s)
-                retry = max(1, math.ceil(soonest - now))
+                # rounded to ms first: (now + 30) - now is 30.000000000004 at some `now`
+                retry = max(1, math.ceil(round(soonest - now, 3)))
                 raise Problem(429, "too-many-streams", "Too many event streams",
                               f"at most {maximum} open per {limit}; poll the status route",
                               retry_after=retry, limit=limit)
