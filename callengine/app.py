@@ -129,7 +129,8 @@ async def _serve(config: Config, store: Store, ari: AriClient, vault: RecordingV
         # its writes take turns with the engine's on the store's write lock.
         purges = start_schedule(
             PurgeProcess(PurgeTarget(config.database, config.keystore, config.recordings_dir,
-                                     config.data_key, config.audit_directory), store),
+                                     config.data_key, config.audit_directory,
+                                     config.outbox_retention), store),
             interval_s=config.retention_interval_s, clock=clock, on_run=metrics.purge_run)
         try:
             async with asyncio.TaskGroup() as tasks:
