@@ -131,7 +131,8 @@ async def _serve(config: Config, store: Store, ari: AriClient, vault: RecordingV
             PurgeProcess(PurgeTarget(config.database, config.keystore, config.recordings_dir,
                                      config.data_key, config.audit_directory,
                                      config.outbox_retention), store),
-            interval_s=config.retention_interval_s, clock=clock, on_run=metrics.purge_run)
+            interval_s=config.retention_interval_s, clock=clock, on_run=metrics.purge_run,
+            on_pruned=metrics.webhooks_pruned_by_purge)
         try:
             async with asyncio.TaskGroup() as tasks:
                 engine_task = tasks.create_task(engine.run(), name="engine")

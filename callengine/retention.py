@@ -469,10 +469,12 @@ class PurgeSchedule:
 
 def start_schedule(purger: Purger | PurgeProcess, *, interval_s: float = 3600.0,
                    clock: Callable[[], float] = time.time,
-                   on_run: Callable[[str], None] = lambda outcome: None) -> PurgeSchedule:
+                   on_run: Callable[[str], None] = lambda outcome: None,
+                   on_pruned: Callable[[int], None] = lambda count: None) -> PurgeSchedule:
     """Purge at start and then every interval; one at a time in this process (max_instances),
     and across processes thanks to the lease. `on_run` hears each run's outcome: "ok",
-    "skipped" (another purge held the lease) or "failed" (the metrics' purge_run)."""
+    "skipped" (another purge held the lease) or "failed" (the metrics' purge_run); `on_pruned`
+    how many settled webhook deliveries it pruned."""
     schedule = PurgeSchedule(AsyncIOScheduler())
 
     async def job() -> None:
@@ -486,6 +488,7 @@ def start_schedule(purger: Purger | PurgeProcess, *, interval_s: float = 3600.0,
             on_run("failed")
         else:
             on_run("skipped" if report.skipped else "ok")
+            on_pruned(report.webhook_deliveries)
         finally:
             schedule.running.discard(task)
 

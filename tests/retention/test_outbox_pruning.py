@@ -7,15 +7,17 @@ from __future__ import annotations
 import time
 
 import pytest
+from prometheus_client import generate_latest
 
 from callengine.config import OutboxRetention
 from callengine.flow import Outcome, Result
 from callengine.hooks import events
 from callengine.model import Consent
+from callengine.metrics import Metrics
 from callengine.recordings import RecordingVault
-from callengine.retention import DAY, Purger
+from callengine.retention import DAY, Purger, start_schedule
 from callengine.storage import KeyStore, Store
-from tests.support.engine import DATA_KEY, add_widget
+from tests.support.engine import DATA_KEY, add_widget, poll
 
 NOW = 1_800_000_000.0
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -70,9 +72,18 @@ async def test_settled_deliveries_are_pruned_by_age_dead_ones_kept_longer(env):
     assert events_left[0][0] == 3
     # a second run has nothing more; a dead one replayed is pending, kept however old
     await store.replay_deliveries(NOW, delivery_id=ids[3])
-    again = await Purger(store, vault, outbox=OutboxRetention(1, 1)).run(NOW)
-    assert again.webhook_deliveries == 1  # only the delivered one, 2 days old
+    # (this time as scheduled, counted in the metrics)
+    metrics = Metrics()
+    schedule = start_schedule(Purger(store, vault, outbox=OutboxRetention(1, 1)),
+                              clock=lambda: NOW, on_pruned=metrics.webhooks_pruned_by_purge)
+    try:
+        async def pruned():
+            return metrics.webhooks_pruned._value.get() == 1  # the delivered one, 2 days old
+        await poll(pruned)
+    finally:
+        await schedule.stop()
     assert {d.id for d in await store.list_deliveries()} == {ids[3], ids[4]}
+    assert b"callengine_webhooks_pruned_total 1.0" in generate_latest(metrics.registry)
 
 
 async def test_the_purge_of_expired_leads_sends_lead_purged(env):
