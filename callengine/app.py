@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 
@@ -80,8 +81,10 @@ async def _recording(config: Config, ari: AriClient, vault: RecordingVault
 
 
 @asynccontextmanager
-async def running(config: Config) -> AsyncIterator[Running]:
-    """The whole service, up until the block exits; tests use this directly."""
+async def running(config: Config, *, clock: Callable[[], float] = time.time
+                  ) -> AsyncIterator[Running]:
+    """The whole service, up until the block exits; tests use this directly (with their own
+    clock: the engine's, the services', the webhooks' and the retention schedule's time)."""
     # The purge sweeps this directory at every start, recording or not (a missing one read as
     # a failed file removal, logged at ERROR).
     config.recordings_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -94,22 +97,23 @@ async def running(config: Config) -> AsyncIterator[Running]:
         vault = RecordingVault(config.recordings_dir, keystore,
                                load_private_keys(config.recording.private_key_files))
         async with _recording(config, ari, vault) as recording:
-            async with _serve(config, store, ari, vault, recording) as service:
+            async with _serve(config, store, ari, vault, recording, clock) as service:
                 yield service
 
 
 @asynccontextmanager
 async def _serve(config: Config, store: Store, ari: AriClient, vault: RecordingVault,
-                 recording: RecordingSetup | None) -> AsyncIterator[Running]:
+                 recording: RecordingSetup | None, clock: Callable[[], float]
+                 ) -> AsyncIterator[Running]:
     """The engine, the HTTP API and the retention schedule, stopped in reverse order."""
     metrics = Metrics()
     if recording is not None:
         recording = replace(recording, on_finished=metrics.recording_finished)
-    engine = Engine(store, ari, config.dialing, recording=recording,
+    engine = Engine(store, ari, config.dialing, recording=recording, clock=clock,
                     on_finished=metrics.attempt_finished)
     ami_ready = recording.link_up if recording is not None else None
     metrics.watch(calls=lambda: engine.active_calls, ari=engine.ready.is_set, ami=ami_ready)
-    services = Services(store, vault=vault, on_lead=engine.wake, channel="api",
+    services = Services(store, vault=vault, clock=clock, on_lead=engine.wake, channel="api",
                         challenge_key=config.http.challenge_key.encode() or None,
                         login_policy=LoginPolicy.of(config.panel),
                         agent_activity=engine.agent_activity)
@@ -125,14 +129,16 @@ async def _serve(config: Config, store: Store, ari: AriClient, vault: RecordingV
         # its writes take turns with the engine's on the store's write lock.
         purges = start_schedule(
             PurgeProcess(PurgeTarget(config.database, config.keystore, config.recordings_dir,
-                                     config.data_key, config.audit_directory), store),
-            interval_s=config.retention_interval_s, on_run=metrics.purge_run)
+                                     config.data_key, config.audit_directory,
+                                     config.outbox_retention), store),
+            interval_s=config.retention_interval_s, clock=clock, on_run=metrics.purge_run,
+            on_pruned=metrics.webhooks_pruned_by_purge)
         try:
             async with asyncio.TaskGroup() as tasks:
                 engine_task = tasks.create_task(engine.run(), name="engine")
                 # webhooks: a task of its own, never in the engine's way (hooks/delivery.py)
                 hooks_task = tasks.create_task(DeliveryWorker(
-                    store, on_try=metrics.webhook_delivery).run(), name="webhooks")
+                    store, clock=clock, on_try=metrics.webhook_delivery).run(), name="webhooks")
                 try:
                     yield Running(store, engine, port, metrics)
                 finally:

@@ -51,6 +51,14 @@ class DialingConfig:
 
 
 @dataclass(frozen=True)
+class OutboxRetention:
+    """How long the webhooks' outbox keeps what is settled (docs/webhooks.md, "Pruning"):
+    delivered deliveries since their delivery, dead ones since their event."""
+    delivered_days: float = 7.0
+    dead_days: float = 30.0
+
+
+@dataclass(frozen=True)
 class AmiConfig:
     host: str
     port: int
@@ -94,6 +102,7 @@ class Config:
     recording: RecordingConfig
     prompts: PromptsConfig
     retention_interval_s: float = 3600.0  # how often the purge job runs (and once at start)
+    outbox_retention: OutboxRetention = field(default_factory=lambda: OutboxRetention())
     audit_dir: Path | None = None  # the audit key and anchors (docs/audit.md); None: keystore's
     log_format: str = "text"  # or "json": one JSON object a line (callengine/logs.py)
     cli: CliConfig = field(default_factory=lambda: CliConfig())
@@ -151,7 +160,8 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "dir": "var/asterisk/state/prompts",
         "dir_asterisk": "/var/lib/callengine-asterisk/prompts",
     },
-    "retention": {"interval_s": 3600.0},
+    "retention": {"interval_s": 3600.0, "webhooks_delivered_days": 7.0,
+                  "webhooks_dead_days": 30.0},
 }
 _KNOWN = {
     "store": {"database", "recordings_dir", "data_key_file", "keystore", "audit_dir"},
@@ -167,7 +177,7 @@ _KNOWN = {
         "sample_rate", "fifo_slack_s",
     },
     "prompts": {"dir", "dir_asterisk"},
-    "retention": {"interval_s"},
+    "retention": {"interval_s", "webhooks_delivered_days", "webhooks_dead_days"},
     "cli": {"roles", "default_role"},
     "panel": {"idle_timeout_s", "absolute_timeout_s", "max_failures", "client_max_failures",
               "lockout_s", "secure_cookies"},
@@ -283,6 +293,11 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path, env: dict[str, str]) ->
     retention_interval = get("retention", "interval_s", float) or 3600.0
     if not 60 <= retention_interval <= 7 * 86400:
         problems.append("retention.interval_s must be between 60 and 604800")
+    outbox = OutboxRetention(get("retention", "webhooks_delivered_days", float) or 7.0,
+                             get("retention", "webhooks_dead_days", float) or 30.0)
+    if not 1 <= outbox.delivered_days <= 3650 or not 1 <= outbox.dead_days <= 3650:
+        problems.append("retention.webhooks_delivered_days and webhooks_dead_days must be"
+                        " between 1 and 3650")
 
     cli = _cli(raw.get("cli", {}), problems)
     panel = _panel(get, raw.get("panel", {}), problems)
@@ -344,6 +359,7 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path, env: dict[str, str]) ->
             dir_asterisk=get("prompts", "dir_asterisk", str) or "",
         ),
         retention_interval_s=retention_interval,
+        outbox_retention=outbox,
         cli=cli,
         panel=panel,
         audit_dir=base_dir / audit_dir if audit_dir else None,

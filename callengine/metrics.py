@@ -100,6 +100,9 @@ class Metrics:
             "callengine_webhooks_deliveries", "Webhook delivery tries, by event type and"
             " outcome (delivered: a 2xx answer; failed: to be tried again; dead: given up)",
             ["event", "outcome"], registry=r)
+        self.webhooks_pruned = Counter(
+            "callengine_webhooks_pruned", "Settled webhook deliveries (delivered, dead) the"
+            " retention runs pruned from the outbox", registry=r)
         self.ari_state = Gauge(
             "callengine_ari_connection_state", "1 while the ARI events websocket is connected"
             " and reconciled (the engine may dial), else 0", registry=r)
@@ -138,6 +141,9 @@ class Metrics:
         if outcome not in PURGE_OUTCOMES:
             raise ValueError(f"purge outcome {outcome!r}: one of {PURGE_OUTCOMES}")
         self.purge_runs.labels(outcome).inc()
+
+    def webhooks_pruned_by_purge(self, count: int) -> None:
+        self.webhooks_pruned.inc(count)
 
     def webhook_delivery(self, event: str, outcome: str) -> None:
         """One delivery try of a webhook of type `event` (e.g. "lead.created"): "delivered"

@@ -24,6 +24,7 @@ import sys
 import time
 from pathlib import Path
 
+from callengine.config import OutboxRetention
 from callengine.errors import ErasureIncomplete
 from callengine.logs import setup_logging
 from callengine.recordings import RecordingVault
@@ -96,7 +97,9 @@ async def _purge() -> None:
             KeyStore.open(Path(job["keystore"])) as keystore:
         vault = RecordingVault(Path(job["recordings_dir"]), keystore)
         try:
-            report = await Purger(store, vault).run(job["now"], progress=_Progress())
+            outbox = OutboxRetention(*job.get("outbox", ()))
+            report = await Purger(store, vault, outbox=outbox).run(job["now"],
+                                                                   progress=_Progress())
         except ErasureIncomplete as exc:  # the engine raises it again, typed
             _send("incomplete", str(exc).replace("\n", " "))
             raise

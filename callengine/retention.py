@@ -37,6 +37,7 @@ from pathlib import Path
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from callengine.access import Principal, Role
+from callengine.config import OutboxRetention
 from callengine.errors import ErasureIncomplete
 from callengine.recordings import RecordingVault
 from callengine.model import Widget
@@ -90,6 +91,7 @@ class PurgeReport:
     scrub_problem: str | None = None  # ErasureIncomplete: the logs or keys still to scrub
     dry_run: bool = False
     skipped: str | None = None  # why nothing was done (another purge holds the lease)
+    webhook_deliveries: int = 0  # settled deliveries pruned from the webhooks' outbox
     by_widget: dict[str, tuple[int, int]] = field(default_factory=dict)  # leads, recordings
 
     def summary(self) -> str:
@@ -100,6 +102,8 @@ class PurgeReport:
                 f" recording(s)")
         if self.orphan_files:
             text += f"; removed {self.orphan_files} file(s) an interrupted purge left"
+        if self.webhook_deliveries:
+            text += f"; pruned {self.webhook_deliveries} settled webhook delivery(ies)"
         if self.file_problem:
             text += f"; {self.file_problem}"
         return text
@@ -166,9 +170,11 @@ class FileRemoval:
 
 class Purger:
     def __init__(self, store: Storage, vault: RecordingVault, *, owner: str | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic,
+                 outbox: OutboxRetention = OutboxRetention()):
         self._store = store
         self._vault = vault
+        self._outbox = outbox
         self._owner = owner or lease_owner(os.getpid())
         self._clock = clock  # for transaction holds and lease renewals, not for retention
         self._renewed_at = self._started_at = 0.0
@@ -204,6 +210,7 @@ class Purger:
                 pass  # this purge's own scrub, at its end, says so
             async with self._store.purge_batches(background_thread) as batches:
                 subjects = await self._purge(batches, widgets, totals, now, report, progress)
+            report.webhook_deliveries = await self._prune_outbox(now)
             # Gone only when the purge is true: its subjects' keys (those no lead names any
             # more) and the logs' old page images, checked.
             try:
@@ -214,6 +221,9 @@ class Purger:
                 report.scrub_problem = str(exc)
         finally:
             await self._store.release_lease(LEASE, self._owner)
+        if report.webhook_deliveries:
+            log.info("retention: pruned %d settled webhook deliveries",
+                     report.webhook_deliveries)
         if report.leads or report.recordings or report.lead_recordings:
             log.info("retention: %s", report.summary())
             await self._store.audit(
@@ -298,6 +308,18 @@ class Purger:
         # retried through the scrub marker) by run()'s forget_deleted_pages.
         return subjects
 
+    async def _prune_outbox(self, now: float) -> int:
+        """The webhooks' settled deliveries past their age, in short batches (dead ones are
+        kept longer: someone may still replay them)."""
+        pruned = 0
+        delivered_before = now - self._outbox.delivered_days * DAY
+        dead_before = now - self._outbox.dead_days * DAY
+        while batch := await self._store.prune_outbox(delivered_before, dead_before):
+            pruned += batch
+            await self._renew(now)
+            await asyncio.sleep(0)  # let waiting requests in
+        return pruned
+
     async def _between_batches(self, batches: PurgeBatchStorage) -> None:
         batches.after_batch()
         await asyncio.sleep(0)  # let waiting requests in
@@ -324,6 +346,7 @@ class PurgeTarget:
     recordings_dir: Path
     data_key: bytes
     audit_dir: Path | None = None  # the audit key and anchor (default: beside the keystore)
+    outbox: OutboxRetention = OutboxRetention()
 
 
 class PurgeProcess:
@@ -372,6 +395,7 @@ class PurgeProcess:
                 "recordings_dir": str(self._target.recordings_dir), "now": now,
                 "data_key": base64.b64encode(self._target.data_key).decode(),
                 "audit_dir": str(self._target.audit_dir or self._target.keystore.parent),
+                "outbox": [self._target.outbox.delivered_days, self._target.outbox.dead_days],
             }).encode() + b"\n")
             await child.stdin.drain()
             while line := await child.stdout.readline():
@@ -445,10 +469,12 @@ class PurgeSchedule:
 
 def start_schedule(purger: Purger | PurgeProcess, *, interval_s: float = 3600.0,
                    clock: Callable[[], float] = time.time,
-                   on_run: Callable[[str], None] = lambda outcome: None) -> PurgeSchedule:
+                   on_run: Callable[[str], None] = lambda outcome: None,
+                   on_pruned: Callable[[int], None] = lambda count: None) -> PurgeSchedule:
     """Purge at start and then every interval; one at a time in this process (max_instances),
     and across processes thanks to the lease. `on_run` hears each run's outcome: "ok",
-    "skipped" (another purge held the lease) or "failed" (the metrics' purge_run)."""
+    "skipped" (another purge held the lease) or "failed" (the metrics' purge_run); `on_pruned`
+    how many settled webhook deliveries it pruned."""
     schedule = PurgeSchedule(AsyncIOScheduler())
 
     async def job() -> None:
@@ -462,6 +488,7 @@ def start_schedule(purger: Purger | PurgeProcess, *, interval_s: float = 3600.0,
             on_run("failed")
         else:
             on_run("skipped" if report.skipped else "ok")
+            on_pruned(report.webhook_deliveries)
         finally:
             schedule.running.discard(task)
 

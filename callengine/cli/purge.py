@@ -22,7 +22,8 @@ def cmd_purge(config: Config, args: argparse.Namespace) -> int:
                     tasks[what] = bar.add_task(f"purging {what}", total=total)
                 bar.update(tasks[what], completed=done)
 
-            return await services.purge(time.time(), dry_run=args.dry_run, progress=progress)
+            return await services.purge(time.time(), dry_run=args.dry_run, progress=progress,
+                                        outbox=config.outbox_retention)
 
     report = run(config, purge, args=args, vault=True)
     for widget_id, (leads, recordings) in sorted(report.by_widget.items()):

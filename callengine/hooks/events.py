@@ -14,8 +14,9 @@ CALL_CONNECTED = "call.connected"
 LEAD_DONE = "lead.done"
 RECORDING_READY = "recording.ready"
 SUBJECT_ERASED = "subject.erased"
+LEAD_PURGED = "lead.purged"  # retention deleted closed leads: a CRM's copy may go too
 EVENT_TYPES = (LEAD_CREATED, ATTEMPT_FINISHED, CALL_CONNECTED, LEAD_DONE, RECORDING_READY,
-               SUBJECT_ERASED)
+               SUBJECT_ERASED, LEAD_PURGED)
 ALL_EVENTS = "*"  # an endpoint subscribed to every type, present and future
 
 # Seconds to wait after the n-th failed attempt (n = 1, 2, …); after the last, the delivery is

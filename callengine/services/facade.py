@@ -88,12 +88,16 @@ class Services:
         leads = await self.context.store.count_leads()
         return recordings, leads
 
-    async def purge(self, now: float, *, dry_run: bool, progress: Any = None) -> Any:
-        """Retention: leads and recordings past their widget's periods (callengine.retention)."""
+    async def purge(self, now: float, *, dry_run: bool, progress: Any = None,
+                    outbox: Any = None) -> Any:
+        """Retention: leads and recordings past their widget's periods, and the webhooks'
+        settled deliveries past `outbox`'s ages (config.OutboxRetention; callengine.retention)."""
+        from callengine.config import OutboxRetention
         from callengine.retention import Purger
 
         assert self.context.vault is not None, "open the services with the vault to purge"
-        return await Purger(self.context.store, self.context.vault).run(
+        return await Purger(self.context.store, self.context.vault,
+                            outbox=outbox or OutboxRetention()).run(
             now, dry_run=dry_run, progress=progress)
 
 

@@ -476,3 +476,8 @@ class Storage(Protocol):
     async def replay_deliveries(self, now: float, *, delivery_id: str | None = None,
                                 endpoint_id: str | None = None) -> int:
         """One delivery (NotFound if none) or an endpoint's dead ones, due now."""
+
+    async def prune_outbox(self, delivered_before: float, dead_before: float,
+                           limit: int = 1000) -> int:
+        """One batch of pruning: deliveries delivered before delivered_before or dead and made
+        before dead_before, their attempts and orphaned events; how many deliveries (0: done)."""

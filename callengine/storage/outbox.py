@@ -11,6 +11,8 @@ import sqlite3
 
 from uuid6 import uuid7
 
+from callengine.hooks.events import LEAD_PURGED, SUBJECT_ERASED
+
 _SUBSCRIBED = ("e.enabled = 1 AND EXISTS (SELECT 1 FROM json_each(e.events) j"
                " WHERE j.value IN (?, '*'))")
 EVENT = ("INSERT OR IGNORE INTO webhook_events (id, dedup, type, lead_id, payload, created_at)"
@@ -43,3 +45,15 @@ async def emit(db, event_type: str, dedup: str, lead_id: str | None, data: dict,
     """The same over aiosqlite, inside the caller's `_transaction()`."""
     for sql, params in statements(event_type, dedup, lead_id, data, now):
         await db.execute(sql, params)
+
+
+def purged(reason: str, lead_ids: list[str], now: float) -> tuple[str, str, None, dict, float]:
+    """The event of leads deleted together (emit's/write's arguments after the connection):
+    subject.erased for an erasure, lead.purged for retention; named after the first lead (a
+    lead is deleted once)."""
+    ids = sorted(lead_ids)
+    if reason == "erasure":
+        return SUBJECT_ERASED, f"{SUBJECT_ERASED}:{lead_ids[0]}", None, {
+            "lead_ids": ids, "erased_at": now}, now
+    return LEAD_PURGED, f"{LEAD_PURGED}:{lead_ids[0]}", None, {
+        "lead_ids": ids, "reason": reason, "purged_at": now}, now

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from callengine.model import LEAD_DONE
+from callengine.storage import outbox
 from callengine.storage.sql import chunks, marks
 from callengine.storage.transactions import sync_transaction
 
@@ -173,6 +174,8 @@ class PurgeBatches:
                 tombstone, delete = purge_statements(len(chunk))
                 self._db.execute(tombstone, (now, reason, *chunk))
                 purged += self._db.execute(delete, chunk).rowcount
+            if purged:  # webhooks: lead.purged, in the batch's transaction
+                outbox.write(self._db, *outbox.purged(reason, lead_ids, now))
         return purged
 
     def _checkpoint(self) -> None:

@@ -373,6 +373,12 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX attempts_agent_ended ON attempts(agent, ended_at) WHERE agent IS NOT NULL
     """,
+    # The webhooks' outbox is pruned (storage/queries/webhooks.py prune_outbox, at each
+    # retention run): delivered deliveries by their delivery time, dead ones by their creation.
+    """
+    CREATE INDEX webhook_deliveries_settled ON webhook_deliveries(status, delivered_at,
+        created_at) WHERE status != 'pending'
+    """,
 ]
 
 # The leading expression of leads_day_phone: a query must spell it exactly so to use the index.

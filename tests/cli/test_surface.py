@@ -11,7 +11,7 @@ from callengine.cli import build_parser
 
 ROLES = ["admin", "supervisor", "agent", "viewer"]
 WEBHOOK_EVENTS = ["lead.created", "attempt.finished", "call.connected", "lead.done",
-                  "recording.ready", "subject.erased", "*"]
+                  "recording.ready", "subject.erased", "lead.purged", "*"]
 
 SURFACE = {
     "": ["--version", ("--role", ROLES), "-c/--config"],

@@ -5,7 +5,6 @@ encrypted as it streams, and no plaintext audio ever rests on disk."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import time
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pytest
 from callengine import crypto
 from callengine.app import running
 from callengine.audio import DEFAULT_SAMPLE_RATE, bytes_per_second
-from callengine.recordings import RecordingVault, import_prompt
+from callengine.recordings import RecordingVault
 from callengine.storage import KeyStore, Store
 from tests.support.audio import assert_both_tones, decrypt, scan_for_plaintext
 from tests.support.engine import (
@@ -31,29 +30,18 @@ from tests.support.engine import (
     write_config,
 )
 from tests.support.phones import Phone
+from tests.support.recordings import NOTICE, recipient_keys, recording_notice
 
 pytestmark = pytest.mark.asterisk
 
-NOTICE_NAME = "recording-notice"
-NOTICE = f"sound:/var/lib/callengine-asterisk/prompts/{NOTICE_NAME}"
-
-
 @pytest.fixture
 def keys(tmp_path):
-    private, public = crypto.generate_recipient_keypair()
-    crypto.save_public_key(tmp_path / "recording.pub", public)
-    crypto.save_private_key(tmp_path / "recording.key", private)
-    return private, tmp_path / "recording.pub"
+    return recipient_keys(tmp_path)
 
 
 @pytest.fixture
 def notice(asterisk, tmp_path):
-    """A recording notice made the way an administrator would: any audio file, converted."""
-    source = tmp_path / "notice.ogg"
-    subprocess.run(["sox", "-n", "-r", "44100", "-c", "2", str(source), "synth", "0.8",
-                    "sine", "660"], check=True)
-    return import_prompt(source, asterisk.host_path("/var/lib/callengine-asterisk/prompts"),
-                         NOTICE_NAME)
+    return recording_notice(asterisk, tmp_path)
 
 
 async def file_key(keystore_path, recording_id: str, private: bytes) -> bytes:

@@ -97,8 +97,9 @@ async def add_widget(
     return await store.add_widget(widget_id, "Shop", widget_settings_from_input(raw), time.time())
 
 
-async def submit_lead(base_url: str, widget: Widget, phone: str = VISITOR) -> str:
-    body = {"phone": phone, "consent": {"marketing": False, "recording": False},
+async def submit_lead(base_url: str, widget: Widget, phone: str = VISITOR, *,
+                      recording_consent: bool = False) -> str:
+    body = {"phone": phone, "consent": {"marketing": False, "recording": recording_consent},
             "clause_version": "v1"}
     async with aiohttp.ClientSession() as session:
         async with session.post(f"{base_url}/api/v1/widgets/{widget.public_key}/leads",

@@ -3,15 +3,40 @@ sealed in the keystore, the audio encrypted as it is fed."""
 
 from __future__ import annotations
 
+import subprocess
 import time
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from callengine import crypto
 from callengine.model import Attempt
 from callengine.audio import DEFAULT_SAMPLE_RATE
 from callengine.recorder import RecordingSink, new_recording_id
-from callengine.recordings import RecordingVault
+from callengine.recordings import RecordingVault, import_prompt
 from callengine.storage import Store
+
+NOTICE_NAME = "recording-notice"
+NOTICE = f"sound:/var/lib/callengine-asterisk/prompts/{NOTICE_NAME}"  # as the widget names it
+
+
+def recipient_keys(directory: Path) -> tuple[bytes, Path]:
+    """A recording key pair in `directory`: the private key, and the public key's file."""
+    private, public = crypto.generate_recipient_keypair()
+    crypto.save_public_key(directory / "recording.pub", public)
+    crypto.save_private_key(directory / "recording.key", private)
+    return private, directory / "recording.pub"
+
+
+def recording_notice(asterisk: Any, directory: Path) -> str:
+    """A recording notice made the way an administrator would: any audio file, converted into
+    the test Asterisk's prompts."""
+    source = directory / "notice.ogg"
+    subprocess.run(["sox", "-n", "-r", "44100", "-c", "2", str(source), "synth", "0.8",
+                    "sine", "660"], check=True)
+    return import_prompt(source, asterisk.host_path("/var/lib/callengine-asterisk/prompts"),
+                         NOTICE_NAME)
 
 
 def two_tones(seconds: float, rate: int = DEFAULT_SAMPLE_RATE) -> bytes:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from callengine.hooks.events import SUBJECT_ERASED
 from callengine.storage import outbox
 from callengine.storage.base import StoreBase
 from callengine.storage.purge import (
@@ -74,9 +73,8 @@ class RetentionQueries(StoreBase):
                 await db.execute(tombstone, (now, reason, *chunk))
                 cursor = await db.execute(delete, chunk)
                 purged += cursor.rowcount
-            if reason == "erasure" and purged:  # webhooks: the CRM erases its copy too
-                await outbox.emit(db, SUBJECT_ERASED, f"{SUBJECT_ERASED}:{lead_ids[0]}", None,
-                                  {"lead_ids": sorted(lead_ids), "erased_at": now}, now)
+            if purged:  # webhooks: the CRM drops (erasure: erases) its copy too
+                await outbox.emit(db, *outbox.purged(reason, lead_ids, now))
         return purged
 
     @asynccontextmanager

@@ -15,6 +15,7 @@ from callengine.storage.base import StoreBase
 from callengine.storage.sql import marks
 
 _SECRET_CONTEXT = "webhook_endpoints.secret:"
+PRUNE_BATCH = 1000  # deliveries pruned per transaction (a short hold of the writer)
 _DELIVERY_COLUMNS = ("d.*, v.type AS event_type, v.lead_id, v.payload, v.created_at AS event_at")
 
 
@@ -199,3 +200,22 @@ class WebhookQueries(StoreBase):
         if delivery_id is not None and not cursor.rowcount:
             raise NotFound("delivery", delivery_id)
         return cursor.rowcount
+
+    async def prune_outbox(self, delivered_before: float, dead_before: float,
+                           limit: int = PRUNE_BATCH) -> int:
+        """One batch of the outbox's pruning (retention): up to `limit` deliveries delivered
+        before delivered_before, or dead and made before dead_before, with their attempts,
+        and the events no delivery is left of. Returns how many deliveries went (0: done)."""
+        async with self._transaction() as db:
+            rows = await db.execute_fetchall(
+                "DELETE FROM webhook_deliveries WHERE id IN (SELECT id FROM webhook_deliveries"
+                f" WHERE status = '{DELIVERED}' AND delivered_at < ? UNION ALL SELECT id FROM"
+                f" webhook_deliveries WHERE status = '{DEAD}' AND created_at < ? LIMIT ?)"
+                " RETURNING event_id", (delivered_before, dead_before, limit))
+            events = sorted({row[0] for row in rows})
+            if events:
+                await db.execute(
+                    f"DELETE FROM webhook_events WHERE id IN ({marks(len(events))}) AND NOT"
+                    " EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id ="
+                    " webhook_events.id)", events)
+        return len(rows)
