@@ -85,13 +85,16 @@ async def add_widget(
     strategy: Strategy = Strategy.RING_ALL,
     ring_timeout: int = 10,
     widget_id: str = "shop",
+    accept_digit: str | None = None,
+    accept_timeout: int = 10,
     **settings: Any,
 ) -> Widget:
     for name in agents:
         if name not in {a.name for a in await store.list_agents()}:
             await store.add_agent(Agent(name, f"PJSIP/{name}"))
     group = f"g-{widget_id}"
-    await store.add_group(group, strategy, ring_timeout, list(agents))
+    await store.add_group(group, strategy, ring_timeout, list(agents), accept_digit,
+                          accept_timeout)
     raw = {"group": group, "allowed_regions": ["PL"], "caller_id": "Shop <+48221234567>",
            "visitor_ring_timeout": 10, "challenge": "off", **settings}
     return await store.add_widget(widget_id, "Shop", widget_settings_from_input(raw), time.time())
