@@ -32,8 +32,9 @@ _DOING = {"on-call": "on a call", "ringing": "being rung for a call",
 
 def _described(group: Group) -> str:
     """A group as its audit entries name it: "ring-all ring=20s agents=alice,bob"."""
-    return (f"{group.strategy.value} ring={group.ring_timeout}s {_accept_described(group)}"
-            " agents=" + ",".join(a.name for a in group.agents))
+    accept = f" {_accept_described(group)}" if group.accept_digit is not None else ""
+    return (f"{group.strategy.value} ring={group.ring_timeout}s{accept} agents="
+            + ",".join(a.name for a in group.agents))
 
 
 def _accept_described(group: Group) -> str:
