@@ -279,8 +279,11 @@ class Engine:
             # The recording notice was played to the visitor (consent evidence), recorded
             # before the call is bridged and recorded.
             await self._store.mark_notice_played(call.attempt.id)
+        asked = len(call.flow.acceptances)
         for command in call.flow.handle(event):
             await self._execute(call, command)
+        for answer in call.flow.acceptances[asked:]:  # an agent asked to accept answered
+            call.log.info("%s asked to accept: %s", answer.agent, answer.answer.value)
         if (isinstance(event, (flow.LegGone, flow.LegAnswered, flow.DigitPressed))
                 and flow.is_agent_leg(event.leg)):
             self._release_agents(call)

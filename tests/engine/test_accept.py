@@ -5,16 +5,14 @@ visitor, and the attempt keeps every answer. (End to end: test_accept_asterisk.p
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 
 from callengine.config import DialingConfig
 from callengine.engine import Engine
 from callengine.flow import Answer, Strategy
-from callengine.model import Consent
 from callengine.storage import Store
-from tests.support.engine import DATA_KEY, VISITOR, add_widget, poll
+from tests.support.engine import DATA_KEY, add_widget, poll, queue_lead
 from tests.support.fake_ari import FakeAri
 
 
@@ -25,9 +23,7 @@ async def test_the_asked_agent_holds_the_next_and_the_digit_stops_the_prompt(tmp
         widget = await add_widget(store, agents=("agent1", "agent2"),
                                   strategy=Strategy.SEQUENTIAL, whisper=None,
                                   accept_digit="1", accept_timeout=5)
-        lead = await store.create_lead(
-            widget, phone_e164=VISITOR, phone_region="PL", phone_kind="mobile", name=None,
-            email=None, consent=Consent(False, False, "v1"), now=time.time())
+        lead = await queue_lead(store, widget)
         engine = Engine(store, ari, DialingConfig(max_concurrent_calls=2, poll_interval_s=0.05))
         task = asyncio.create_task(engine.run())
         try:

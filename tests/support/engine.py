@@ -26,7 +26,7 @@ from callengine.config import (
     RecordingConfig,
 )
 from callengine.flow import Strategy
-from callengine.model import Agent, Lead, Widget, widget_settings_from_input
+from callengine.model import Agent, Consent, Lead, Widget, widget_settings_from_input
 from callengine.audio import DEFAULT_SAMPLE_RATE
 from callengine.storage import Store
 from tests.support.logcheck import full_numbers_in
@@ -98,6 +98,13 @@ async def add_widget(
     raw = {"group": group, "allowed_regions": ["PL"], "caller_id": "Shop <+48221234567>",
            "visitor_ring_timeout": 10, "challenge": "off", **settings}
     return await store.add_widget(widget_id, "Shop", widget_settings_from_input(raw), time.time())
+
+
+async def queue_lead(store: Store, widget: Widget) -> Lead:
+    """A due lead for VISITOR, straight into the store (no HTTP, no consents)."""
+    return await store.create_lead(
+        widget, phone_e164=VISITOR, phone_region="PL", phone_kind="mobile", name=None,
+        email=None, consent=Consent(False, False, "v1"), now=time.time())
 
 
 async def submit_lead(base_url: str, widget: Widget, phone: str = VISITOR) -> str:
