@@ -128,4 +128,6 @@ def call_plan(lead: Lead, widget: Widget, group: Group, agents: tuple[str, ...],
         whisper=widget.settings.whisper,
         record=wants_recording and can_record,
         recording_notice=widget.settings.recording_notice,
+        accept_digit=group.accept_digit,
+        accept_timeout=group.accept_timeout,
     )

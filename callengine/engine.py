@@ -204,8 +204,9 @@ class Engine:
                 case ChannelDestroyed(channel_id=cid, cause=cause, cause_text=text):
                     if not self._inbound.route(cid, event):
                         self._route(cid, lambda leg: flow.LegGone(now, leg, cause, text))
-                case DigitPressed(channel_id=cid):
-                    self._inbound.route(cid, event)
+                case DigitPressed(channel_id=cid, digit=digit):
+                    if not self._inbound.route(cid, event):
+                        self._route(cid, lambda leg: flow.DigitPressed(now, leg, digit))
                 case PlaybackFinished(playback_id=pid, channel_id=cid, failed=failed):
                     if cid is not None and self._inbound.route(cid, event):
                         continue
@@ -278,9 +279,13 @@ class Engine:
             # The recording notice was played to the visitor (consent evidence), recorded
             # before the call is bridged and recorded.
             await self._store.mark_notice_played(call.attempt.id)
+        asked = len(call.flow.acceptances)
         for command in call.flow.handle(event):
             await self._execute(call, command)
-        if isinstance(event, (flow.LegGone, flow.LegAnswered)) and flow.is_agent_leg(event.leg):
+        for answer in call.flow.acceptances[asked:]:  # an agent asked to accept answered
+            call.log.info("%s asked to accept: %s", answer.agent, answer.answer.value)
+        if (isinstance(event, (flow.LegGone, flow.LegAnswered, flow.DigitPressed))
+                and flow.is_agent_leg(event.leg)):
             self._release_agents(call)
 
     async def _execute(self, call: ActiveCall, command: flow.Command) -> None:
@@ -300,6 +305,9 @@ class Engine:
                     call.log.warning("%s could not be played: %s", media, exc)
                     self._playbacks.pop(playback_id, None)
                     call.events.put_nowait(flow.PlaybackDone(self._clock(), leg, failed=True))
+            case flow.StopPlaying(leg=leg):
+                for pid in [p for p, target in self._playbacks.items() if target == (call, leg)]:
+                    await self._quietly(self._ari.stop_playback(pid))
             case flow.IndicateRinging(leg=leg, on=on):
                 await self._quietly(self._ari.ring(call.legs[leg], on))
             case flow.Bridge(legs=legs):
@@ -438,7 +446,7 @@ class Engine:
         endpoints = call.flow.plan.agent_endpoints
         needed = {endpoints[int(leg.split(":")[1])] for leg in call.flow.live
                   if flow.is_agent_leg(leg)}
-        if call.flow.agent is None:
+        if not call.flow.agent_taken:  # (an agent asked to accept may still decline)
             needed.update(endpoints[call.flow.next_agent:])  # still to be rung in turn
         released = call.held - needed
         if released:

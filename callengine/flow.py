@@ -7,7 +7,9 @@ every event, so durations are computed here and tests need no clock.
 
 The invariants the machine keeps:
 - the visitor is dialled only while an agent is on the line (answered, whisper heard);
-- the first agent to answer wins, every other ringing agent is hung up at once;
+- the first agent to answer wins, every other ringing agent is hung up at once; when the plan
+  asks agents to accept (press a digit after the whisper), the first to accept wins instead:
+  the others ring on while one is asked, and one who does not accept makes way for the next;
 - the attempt finishes only once every leg it originated is gone (no channel left behind),
   or after a grace timer if Asterisk never confirms.
 """
@@ -29,6 +31,15 @@ CAUSE_CALL_REJECTED = 21
 WHISPER_GUARD_S = 60.0  # a whisper that never reports its end must not hold an agent forever
 NOTICE_GUARD_S = 60.0  # likewise for the recording notice played to the visitor
 ENDING_GRACE_S = 10.0  # how long to wait for Asterisk to confirm every leg is gone
+ACCEPT_PROMPT_GUARD_S = 60.0  # likewise for the prompt asking the agent to press the digit
+ACCEPT_DIGITS = "0123456789*#"
+_DIGIT_SOUNDS = {"*": "star", "#": "pound"}
+
+
+def accept_prompt(digit: str) -> str:
+    """The prompt asking the agent to press `digit`: Asterisk's core sounds "press" and the
+    digit ("press one"), played as one playback (ARI takes a comma-separated media list)."""
+    return f"sound:vm-press,sound:digits/{_DIGIT_SOUNDS.get(digit, digit)}"
 
 
 class Outcome(str, enum.Enum):
@@ -56,6 +67,7 @@ class State(str, enum.Enum):
     NEW = "new"
     RINGING_AGENTS = "ringing-agents"
     WHISPER = "whisper"
+    ACCEPT = "accept"  # asked to press the digit; the lead's progress stays "whisper"
     DIALLING_VISITOR = "dialling-visitor"
     NOTICE = "recording-notice"
     CONNECTED = "connected"
@@ -80,10 +92,16 @@ class CallPlan:
     whisper: str | None = None  # Asterisk media URI played to the agent, e.g. "sound:beep"
     record: bool = False  # record the bridged call (policy and consent decided beforehand)
     recording_notice: str | None = None  # media played to the visitor before bridging
+    # After the whisper the agent must press this digit within accept_timeout seconds of the
+    # prompt's end, or the call goes to the next agent. None: the answer is enough.
+    accept_digit: str | None = None
+    accept_timeout: int = 10
 
     def __post_init__(self) -> None:
         if not self.agent_endpoints:
             raise ValueError("a call plan needs at least one agent")
+        if self.accept_digit is not None and self.accept_digit not in ACCEPT_DIGITS:
+            raise ValueError(f"the accept digit must be one of {ACCEPT_DIGITS}")
 
 
 # ---- events ---------------------------------------------------------------------------------
@@ -125,6 +143,15 @@ class PlaybackDone:
 
 
 @dataclass(frozen=True)
+class DigitPressed:
+    """The far end of a leg pressed a DTMF digit (reported when the key is released)."""
+
+    at: float
+    leg: str
+    digit: str
+
+
+@dataclass(frozen=True)
 class TimerFired:
     at: float
     name: str
@@ -141,7 +168,10 @@ class Interrupted:
     legs_gone: frozenset[str] = frozenset()
 
 
-Event = Start | LegRinging | LegAnswered | LegGone | PlaybackDone | TimerFired | Interrupted
+Event = (
+    Start | LegRinging | LegAnswered | LegGone | PlaybackDone | DigitPressed | TimerFired
+    | Interrupted
+)
 
 
 # ---- commands -------------------------------------------------------------------------------
@@ -164,6 +194,13 @@ class HangUp:
 class Play:
     leg: str
     media: str
+
+
+@dataclass(frozen=True)
+class StopPlaying:
+    """Stop whatever is being played to the leg (the accept prompt, once the digit came)."""
+
+    leg: str
 
 
 @dataclass(frozen=True)
@@ -208,6 +245,25 @@ class Progress:
     agent: str | None = None
 
 
+class Answer(str, enum.Enum):
+    """How an agent asked to accept the call answered."""
+
+    ACCEPTED = "accepted"
+    TIMEOUT = "timeout"  # pressed nothing within the plan's accept_timeout
+    WRONG_DIGIT = "wrong-digit"
+    HUNG_UP = "hung-up"  # hung up while asked (during the whisper or the prompt too)
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    """One agent asked to accept the attempt's call, and their answer (kept per attempt)."""
+
+    agent: str  # endpoint
+    answer: Answer
+    at: float  # seconds from the attempt's start until the answer
+    digit: str | None = None  # the wrong digit pressed
+
+
 @dataclass(frozen=True)
 class Result:
     outcome: Outcome
@@ -219,6 +275,8 @@ class Result:
     talk_s: float | None = None  # from bridging until the first hangup
     hung_up_by: str | None = None  # "agent" or "visitor"
     retryable: bool = False  # nobody reached the visitor yet; trying again later makes sense
+    # Agents asked to accept (plan.accept_digit), in order: () when nobody was asked.
+    acceptances: tuple[Acceptance, ...] = ()
     # A milestone the driver persists as it happens; kept here too for the summary.
     connected: bool = False
 
@@ -229,8 +287,8 @@ class Finish:
 
 
 Command = (
-    Originate | HangUp | Play | IndicateRinging | Bridge | DestroyBridge | StartRecording
-    | StartTimer | CancelTimer | Progress | Finish
+    Originate | HangUp | Play | StopPlaying | IndicateRinging | Bridge | DestroyBridge
+    | StartRecording | StartTimer | CancelTimer | Progress | Finish
 )
 
 
@@ -276,6 +334,8 @@ class CallFlow:
     connected_at: float | None = None
     bridged: bool = False
     pending: Result | None = None  # decided, waiting for the legs to go
+    acceptances: list[Acceptance] = field(default_factory=list)  # agents asked, and answers
+    prompting: bool = False  # the accept prompt is still playing to the agent asked
 
     # -- public ---------------------------------------------------------------------------
 
@@ -298,6 +358,7 @@ class CallFlow:
         handler = {
             State.RINGING_AGENTS: self._ringing_agents,
             State.WHISPER: self._whisper,
+            State.ACCEPT: self._accept,
             State.DIALLING_VISITOR: self._dialling_visitor,
             State.NOTICE: self._notice,
             State.CONNECTED: self._connected,
@@ -309,6 +370,13 @@ class CallFlow:
     @property
     def done(self) -> bool:
         return self.state is State.DONE
+
+    @property
+    def agent_taken(self) -> bool:
+        """An agent took the call (answered, or accepted when asked): no other is rung now."""
+        return self.agent is not None and (
+            self.plan.accept_digit is None
+            or any(a.answer is Answer.ACCEPTED for a in self.acceptances))
 
     # -- states ---------------------------------------------------------------------------
 
@@ -345,7 +413,9 @@ class CallFlow:
         self.agent = leg
         self.agent_answered_at = at
         self.live[leg].answered = True
-        commands: list[Command] = [HangUp(other) for other in self.live if other != leg]
+        commands: list[Command] = []
+        if self.plan.accept_digit is None:  # else the others ring on until one accepts
+            commands = [HangUp(other) for other in self.live if other != leg]
         if self.plan.whisper:
             self.state = State.WHISPER
             commands += [
@@ -354,17 +424,106 @@ class CallFlow:
                 StartTimer("whisper", WHISPER_GUARD_S),
             ]
             return commands
+        if self.plan.accept_digit is not None:
+            return commands + [Progress(State.WHISPER, agent=self._agent_endpoint()),
+                               *self._ask(leg)]
         return commands + self._dial_visitor(at)
 
     def _whisper(self, event: Event) -> list[Command]:
         match event:
             case PlaybackDone(leg=leg) if leg == self.agent:
-                return [CancelTimer("whisper"), *self._dial_visitor(event.at)]
+                return [CancelTimer("whisper"), *self._whispered(event.at)]
             case TimerFired(name="whisper"):
-                return self._dial_visitor(event.at)
+                return self._whispered(event.at)
             case LegGone(leg=leg) if leg == self.agent:
+                if self.plan.accept_digit is not None:
+                    return [CancelTimer("whisper"), *self._declined(event, Answer.HUNG_UP)]
                 return self._end(self._agent_left_early(event))
+        return self._while_asking(event)
+
+    def _whispered(self, at: float) -> list[Command]:
+        if self.plan.accept_digit is None:
+            return self._dial_visitor(at)
+        assert self.agent is not None
+        return self._ask(self.agent)
+
+    # -- accepting: the agent presses the plan's digit, or the call goes to the next agent --
+
+    def _ask(self, leg: str) -> list[Command]:
+        assert self.plan.accept_digit is not None
+        self.state = State.ACCEPT
+        self.prompting = True
+        return [Play(leg, accept_prompt(self.plan.accept_digit)),
+                StartTimer(f"accept-prompt:{leg}", ACCEPT_PROMPT_GUARD_S)]
+
+    def _accept(self, event: Event) -> list[Command]:
+        leg = self.agent
+        assert leg is not None
+        match event:
+            case PlaybackDone(leg=played) if played == leg and self.prompting:
+                self.prompting = False  # the N seconds count from the prompt's end
+                return [CancelTimer(f"accept-prompt:{leg}"),
+                        StartTimer(f"accept:{leg}", self.plan.accept_timeout)]
+            case TimerFired(name=name) if name == f"accept-prompt:{leg}":
+                self.prompting = False
+                return [StartTimer(f"accept:{leg}", self.plan.accept_timeout)]
+            case TimerFired(name=name) if name == f"accept:{leg}":
+                return self._declined(event, Answer.TIMEOUT)
+            case DigitPressed(leg=pressed, digit=digit) if pressed == leg:
+                if digit != self.plan.accept_digit:
+                    return self._declined(event, Answer.WRONG_DIGIT, digit)
+                return self._accepted(event.at)
+            case LegGone(leg=gone) if gone == leg:
+                return self._declined(event, Answer.HUNG_UP)
+        return self._while_asking(event)
+
+    def _accepted(self, at: float) -> list[Command]:
+        leg = self.agent
+        assert leg is not None
+        self._answered(leg, Answer.ACCEPTED, at)
+        commands: list[Command] = [CancelTimer(f"accept-prompt:{leg}"),
+                                   CancelTimer(f"accept:{leg}")]
+        if self.prompting:
+            self.prompting = False
+            commands.append(StopPlaying(leg))
+        commands += [HangUp(other) for other in self.live if is_agent_leg(other) and other != leg]
+        return commands + self._dial_visitor(at)
+
+    def _declined(self, event: Event, answer: Answer, digit: str | None = None) -> list[Command]:
+        """The agent asked did not accept: their leg ends, the call goes on ringing (the next
+        agent in turn, or those of a ring-all group still ringing) as if it had not answered."""
+        leg = self.agent
+        assert leg is not None
+        self._answered(leg, answer, event.at, digit)
+        commands: list[Command] = []
+        if self.state is State.ACCEPT:
+            commands = [CancelTimer(f"accept-prompt:{leg}"), CancelTimer(f"accept:{leg}")]
+        self.agent, self.agent_answered_at, self.prompting = None, None, False
+        self.state = State.RINGING_AGENTS
+        commands.append(Progress(State.RINGING_AGENTS))
+        if leg in self.live:
+            # Its LegGone, in RINGING_AGENTS, rings the next agent or ends the attempt.
+            return commands + [HangUp(leg)]
+        assert isinstance(event, LegGone)
+        return commands + self._ringing_agents(event)
+
+    def _while_asking(self, event: Event) -> list[Command]:
+        """The other agents' legs while one is asked to accept (ring-all: they ring on)."""
+        if self.plan.accept_digit is None:
+            return []  # they were hung up when the agent answered
+        match event:
+            case LegRinging(leg=leg) if leg in self.live:
+                self.live[leg].ringing = True
+            case LegAnswered(leg=leg) if is_agent_leg(leg) and leg in self.live:
+                return [HangUp(leg)]  # another agent is being asked: one at a time
+            case LegGone(leg=leg) if is_agent_leg(leg) and leg != self.agent:
+                self.agent_causes.append((event.cause, event.originate_failed))
         return []
+
+    def _answered(self, leg: str, answer: Answer, at: float, digit: str | None = None) -> None:
+        endpoint = self.plan.agent_endpoints[int(leg.split(":")[1])]
+        self.acceptances.append(Acceptance(endpoint, answer, round(at - self.started_at, 3),
+                                           digit))
 
     def _dial_visitor(self, at: float) -> list[Command]:
         assert self.agent is not None and self.agent in self.live, "visitor dialled without agent"
@@ -473,6 +632,9 @@ class CallFlow:
         commands: list[Command] = [HangUp(leg) for leg in self.live]
         if self.state in (State.WHISPER, State.NOTICE):
             commands.insert(0, CancelTimer("whisper" if self.state is State.WHISPER else "notice"))
+        if self.state is State.ACCEPT and self.agent is not None:
+            commands[:0] = [CancelTimer(f"accept-prompt:{self.agent}"),
+                            CancelTimer(f"accept:{self.agent}")]
         self.state = State.ENDING
         if self.bridged:
             commands.append(DestroyBridge())
@@ -514,6 +676,9 @@ class CallFlow:
             return self._result(
                 Outcome.FAILED, cause="no agent could be called (originate failed)"
             )
+        if self.acceptances:  # some answered, none accepted: as good as no answer
+            return self._result(Outcome.AGENTS_NO_ANSWER, q850=causes[-1],
+                                cause="no agent accepted the call")
         if all(cause == CAUSE_USER_BUSY for cause in causes):
             return self._result(Outcome.AGENTS_BUSY, q850=CAUSE_USER_BUSY, cause="User busy")
         return self._result(Outcome.AGENTS_NO_ANSWER, q850=causes[-1], cause="no agent answered")
@@ -542,5 +707,6 @@ class CallFlow:
             agent_ring_s=agent_ring_s,
             visitor_ring_s=visitor_ring_s,
             connected=self.connected_at is not None,
+            acceptances=tuple(self.acceptances),
             **fields,
         )

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from callengine.errors import InvalidInput
-from callengine.flow import Outcome, Strategy
+from callengine.flow import ACCEPT_DIGITS, Acceptance, Outcome, Strategy
 from callengine.hours import Calendar, calendar, check_holidays, check_hours, check_time_zone
 from callengine.numbers import (
     DIAL_FORMATS, SUPPORTED_REGIONS, NumberPolicy, VisitorNumber, check_number, mask,
@@ -76,6 +76,8 @@ class Group:
     strategy: Strategy
     ring_timeout: int
     agents: tuple[Agent, ...] = ()
+    accept_digit: str | None = None  # pressed after the whisper to take the call (None: off)
+    accept_timeout: int = 10  # seconds from the prompt's end to press it in
 
 
 @functools.lru_cache(maxsize=1024)  # every lead asks for its widget's (checking its fields)
@@ -236,6 +238,7 @@ class Attempt:
     talk_s: float | None = None
     connected: bool = False
     notice_played: bool = False  # the in-call recording notice was played to the visitor
+    acceptances: tuple[Acceptance, ...] = ()  # the agents asked to accept, and their answers
 
 
 @dataclass(frozen=True)
@@ -309,9 +312,7 @@ def lead_from_input(data: dict[str, Any], policy: NumberPolicy) -> LeadInput:
         raise InvalidInput("consent", "required: {\"marketing\": bool, \"recording\": bool}")
     clause = data.get("clause_version")
     if not isinstance(clause, str) or not _CLAUSE.fullmatch(clause):
-        raise InvalidInput(
-            "clause_version", "required: the id of the information clause the visitor saw"
-        )
+        raise InvalidInput("clause_version", "required: the id of the information clause seen")
     name = optional_text("name", data.get("name"), 100)
     email = optional_text("email", data.get("email"), 254)
     if email is not None and not _EMAIL.fullmatch(email):
@@ -344,6 +345,14 @@ def group_from_input(name: Any, strategy: Any, ring_timeout: Any) -> tuple[str, 
         choices = ", ".join(s.value for s in Strategy)
         raise InvalidInput("strategy", f"must be one of {choices}") from None
     return name, parsed, _int_in("ring_timeout", ring_timeout, 5, 300)
+
+
+def accept_from_input(digit: Any, timeout: Any) -> tuple[str | None, int]:
+    """A group's accept step: the digit (None: off) and the seconds to press it in."""
+    if digit is not None and not (isinstance(digit, str) and len(digit) == 1
+                                  and digit in ACCEPT_DIGITS):
+        raise InvalidInput("accept_digit", "must be one key, 0-9, * or #, or null (off)")
+    return digit, _int_in("accept_timeout", timeout, 2, 60)
 
 
 def widget_settings_from_input(data: Any) -> WidgetSettings:
@@ -396,9 +405,7 @@ def widget_settings_from_input(data: Any) -> WidgetSettings:
     if notice is not None and (not isinstance(notice, str) or not _MEDIA.fullmatch(notice)):
         raise InvalidInput("recording_notice", "expected an Asterisk media URI")
     if values["recording"] == "on" and notice is None:
-        raise InvalidInput(
-            "recording_notice", "required when recording is on: visitors must hear it"
-        )
+        raise InvalidInput("recording_notice", "required when recording is on: visitors must hear it")
     origins = _str_tuple("allowed_origins", values["allowed_origins"])
     for origin in origins:
         if not _ORIGIN.fullmatch(origin):
@@ -417,15 +424,9 @@ def widget_settings_from_input(data: Any) -> WidgetSettings:
         retry_delay_s=_int_in("retry_delay_s", values["retry_delay_s"], 0, 86400),
         retry_on=retry_on,
         retry_schedule=check_retry_schedule(values["retry_schedule"], RETRYABLE_OUTCOMES),
-        max_leads_per_number_per_day=_int_in(
-            "max_leads_per_number_per_day", values["max_leads_per_number_per_day"], 1, 100
-        ),
-        max_leads_per_number_per_15min=_int_in(
-            "max_leads_per_number_per_15min", values["max_leads_per_number_per_15min"], 1, 100
-        ),
-        max_leads_per_number_per_hour=_int_in(
-            "max_leads_per_number_per_hour", values["max_leads_per_number_per_hour"], 1, 100
-        ),
+        **{name: _int_in(name, values[name], 1, 100) for name in (
+            "max_leads_per_number_per_day", "max_leads_per_number_per_15min",
+            "max_leads_per_number_per_hour")},
         max_numbers_per_client_per_hour=_int_in(
             "max_numbers_per_client_per_hour", values["max_numbers_per_client_per_hour"], 1,
             100000),
@@ -441,9 +442,8 @@ def widget_settings_from_input(data: Any) -> WidgetSettings:
         recording_notice=notice,
         lead_retention_days=_int_in("lead_retention_days", values["lead_retention_days"], 1,
                                     36500),
-        recording_retention_days=_int_in(
-            "recording_retention_days", values["recording_retention_days"], 1, 36500
-        ),
+        recording_retention_days=_int_in("recording_retention_days",
+                                         values["recording_retention_days"], 1, 36500),
         time_zone=check_time_zone(values["time_zone"]),
         hours=check_hours(values["hours"]),
         holidays=check_holidays(values["holidays"]),

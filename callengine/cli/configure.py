@@ -10,6 +10,7 @@ from callengine.cli.common import AddCommand, emit, group, principal, run
 from callengine.config import Config
 from callengine.flow import Strategy
 from callengine.services import views
+from callengine.services.configuration import KEEP
 
 STRATEGY_HELP = ("the order agents ring in: " + ", ".join(s.value for s in Strategy)
                  + " (docs/config.md)")
@@ -51,7 +52,8 @@ def cmd_agent_remove(config: Config, args: argparse.Namespace) -> int:
 def cmd_group_add(config: Config, args: argparse.Namespace) -> int:
     agents = [a.strip() for a in args.agents.split(",") if a.strip()]
     added = run(config, lambda s: s.config.add_group(
-        principal(args), args.name, args.strategy, args.ring_timeout, agents))
+        principal(args), args.name, args.strategy, args.ring_timeout, agents,
+        accept_digit=_accept_key(args.accept_digit), accept_timeout=args.accept_timeout or 10))
     print(f"group {added.name} added: {', '.join(a.name for a in added.agents)}")
     return 0
 
@@ -59,12 +61,20 @@ def cmd_group_add(config: Config, args: argparse.Namespace) -> int:
 def cmd_group_edit(config: Config, args: argparse.Namespace) -> int:
     agents = None if args.agents is None else [
         a.strip() for a in args.agents.split(",") if a.strip()]
+    key = KEEP if args.accept_digit is None else _accept_key(args.accept_digit)
     edited = run(config, lambda s: s.config.update_group(
         principal(args), args.name, strategy=args.strategy, ring_timeout=args.ring_timeout,
-        agents=agents))
-    print(f"group {edited.name}: {edited.strategy.value}, ring {edited.ring_timeout}s,"
+        agents=agents, accept_digit=key, accept_timeout=args.accept_timeout))
+    accept = ("" if edited.accept_digit is None else
+              f" press {edited.accept_digit} within {edited.accept_timeout}s,")
+    print(f"group {edited.name}: {edited.strategy.value}, ring {edited.ring_timeout}s,{accept}"
           f" {', '.join(a.name for a in edited.agents)}")
     return 0
+
+
+def _accept_key(value: str | None) -> str | None:
+    """--accept-digit: a key, or "off" / "none" to answer without pressing one."""
+    return None if value is None or value.lower() in ("off", "none") else value
 
 
 def cmd_group_remove(config: Config, args: argparse.Namespace) -> int:
@@ -173,12 +183,14 @@ def register(commands: argparse._SubParsersAction, command: AddCommand) -> None:
     sub.add_argument("--agents", required=True, help="comma-separated agent names, in order")
     sub.add_argument("--strategy", default="ring-all", help=STRATEGY_HELP)
     sub.add_argument("--ring-timeout", type=int, default=20, help="seconds an agent rings")
+    _accept_flags(sub)
     command("list", cmd_group_list, "list agent groups", groups)
     sub = command("edit", cmd_group_edit, "change a group (what is given)", groups)
     sub.add_argument("name")
     sub.add_argument("--agents", help="comma-separated agent names, in order (replaces them)")
     sub.add_argument("--strategy", help=STRATEGY_HELP)
     sub.add_argument("--ring-timeout", type=int, help="seconds an agent rings")
+    _accept_flags(sub)
     command("remove", cmd_group_remove, "remove a group (refused while a widget uses it)",
             groups).add_argument("name")
 
@@ -202,3 +214,11 @@ def register(commands: argparse._SubParsersAction, command: AddCommand) -> None:
              " while any lead names it: disable it instead)")):
         sub = command(name, handler, text, widget)
         sub.add_argument("id")
+
+
+def _accept_flags(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--accept-digit", nargs="?", const="1", metavar="KEY",
+                     help="the agent must press KEY (alone: 1) after the whisper to take the"
+                          " call; off: answering is enough")
+    sub.add_argument("--accept-timeout", type=int, metavar="S",
+                     help="seconds to press it in, from the prompt's end (default 10)")

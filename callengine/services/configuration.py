@@ -12,6 +12,7 @@ from callengine.model import (
     Agent,
     Group,
     Widget,
+    accept_from_input,
     agent_from_input,
     check_endpoint,
     check_name,
@@ -22,6 +23,7 @@ from callengine.model import (
 from callengine.services.base import Service
 
 REMOVE_AFTER_DISABLED_S = 60.0  # see remove_widget
+KEEP: Any = object()  # update_group's accept_digit when not given (None turns accepting off)
 
 
 _DOING = {"on-call": "on a call", "ringing": "being rung for a call",
@@ -30,8 +32,15 @@ _DOING = {"on-call": "on a call", "ringing": "being rung for a call",
 
 def _described(group: Group) -> str:
     """A group as its audit entries name it: "ring-all ring=20s agents=alice,bob"."""
-    return (f"{group.strategy.value} ring={group.ring_timeout}s agents="
+    accept = f" {_accept_described(group)}" if group.accept_digit is not None else ""
+    return (f"{group.strategy.value} ring={group.ring_timeout}s{accept} agents="
             + ",".join(a.name for a in group.agents))
+
+
+def _accept_described(group: Group) -> str:
+    if group.accept_digit is None:
+        return "accept=off"
+    return f"accept={group.accept_digit}/{group.accept_timeout}s"
 
 
 def _known(name: Any, what: str) -> str:
@@ -65,10 +74,14 @@ class Configuration(Service):
         return await self.store.list_agents()
 
     async def add_group(self, who: Principal, name: Any, strategy: Any, ring_timeout: Any,
-                        agents: Any) -> Group:
+                        agents: Any, *, accept_digit: Any = None,
+                        accept_timeout: Any = 10) -> Group:
+        """accept_digit: what the agent presses after the whisper to take a call (None: the
+        answer is enough), within accept_timeout seconds."""
         require(who, Permission.CONFIGURE)
         name, parsed, timeout = group_from_input(name, strategy, ring_timeout)
-        group = await self.store.add_group(name, parsed, timeout, _members(agents))
+        accept = accept_from_input(accept_digit, accept_timeout)
+        group = await self.store.add_group(name, parsed, timeout, _members(agents), *accept)
         await self.ctx.audit(who, "config.group.create", f"group:{group.name}",
                              _described(group))
         return group
@@ -121,23 +134,32 @@ class Configuration(Service):
         await self.ctx.audit(who, "config.agent.remove", f"agent:{gone.name}", gone.endpoint)
 
     async def update_group(self, who: Principal, name: Any, *, strategy: Any = None,
-                           ring_timeout: Any = None, agents: Any = None) -> Group:
+                           ring_timeout: Any = None, agents: Any = None,
+                           accept_digit: Any = KEEP, accept_timeout: Any = None) -> Group:
         """Its strategy, ring timeout, members (in the order given, replacing the old ones),
-        any of them, validated as a new group's. Audited (config.group.update) with what it
-        set."""
+        accept digit (None turns it off) and timeout, any of them, validated as a new
+        group's. Audited (config.group.update) with what it set."""
         require(who, Permission.CONFIGURE)
-        if strategy is None and ring_timeout is None and agents is None:
-            raise InvalidInput("agents", "give a strategy, ring_timeout or agents")
+        if (strategy is None and ring_timeout is None and agents is None
+                and accept_digit is KEEP and accept_timeout is None):
+            raise InvalidInput("agents", "give a strategy, ring_timeout, agents, accept_digit"
+                               " or accept_timeout")
         current = await self.store.get_group(_known(name, "group"))
         _, parsed, timeout = group_from_input(
             current.name, current.strategy.value if strategy is None else strategy,
             current.ring_timeout if ring_timeout is None else ring_timeout)
+        accept = None
+        if accept_digit is not KEEP or accept_timeout is not None:
+            accept = accept_from_input(
+                current.accept_digit if accept_digit is KEEP else accept_digit,
+                current.accept_timeout if accept_timeout is None else accept_timeout)
         members = None if agents is None else _members(agents)
         group = await self.store.update_group(
             current.name, None if strategy is None else parsed,
-            None if ring_timeout is None else timeout, members)
+            None if ring_timeout is None else timeout, members, accept=accept)
         detail = [f"strategy={parsed.value}"] if strategy is not None else []
         detail += [f"ring={timeout}s"] if ring_timeout is not None else []
+        detail += [_accept_described(group)] if accept is not None else []
         if members is not None:
             detail.append("agents=" + ",".join(a.name for a in group.agents))
         await self.ctx.audit(who, "config.group.update", f"group:{group.name}", " ".join(detail))

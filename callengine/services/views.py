@@ -64,6 +64,10 @@ def attempt_view(attempt: Attempt) -> dict[str, Any]:
         "agent_ring_s": attempt.agent_ring_s, "visitor_ring_s": attempt.visitor_ring_s,
         "talk_s": attempt.talk_s, "started_at": attempt.started_at,
         "ended_at": attempt.ended_at,
+        # The agents asked to press the accept digit, in order ([]: nobody was asked).
+        "acceptances": [{"agent": a.agent, "answer": a.answer.value, "at": a.at,
+                         **({"digit": a.digit} if a.digit is not None else {})}
+                        for a in attempt.acceptances],
     }
 
 
@@ -83,7 +87,8 @@ def agent_view(agent: Agent, *, enabled: bool = True) -> dict[str, Any]:
 
 def group_view(group: Group) -> dict[str, Any]:
     return {"name": group.name, "strategy": group.strategy.value,
-            "ring_timeout": group.ring_timeout, "agents": [a.name for a in group.agents]}
+            "ring_timeout": group.ring_timeout, "agents": [a.name for a in group.agents],
+            "accept_digit": group.accept_digit, "accept_timeout": group.accept_timeout}
 
 
 def widget_view(widget: Widget) -> dict[str, Any]:

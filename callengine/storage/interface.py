@@ -114,7 +114,8 @@ class Storage(Protocol):
     async def list_agents(self) -> list[Agent]: ...
 
     async def add_group(
-        self, name: str, strategy: Strategy, ring_timeout: int, agent_names: list[str]
+        self, name: str, strategy: Strategy, ring_timeout: int, agent_names: list[str],
+        accept_digit: str | None = None, accept_timeout: int = 10,
     ) -> Group:
         """Members in the order given; NotFound for an unknown agent, Conflict if the group
         exists or an agent is listed twice. Nothing is written unless all of it is."""
@@ -136,7 +137,8 @@ class Storage(Protocol):
 
     async def update_group(self, name: str, strategy: Strategy | None = None,
                            ring_timeout: int | None = None,
-                           agent_names: list[str] | None = None) -> Group:
+                           agent_names: list[str] | None = None, *,
+                           accept: tuple[str | None, int] | None = None) -> Group:
         """Sets what is given (None: left as it is), the members replaced in the order given;
         NotFound for the group or an unknown agent, nothing written unless all of it is."""
 

@@ -11,8 +11,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from callengine.crypto.fields import SubjectCipher
+from callengine.flow import Acceptance, Answer, Strategy
 from callengine.model import (
-    ERASED, Agent, Attempt, Consent, Lead, Recording, Widget, widget_settings_from_input,
+    ERASED, Agent, Attempt, Consent, Group, Lead, Recording, Widget, widget_settings_from_input,
 )
 
 Ciphers = Mapping[str, SubjectCipher]  # subject id → cipher (Store._ciphers)
@@ -31,7 +32,24 @@ def to_attempt(row: sqlite3.Row) -> Attempt:
     fields: dict[str, Any] = {key: row[key] for key in row.keys()}
     fields["connected"] = bool(fields["connected"])
     fields["notice_played"] = bool(fields.get("notice_played", 0))
+    fields["acceptances"] = tuple(
+        Acceptance(i["agent"], Answer(i["answer"]), i["at"], i.get("digit"))
+        for i in json.loads(fields.get("acceptances") or "[]"))
     return Attempt(**fields)
+
+
+def acceptances_json(acceptances: tuple[Acceptance, ...]) -> str | None:
+    """An attempt's acceptances column (NULL when nobody was asked)."""
+    if not acceptances:
+        return None
+    return json.dumps([{"agent": a.agent, "answer": a.answer.value, "at": a.at,
+                        **({"digit": a.digit} if a.digit is not None else {})}
+                       for a in acceptances])
+
+
+def to_group(row: sqlite3.Row, agents: tuple[Agent, ...]) -> Group:
+    return Group(row["name"], Strategy(row["strategy"]), row["ring_timeout"], agents,
+                 row["accept_digit"], row["accept_timeout"])
 
 
 def _field(row: sqlite3.Row, ciphers: Ciphers, column: str, context: str) -> str | None:

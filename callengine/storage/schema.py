@@ -379,6 +379,15 @@ MIGRATIONS: list[str] = [
     CREATE INDEX webhook_deliveries_settled ON webhook_deliveries(status, delivered_at,
         created_at) WHERE status != 'pending'
     """,
+    # Press-a-digit to accept (callengine/flow.py, State.ACCEPT): per group the digit (NULL:
+    # off) and the seconds to press it in; per attempt the agents asked and their answers,
+    # as JSON ([{"agent", "answer", "at", "digit"?}], NULL: nobody was asked).
+    """
+    ALTER TABLE agent_groups ADD COLUMN accept_digit TEXT
+        CHECK (accept_digit IS NULL OR length(accept_digit) = 1);
+    ALTER TABLE agent_groups ADD COLUMN accept_timeout INTEGER NOT NULL DEFAULT 10;
+    ALTER TABLE attempts ADD COLUMN acceptances TEXT
+    """,
 ]
 
 # The leading expression of leads_day_phone: a query must spell it exactly so to use the index.

@@ -8,6 +8,7 @@ from aiohttp import web
 from callengine.errors import InvalidInput
 from callengine.recordings import Plaintext
 from callengine.services import views
+from callengine.services.configuration import KEEP
 from callengine.web.auth import principal, wants_unmasked
 from callengine.web.deps import services
 from callengine.web.problems import json_body
@@ -57,7 +58,8 @@ async def create_group(request: web.Request) -> web.Response:
     data = await json_body(request)
     group = await services(request).config.add_group(
         who, data.get("name"), data.get("strategy", "ring-all"), data.get("ring_timeout", 20),
-        data.get("agents"))
+        data.get("agents"), accept_digit=data.get("accept_digit"),
+        accept_timeout=data.get("accept_timeout", 10))
     return web.json_response(views.group_view(group), status=201)
 
 
@@ -88,10 +90,12 @@ async def list_groups(request: web.Request) -> web.Response:
 
 async def update_group(request: web.Request) -> web.Response:
     who = await principal(request)
-    data = await _changes(request, ("strategy", "ring_timeout", "agents"))
+    data = await _changes(request, ("strategy", "ring_timeout", "agents", "accept_digit",
+                                    "accept_timeout"))
     group = await services(request).config.update_group(
         who, request.match_info["group_name"], strategy=data.get("strategy"),
-        ring_timeout=data.get("ring_timeout"), agents=data.get("agents"))
+        ring_timeout=data.get("ring_timeout"), agents=data.get("agents"),
+        accept_digit=data.get("accept_digit", KEEP), accept_timeout=data.get("accept_timeout"))
     return web.json_response(views.group_view(group))
 
 

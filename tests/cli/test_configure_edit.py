@@ -66,7 +66,13 @@ def test_a_group_is_edited_and_removed_only_when_no_widget_uses_it(shop, monkeyp
     assert "group sales: sequential, ring 20s, zed, alice" in capsys.readouterr().out
     assert cli.main([*base, "group", "edit", "sales", "--ring-timeout", "45"]) == 0
     assert listed(base, capsys, "group") == [
-        {"name": "sales", "strategy": "sequential", "ring_timeout": 45, "agents": ["zed", "alice"]}]
+        {"name": "sales", "strategy": "sequential", "ring_timeout": 45, "agents": ["zed", "alice"],
+         "accept_digit": None, "accept_timeout": 10}]
+    assert cli.main([*base, "group", "edit", "sales", "--accept-digit",
+                     "--accept-timeout", "5"]) == 0
+    assert "press 1 within 5s" in capsys.readouterr().out
+    assert cli.main([*base, "group", "edit", "sales", "--accept-digit", "off"]) == 0
+    assert "press" not in capsys.readouterr().out
     for bad, code, message in ((["--agents", ""], 2, "invalid agents"),
                                (["--ring-timeout", "1"], 2, "invalid ring_timeout"),
                                (["--strategy", "randomly"], 2, "invalid strategy"),

@@ -13,6 +13,8 @@ the commands and then checks, for EVERY row, the machine-wide invariants in `che
   leg still up was at least told to hang up);
 - HangUp / Bridge only name legs the machine originated;
 - every timer the machine started is cancelled or has fired by the time it finishes;
+- when the plan asks agents to accept, the visitor Originate comes only after the agent on the
+  line pressed the plan's digit;
 - Result.retryable is False exactly when the visitor was connected (or refused the recording
   notice by hanging up);
 - after DONE every further event returns [].
@@ -37,6 +39,7 @@ from callengine.flow import (
     CallFlow,
     CallPlan,
     CancelTimer,
+    DigitPressed,
     Finish,
     HangUp,
     IndicateRinging,
@@ -69,7 +72,8 @@ BEEP = "sound:beep"
 A0, A1, A2 = "agent:0", "agent:1", "agent:2"
 V = VISITOR
 
-EVENT_TYPES = (Start, LegRinging, LegAnswered, LegGone, PlaybackDone, TimerFired, Interrupted)
+EVENT_TYPES = (Start, LegRinging, LegAnswered, LegGone, PlaybackDone, DigitPressed, TimerFired,
+               Interrupted)
 
 
 def make_plan(**overrides: Any) -> CallPlan:
@@ -110,6 +114,10 @@ def gone(at: float, leg: str, cause: int, text: str = "", failed: bool = False) 
 
 def played(at: float, leg: str) -> PlaybackDone:
     return PlaybackDone(at, leg)
+
+
+def press(at: float, leg: str, digit: str) -> DigitPressed:
+    return DigitPressed(at, leg, digit)
 
 
 def fired(at: float, name: str) -> TimerFired:
@@ -216,6 +224,7 @@ def check_invariants(plan: CallPlan, transcript: list) -> None:
     whisper_heard: set[str] = set()  # answered agents who heard the whisper (or its guard fired)
     hung_up: set[str] = set()
     timers: set[str] = set()
+    accepted: set[str] = set()  # agents who pressed the plan's digit
     finished = False
     last_answered: str | None = None
     where = "\n" + _fmt(transcript)
@@ -232,6 +241,8 @@ def check_invariants(plan: CallPlan, transcript: list) -> None:
                 live -= set(legs)
             case PlaybackDone(leg=leg) if leg in answered_agents:
                 whisper_heard.add(leg)
+            case DigitPressed(leg=leg, digit=digit) if digit == plan.accept_digit:
+                accepted.add(leg)
             case TimerFired(name=name):
                 if name == "whisper" and last_answered is not None:
                     whisper_heard.add(last_answered)
@@ -254,6 +265,10 @@ def check_invariants(plan: CallPlan, transcript: list) -> None:
                         if plan.whisper:
                             assert any(a in whisper_heard for a in on_line), (
                                 f"visitor dialled before the agent heard the whisper{where}"
+                            )
+                        if plan.accept_digit is not None:
+                            assert any(a in accepted for a in on_line), (
+                                f"visitor dialled before the agent accepted{where}"
                             )
                     originated.add(leg)
                     live.add(leg)
@@ -321,6 +336,8 @@ POST_DONE_EVENTS = [
     gone(10_000.0, V, 16),
     gone(10_000.0, V, 0, "x", failed=True),
     fired(10_000.0, "whisper"),
+    fired(10_000.0, "accept:agent:0"),
+    press(10_000.0, A0, "1"),
     fired(10_000.0, "ending"),
     intr(10_000.0, "shutdown"),
     intr(10_000.0, "shutdown", A0, V),

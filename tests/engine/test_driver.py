@@ -5,7 +5,6 @@ the store holds and what the fake was asked, not on the engine's insides."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -15,10 +14,10 @@ import pytest
 from callengine.config import DialingConfig
 from callengine.engine import ID_PREFIX, Engine
 from callengine.flow import Outcome, State, Strategy
-from callengine.model import LEAD_CALLING, LEAD_DONE, LEAD_QUEUED, Consent, Lead
+from callengine.model import LEAD_CALLING, LEAD_DONE, LEAD_QUEUED, Lead
 from callengine.storage import Store
 from callengine.telephony import ChannelEnteredApp, NotReady, TelephonyError
-from tests.support.engine import DATA_KEY, VISITOR, add_widget, poll
+from tests.support.engine import DATA_KEY, VISITOR, add_widget, poll, queue_lead
 from tests.support.fake_ari import FakeAri, failure
 
 CALLER_ID = "Shop <+48221234567>"  # tests.support.engine.add_widget's
@@ -30,9 +29,7 @@ async def engine_running(tmp_path, ari: FakeAri, *, agents=("agent1",),
     """A store with one widget and one due lead, and Engine.run() over the fake."""
     async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
         widget = await add_widget(store, agents=agents, strategy=Strategy.RING_ALL, **settings)
-        lead = await store.create_lead(
-            widget, phone_e164=VISITOR, phone_region="PL", phone_kind="mobile", name=None,
-            email=None, consent=Consent(False, False, "v1"), now=time.time())
+        lead = await queue_lead(store, widget)
         engine = Engine(store, ari, DialingConfig(max_concurrent_calls=2, poll_interval_s=0.05))
         task = asyncio.create_task(engine.run())
         try:

@@ -154,3 +154,27 @@ async def test_only_the_admin_may_edit_disable_or_remove(client, panel, role):
         assert (await client.get(path, headers=h)).status == 403
     assert await config_actions(panel) == []
     assert (await panel.store.list_agents())[0] == Agent("alice", "PJSIP/agent1")
+
+
+@pytest.mark.parametrize("texts", [EN, PL])
+async def test_a_group_asks_its_agents_to_press_a_key_and_an_empty_key_turns_it_off(
+        client, panel, texts):
+    headers = {**ADMIN, "Cookie": "panel_language=pl"} if texts is PL else ADMIN
+    page = await (await client.get("/panel/agents", headers=headers)).text()
+    assert texts["accept_digit"] in page and 'id="edit-group-sales-accept_digit"' in page
+    base = [("csrf", CSRF), ("strategy", "sequential"), ("ring_timeout", "20"),
+            ("position:alice", "1")]
+    done = await client.post("/panel/groups/sales/edit", data=[
+        *base, ("accept_digit", "1"), ("accept_timeout", "7")], headers=ADMIN,
+        allow_redirects=False)
+    assert done.status == 303
+    group = await panel.store.get_group("sales")
+    assert (group.accept_digit, group.accept_timeout) == ("1", 7)
+    assert "1 (7 s)" in await (await client.get("/panel/agents", headers=ADMIN)).text()
+    bad = await client.post("/panel/groups/sales/edit", data=[
+        *base, ("accept_digit", "x"), ("accept_timeout", "7")], headers=ADMIN)
+    assert bad.status == 422
+    assert 'id="edit-group-sales-accept_digit-error"' in await bad.text()
+    await client.post("/panel/groups/sales/edit", data=[
+        *base, ("accept_digit", ""), ("accept_timeout", "7")], headers=ADMIN)
+    assert (await panel.store.get_group("sales")).accept_digit is None

@@ -88,6 +88,7 @@ async def test_the_lead_page_shows_evidence_and_only_the_permitted_controls(clie
     assert re.search(r'data-consent="marketing">\s*not ticked', html)
     assert re.search(r'data-consent="recording">\s*ticked', html)
     assert "normal clearing" in html and "16" in html and "6.5" in html  # cause, q850, ring
+    assert re.search(r"data-acceptances>PJSIP/agent1: accepted, 5\.2\d* s<", html)
     assert ("<audio" in html) == (role in ("admin", "supervisor", "agent"))
     assert (f"/panel/recordings/{panel.recording_id}/delete" in html) == (role == "admin")
     assert (EN["show_number"] in html) == (role in ("admin", "supervisor"))

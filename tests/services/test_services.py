@@ -104,7 +104,7 @@ async def test_lead_detail_has_one_shape(env):
     (attempt,) = view["attempts_detail"]
     assert set(attempt) == {"number", "status", "outcome", "q850", "cause", "agent",
                             "agent_ring_s", "visitor_ring_s", "talk_s", "started_at",
-                            "ended_at"}
+                            "ended_at", "acceptances"}
 
 
 async def test_create_lead_validates_queues_and_wakes(env):

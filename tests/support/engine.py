@@ -26,7 +26,7 @@ from callengine.config import (
     RecordingConfig,
 )
 from callengine.flow import Strategy
-from callengine.model import Agent, Lead, Widget, widget_settings_from_input
+from callengine.model import Agent, Consent, Lead, Widget, widget_settings_from_input
 from callengine.audio import DEFAULT_SAMPLE_RATE
 from callengine.storage import Store
 from tests.support.logcheck import full_numbers_in
@@ -85,16 +85,26 @@ async def add_widget(
     strategy: Strategy = Strategy.RING_ALL,
     ring_timeout: int = 10,
     widget_id: str = "shop",
+    accept_digit: str | None = None,
+    accept_timeout: int = 10,
     **settings: Any,
 ) -> Widget:
     for name in agents:
         if name not in {a.name for a in await store.list_agents()}:
             await store.add_agent(Agent(name, f"PJSIP/{name}"))
     group = f"g-{widget_id}"
-    await store.add_group(group, strategy, ring_timeout, list(agents))
+    await store.add_group(group, strategy, ring_timeout, list(agents), accept_digit,
+                          accept_timeout)
     raw = {"group": group, "allowed_regions": ["PL"], "caller_id": "Shop <+48221234567>",
            "visitor_ring_timeout": 10, "challenge": "off", **settings}
     return await store.add_widget(widget_id, "Shop", widget_settings_from_input(raw), time.time())
+
+
+async def queue_lead(store: Store, widget: Widget) -> Lead:
+    """A due lead for VISITOR, straight into the store (no HTTP, no consents)."""
+    return await store.create_lead(
+        widget, phone_e164=VISITOR, phone_region="PL", phone_kind="mobile", name=None,
+        email=None, consent=Consent(False, False, "v1"), now=time.time())
 
 
 async def submit_lead(base_url: str, widget: Widget, phone: str = VISITOR, *,

@@ -22,7 +22,7 @@ from aiohttp import web
 
 from callengine import crypto
 from callengine.access import Principal, Role
-from callengine.flow import Outcome, Result, Strategy
+from callengine.flow import Acceptance, Answer, Outcome, Result, Strategy
 from callengine.model import Agent, Consent, Lead, widget_settings_from_input
 from callengine.recordings import RecordingVault
 from callengine.services import Services
@@ -119,7 +119,8 @@ async def seeded_panel(tmp_path: Path) -> AsyncIterator[Panel]:
                                             started_at=now - 575)
         await store.finish_attempt(attempt, Result(
             Outcome.CONNECTED, cause="normal clearing", q850=16, agent="PJSIP/agent1",
-            agent_ring_s=4.0, visitor_ring_s=6.5, talk_s=RECORDING_S, connected=True),
+            agent_ring_s=4.0, visitor_ring_s=6.5, talk_s=RECORDING_S, connected=True,
+            acceptances=(Acceptance("PJSIP/agent1", Answer.ACCEPTED, 5.25),)),
             now - 560, retry_at=None)
         services = Services(store, vault=vault)
         app = make_app(WebDeps(services, ADMIN_TOKEN), panel_middlewares=[test_session],

@@ -12,6 +12,9 @@ Roles (scenario templates in tests/sipp/):
   busy          180 then 486 Busy Here
   unavailable   480 Temporarily Unavailable
   ring_forever  180, then only a CANCEL ends the call (200 + 487)
+  answer_press  as answer, but offers telephone-event (PT 101) and, press_after_ms
+                after the ACK, presses the key `press` as RFC 2833 DTMF (sipp's
+                dtmf_2833_<key>.pcap) instead of streaming a tone
 One sipp process takes any number of calls (each INVITE starts the scenario).
 
 Conventions: agents agentN listen on 5080+N and play 440 Hz; the "PSTN" (trunk
@@ -38,7 +41,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = REPO / "tests" / "sipp"
-ROLES = ("answer", "busy", "unavailable", "ring_forever")
+ROLES = ("answer", "busy", "unavailable", "ring_forever", "answer_press")
+DTMF_PCAPS = Path("/usr/share/sip-tester")  # sip-tester's dtmf_2833_<0-9|star|pound>.pcap
 
 AGENT_TONE_HZ = 440
 VISITOR_TONE_HZ = 1000
@@ -138,6 +142,7 @@ _KINDS = {
     "cancelled": "CANCELLED",
     "bye_received": "BYE_RECEIVED",
     "bye_sent": "BYE_SENT",
+    "pressed": "PRESSED",
 }
 
 
@@ -156,6 +161,8 @@ class Phone:
         tone_hz: int = AGENT_TONE_HZ,
         answer_after_ms: int = 500,
         hangup_after_ms: int | None = None,
+        press: str = "1",
+        press_after_ms: int = 2500,
         host: str = "127.0.0.1",
     ) -> None:
         if role not in ROLES:
@@ -167,6 +174,7 @@ class Phone:
         self.tone_hz = tone_hz
         self.answer_after_ms = answer_after_ms
         self.hangup_after_ms = hangup_after_ms
+        self.press, self.press_after_ms = press, press_after_ms
         self.host = host
         self.ctrl_port = 0
         self.media_port = 0
@@ -186,6 +194,9 @@ class Phone:
             "ANSWER_AFTER_MS": str(max(1, int(self.answer_after_ms))),
             "TONE_FILE": str(tone_file(self.tone_hz)) if self.role == "answer" else "",
             "BYE_WAIT": bye_wait,
+            "DTMF_PCAP": str(DTMF_PCAPS / "dtmf_2833_{}.pcap".format(
+                {"*": "star", "#": "pound"}.get(self.press, self.press))),
+            "DTMF_AFTER_MS": str(max(1, int(self.press_after_ms))),
         }
         for key, value in values.items():
             text = text.replace("{{" + key + "}}", value)

@@ -58,8 +58,9 @@ async def test_agents_and_groups_are_listed(env):
     groups = await (await client.get("/api/v1/groups", headers=H)).json()
     assert groups == {"groups": [
         {"name": "sales", "strategy": "ring-all", "ring_timeout": 20,
-         "agents": ["alice", "bob"]},
-        {"name": "support", "strategy": "sequential", "ring_timeout": 15, "agents": ["bob"]}]}
+         "agents": ["alice", "bob"], "accept_digit": None, "accept_timeout": 10},
+        {"name": "support", "strategy": "sequential", "ring_timeout": 15, "agents": ["bob"],
+         "accept_digit": None, "accept_timeout": 10}]}
 
 
 async def test_an_agent_is_edited_disabled_and_enabled(env):
@@ -124,7 +125,7 @@ async def test_a_group_is_edited_and_a_group_in_use_is_409_naming_the_widgets(en
     r = await client.patch("/api/v1/groups/sales", json={
         "strategy": "sequential", "ring_timeout": 30, "agents": ["bob", "alice"]}, headers=H)
     assert await r.json() == {"name": "sales", "strategy": "sequential", "ring_timeout": 30,
-                              "agents": ["bob", "alice"]}
+                              "agents": ["bob", "alice"], "accept_digit": None, "accept_timeout": 10}
     for body, field in (({"agents": []}, "agents"), ({"ring_timeout": 1}, "ring_timeout"),
                         ({"strategy": "x"}, "strategy"), ({"name": "x"}, "name"),
                         ({"agents": ["bob", "bob"]}, "agents")):
@@ -152,3 +153,26 @@ async def test_only_an_admin_token_may(env, role):
         await problem(await client.request(method, path, json=body), 401)
     assert len(await store.list_groups()) == 2 and await config_actions(store) == []
     assert all(a.enabled for a in await store.list_agents())
+
+
+async def test_a_group_takes_an_accept_digit_and_timeout(env):
+    client, store, _ = env
+    # press-1 to accept: on with a digit, its timeout alone, then off again (null)
+    r = await client.patch("/api/v1/groups/sales", json={"accept_digit": "1"}, headers=H)
+    assert (await r.json())["accept_digit"] == "1"
+    r = await client.patch("/api/v1/groups/sales", json={"accept_timeout": 4}, headers=H)
+    assert [(await r.json())[k] for k in ("accept_digit", "accept_timeout")] == ["1", 4]
+    r = await client.patch("/api/v1/groups/sales", json={"accept_digit": None}, headers=H)
+    assert [(await r.json())[k] for k in ("accept_digit", "accept_timeout")] == [None, 4]
+    for body, field in (({"accept_digit": "12"}, "accept_digit"),
+                        ({"accept_digit": 1}, "accept_digit"),
+                        ({"accept_timeout": 1}, "accept_timeout")):
+        data = await problem(await client.patch("/api/v1/groups/sales", json=body,
+                                                headers=H), 422)
+        assert data["field"] == field, body
+    r = await client.post("/api/v1/groups", json={"name": "press", "agents": ["bob"],
+                                                  "accept_digit": "#"}, headers=H)
+    assert r.status == 201 and (await r.json())["accept_digit"] == "#"
+    actions = await config_actions(store)
+    assert ("config.group.update", "group:sales", "accept=1/10s") in actions
+    assert ("config.group.update", "group:sales", "accept=off") in actions

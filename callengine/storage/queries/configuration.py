@@ -12,7 +12,7 @@ from callengine.errors import Conflict, NotFound, WidgetInUse
 from callengine.flow import Strategy
 from callengine.model import Agent, Group, Widget, WidgetSettings
 from callengine.storage.base import StoreBase
-from callengine.storage.rows import to_agent, to_widget
+from callengine.storage.rows import to_agent, to_group, to_widget
 
 
 async def _add_members(db: aiosqlite.Connection, group: str, agent_names: list[str]) -> None:
@@ -47,13 +47,15 @@ class ConfigurationQueries(StoreBase):
             return [to_agent(row) async for row in cursor]
 
     async def add_group(
-        self, name: str, strategy: Strategy, ring_timeout: int, agent_names: list[str]
+        self, name: str, strategy: Strategy, ring_timeout: int, agent_names: list[str],
+        accept_digit: str | None = None, accept_timeout: int = 10,
     ) -> Group:
         try:
             async with self._transaction() as db:
                 await db.execute(
-                    "INSERT INTO agent_groups (name, strategy, ring_timeout) VALUES (?, ?, ?)",
-                    (name, strategy.value, ring_timeout),
+                    "INSERT INTO agent_groups (name, strategy, ring_timeout, accept_digit,"
+                    " accept_timeout) VALUES (?, ?, ?, ?, ?)",
+                    (name, strategy.value, ring_timeout, accept_digit, accept_timeout),
                 )
                 await _add_members(db, name, agent_names)
         except sqlite3.IntegrityError:
@@ -71,7 +73,7 @@ class ConfigurationQueries(StoreBase):
             (name,),
         ) as cursor:
             agents = tuple([to_agent(r) async for r in cursor])
-        return Group(row["name"], Strategy(row["strategy"]), row["ring_timeout"], agents)
+        return to_group(row, agents)
 
     async def list_groups(self) -> list[Group]:
         async with self._db.execute("SELECT name FROM agent_groups ORDER BY name") as cursor:
@@ -107,7 +109,9 @@ class ConfigurationQueries(StoreBase):
 
     async def update_group(self, name: str, strategy: Strategy | None = None,
                            ring_timeout: int | None = None,
-                           agent_names: list[str] | None = None) -> Group:
+                           agent_names: list[str] | None = None, *,
+                           accept: tuple[str | None, int] | None = None) -> Group:
+        """`accept`: the accept digit (None: off) and timeout, set together."""
         async with self._transaction() as db:
             if not await db.execute_fetchall("SELECT 1 FROM agent_groups WHERE name = ?",
                                              (name,)):
@@ -118,6 +122,9 @@ class ConfigurationQueries(StoreBase):
             if ring_timeout is not None:
                 await db.execute("UPDATE agent_groups SET ring_timeout = ? WHERE name = ?",
                                  (ring_timeout, name))
+            if accept is not None:
+                await db.execute("UPDATE agent_groups SET accept_digit = ?, accept_timeout = ?"
+                                 " WHERE name = ?", (*accept, name))
             if agent_names is not None:
                 await db.execute("DELETE FROM group_members WHERE group_name = ?", (name,))
                 await _add_members(db, name, agent_names)

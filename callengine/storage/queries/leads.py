@@ -8,7 +8,7 @@ import sqlite3
 from uuid6 import uuid7
 
 from callengine.errors import Conflict, NotFound
-from callengine.flow import Result, Strategy
+from callengine.flow import Result
 from callengine.hooks.events import ATTEMPT_FINISHED, CALL_CONNECTED
 from callengine.hooks.events import LEAD_DONE as HOOK_LEAD_DONE
 from callengine.model import (
@@ -18,7 +18,9 @@ from callengine.ringorder import RingState
 from callengine.storage import outbox
 from callengine.storage.base import StoreBase
 from callengine.storage.interface import LeadFilter
-from callengine.storage.rows import to_agent, to_attempt, to_lead, to_widget
+from callengine.storage.rows import (
+    acceptances_json, to_agent, to_attempt, to_group, to_lead, to_widget,
+)
 from callengine.storage.sql import chunks, marks
 
 
@@ -132,9 +134,7 @@ class LeadQueries(StoreBase):
             members: dict[str, list[Agent]] = {}
             for row in agent_rows:
                 members.setdefault(row["group_name"], []).append(to_agent(row))
-            groups.update((row["name"], Group(row["name"], Strategy(row["strategy"]),
-                                              row["ring_timeout"],
-                                              tuple(members.get(row["name"], ()))))
+            groups.update((row["name"], to_group(row, tuple(members.get(row["name"], ()))))
                           for row in group_rows)
         plans = {}
         for widget_id in wanted:
@@ -205,11 +205,11 @@ class LeadQueries(StoreBase):
             await db.execute(
                 "UPDATE attempts SET status = 'done', ended_at = ?, outcome = ?, q850 = ?,"
                 " cause = ?, agent = ?, agent_ring_s = ?, visitor_ring_s = ?, talk_s = ?,"
-                " connected = ? WHERE id = ?",
+                " connected = ?, acceptances = ? WHERE id = ?",
                 (
                     now, result.outcome.value, result.q850, result.cause, result.agent,
                     result.agent_ring_s, result.visitor_ring_s, result.talk_s,
-                    int(result.connected), attempt.id,
+                    int(result.connected), acceptances_json(result.acceptances), attempt.id,
                 ),
             )
             if retry_at is not None:

@@ -12,6 +12,7 @@ from aiohttp import web
 from callengine.access import Forbidden, Permission, Role
 from callengine.errors import Conflict, InvalidInput, NotFound
 from callengine.flow import Strategy
+from callengine.services.configuration import KEEP
 from callengine.web.panel.context import principal
 from callengine.web.panel.render import PANEL, form, form_page, page, panel_services, render
 
@@ -46,7 +47,9 @@ async def create_group(request: web.Request) -> web.Response:
     members = [v for v in (await request.post()).getall("agents", []) if isinstance(v, str)]
     await panel_services(request).config.add_group(
         principal(request), data.get("name"), data.get("strategy"),
-        _whole(data.get("ring_timeout", "")), members)
+        _whole(data.get("ring_timeout", "")), members,
+        accept_digit=data.get("accept_digit") or None,
+        accept_timeout=_whole(data.get("accept_timeout", "10")))
     raise web.HTTPSeeOther(f"{PANEL}/agents")
 
 
@@ -79,7 +82,10 @@ async def edit_group(request: web.Request) -> web.Response:
     data = await form(request)
     await panel_services(request).config.update_group(
         principal(request), request.match_info["name"], strategy=data.get("strategy", ""),
-        ring_timeout=_whole(data.get("ring_timeout", "")), agents=_ordered(data))
+        ring_timeout=_whole(data.get("ring_timeout", "")), agents=_ordered(data),
+        # the accept key: empty turns it off; a form without the fields leaves it be
+        accept_digit=(data["accept_digit"] or None) if "accept_digit" in data else KEEP,
+        accept_timeout=_whole(data["accept_timeout"]) if "accept_timeout" in data else None)
     raise web.HTTPSeeOther(f"{PANEL}/agents")
 
 
