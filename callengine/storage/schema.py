@@ -373,6 +373,10 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX attempts_agent_ended ON attempts(agent, ended_at) WHERE agent IS NOT NULL
     """,
+    # An agent's pause (API, CLI, the phone's feature code): kept over restarts.
+    """
+    ALTER TABLE agents ADD COLUMN paused INTEGER NOT NULL DEFAULT 0
+    """,
 ]
 
 # The leading expression of leads_day_phone: a query must spell it exactly so to use the index.
