@@ -194,6 +194,14 @@ EN: dict[str, str] = {
     "remove": "Remove",
     "disable_agent": "Disable agent {name}",
     "enable_agent": "Enable agent {name}",
+    "pause": "Pause",
+    "resume": "Resume",
+    "pause_agent": "Pause agent {name}",
+    "resume_agent": "Resume agent {name}",
+    "agent_now": "Now",
+    "paused_note": "A paused agent is not rung until resumed; agents pause and resume from"
+                   " their phone with *45. An agent whose phone is not registered (offline) or"
+                   " who is on another call is not rung either.",
     "remove_agent": "Remove agent {name}",
     "remove_group": "Remove group {name}",
     "endpoint_of": "Endpoint of {name}",
@@ -407,6 +415,15 @@ PL: dict[str, str] = {
     "remove": "Usuń",
     "disable_agent": "Wyłącz konsultanta {name}",
     "enable_agent": "Włącz konsultanta {name}",
+    "pause": "Przerwa",
+    "resume": "Wznów",
+    "pause_agent": "Przerwa dla konsultanta {name}",
+    "resume_agent": "Wznów konsultanta {name}",
+    "agent_now": "Teraz",
+    "paused_note": "Do konsultanta na przerwie nie dzwonimy, dopóki jej nie zakończy; przerwę"
+                   " włącza i wyłącza z telefonu kodem *45. Nie dzwonimy też do konsultanta,"
+                   " którego telefon nie jest zarejestrowany, ani do tego, kto prowadzi inną"
+                   " rozmowę.",
     "remove_agent": "Usuń konsultanta {name}",
     "remove_group": "Usuń grupę {name}",
     "endpoint_of": "Endpoint konsultanta {name}",
