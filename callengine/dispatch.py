@@ -1,7 +1,8 @@
 """The dispatcher's round: which due leads are called now, by which agents in which order.
 
 One round reads the due leads and their widgets' groups, gives each lead the free agents of its
-group (an agent is free when enabled and held by no call of this engine) in the order its
+group (an agent is free when enabled, not paused, held by no call of this engine and neither
+offline nor on another's call in Asterisk: callengine.presence) in the order its
 strategy tries them (callengine.ringorder, with the rotations and last calls the store keeps),
 starts their attempts in one commit (a round-robin group's rotation with them) and hands each
 call to the engine. The engine owns the calls; the set of agents they hold is shared.
@@ -17,6 +18,7 @@ from callengine import flow, ringorder
 from callengine.config import DialingConfig
 from callengine.model import Attempt, Group, Lead, Widget
 from callengine.numbers import VisitorNumber, dial_string_digits
+from callengine.presence import Presence
 from callengine.ringorder import RingState
 from callengine.storage import Store
 
@@ -28,12 +30,13 @@ StartCall = Callable[[Lead, Attempt, Widget, Group, tuple[str, ...]], None]
 
 class Dispatcher:
     def __init__(self, store: Store, dialing: DialingConfig, clock: Callable[[], float],
-                 reserved: set[str], rng: random.Random):
+                 reserved: set[str], rng: random.Random, presence: Presence):
         self._store = store
         self._dialing = dialing
         self._clock = clock
         self._reserved = reserved  # agent endpoints held by a call (the engine's set)
         self._rng = rng
+        self._presence = presence  # offline or busy on another's call: not rung
 
     async def round(self, active_calls: int, start_call: StartCall) -> float:
         """One round: a call for each due lead there is room and a free agent for, their
@@ -56,7 +59,8 @@ class Dispatcher:
                 widget, group = plans[lead.widget_id]
                 free = tuple(
                     a.endpoint for a in group.agents
-                    if a.enabled and a.endpoint not in self._reserved
+                    if a.enabled and not a.paused and a.endpoint not in self._reserved
+                    and self._presence.can_ring(a.endpoint)
                 )
                 if not free:
                     continue  # stays queued until an agent is free

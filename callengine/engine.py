@@ -22,6 +22,7 @@ from callengine.config import DialingConfig
 from callengine.dispatch import Dispatcher, call_plan
 from callengine.inbound import InboundChannels, InboundHandler
 from callengine.model import Attempt, Group, Lead, Widget
+from callengine.presence import Presence
 from callengine.recordings import RecordingSetup, close_interrupted_recordings
 from callengine.storage import Store
 from callengine.telephony import (
@@ -32,6 +33,7 @@ from callengine.telephony import (
     Connected,
     DigitPressed,
     Disconnected,
+    EndpointState,
     Gone,
     PlaybackFinished,
     Telephony,
@@ -67,8 +69,9 @@ class Engine:
         self._ready = asyncio.Event()  # events connected and reconciled: safe to dial
         self._asterisk_started: str | None = None
         self._tasks: asyncio.TaskGroup | None = None
+        self.presence = Presence(ID_PREFIX)  # agents' endpoints as Asterisk reports them
         self._dispatcher = Dispatcher(store, dialing, clock, self._reserved,
-                                      rng or random.Random())
+                                      rng or random.Random(), self.presence)
 
     # ---- public ---------------------------------------------------------------------------
 
@@ -87,7 +90,8 @@ class Engine:
     def agent_activity(self) -> dict[str, str]:
         """What each agent endpoint this engine holds is doing (the panel's live board):
         "on-call" (answered), "ringing" (its leg is being dialled or rings) or "held" (kept
-        for a call that rings the others first). An endpoint not named is free here."""
+        for a call that rings the others first); else "offline" or "busy-elsewhere" as Asterisk
+        reports it (callengine.presence). An endpoint not named is free here."""
         activity: dict[str, str] = {}
         for call in self._calls.values():
             for index, endpoint in enumerate(call.flow.plan.agent_endpoints):
@@ -100,7 +104,7 @@ class Engine:
                     activity[endpoint] = "ringing"
                 else:
                     activity[endpoint] = "held"
-        return activity
+        return {**self.presence.unavailable(), **activity}
 
     async def run(self) -> None:
         # Recordings first, as when a call ends: once a lead reads closed, its recording is.
@@ -160,6 +164,7 @@ class Engine:
                 if state == "Up" and flow_leg is not None and not flow_leg.answered:
                     call.events.put_nowait(flow.LegAnswered(now, leg))
         self._inbound.reconcile(channels)
+        self.presence.rebuild(await self._ari.endpoint_states())
         for channel_id in channels:
             if channel_id.startswith(ID_PREFIX) and channel_id not in self._channels:
                 log.warning("hanging up orphaned channel %s", channel_id)
@@ -207,6 +212,9 @@ class Engine:
                 case DigitPressed(channel_id=cid, digit=digit):
                     if not self._inbound.route(cid, event):
                         self._route(cid, lambda leg: flow.DigitPressed(now, leg, digit))
+                case EndpointState():
+                    if self.presence.update(event):
+                        self.wake()  # an agent came online or got free: a lead may wait
                 case PlaybackFinished(playback_id=pid, channel_id=cid, failed=failed):
                     if cid is not None and self._inbound.route(cid, event):
                         continue

@@ -1,8 +1,7 @@
 """The records the engine keeps (widgets, agents, groups, leads, attempts) and their validation.
 
 Plain data, no I/O: the store reads and writes them, the services build them from user input
-through the `*_from_input` functions, which raise `InvalidInput` naming the field. What users see
-of them (JSON views, CSV rows) is in `callengine.services.views`.
+through the `*_from_input` functions (InvalidInput names the field); their views: services.views.
 """
 
 from __future__ import annotations
@@ -68,6 +67,7 @@ class Agent:
     name: str
     endpoint: str
     enabled: bool = True
+    paused: bool = False  # by the agent (or for them): not rung until resumed
 
 
 @dataclass(frozen=True)

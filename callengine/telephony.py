@@ -89,6 +89,17 @@ class AsteriskShuttingDown:
 
 
 @dataclass(frozen=True)
+class EndpointState:
+    """What the system says of an endpoint (e.g. "PJSIP/agent1"): `state` "online" (a
+    reachable contact: registered, or static and not qualified), "offline" or "unknown", and
+    the ids of the channels on it now. Sent on every change, and listed by endpoint_states()."""
+
+    endpoint: str
+    state: str
+    channel_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class PlaybackFinished:
     playback_id: str
     channel_id: str | None
@@ -97,7 +108,7 @@ class PlaybackFinished:
 
 TelephonyEvent = (
     Connected | Disconnected | ChannelRinging | ChannelEnteredApp | ChannelDestroyed
-    | AsteriskShuttingDown | PlaybackFinished | DigitPressed
+    | AsteriskShuttingDown | PlaybackFinished | DigitPressed | EndpointState
 )
 
 
@@ -136,9 +147,14 @@ class Telephony(Protocol):
 
     async def bridge_ids(self) -> list[str]: ...
 
+    async def endpoint_states(self) -> list[EndpointState]:
+        """Every endpoint the system has, as it is now (the presence view after a reconnect)."""
+        ...
+
     def events(self) -> AsyncIterator[TelephonyEvent]:
         """Events for our app, forever: Connected after each (re)connect, Disconnected after
-        each drop (missed events are not replayed: reconcile on Connected)."""
+        each drop (missed events are not replayed: reconcile on Connected), and every
+        endpoint's EndpointState changes from the Connected on."""
         ...
 
 
@@ -169,6 +185,6 @@ class ExternalMedia(Protocol):
 
 __all__ = [
     "AsteriskShuttingDown", "ChannelDestroyed", "ChannelEnteredApp", "ChannelRinging",
-    "Connected", "Disconnected", "ExternalMedia", "ExternalMediaChannel", "Gone", "NotReady",
+    "Connected", "Disconnected", "EndpointState", "ExternalMedia", "ExternalMediaChannel", "Gone", "NotReady",
     "PlaybackFinished", "Telephony", "TelephonyError", "TelephonyEvent",
 ]

@@ -19,10 +19,11 @@ from typing import Any
 
 import aiohttp
 
-from callengine.asterisk.events import parse_event
+from callengine.asterisk.events import endpoint_state, parse_event
 from callengine.telephony import (
     Connected,
     Disconnected,
+    EndpointState,
     ExternalMediaChannel,
     Gone,
     NotReady,
@@ -82,12 +83,14 @@ class AriClient:
         *,
         request_timeout: float = 10.0,
         max_backoff: float = 5.0,
+        endpoint_technologies: tuple[str, ...] = ("PJSIP",),
     ):
         self.base_url = base_url.rstrip("/")
         self.app = app
         self._auth_header = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
         self._timeout = aiohttp.ClientTimeout(total=request_timeout)
         self._max_backoff = max_backoff
+        self._technologies = endpoint_technologies  # whose endpoints' states we follow
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> AriClient:
@@ -194,6 +197,21 @@ class AriClient:
     async def bridge_ids(self) -> list[str]:
         return [b["id"] for b in await self.request("GET", "/bridges")]
 
+    async def endpoint_states(self) -> list[EndpointState]:
+        """The endpoints of the technologies we follow, as they are now."""
+        states: list[EndpointState] = []
+        for tech in self._technologies:
+            states += [endpoint_state(e) for e in await self.request("GET", f"/endpoints/{tech}")]
+        return states
+
+    async def _subscribe_endpoints(self) -> None:
+        """EndpointStateChange for every endpoint of our technologies. An app without a
+        websocket loses its subscriptions (and a restart everything): asked after each
+        connect, before Connected, so the list read on Connected misses no later change."""
+        for tech in self._technologies:
+            await self.request("POST", f"/applications/{self.app}/subscription",
+                               params={"eventSource": f"endpoint:{tech}"})
+
     async def external_media(
         self, channel_id: str, external_host: str, format: str
     ) -> ExternalMediaChannel:
@@ -252,6 +270,7 @@ class AriClient:
                     )
                 ) as ws:
                     backoff = 0.2
+                    await self._subscribe_endpoints()
                     log.info("ARI events connected (app=%s)", self.app)
                     yield Connected(started)
                     async for message in ws:

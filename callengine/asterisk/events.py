@@ -12,6 +12,7 @@ from callengine.telephony import (
     ChannelEnteredApp,
     ChannelRinging,
     DigitPressed,
+    EndpointState,
     PlaybackFinished,
     TelephonyEvent,
 )
@@ -19,6 +20,13 @@ from callengine.telephony import (
 # ChannelHangupRequest with soft=true carries Asterisk's soft-hangup flags, not a Q.850 cause;
 # measured: `core restart now` → 4, our own DELETE → 32.
 SOFTHANGUP_SHUTDOWN = 0x04
+
+
+def endpoint_state(endpoint: dict[str, Any]) -> EndpointState:
+    """ARI's Endpoint object (GET /endpoints, EndpointStateChange) as the port's."""
+    return EndpointState(f"{endpoint.get('technology', '')}/{endpoint.get('resource', '')}",
+                         str(endpoint.get("state", "unknown")),
+                         tuple(endpoint.get("channel_ids", ())))
 
 
 def parse_event(data: dict[str, Any]) -> TelephonyEvent | None:
@@ -44,6 +52,8 @@ def parse_event(data: dict[str, Any]) -> TelephonyEvent | None:
         return ChannelRinging(data["channel"].get("id", ""))
     if kind == "ChannelDtmfReceived":  # sent once the digit ends, with its duration
         return DigitPressed(data.get("channel", {}).get("id", ""), str(data.get("digit", "")))
+    if kind == "EndpointStateChange":  # measured: sent on a channel's arrival and end too
+        return endpoint_state(data.get("endpoint", {}))
     if kind in ("PlaybackFinished", "PlaybackFailed"):  # PlaybackFailed: Asterisk ≥ 21
         playback = data.get("playback", {})
         target = playback.get("target_uri", "")

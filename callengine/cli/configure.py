@@ -43,6 +43,14 @@ def cmd_agent_disable(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_agent_pause(config: Config, args: argparse.Namespace) -> int:
+    paused = args.sub == "pause"
+    agent = run(config, lambda s: s.config.update_agent(principal(args), args.name,
+                                                        paused=paused))
+    print(f"agent {agent.name} {'paused: not rung until resumed' if agent.paused else 'resumed'}")
+    return 0
+
+
 def cmd_agent_remove(config: Config, args: argparse.Namespace) -> int:
     run(config, lambda s: s.config.remove_agent(principal(args), args.name))
     print(f"agent {args.name} removed")
@@ -174,6 +182,9 @@ def register(commands: argparse._SubParsersAction, command: AddCommand) -> None:
     for action, text in (("disable", "stop ringing an agent (a call in progress goes on)"),
                          ("enable", "ring a disabled agent again")):
         command(action, cmd_agent_disable, text, agent).add_argument("name")
+    for action, text in (("pause", "stop ringing an agent until resumed (as the phone's *45)"),
+                         ("resume", "ring a paused agent again")):
+        command(action, cmd_agent_pause, text, agent).add_argument("name")
     command("remove", cmd_agent_remove, "remove an agent (refused while in a group)",
             agent).add_argument("name")
 

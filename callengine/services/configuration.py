@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from callengine.access import Permission, Principal, require
+from callengine.access import Permission, Principal, Role, require
 from callengine.errors import Conflict, InvalidInput, NotFound, WidgetInUse
 from callengine.model import (
     Agent,
@@ -91,29 +91,52 @@ class Configuration(Service):
         return await self.store.list_groups()
 
     async def update_agent(self, who: Principal, name: Any, *, endpoint: Any = None,
-                           enabled: Any = None) -> Agent:
-        """Its endpoint (validated as a new agent's), enabled or not, or both. A disabled
-        agent is not rung from the engine's next dispatch round on; a call it is on (or being
-        rung for) goes on to its end. A new endpoint is refused (Conflict) while the engine
-        in this process holds the old one for a call. Each change audited:
-        config.agent.update (the endpoint), config.agent.disable / config.agent.enable."""
+                           enabled: Any = None, paused: Any = None) -> Agent:
+        """Its endpoint (validated as a new agent's), enabled or not, paused or not, any of
+        them. A disabled or paused agent is not rung from the engine's next dispatch round on;
+        a call it is on (or being rung for) goes on to its end. A new endpoint is refused
+        (Conflict) while the engine in this process holds the old one for a call. Each change
+        audited: config.agent.update (the endpoint), config.agent.disable / .enable,
+        config.agent.pause / .resume."""
         require(who, Permission.CONFIGURE)
-        if endpoint is None and enabled is None:
-            raise InvalidInput("endpoint", "give an endpoint, enabled, or both")
+        if endpoint is None and enabled is None and paused is None:
+            raise InvalidInput("endpoint", "give an endpoint, enabled or paused")
         if endpoint is not None:
             check_endpoint(endpoint)
-        if enabled is not None and not isinstance(enabled, bool):
-            raise InvalidInput("enabled", "must be true or false")
+        for field, given in (("enabled", enabled), ("paused", paused)):
+            if given is not None and not isinstance(given, bool):
+                raise InvalidInput(field, "must be true or false")
         name = _known(name, "agent")
         if endpoint is not None:
             await self._refuse_while_busy(name, endpoint)
-        agent = await self.store.update_agent(name, endpoint, enabled)
+        agent = await self.store.update_agent(name, endpoint, enabled, paused)
         if endpoint is not None:
             await self.ctx.audit(who, "config.agent.update", f"agent:{agent.name}", endpoint)
         if enabled is not None:
             await self.ctx.audit(who, "config.agent.enable" if enabled else
                                  "config.agent.disable", f"agent:{agent.name}", "")
+        if paused is not None:
+            await self._audit_pause(who, agent)
         return agent
+
+    async def pause_from_phone(self, endpoint: str, channel_name: str) -> Agent | None:
+        """The agent's phone dialled the pause feature code: flip that agent's pause. Only a
+        known, enabled agent's own endpoint may: `endpoint` (what the dialplan passed) must be
+        the agent's and the channel (PJSIP/agent1-00000003) must be on it; else None and
+        nothing changes. Audited as the phone (actor phone:<endpoint>), as a change in the
+        panel would be."""
+        if not channel_name.startswith(f"{endpoint}-"):
+            return None
+        for agent in await self.store.list_agents():
+            if agent.endpoint == endpoint and agent.enabled:
+                changed = await self.store.update_agent(agent.name, paused=not agent.paused)
+                await self._audit_pause(Principal(f"phone:{endpoint}", Role.AGENT), changed)
+                return changed
+        return None
+
+    async def _audit_pause(self, who: Principal, agent: Agent) -> None:
+        await self.ctx.audit(who, "config.agent.pause" if agent.paused else
+                             "config.agent.resume", f"agent:{agent.name}", "")
 
     async def _refuse_while_busy(self, name: str, endpoint: str) -> None:
         """A new endpoint while the engine in this process holds the old one for a call
@@ -122,7 +145,8 @@ class Configuration(Service):
         another process is not seen from here.)"""
         activity = self.ctx.agent_activity() if self.ctx.agent_activity else {}
         for agent in await self.store.list_agents():
-            if agent.name == name and agent.endpoint != endpoint and agent.endpoint in activity:
+            if (agent.name == name and agent.endpoint != endpoint
+                    and activity.get(agent.endpoint) in _DOING):
                 doing = _DOING.get(activity[agent.endpoint], "busy with a call")
                 raise Conflict(f"agent {name!r} is {doing}: change its endpoint once it is"
                                " free")

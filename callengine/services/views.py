@@ -82,6 +82,7 @@ def agent_view(agent: Agent, *, enabled: bool = True) -> dict[str, Any]:
     view: dict[str, Any] = {"name": agent.name, "endpoint": agent.endpoint}
     if enabled:
         view["enabled"] = agent.enabled
+        view["paused"] = agent.paused
     return view
 
 

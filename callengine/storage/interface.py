@@ -126,7 +126,7 @@ class Storage(Protocol):
     async def list_groups(self) -> list[Group]: ...
 
     async def update_agent(self, name: str, endpoint: str | None = None,
-                           enabled: bool | None = None) -> Agent:
+                           enabled: bool | None = None, paused: bool | None = None) -> Agent:
         """Sets what is given (None: left as it is); NotFound if there is none. The engine's
         next dispatch round reads it (a call in progress keeps the agents it was planned
         with)."""

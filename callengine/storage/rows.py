@@ -20,7 +20,7 @@ Ciphers = Mapping[str, SubjectCipher]  # subject id → cipher (Store._ciphers)
 
 
 def to_agent(row: sqlite3.Row) -> Agent:
-    return Agent(row["name"], row["endpoint"], bool(row["enabled"]))
+    return Agent(row["name"], row["endpoint"], bool(row["enabled"]), bool(row["paused"]))
 
 
 def to_widget(row: sqlite3.Row) -> Widget:

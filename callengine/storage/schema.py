@@ -388,6 +388,10 @@ MIGRATIONS: list[str] = [
     ALTER TABLE agent_groups ADD COLUMN accept_timeout INTEGER NOT NULL DEFAULT 10;
     ALTER TABLE attempts ADD COLUMN acceptances TEXT
     """,
+    # An agent's pause (API, CLI, the phone's feature code): kept over restarts.
+    """
+    ALTER TABLE agents ADD COLUMN paused INTEGER NOT NULL DEFAULT 0
+    """,
 ]
 
 # The leading expression of leads_day_phone: a query must spell it exactly so to use the index.

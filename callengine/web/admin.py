@@ -70,10 +70,10 @@ async def list_agents(request: web.Request) -> web.Response:
 
 async def update_agent(request: web.Request) -> web.Response:
     who = await principal(request)
-    data = await _changes(request, ("endpoint", "enabled"))
+    data = await _changes(request, ("endpoint", "enabled", "paused"))
     agent = await services(request).config.update_agent(
         who, request.match_info["agent_name"], endpoint=data.get("endpoint"),
-        enabled=data.get("enabled"))
+        enabled=data.get("enabled"), paused=data.get("paused"))
     return web.json_response(views.agent_view(agent))
 
 

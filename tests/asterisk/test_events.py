@@ -15,6 +15,7 @@ from callengine.telephony import (
     ChannelDestroyed,
     ChannelEnteredApp,
     ChannelRinging,
+    EndpointState,
     PlaybackFinished,
 )
 
@@ -150,3 +151,18 @@ def test_playback_target_and_a_failed_playback():
     assert event.channel_id == finished["playback"]["target_uri"].removeprefix("channel:")
     failed = {**finished, "type": "PlaybackFailed"}  # Asterisk ≥ 21, for a missing sound file
     assert parse_event(failed).failed
+
+
+def test_an_endpoint_state_change():
+    """As Asterisk 22.10 sent it (subscribed to endpoint:PJSIP) when a channel someone else
+    made arrived on agent1, and when agent7's phone unregistered."""
+    busy = {"type": "EndpointStateChange", "application": "probe",
+            "timestamp": "2026-12-02T07:09:29.684+0000", "asterisk_id": "00:00:00:00:00:00",
+            "endpoint": {"technology": "PJSIP", "resource": "agent1", "state": "online",
+                         "channel_ids": ["other-1"]}}
+    gone = {**busy, "endpoint": {"technology": "PJSIP", "resource": "agent7",
+                                 "state": "offline", "channel_ids": []}}
+    assert parse_event(busy) == EndpointState("PJSIP/agent1", "online", ("other-1",))
+    assert parse_event(gone) == EndpointState("PJSIP/agent7", "offline", ())
+    for other in ("PeerStatusChange", "ContactStatusChange"):  # sent beside it: not needed
+        assert parse_event({**gone, "type": other}) is None

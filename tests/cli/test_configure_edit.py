@@ -1,4 +1,4 @@
-"""`callengine agent edit|disable|enable|remove` and `group edit|remove`: through the
+"""`callengine agent edit|disable|enable|pause|resume|remove` and `group edit|remove`: through the
 configuration service, with the CLI's exit codes (0 done, 1 not found or refused while in use,
 2 invalid, 3 not allowed) and the service's reason on stderr."""
 
@@ -24,7 +24,7 @@ def audited(base, capsys) -> list[str]:
     assert cli.main([*base, "audit", "list"]) == 0
     out = capsys.readouterr().out
     return [a for a in ("config.agent.update", "config.agent.disable", "config.agent.enable",
-                        "config.agent.remove", "config.group.update", "config.group.remove")
+                        "config.agent.pause", "config.agent.resume", "config.agent.remove", "config.group.update", "config.group.remove")
             if a in out]
 
 
@@ -37,13 +37,21 @@ def test_an_agent_is_edited_disabled_enabled_and_removed(shop, monkeypatch, caps
     assert cli.main([*base, "agent", "disable", "alice"]) == 0
     assert "alice disabled" in capsys.readouterr().out
     assert listed(base, capsys, "agent") == [
-        {"name": "alice", "endpoint": "PJSIP/desk7", "enabled": False}]
+        {"name": "alice", "endpoint": "PJSIP/desk7", "enabled": False, "paused": False}]
     assert cli.main([*base, "agent", "enable", "alice"]) == 0
     assert listed(base, capsys, "agent")[0]["enabled"] is True
     assert cli.main([*base, "agent", "edit", "alice", "--endpoint", "desk7"]) == 2
     assert "invalid endpoint: expected a dial string" in capsys.readouterr().err
     assert cli.main([*base, "agent", "disable", "ghost"]) == 1
     assert "no agent 'ghost'" in capsys.readouterr().err
+    assert cli.main([*base, "agent", "pause", "alice"]) == 0
+    assert "agent alice paused: not rung until resumed" in capsys.readouterr().out
+    assert listed(base, capsys, "agent")[0]["paused"] is True
+    assert cli.main([*base, "agent", "resume", "alice"]) == 0
+    assert "agent alice resumed" in capsys.readouterr().out
+    assert listed(base, capsys, "agent")[0]["paused"] is False
+    assert cli.main([*base, "agent", "pause", "ghost"]) == 1
+    capsys.readouterr()
 
     assert cli.main([*base, "agent", "remove", "alice"]) == 1
     assert capsys.readouterr().err.strip() == (
@@ -53,7 +61,8 @@ def test_an_agent_is_edited_disabled_enabled_and_removed(shop, monkeypatch, caps
     assert "agent zed removed" in capsys.readouterr().out
     assert [a["name"] for a in listed(base, capsys, "agent")] == ["alice"]
     assert audited(base, capsys) == ["config.agent.update", "config.agent.disable",
-                                     "config.agent.enable", "config.agent.remove"]
+                                     "config.agent.enable", "config.agent.pause",
+                                     "config.agent.resume", "config.agent.remove"]
 
 
 def test_a_group_is_edited_and_removed_only_when_no_widget_uses_it(shop, monkeypatch, capsys):
@@ -99,10 +108,11 @@ def test_only_an_admin_may(shop, monkeypatch, capsys):
     as_user(monkeypatch, "alice")  # at most a supervisor
     for command in (["agent", "edit", "alice", "--endpoint", "PJSIP/x"],
                     ["agent", "disable", "alice"], ["agent", "enable", "alice"],
+                    ["agent", "pause", "alice"], ["agent", "resume", "alice"],
                     ["agent", "remove", "alice"], ["group", "edit", "sales", "--agents", "alice"],
                     ["group", "remove", "sales"]):
         assert cli.main([*base, *command]) == 3, command
         assert "not allowed" in capsys.readouterr().err
     as_user(monkeypatch, "root")
     assert listed(configure(), capsys, "agent") == [
-        {"name": "alice", "endpoint": "PJSIP/agent1", "enabled": True}]
+        {"name": "alice", "endpoint": "PJSIP/agent1", "enabled": True, "paused": False}]

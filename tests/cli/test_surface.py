@@ -23,6 +23,8 @@ SURFACE = {
     "agent edit": ["name", "--endpoint"],
     "agent disable": ["name"],
     "agent enable": ["name"],
+    "agent pause": ["name"],
+    "agent resume": ["name"],
     "agent remove": ["name"],
     "group add": ["name", "--agents", "--strategy", "--ring-timeout"],
     "group list": [],

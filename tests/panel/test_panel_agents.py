@@ -58,6 +58,25 @@ async def test_the_admin_disables_and_enables_an_agent(client, panel):
     assert await config_actions(panel) == ["config.agent.disable", "config.agent.enable"]
 
 
+async def test_the_admin_pauses_and_resumes_an_agent_and_sees_what_it_is_doing(client, panel):
+    page = await (await client.get("/panel/agents", headers=ADMIN)).text()
+    assert 'action="/panel/agents/alice/pause"' in page and EN["paused_note"] in page
+    assert 'data-agent-state="unknown"' in page  # no engine beside this panel
+    done = await client.post("/panel/agents/alice/pause", data={"csrf": CSRF}, headers=ADMIN,
+                             allow_redirects=False)
+    assert done.status == 303 and done.headers["Location"] == "/panel/agents"
+    assert (await panel.store.list_agents())[0].paused is True
+    page = await (await client.get("/panel/agents", headers=ADMIN)).text()
+    assert 'action="/panel/agents/alice/resume"' in page
+    assert f'data-agent-state="paused">{EN["agent_paused"]}<' in page
+    refused = await client.post("/panel/agents/alice/resume", data={}, headers=ADMIN)
+    assert refused.status == 403  # no CSRF token: nothing changes
+    assert (await panel.store.list_agents())[0].paused is True
+    await client.post("/panel/agents/alice/resume", data={"csrf": CSRF}, headers=ADMIN)
+    assert (await panel.store.list_agents())[0].paused is False
+    assert await config_actions(panel) == ["config.agent.pause", "config.agent.resume"]
+
+
 async def test_a_group_is_edited_with_its_members_numbered_in_ring_order(client, panel):
     for name in ("bob", "carol"):
         await panel.store.add_agent(Agent(name, f"PJSIP/{name}"))

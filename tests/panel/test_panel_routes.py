@@ -336,7 +336,8 @@ async def test_the_board_streams_its_snapshot_as_server_sent_events(client, pane
     assert [c["lead"] for c in data["calls"]] == [queued.id]
     assert data["calls"][0]["phone"] == "+48 *** *** 999"
     # no engine runs beside this panel: it says it does not know what alice is doing
-    assert data["agents"] == [{"name": "alice", "enabled": True, "state": "unknown"}]
+    assert data["agents"] == [{"name": "alice", "enabled": True, "paused": False,
+                              "state": "unknown"}]
     assert re.search(r'data-agent="alice" data-state="unknown"><td>alice</td><td>unknown', html)
 
 

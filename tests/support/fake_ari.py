@@ -5,7 +5,9 @@ and bridges, injects events and typed failures.
 By default it answers as Asterisk does when every phone answers at once: an originated
 channel enters the app, a playback finishes, a hangup destroys the channel. `answer=False`
 leaves originated channels ringing until the test says what happens (`answer`, `reject`,
-`far_end_hangs_up`). add_to_bridge retries NotReady exactly as the real client does (it uses
+`far_end_hangs_up`). Endpoints it is told of (`set_endpoint`) are listed by endpoint_states()
+and, as Asterisk does, report each channel's arrival and end on them (EndpointState events);
+endpoints it is not told of are not listed (presence "unknown", rung as before). add_to_bridge retries NotReady exactly as the real client does (it uses
 the client's retry_not_ready), so each try is one recorded request.
 """
 
@@ -23,6 +25,7 @@ from callengine.telephony import (
     Connected,
     DigitPressed,
     Disconnected,
+    EndpointState,
     ExternalMediaChannel,
     Gone,
     NotReady,
@@ -67,6 +70,7 @@ class FakeAri:
         self._queue: asyncio.Queue[TelephonyEvent | None] = asyncio.Queue()
         self._up = asyncio.Event()  # cleared by go_down: events() stays disconnected
         self._up.set()
+        self.endpoints: dict[str, EndpointState] = {}  # "PJSIP/agent1" → as Asterisk says
 
     # -- what tests do ----------------------------------------------------------------------
 
@@ -84,9 +88,11 @@ class FakeAri:
         time and no channels or bridges). `vanished` channels are gone without an event, as
         when they end while nobody listens."""
         for channel_id in vanished:
-            self._forget_channel(channel_id)
+            self._forget_channel(channel_id, quietly=True)
         if restarted:
             self.asterisk_started += "-restarted"
+            for endpoint, state in self.endpoints.items():
+                self.endpoints[endpoint] = EndpointState(endpoint, state.state)
             self.channels.clear()
             self.states.clear()
             self.bridges.clear()
@@ -104,6 +110,7 @@ class FakeAri:
         """A channel Asterisk has that the engine did not create (through us)."""
         self.channels[channel_id] = endpoint
         self.states[channel_id] = state
+        self._endpoint_channels(endpoint, add=channel_id)
 
     def hand_over(self, channel_id: str, endpoint: str, *args: str,
                   name: str = "PJSIP/caller-00000001") -> None:
@@ -116,6 +123,24 @@ class FakeAri:
         """The far end of `channel_id` presses these keys (one DigitPressed each)."""
         for digit in digits:
             self.emit(DigitPressed(channel_id, digit))
+
+    def set_endpoint(self, endpoint: str, state: str = "online",
+                     channel_ids: tuple[str, ...] | None = None, *, quietly: bool = False) -> None:
+        """Asterisk's state of `endpoint` changes (a phone registers: "online", unregisters:
+        "offline"); `channel_ids` None keeps its channels. An EndpointState event follows
+        unless `quietly` (it changed while nobody listened: only endpoint_states() tells)."""
+        kept = self.endpoints[endpoint].channel_ids if endpoint in self.endpoints else ()
+        self.endpoints[endpoint] = EndpointState(
+            endpoint, state, kept if channel_ids is None else tuple(channel_ids))
+        if not quietly:
+            self.emit(self.endpoints[endpoint])
+
+    def _endpoint_channels(self, endpoint: str, add: str = "", remove: str = "",
+                           quietly: bool = False) -> None:
+        if endpoint in self.endpoints:
+            ids = tuple(c for c in self.endpoints[endpoint].channel_ids if c != remove)
+            self.set_endpoint(endpoint, self.endpoints[endpoint].state,
+                              ids + ((add,) if add else ()), quietly=quietly)
 
     def add_bridge(self, bridge_id: str) -> None:
         """A bridge Asterisk has that was not created through us."""
@@ -162,11 +187,16 @@ class FakeAri:
         self._request("bridge_ids")
         return list(self.bridges)
 
+    async def endpoint_states(self) -> list[EndpointState]:
+        self._request("endpoint_states")
+        return list(self.endpoints.values())
+
     async def originate(self, endpoint: str, channel_id: str, *, app_args: list[str],
                         timeout: int, caller_id: str | None = None) -> None:
         self._request("originate", endpoint, channel_id, tuple(app_args), timeout, caller_id)
         self.channels[channel_id] = endpoint
         self.states[channel_id] = "Ringing"
+        self._endpoint_channels(endpoint, add=channel_id)
         self.channel_names[channel_id] = f"PJSIP/chan-{len(self.channel_names):08x}"
         self._args[channel_id] = tuple(app_args)
         if self.auto_answer:
@@ -240,7 +270,9 @@ class FakeAri:
         if pending:
             raise pending.pop(0)
 
-    def _forget_channel(self, channel_id: str) -> None:
+    def _forget_channel(self, channel_id: str, quietly: bool = False) -> None:
+        self._endpoint_channels(self.channels.get(channel_id, ""), remove=channel_id,
+                                quietly=quietly)
         self.channels.pop(channel_id, None)
         self.states.pop(channel_id, None)
         for members in self.bridges.values():

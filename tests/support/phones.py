@@ -17,6 +17,10 @@ Roles (scenario templates in tests/sipp/):
                 dtmf_2833_<key>.pcap) instead of streaming a tone
 One sipp process takes any number of calls (each INVITE starts the scenario).
 
+RegisteringPhone is an "answer" phone that first registers as agentN (username/password, as a
+real phone does with the callengine-agent templates): Asterisk learns its contact from the
+REGISTER and sends its calls there; `unregister()` ends it (REGISTER Expires: 0).
+
 Conventions: agents agentN listen on 5080+N and play 440 Hz; the "PSTN" (trunk
 endpoint pstn, visitors PJSIP/+<e164>@pstn) listens on 5070 and plays 1000 Hz.
 
@@ -143,6 +147,7 @@ _KINDS = {
     "bye_received": "BYE_RECEIVED",
     "bye_sent": "BYE_SENT",
     "pressed": "PRESSED",
+    "registered": "REGISTERED",
 }
 
 
@@ -207,6 +212,9 @@ class Phone:
         path.write_text(text)
         return path
 
+    def _sipp_args(self, scenario: Path) -> list[str]:
+        return ["-sf", str(scenario)]
+
     def _launch(self) -> None:
         if _udp_bound(self.port):
             raise RuntimeError(f"UDP port {self.port} is already in use: another phone still running?")
@@ -216,7 +224,7 @@ class Phone:
         self.ctrl_port = _pick("ctrl", *_CTRL_RANGE, 1, "0.0.0.0")
         self.media_port = _pick("media", *_MEDIA_RANGE, _MEDIA_BLOCK, self.host)
         cmd = [
-            "sipp", "-sf", str(scenario),
+            "sipp", *self._sipp_args(scenario),
             "-i", self.host, "-p", str(self.port), "-mi", self.host,
             "-cp", str(self.ctrl_port), "-mp", str(self.media_port),
             "-nostdin", "-aa",
@@ -374,3 +382,68 @@ class Phone:
 
     def __repr__(self) -> str:
         return f"Phone({self.port}, {self.role!r}, counters={self.counters() if self._dir else None})"
+
+
+class RegisteringPhone(Phone):
+    """An answering phone that registers to Asterisk (127.0.0.1:5060) as `user` with
+    `password` from its own port, and takes the calls sent to that contact (sipp -oocsf)."""
+
+    def __init__(self, port: int, user: str, password: str, **kw) -> None:
+        super().__init__(port, "answer", **kw)
+        self.user, self.password = user, password
+
+    def _scenario(self, expires: int, stay_ms: int) -> Path:
+        assert self._dir is not None
+        text = (SCENARIOS / "register.xml").read_text()
+        for key, value in (("USER", self.user), ("PASSWORD", self.password),
+                           ("EXPIRES", str(expires)), ("STAY_MS", str(stay_ms))):
+            text = text.replace("{{" + key + "}}", value)
+        path = self._dir / f"register-{expires}.xml"
+        path.write_text(text)
+        return path
+
+    def _sipp_args(self, scenario: Path) -> list[str]:
+        # the UAC scenario registers once (-m 1), the answer role takes the calls out of it
+        return ["127.0.0.1:5060", "-sf", str(self._scenario(3600, 3_600_000)),
+                "-oocsf", str(scenario), "-m", "1"]
+
+    async def registered(self, timeout: float = 10) -> None:
+        await self.wait_for("registered", 1, timeout)
+
+    def unregister(self) -> None:
+        """Stop taking calls and take the registration back (REGISTER Expires: 0 from the
+        same port, as the phone would)."""
+        self.stop()
+        assert self._dir is not None
+        subprocess.run(
+            ["sipp", "127.0.0.1:5060", "-sf", str(self._scenario(0, 1)), "-m", "1",
+             "-i", self.host, "-p", str(self.port), "-cp", str(self.ctrl_port),
+             "-mp", str(self.media_port), "-nostdin", "-timeout", "10", "-timeout_error"],
+            check=True, capture_output=True, timeout=15, cwd=self._dir)
+
+
+
+def dial_feature_code(user: str, password: str, exten: str, *, port: int,
+                      timeout: float = 15) -> None:
+    """A phone registered as `user` dials `exten` (e.g. "*45") through Asterisk and listens
+    until Asterisk hangs up; raises if the call does not go so (sipp's exit status)."""
+    folder = Path(tempfile.mkdtemp(prefix="callengine-dial-"))
+    try:
+        text = (SCENARIOS / "dial.xml").read_text()
+        for key, value in (("USER", user), ("PASSWORD", password), ("EXTEN", exten)):
+            text = text.replace("{{" + key + "}}", value)
+        (folder / "dial.xml").write_text(text)
+        ctrl = _pick("ctrl", *_CTRL_RANGE, 1, "0.0.0.0")
+        media = _pick("media", *_MEDIA_RANGE, _MEDIA_BLOCK, "127.0.0.1")
+        proc = subprocess.run(
+            ["sipp", "127.0.0.1:5060", "-sf", str(folder / "dial.xml"), "-m", "1",
+             "-i", "127.0.0.1", "-p", str(port), "-cp", str(ctrl), "-mp", str(media),
+             "-nostdin", "-timeout", str(int(timeout)), "-timeout_error",
+             "-trace_err", "-error_file", str(folder / "errors.log")],
+            capture_output=True, timeout=timeout + 5, cwd=folder)
+        if proc.returncode != 0:
+            errors = (folder / "errors.log").read_text(errors="replace") \
+                if (folder / "errors.log").exists() else ""
+            raise RuntimeError(f"dialling {exten} as {user} failed ({proc.returncode}): {errors[-1500:]}")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

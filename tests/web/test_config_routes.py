@@ -53,8 +53,8 @@ async def test_agents_and_groups_are_listed(env):
     client, _, _ = env
     agents = await (await client.get("/api/v1/agents", headers=H)).json()
     assert agents == {"agents": [
-        {"name": "alice", "endpoint": "PJSIP/agent1", "enabled": True},
-        {"name": "bob", "endpoint": "PJSIP/agent2", "enabled": True}]}
+        {"name": "alice", "endpoint": "PJSIP/agent1", "enabled": True, "paused": False},
+        {"name": "bob", "endpoint": "PJSIP/agent2", "enabled": True, "paused": False}]}
     groups = await (await client.get("/api/v1/groups", headers=H)).json()
     assert groups == {"groups": [
         {"name": "sales", "strategy": "ring-all", "ring_timeout": 20,
@@ -67,21 +67,30 @@ async def test_an_agent_is_edited_disabled_and_enabled(env):
     client, store, _ = env
     r = await client.patch("/api/v1/agents/alice", json={"endpoint": "PJSIP/desk7"}, headers=H)
     assert r.status == 200
-    assert await r.json() == {"name": "alice", "endpoint": "PJSIP/desk7", "enabled": True}
+    assert await r.json() == {"name": "alice", "endpoint": "PJSIP/desk7", "enabled": True,
+                              "paused": False}
     r = await client.patch("/api/v1/agents/alice", json={"enabled": False}, headers=H)
     assert (await r.json())["enabled"] is False
     assert [a.enabled for a in await store.list_agents()] == [False, True]
     r = await client.patch("/api/v1/agents/alice", json={"enabled": True}, headers=H)
     assert (await r.json())["enabled"] is True
+    r = await client.patch("/api/v1/agents/alice", json={"paused": True}, headers=H)
+    assert (await r.json())["paused"] is True
+    assert [a.paused for a in await store.list_agents()] == [True, False]
+    r = await client.patch("/api/v1/agents/alice", json={"paused": False}, headers=H)
+    assert (await r.json())["paused"] is False
     assert await config_actions(store) == [
         ("config.agent.update", "agent:alice", "PJSIP/desk7"),
         ("config.agent.disable", "agent:alice", ""),
-        ("config.agent.enable", "agent:alice", "")]
+        ("config.agent.enable", "agent:alice", ""),
+        ("config.agent.pause", "agent:alice", ""),
+        ("config.agent.resume", "agent:alice", "")]
 
 
 @pytest.mark.parametrize("body, field", [
     ({"endpoint": "nothing"}, "endpoint"), ({"enabled": "no"}, "enabled"),
     ({"endpoint": "PJSIP/x", "enabled": 1}, "enabled"), ({}, "endpoint"),
+    ({"paused": "yes"}, "paused"),
     ({"name": "carol"}, "name"),
 ])
 async def test_a_refused_agent_edit_is_422_and_changes_nothing(env, body, field):

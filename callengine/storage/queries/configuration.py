@@ -81,8 +81,11 @@ class ConfigurationQueries(StoreBase):
         return [await self.get_group(name) for name in names]
 
     async def update_agent(self, name: str, endpoint: str | None = None,
-                           enabled: bool | None = None) -> Agent:
+                           enabled: bool | None = None, paused: bool | None = None) -> Agent:
         async with self._transaction() as db:
+            if paused is not None:
+                await db.execute("UPDATE agents SET paused = ? WHERE name = ?",
+                                 (int(paused), name))
             if endpoint is not None:
                 await db.execute("UPDATE agents SET endpoint = ? WHERE name = ?", (endpoint, name))
             if enabled is not None:

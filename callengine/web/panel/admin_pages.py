@@ -23,7 +23,9 @@ POSITION = "position:"  # a group form's field per agent: its place in the ring 
 async def _agents_context(request: web.Request) -> dict:
     who = principal(request)
     services = panel_services(request)
+    board = await services.board.snapshot(who)  # what each agent is doing now
     return {"agents": await services.config.agents(who),
+            "states": {a["name"]: a["state"] for a in board["agents"]},
             "groups": await services.config.groups(who),
             "strategies": [s.value for s in Strategy]}
 
@@ -74,6 +76,17 @@ async def enable_agent(request: web.Request) -> web.Response:
     await panel_services(request).config.update_agent(
         principal(request), request.match_info["name"],
         enabled=request.match_info["state"] == "enable")
+    raise web.HTTPSeeOther(f"{PANEL}/agents")
+
+
+@page
+async def pause_agent(request: web.Request) -> web.Response:
+    """POST …/pause or …/resume: a paused agent is not rung until resumed (as *45 from the
+    agent's phone does)."""
+    await form(request)
+    await panel_services(request).config.update_agent(
+        principal(request), request.match_info["name"],
+        paused=request.match_info["state"] == "pause")
     raise web.HTTPSeeOther(f"{PANEL}/agents")
 
 
@@ -208,6 +221,7 @@ ROUTES = [  # (method, path under /panel, handler)
     ("POST", "/groups", create_group),
     ("POST", "/agents/{name}/edit", edit_agent),
     ("POST", "/agents/{name}/{state:enable|disable}", enable_agent),
+    ("POST", "/agents/{name}/{state:pause|resume}", pause_agent),
     ("GET", "/agents/{name}/remove", confirm_removal),
     ("POST", "/agents/{name}/remove", remove),
     ("POST", "/groups/{name}/edit", edit_group),
