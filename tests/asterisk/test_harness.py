@@ -107,7 +107,7 @@ async def test_agent_answers_and_we_hang_up(asterisk):
         await phone.wait_for("bye_received")
     assert phone.counters() == {
         "received": 1, "answered": 1, "rejected": 0, "cancelled": 0, "bye_received": 1, "bye_sent": 0,
-        "registered": 0,
+        "pressed": 0, "registered": 0,
     }
     assert phone.errors() == ""
 
