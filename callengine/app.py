@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 
-from callengine import agent_phone
+from callengine import agent_phone, queue_callback
 from callengine.asterisk.ami import AmiClient
 from callengine.asterisk.ari import AriClient
 from callengine.config import Config
@@ -112,8 +112,12 @@ async def _serve(config: Config, store: Store, ari: AriClient, vault: RecordingV
         recording = replace(recording, on_finished=metrics.recording_finished)
     engine = Engine(store, ari, config.dialing, recording=recording, clock=clock,
                     on_finished=metrics.attempt_finished,
-                    inbound={agent_phone.PURPOSE: agent_phone.pause_handler(
-                        lambda endpoint, name: services.config.pause_from_phone(endpoint, name))})
+                    inbound={
+                        agent_phone.PURPOSE: agent_phone.pause_handler(
+                            lambda endpoint, name: services.config.pause_from_phone(endpoint, name)),
+                        queue_callback.PURPOSE: queue_callback.queue_callback_handler(
+                            lambda queue: services.leads.widget_for_queue(queue),
+                            lambda *a, **k: services.leads.create_from_queue(*a, **k), clock)})
     ami_ready = recording.link_up if recording is not None else None
     metrics.watch(calls=lambda: engine.active_calls, ari=engine.ready.is_set, ami=ami_ready)
     services = Services(store, vault=vault, clock=clock, on_lead=engine.wake, channel="api",

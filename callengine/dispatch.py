@@ -13,12 +13,14 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable
+from dataclasses import replace
 
 from callengine import flow, ringorder
 from callengine.config import DialingConfig
 from callengine.model import Attempt, Group, Lead, Widget
 from callengine.numbers import VisitorNumber, dial_string_digits
 from callengine.presence import Presence
+from callengine.queue_callback import QUEUE_CALLBACK_CONTEXT
 from callengine.ringorder import RingState
 from callengine.storage import Store
 
@@ -50,6 +52,8 @@ class Dispatcher:
         due = await self._store.due_leads(now, limit=limit)
         plans = await self._store.dialling_plans(lead.widget_id for lead in due)
         state = await self._ring_state(list(plans.values()))
+        queued = await self._store.queue_callbacks(
+            [lead.id for lead in due if plans[lead.widget_id][0].settings.queue is not None])
         planned: list[tuple[Lead, Widget, Group, tuple[str, ...]]] = []
         rotations: dict[str, tuple[str, str]] = {}
         try:
@@ -57,6 +61,14 @@ class Dispatcher:
                 if len(planned) >= room:
                     break
                 widget, group = plans[lead.widget_id]
+                if widget.settings.queue is not None:  # the queue's members answer, not a group
+                    placed = queue_placeholder(lead, widget, group, queued.get(lead.id), now)
+                    if placed is None:
+                        continue
+                    group, order = placed
+                    free = order
+                    planned.append((lead, widget, group, order))
+                    continue
                 free = tuple(
                     a.endpoint for a in group.agents
                     if a.enabled and not a.paused and a.endpoint not in self._reserved
@@ -108,6 +120,25 @@ class Dispatcher:
             group.strategy, [a.endpoint for a in group.agents], free,
             rotation=state.rotations.get(group.name), last_called=state.last_called,
             rng=self._rng)
+
+
+# How long a queue lead may wait for its place-in-line row (written just after the lead):
+# after this, it is placed by its creation time (the handler died between the two writes).
+QUEUE_ROW_GRACE_S = 30.0
+
+
+def queue_placeholder(lead: Lead, widget: Widget, group: Group, callback: dict | None,
+                      now: float) -> tuple[Group, tuple[str, ...]] | None:
+    """A queue callback's "agent": a Local channel into the dialplan that waits in the queue
+    in the caller's old place (by the time they had joined) until a member answers, for up to
+    the widget's queue_wait_s; None while its place-in-line row is still being written."""
+    if callback is None and now - lead.created_at < QUEUE_ROW_GRACE_S:
+        return None
+    joined = lead.created_at if callback is None else callback["joined_at"]
+    endpoint = f"Local/{joined:.3f}-{widget.settings.queue}@{QUEUE_CALLBACK_CONTEXT}/n"
+    waiting = replace(group, strategy=flow.Strategy.SEQUENTIAL, accept_digit=None,
+                      ring_timeout=widget.settings.queue_wait_s)
+    return waiting, (endpoint,)
 
 
 def call_plan(lead: Lead, widget: Widget, group: Group, agents: tuple[str, ...], *,

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import functools
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
+from callengine.appearance import appearance
+from callengine.checks import is_one_line, whole_in as _int_in
 from callengine.errors import InvalidInput
 from callengine.flow import ACCEPT_DIGITS, Acceptance, Outcome, Strategy
 from callengine.hours import Calendar, calendar, check_holidays, check_hours, check_time_zone
@@ -35,27 +36,12 @@ RECORDING_DELETED = "deleted"  # crypto-shredded: the row is a tombstone
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 _ENDPOINT = re.compile(r"(PJSIP|SIP|IAX2|Local)/[A-Za-z0-9_.@+-]{1,80}")
 _MEDIA = re.compile(r"(sound|recording|tone):[A-Za-z0-9_/.,=|-]{1,120}")
+_QUEUE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _CLAUSE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,190}\.[A-Za-z]{2,}")
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:\d+)?")
-# Not "one line" of text: line and paragraph separators (Zl, Zp) and the Unicode categories of
-# control (Cc: NUL…, CR, LF, NEL), format (Cf: bidi overrides and isolates, LRM/RLM, zero-width
-# characters), surrogate (Cs: a lone one can't even be encoded), private use (Co) and
-# unassigned (Cn) characters.
-_NOT_ONE_LINE = frozenset({"Zl", "Zp", "Cc", "Cf", "Cs", "Co", "Cn"})
 RETRYABLE_OUTCOMES = frozenset(o.value for o in Outcome if o is not Outcome.CONNECTED)
 LEAD_FIELDS = frozenset({"phone", "name", "email", "consent", "clause_version", "language"})
-# The keys of the widget's texts (callengine.services.widget_texts has the built-in English and
-# Polish ones; a widget's `texts` setting overrides them per language).
-WIDGET_TEXT_KEYS = frozenset({
-    "button", "title", "intro", "phone_label", "phone_hint", "name_label", "email_label",
-    "consent_marketing", "consent_recording", "slot_label", "slot_now", "submit", "cancel",
-    "close", "sending", "challenge", "queued", "scheduled", "calling", "countdown", "connected",
-    "failed", "closed", "error", "rate_limited", "invalid_number",
-})
-_LANGUAGE = re.compile(r"[a-z]{2}")
-_COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
-WIDGET_POSITIONS = ("bottom-right", "bottom-left")
 ALLOWED_KINDS = {
     "mobile", "fixed_line", "fixed_line_or_mobile", "voip", "toll_free", "personal_number",
     "uan", "pager", "voicemail",
@@ -139,6 +125,10 @@ class WidgetSettings:
     position: str = "bottom-right"
     open_after_s: int | None = None  # open by itself after this many seconds on the page
     exit_intent: bool = False  # open when the pointer leaves toward the browser's bar
+    # A queue-callback widget (docs/queue-callback.md): the Asterisk queue whose waiting callers
+    # press 1 to be called back; its leads wait in that queue (up to queue_wait_s) for a member.
+    queue: str | None = None
+    queue_wait_s: int = 3600
 
     def calendar(self) -> Calendar:
         return calendar(self.time_zone, self.hours, self.holidays)
@@ -288,14 +278,6 @@ def optional_text(field_name: str, value: Any, limit: int) -> str | None:
     return value.strip()
 
 
-def is_one_line(text: str) -> bool:
-    """Printable text on one line: no separators, controls, bidi or invisible formatting
-    characters, surrogates, private-use or unassigned code points."""
-    if text.isascii():  # the usual case, quickly: only C0 controls and DEL are refused
-        return text.isprintable()
-    return not any(unicodedata.category(c) in _NOT_ONE_LINE for c in text)
-
-
 def lead_from_input(data: dict[str, Any], policy: NumberPolicy) -> LeadInput:
     """A widget's lead from its JSON fields; the number is checked last, against `policy`
     (raises `NumberRejected` with its code)."""
@@ -410,8 +392,13 @@ def widget_settings_from_input(data: Any) -> WidgetSettings:
     for origin in origins:
         if not _ORIGIN.fullmatch(origin):
             raise InvalidInput("allowed_origins", f"{origin!r} is not an origin like https://a.b")
+    queue = values["queue"]
+    if queue is not None and (not isinstance(queue, str) or not _QUEUE.fullmatch(queue)):
+        raise InvalidInput("queue", "expected an Asterisk queue name (letters, digits, _ and -)")
     return WidgetSettings(
         group=values["group"],
+        queue=queue,
+        queue_wait_s=_int_in("queue_wait_s", values["queue_wait_s"], 60, 86400),
         visitor_endpoint=endpoint,
         number_format=values["number_format"],
         caller_id=caller_id,
@@ -450,62 +437,8 @@ def widget_settings_from_input(data: Any) -> WidgetSettings:
         slot_minutes=_int_in("slot_minutes", values["slot_minutes"], 5, 480),
         slot_capacity=_int_in("slot_capacity", values["slot_capacity"], 0, 1000),
         slot_days=_int_in("slot_days", values["slot_days"], 1, 60),
-        **_appearance(values),
+        **appearance(values),
     )
-
-
-def _appearance(values: dict[str, Any]) -> dict[str, Any]:
-    """The widget's own settings: its challenge, fields, texts and look."""
-    if values["challenge"] not in ("on", "off"):
-        raise InvalidInput("challenge", "must be \"on\" or \"off\"")
-    for name in ("ask_name", "ask_email", "exit_intent"):
-        if not isinstance(values[name], bool):
-            raise InvalidInput(name, "must be true or false")
-    colour = values["colour"]
-    if not isinstance(colour, str) or not _COLOUR.fullmatch(colour):
-        raise InvalidInput("colour", "must be a colour like #1f5fbf")
-    if values["position"] not in WIDGET_POSITIONS:
-        raise InvalidInput("position", f"must be {' or '.join(WIDGET_POSITIONS)}")
-    open_after = values["open_after_s"]
-    return {
-        "challenge": values["challenge"],
-        "ask_name": values["ask_name"],
-        "ask_email": values["ask_email"],
-        "countdown_s": _int_in("countdown_s", values["countdown_s"], 0, 300),
-        "texts": check_texts(values["texts"]),
-        "colour": colour.lower(),
-        "position": values["position"],
-        "open_after_s": None if open_after is None else _int_in("open_after_s", open_after,
-                                                                0, 3600),
-        "exit_intent": values["exit_intent"],
-    }
-
-
-def check_texts(value: Any) -> dict[str, dict[str, str]]:
-    """{lang: {key: text}}: two-letter language codes, known keys, one line of ≤ 300 chars."""
-    if not isinstance(value, dict):
-        raise InvalidInput("texts", "must be an object {language: {key: text}}")
-    texts: dict[str, dict[str, str]] = {}
-    for language, entries in value.items():
-        if not isinstance(language, str) or not _LANGUAGE.fullmatch(language):
-            raise InvalidInput("texts", f"{language!r} is not a language code like en or pl")
-        if not isinstance(entries, dict):
-            raise InvalidInput("texts", f"{language}: must be an object {{key: text}}")
-        for key, text in entries.items():
-            if key not in WIDGET_TEXT_KEYS:
-                raise InvalidInput("texts", f"{language}: {key!r} is not a text of the widget")
-            if not isinstance(text, str) or not text.strip() or len(text) > 300 or (
-                    not is_one_line(text)):
-                raise InvalidInput("texts", f"{language}.{key}: must be one line of at most "
-                                   "300 characters")
-        texts[language] = dict(entries)
-    return texts
-
-
-def _int_in(field_name: str, value: Any, low: int, high: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise InvalidInput(field_name, f"must be a whole number from {low} to {high}")
-    return value
 
 
 def _str_tuple(field_name: str, value: Any) -> tuple[str, ...]:

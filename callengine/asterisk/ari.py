@@ -170,6 +170,11 @@ class AriClient:
     async def answer_channel(self, channel_id: str) -> None:
         await self.request("POST", f"/channels/{channel_id}/answer")
 
+    async def continue_in_dialplan(self, channel_id: str, context: str, extension: str
+                                   ) -> None:
+        await self.request("POST", f"/channels/{channel_id}/continue",
+                           params={"context": context, "extension": extension, "priority": 1})
+
     async def ring(self, channel_id: str, on: bool) -> None:
         await self.request("POST" if on else "DELETE", f"/channels/{channel_id}/ring")
 

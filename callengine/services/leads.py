@@ -20,6 +20,11 @@ from callengine.storage import LeadFilter
 
 log = logging.getLogger(__name__)
 
+# The consent's clause_version of a lead taken on the phone: what the caller heard is the
+# prompts of callengine.queue_callback (their list is in the lead's evidence); a widget with
+# registered clauses registers one under this version for its queue's callers.
+QUEUE_CLAUSE_VERSION = "queue-ivr-1"
+
 
 class Leads(Service):
     async def widget_for_key(self, public_key: str) -> Widget:
@@ -100,6 +105,24 @@ class Leads(Service):
                  wanted.number.masked(),
                  "" if scheduled_for is None else f", due at {scheduled_for:.0f}")
         self.ctx.on_lead()
+        return lead
+
+    async def widget_for_queue(self, queue: str) -> Widget | None:
+        """The enabled widget whose `queue` setting names this Asterisk queue (the first, by
+        id), or None."""
+        widgets = sorted(await self.store.list_widgets(), key=lambda w: w.id)
+        return next((w for w in widgets if w.enabled and w.settings.queue == queue), None)
+
+    async def create_from_queue(self, widget: Widget, phone: str, recording: bool, *,
+                                queue: str, joined_at: float, evidence: dict[str, Any]) -> Lead:
+        """A caller's callback taken on the phone (callengine.queue_callback): validated and
+        limited as a CRM's lead of the widget (no challenge: it is a call), with the in-call
+        consent (the keys pressed, `evidence`) and the place in line kept beside it."""
+        lead = await self.create(widget, {
+            "phone": phone, "consent": {"marketing": False, "recording": recording},
+            "clause_version": QUEUE_CLAUSE_VERSION}, crm=True)
+        if not lead.duplicate:
+            await self.store.add_queue_callback(lead.id, queue, joined_at, evidence)
         return lead
 
     async def _check_clause(self, widget: Widget, version: str,

@@ -1,5 +1,5 @@
 """The widget's built-in texts, in English and Polish; a widget's `texts` setting overrides
-them per language (model.WIDGET_TEXT_KEYS are the keys). `{seconds}` in "countdown" is the
+them per language (appearance.WIDGET_TEXT_KEYS are the keys). `{seconds}` in "countdown" is the
 seconds left; `{time}` in "scheduled" the local time the call is due."""
 
 from __future__ import annotations

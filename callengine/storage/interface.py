@@ -225,6 +225,14 @@ class Storage(Protocol):
         """Widget id → (the widget, its group with its agents in order), for the dispatcher's
         round, read together (NotFound for a widget or group not there)."""
 
+    async def add_queue_callback(self, lead_id: str, queue: str, joined_at: float,
+                                 evidence: dict[str, Any]) -> None:
+        """A queue callback's lead (created with create_lead): the queue, when the caller had
+        joined it, and the consent evidence (JSON-able; no personal data). Goes with the lead."""
+
+    async def queue_callbacks(self, lead_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Each of these leads that is a queue callback → {queue, joined_at, evidence}."""
+
     async def start_attempt(self, lead_id: str, now: float) -> Attempt:
         """The lead goes from queued to calling with a new active attempt, atomically (Conflict
         if it is not queued); committed before any dial."""

@@ -392,6 +392,17 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE agents ADD COLUMN paused INTEGER NOT NULL DEFAULT 0
     """,
+    # A queue callback's lead (callengine/queue_callback.py): the queue the caller left, when
+    # they had joined it (their place in line), and the consent evidence of the call (the
+    # prompts heard and the keys pressed, JSON; no number in it). Goes with its lead.
+    """
+    CREATE TABLE queue_callbacks (
+        lead_id TEXT PRIMARY KEY REFERENCES leads(id) ON DELETE CASCADE,
+        queue TEXT NOT NULL,
+        joined_at REAL NOT NULL,
+        evidence TEXT NOT NULL
+    )
+    """,
 ]
 
 # The leading expression of leads_day_phone: a query must spell it exactly so to use the index.

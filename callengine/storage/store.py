@@ -28,6 +28,7 @@ from callengine.storage.queries.access import AccessQueries
 from callengine.storage.queries.clauses import ClauseQueries
 from callengine.storage.queries.configuration import ConfigurationQueries
 from callengine.storage.queries.leads import LeadQueries
+from callengine.storage.queries.queue_callbacks import QueueCallbackQueries
 from callengine.storage.queries.recordings import RecordingQueries
 from callengine.storage.queries.reports import ReportQueries
 from callengine.storage.queries.retention import RetentionQueries
@@ -53,7 +54,7 @@ def default_keystore(database: Path) -> Path:
 
 class Store(ConfigurationQueries, IntakeJournal, LeadQueries, RecordingQueries, AccessQueries,
             RetentionQueries, ReportQueries, SubjectQueries, ClauseQueries, UserQueries,
-            WebhookQueries):
+            WebhookQueries, QueueCallbackQueries):
     """The SQLite backend of interface.Storage (see there for what each write guarantees)."""
 
     def challenge_key(self) -> bytes:

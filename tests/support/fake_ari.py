@@ -223,6 +223,10 @@ class FakeAri:
         self._request("answer_channel", channel_id)
         self.states[channel_id] = "Up"
 
+    async def continue_in_dialplan(self, channel_id: str, context: str, extension: str
+                                   ) -> None:
+        self._request("continue_in_dialplan", channel_id, context, extension)
+
     async def ring(self, channel_id: str, on: bool) -> None:
         self._request("ring", channel_id, on)
 

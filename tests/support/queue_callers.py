@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import shutil
+import struct
 import subprocess
 import tempfile
 import time
@@ -25,15 +26,34 @@ DTMF_PCAP = "/usr/share/sip-tester/dtmf_2833_{digit}.pcap"
 _TAGS = {"answered": "ANSWERED", "bye_received": "BYE_RECEIVED", "bye_sent": "BYE_SENT"}
 
 
-def _keys_xml(keys: list[int | str]) -> str:
+def _keys_xml(keys: list[int | str], directory: Path) -> str:
     steps = []
-    for key in keys:
+    for index, key in enumerate(keys):
         if isinstance(key, int):
             steps.append(f'  <pause milliseconds="{key}"/>')
         else:
-            steps.append('  <nop><action><exec play_pcap_audio="'
-                         f'{DTMF_PCAP.format(digit=key)}"/></action></nop>')
+            pcap = shifted_dtmf(key, index, directory)
+            steps.append(f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>')
     return "\n".join(steps)
+
+
+def shifted_dtmf(digit: str, index: int, directory: Path) -> Path:
+    """sip-tester's DTMF pcap of `digit`, its RTP sequence numbers and timestamp moved on by
+    `index` steps. Every one of those pcaps carries the same ones, and Asterisk takes an event
+    with the timestamp of the last one for its retransmission: a second key on a call was
+    dropped (seen every time) until each key got its own."""
+    data = bytearray(Path(DTMF_PCAP.format(digit=digit)).read_bytes())
+    offset = 24  # the pcap file header; then per packet a 16-byte header and the frame
+    while offset < len(data):
+        length, = struct.unpack_from("<I", data, offset + 8)
+        rtp = offset + 16 + 42  # Ethernet 14 + IPv4 20 + UDP 8 bytes before the RTP header
+        seq, stamp = struct.unpack_from("!HI", data, rtp + 2)
+        struct.pack_into("!HI", data, rtp + 2, (seq + 100 * index) % 65536,
+                         (stamp + 16000 * index) % 2**32)
+        offset += 16 + length
+    path = directory / f"dtmf-{index}-{digit}.pcap"
+    path.write_bytes(bytes(data))
+    return path
 
 
 class QueueCaller:
@@ -51,7 +71,7 @@ class QueueCaller:
                     else f'timeout="{self.hold_ms}" ontimeout="hangup"')
         text = (SCENARIOS / "queue_caller.xml").read_text()
         for key, value in {"QUEUE": self.queue, "NUMBER": self.number,
-                           "KEYS": _keys_xml(self.keys), "BYE_WAIT": bye_wait}.items():
+                           "KEYS": _keys_xml(self.keys, self._dir), "BYE_WAIT": bye_wait}.items():
             text = text.replace("{{" + key + "}}", value)
         scenario = self._dir / "queue_caller.xml"
         scenario.write_text(text)

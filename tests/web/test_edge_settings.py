@@ -8,7 +8,8 @@ import phonenumbers
 import pytest
 
 from callengine.errors import InvalidInput
-from callengine.model import is_one_line, lead_from_input, widget_settings_from_input
+from callengine.checks import is_one_line
+from callengine.model import lead_from_input, widget_settings_from_input
 from callengine.numbers import SUPPORTED_REGIONS, NumberRejected
 from tests.web.edge_support import ADMIN_HEADERS, edge, lead_body
 

@@ -13,7 +13,9 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from callengine.errors import InvalidInput
 from callengine.flow import Outcome, Result, Strategy
-from callengine.model import WIDGET_TEXT_KEYS, Agent, is_one_line, widget_settings_from_input
+from callengine.appearance import WIDGET_TEXT_KEYS
+from callengine.checks import is_one_line
+from callengine.model import Agent, widget_settings_from_input
 from callengine.services import Services
 from callengine.services.widget_texts import BUILT_IN
 from callengine.storage import Store

@@ -22,7 +22,8 @@ from aiohttp import web
 
 from callengine.errors import Conflict, InvalidInput
 from callengine.hours import DAYS
-from callengine.model import ALLOWED_KINDS, RETRYABLE_OUTCOMES, WIDGET_POSITIONS
+from callengine.appearance import WIDGET_POSITIONS
+from callengine.model import ALLOWED_KINDS, RETRYABLE_OUTCOMES
 from callengine.numbers import DIAL_FORMATS
 from callengine.services.widgets import public_config
 from callengine.web.panel.context import principal
@@ -43,7 +44,8 @@ FIELDSETS: list[tuple[str, list[tuple[str, str]]]] = [
                     ("number_format", "select"), ("caller_id", "text"),
                     ("visitor_ring_timeout", "int"), ("whisper", "optional"),
                     ("max_attempts", "int"), ("retry_delay_s", "int"),
-                    ("retry_on", "choices"), ("retry_schedule", "json")]),
+                    ("retry_on", "choices"), ("retry_schedule", "json"),
+                    ("queue", "optional"), ("queue_wait_s", "int")]),
     ("fs_numbers", [("allowed_regions", "list"), ("default_region", "optional"),
                     ("allowed_kinds", "choices")]),
     ("fs_limits", [("max_leads_per_number_per_15min", "int"),
