@@ -77,17 +77,21 @@ async def test_a_failing_handler_hangs_its_channel_up_and_the_engine_goes_on(tmp
         assert engine.ready.is_set()
 
 
-async def test_the_callers_hang_up_ends_the_dialogue_without_a_hangup_request(tmp_path):
-    ari = FakeAri()
-    ended: list[str] = []
-
+def waiting_for_a_digit(ended: list[str]):
+    """A handler that waits for a digit and notes the channels that went meanwhile."""
     async def waits(channel: InboundChannel) -> None:
         try:
             await channel.digit(30)
         except ChannelGone:
             ended.append(channel.channel_id)
             raise
+    return waits
 
+
+async def test_the_callers_hang_up_ends_the_dialogue_without_a_hangup_request(tmp_path):
+    ari = FakeAri()
+    ended: list[str] = []
+    waits = waiting_for_a_digit(ended)
     async with engine_with(tmp_path, ari, {"waits": waits}):
         ari.hand_over("1700000000.5", "PJSIP/caller", "waits")
         await asyncio.sleep(0.1)
@@ -101,13 +105,7 @@ async def test_the_callers_hang_up_ends_the_dialogue_without_a_hangup_request(tm
 async def test_a_channel_gone_while_events_were_lost_ends_its_dialogue(tmp_path):
     ari = FakeAri()
     ended: list[str] = []
-
-    async def waits(channel: InboundChannel) -> None:
-        try:
-            await channel.digit(30)
-        except ChannelGone:
-            ended.append(channel.channel_id)
-
+    waits = waiting_for_a_digit(ended)
     async with engine_with(tmp_path, ari, {"waits": waits}):
         ari.hand_over("1700000000.6", "PJSIP/caller", "waits")
         await asyncio.sleep(0.1)
