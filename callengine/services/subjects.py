@@ -45,12 +45,14 @@ async def export_subject(
     leads = await store.leads_for_number(e164)
     exported: list[dict[str, Any]] = []
     recordings_total = 0
+    by_phone = await store.queue_callbacks([lead.id for lead in leads])
     for lead in leads:
         recordings = await store.list_recordings(lead_id=lead.id)
         recordings_total += len(recordings)
         clause, notice = await shown_to(store, lead)
         exported.append(views.subject_lead_view(lead, await store.attempts_for(lead.id),
-                                                recordings, clause, notice))
+                                                recordings, clause, notice,
+                                                by_phone.get(lead.id)))
     await store.audit(principal, "subjects.export",
                       "leads:" + ",".join(lead.id for lead in leads) if leads else "leads:none",
                       "with audio" if audio_dir else "metadata", now)

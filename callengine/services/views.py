@@ -137,9 +137,11 @@ def audit_log_view(check: AuditCheck) -> dict[str, Any]:
 
 def subject_lead_view(lead: Lead, attempts: list[Attempt], recordings: list[Recording],
                       clause: dict[str, Any] | None = None,
-                      notice: dict[str, Any] | None = None) -> dict[str, Any]:
-    """All that is held about one lead, unmasked: the data subject asked for it."""
-    return {
+                      notice: dict[str, Any] | None = None,
+                      by_phone: dict[str, Any] | None = None) -> dict[str, Any]:
+    """All that is held about one lead, unmasked: the data subject asked for it; `by_phone`,
+    a queue callback's in-call consent (store.queue_callbacks)."""
+    view = {
         "id": lead.id,
         "widget": lead.widget_id,
         "created_at": lead.created_at,
@@ -174,6 +176,11 @@ def subject_lead_view(lead: Lead, attempts: list[Attempt], recordings: list[Reco
             for r in recordings
         ],
     }
+    if by_phone is not None:
+        view["consent"]["by_phone"] = {"queue": by_phone["queue"],
+                                       "joined_at": by_phone["joined_at"],
+                                       "steps": by_phone["evidence"]["steps"]}
+    return view
 
 
 # ---- the call report ---------------------------------------------------------------------------

@@ -186,3 +186,30 @@ def test_the_placeholder_waits_in_the_callers_place_for_the_widgets_wait():
     late = queue_placeholder(lead, w, group, None, 1000.0 + QUEUE_ROW_GRACE_S)
     assert late[1] == ("Local/1000.000-support@callengine-queue-callback/n",)
     assert group.strategy is Strategy.ROUND_ROBIN  # the group itself is not changed
+
+
+async def test_the_in_call_consent_is_exported_and_goes_with_its_lead(tmp_path):
+    import time
+    from callengine.access import Principal, Role
+    from callengine.flow import Strategy
+    from callengine.model import Consent
+    from callengine.services.subjects import export_subject
+    from callengine.storage import Store
+    from tests.support.engine import DATA_KEY
+
+    steps = [{"key": "1", "for": "callback", "at": 0.0},
+             {"key": "1", "for": "confirm-number", "at": 3.5}]
+    async with Store.open(tmp_path / "ce.db", DATA_KEY, keystore=tmp_path / "ks.db") as store:
+        await store.add_group("g", Strategy.RING_ALL, 20, [])
+        w = await store.add_widget("q", "Queue", widget().settings, time.time())
+        lead = await store.create_lead(
+            w, phone_e164=CALLER, phone_region="PL", phone_kind="mobile", name=None,
+            email=None, consent=Consent(False, False, "queue-ivr-1"), now=time.time())
+        await store.add_queue_callback(lead.id, "support", 990.25, {"steps": steps})
+        exported = await export_subject(store, CALLER, Principal("dpo", Role.ADMIN),
+                                        time.time(), vault=None)
+        (view,) = exported["leads"]
+        assert view["consent"]["by_phone"] == {"queue": "support", "joined_at": 990.25,
+                                               "steps": steps}
+        await store.purge_leads([lead.id], time.time(), reason="erasure")
+        assert await store.queue_callbacks([lead.id]) == {}
