@@ -5,6 +5,7 @@ the call's row and the agent's availability change as the call goes, by server-s
 from __future__ import annotations
 
 import pytest
+from playwright.async_api import Error as PlaywrightError
 
 from callengine.app import running
 from callengine.services import Services
@@ -42,12 +43,19 @@ async def test_the_board_follows_a_real_call_and_the_agent(asterisk, tmp_path, b
         context = await browser.new_context(viewport={"width": 1024, "height": 768})
         page = await context.new_page()
         bodies: list[bytes] = []
+        read: list[str] = []
 
         async def keep(response):
             # the event stream is read in the page (its rows are checked there); a
             # redirect has no body
             if not response.url.endswith("/board/events") and response.status < 300:
-                bodies.append(await response.body())
+                try:
+                    bodies.append(await response.body())
+                    read.append(response.url)
+                except PlaywrightError:
+                    # a page navigated away from before its body was fetched (the login's
+                    # landing page, left at once for the board: seen 1 in 3 runs under load)
+                    pass
         page.on("response", keep)
         await log_in(page, service.base_url, "supervisor", secret)
         await page.goto(service.base_url + "/panel/board")
@@ -76,4 +84,5 @@ async def test_the_board_follows_a_real_call_and_the_agent(asterisk, tmp_path, b
     assert any("calling the visitor" in r for r in rows[on_call:])
     assert any(r.endswith("connected") for r in rows[on_call:])
     assert rows[-1] == ""  # no call in progress once it ended
+    assert any(url.endswith("/panel/board") for url in read), read  # the board's own page
     assert holds_number(content.encode()) == [] and all(holds_number(b) == [] for b in bodies)
