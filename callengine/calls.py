@@ -13,12 +13,18 @@ from callengine.flow import CallFlow
 from callengine.model import Attempt, Lead, Widget
 from callengine.recordings import ActiveRecording
 
-ID_PREFIX = "ce-"  # every channel and bridge this engine creates; anything else is not ours
+ID_PREFIX = "ce-"  # every channel and bridge a callengine engine creates
 
 
-def new_id() -> str:
+def engine_prefix(engine_id: str) -> str:
+    """What the ids of one engine's channels and bridges start with: `ce-<engine id>-`. An
+    engine touches only those (several engines may drive one Asterisk)."""
+    return f"{ID_PREFIX}{engine_id}-"
+
+
+def new_id(prefix: str = ID_PREFIX) -> str:
     # Full-width uuids: ARI matches channel ids by prefix, so ids must never prefix each other.
-    return ID_PREFIX + uuid.uuid4().hex
+    return prefix + uuid.uuid4().hex
 
 
 class CallLog(logging.LoggerAdapter):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,9 @@ class HttpConfig:
 class DialingConfig:
     max_concurrent_calls: int
     poll_interval_s: float
+    # This engine's name among those driving one Asterisk: its channels and bridges are
+    # ce-<engine_id>-…, and it hangs up no other (docs/config.md).
+    engine_id: str = "main"
 
 
 @dataclass(frozen=True)
@@ -143,7 +147,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
               "keystore": "var/keystore/keystore.db"},
     "ari": {"url": "http://127.0.0.1:8088/ari", "user": "callengine", "app": "callengine"},
     "http": {"host": "127.0.0.1", "port": 8080, "header_timeout_s": 10.0, "body_timeout_s": 10.0},
-    "dialing": {"max_concurrent_calls": 20, "poll_interval_s": 1.0},
+    "dialing": {"max_concurrent_calls": 20, "poll_interval_s": 1.0, "engine_id": "main"},
     "log": {"level": "INFO", "format": "text"},
     "ami": {"host": "127.0.0.1", "port": 5038, "user": "callengine"},
     "recording": {
@@ -168,7 +172,7 @@ _KNOWN = {
     "ari": {"url", "user", "app", "password_file"},
     "http": {"host", "port", "admin_token_file", "header_timeout_s", "body_timeout_s",
              "challenge_key_file", "metrics_token_file"},
-    "dialing": {"max_concurrent_calls", "poll_interval_s"},
+    "dialing": {"max_concurrent_calls", "poll_interval_s", "engine_id"},
     "log": {"level", "format"},
     "ami": {"host", "port", "user", "secret_file"},
     "recording": {
@@ -252,6 +256,12 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path, env: dict[str, str]) ->
     poll = get("dialing", "poll_interval_s", float)
     if poll is not None and not 0.05 <= poll <= 60:
         problems.append("dialing.poll_interval_s must be between 0.05 and 60")
+    engine_id = get("dialing", "engine_id", str)
+    if engine_id is None:  # not a string: said above
+        engine_id = "main"
+    elif not re.fullmatch(r"[a-z0-9]{1,16}", engine_id):
+        problems.append("dialing.engine_id must be 1–16 lower-case letters or digits, got "
+                        f"{engine_id!r}")
     level = str(get("log", "level", str) or "INFO").upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         problems.append(f"log.level must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
@@ -331,7 +341,8 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path, env: dict[str, str]) ->
             metrics_token=secret("metrics token", "CALLENGINE_METRICS_TOKEN", "http",
                                  "metrics_token_file", required=False),
         ),
-        dialing=DialingConfig(max_concurrent_calls=max_calls or 1, poll_interval_s=poll or 1.0),
+        dialing=DialingConfig(max_concurrent_calls=max_calls or 1, poll_interval_s=poll or 1.0,
+                              engine_id=engine_id),
         log_level=level,
         ami=AmiConfig(
             host=get("ami", "host", str) or "",

@@ -3,8 +3,9 @@
 Telephony port (callengine.telephony), persisting every milestone. It knows no wire format: the composition root hands it an implementation.
 
 Ownership: `Engine.run()` owns one TaskGroup holding the event pump, the dispatcher and one task
-per active call. Routing: we choose every channel, bridge and playback id ("ce-" + uuid), and
-register it before asking Asterisk for it, so no event can arrive for an id we don't know yet.
+per active call. Routing: we choose every channel, bridge and playback id ("ce-<engine id>-" +
+uuid), and register it before asking Asterisk for it, so no event can arrive for an id we don't
+know yet; of what is left after a reconnect, only what carries this engine's id is hung up.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from callengine import flow, policy
-from callengine.calls import ID_PREFIX, ActiveCall, CallLog, call_ids, new_id
+from callengine.calls import ID_PREFIX, ActiveCall, CallLog, call_ids, engine_prefix, new_id
 from callengine.config import DialingConfig
 from callengine.dispatch import Dispatcher, call_plan
 from callengine.inbound import InboundChannels, InboundHandler
@@ -69,7 +70,9 @@ class Engine:
         self._ready = asyncio.Event()  # events connected and reconciled: safe to dial
         self._asterisk_started: str | None = None
         self._tasks: asyncio.TaskGroup | None = None
-        self.presence = Presence(ID_PREFIX)  # agents' endpoints as Asterisk reports them
+        self._prefix = engine_prefix(dialing.engine_id)  # its channels' and bridges' ids
+        # agents' endpoints as Asterisk reports them (another engine's call makes one busy)
+        self.presence = Presence(self._prefix)
         self._dispatcher = Dispatcher(store, dialing, clock, self._reserved,
                                       rng or random.Random(), self.presence)
 
@@ -166,12 +169,12 @@ class Engine:
         self._inbound.reconcile(channels)
         self.presence.rebuild(await self._ari.endpoint_states())
         for channel_id in channels:
-            if channel_id.startswith(ID_PREFIX) and channel_id not in self._channels:
+            if channel_id.startswith(self._prefix) and channel_id not in self._channels:
                 log.warning("hanging up orphaned channel %s", channel_id)
                 await self._quietly(self._ari.hangup(channel_id))
         owned = {call.bridge_id for call in self._calls.values()}
         for bridge_id in await self._ari.bridge_ids():
-            if bridge_id.startswith(ID_PREFIX) and bridge_id not in owned:
+            if bridge_id.startswith(self._prefix) and bridge_id not in owned:
                 log.warning("destroying orphaned bridge %s", bridge_id)
                 await self._quietly(self._ari.destroy_bridge(bridge_id))
 
@@ -305,7 +308,7 @@ class Engine:
                 if channel_id is not None and leg in call.created:
                     await self._hangup(call, leg, channel_id)
             case flow.Play(leg=leg, media=media):
-                playback_id = new_id()
+                playback_id = new_id(self._prefix)
                 self._playbacks[playback_id] = (call, leg)
                 try:
                     await self._ari.play(call.legs[leg], media, playback_id)
@@ -352,7 +355,7 @@ class Engine:
     async def _originate(
         self, call: ActiveCall, leg: str, endpoint: str, timeout: int, caller_id: str
     ) -> None:
-        channel_id = new_id()
+        channel_id = new_id(self._prefix)
         call.legs[leg] = channel_id
         self._channels[channel_id] = (call, leg)
         # The visitor's endpoint holds their number: log the leg, never the endpoint.
@@ -387,7 +390,7 @@ class Engine:
 
     async def _bridge(self, call: ActiveCall, legs: tuple[str, ...]) -> None:
         try:
-            call.bridge_id = new_id()
+            call.bridge_id = new_id(self._prefix)
             await self._ari.create_bridge(call.bridge_id)
             await self._ari.add_to_bridge(call.bridge_id, [call.legs[leg] for leg in legs])
         except TelephonyError as exc:
@@ -398,7 +401,7 @@ class Engine:
 
     async def _start_recording(self, call: ActiveCall, leg: str) -> None:
         assert self._recording is not None and call.bridge_id is not None
-        tap_channel_id = new_id()
+        tap_channel_id = new_id(self._prefix)
         call.legs["tap"] = tap_channel_id  # registered first: its events may come at once
         self._channels[tap_channel_id] = (call, "tap")
         call.recording = await self._recording.start(

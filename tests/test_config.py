@@ -52,6 +52,15 @@ def test_sample_rate_is_8000_or_16000(tmp_path, value, problem):
     assert caught.value.problems == [problem]
 
 
+def test_engine_id(tmp_path):
+    assert load_config(write(tmp_path, ""), env=ENV).dialing.engine_id == "main"
+    config = load_config(write(tmp_path, '[dialing]\nengine_id = "b2"\n'), env=ENV)
+    assert config.dialing.engine_id == "b2"
+    for bad in ('"B-2"', '""', '"a234567890abcdefg"', "7"):
+        with pytest.raises(ConfigError, match="dialing.engine_id"):
+            load_config(write(tmp_path, f"[dialing]\nengine_id = {bad}\n"), env=ENV)
+
+
 def test_fifo_slack_bounds(tmp_path):
     config = load_config(write(tmp_path, "[recording]\nfifo_slack_s = 10\n"), env=ENV)
     assert config.recording.fifo_slack_s == 10.0

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from callengine.config import DialingConfig
-from callengine.engine import ID_PREFIX, Engine
+from callengine.calls import engine_prefix
+from callengine.engine import Engine
 from callengine.flow import Outcome, State, Strategy
 from callengine.model import LEAD_CALLING, LEAD_DONE, LEAD_QUEUED, Lead
 from callengine.storage import Store
@@ -21,6 +22,9 @@ from tests.support.engine import DATA_KEY, VISITOR, add_widget, poll, queue_lead
 from tests.support.fake_ari import FakeAri, failure
 
 CALLER_ID = "Shop <+48221234567>"  # tests.support.engine.add_widget's
+
+# The ids of this engine's channels and bridges (the default engine id, "main").
+OURS = engine_prefix(DialingConfig(max_concurrent_calls=1, poll_interval_s=1.0).engine_id)
 
 
 @asynccontextmanager
@@ -66,7 +70,7 @@ async def test_a_due_lead_is_called_bridged_and_finished(tmp_path):
         assert set(by_endpoint) == {"PJSIP/agent1", "PJSIP/agent2"}  # ring-all: both at once
         for index, endpoint in enumerate(("PJSIP/agent1", "PJSIP/agent2")):
             _, _, channel_id, app_args, timeout, caller_id = by_endpoint[endpoint]
-            assert channel_id.startswith(ID_PREFIX) and len(channel_id) == len(ID_PREFIX) + 32
+            assert channel_id.startswith(OURS) and len(channel_id) == len(OURS) + 32
             assert app_args == (lead.id, f"agent:{index}") and timeout == 10
         assert first != second
         assert (await store.get_lead(lead.id)).status == LEAD_CALLING
@@ -83,7 +87,7 @@ async def test_a_due_lead_is_called_bridged_and_finished(tmp_path):
         ari.answer(visitor)
         await poll(lead_is(store, lead.id, LEAD_CALLING, State.CONNECTED.value))
         (_, bridge_id), = ari.requests("create_bridge")
-        assert bridge_id.startswith(ID_PREFIX)
+        assert bridge_id.startswith(OURS)
         assert ari.requests("add_to_bridge") == [("add_to_bridge", bridge_id, (first, visitor))]
         assert ari.bridges == {bridge_id: [first, visitor]}
 
@@ -189,11 +193,14 @@ async def test_a_hangup_while_disconnected_ends_a_connected_call_normally(tmp_pa
 
 async def test_orphans_are_cleared_on_connect_and_strangers_refused(tmp_path):
     ari = FakeAri()
-    orphan, orphan_bridge = ID_PREFIX + "0" * 32, ID_PREFIX + "1" * 32
-    ari.add_channel(orphan, "PJSIP/agent9")  # left by an engine that died
+    orphan, orphan_bridge = OURS + "0" * 32, OURS + "1" * 32
+    ari.add_channel(orphan, "PJSIP/agent9")  # left by this engine before it died
     ari.add_channel("1733.42", "PJSIP/desk-phone")  # not ours: another app's
+    theirs, their_bridge = engine_prefix("b") + "2" * 32, engine_prefix("b") + "3" * 32
+    ari.add_channel(theirs, "PJSIP/agent8")  # another engine's call on the same Asterisk
     ari.add_bridge(orphan_bridge)
     ari.add_bridge("conference-1")
+    ari.add_bridge(their_bridge)
     async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
         engine = Engine(store, ari, DialingConfig(max_concurrent_calls=1, poll_interval_s=0.05))
         task = asyncio.create_task(engine.run())
@@ -201,6 +208,7 @@ async def test_orphans_are_cleared_on_connect_and_strangers_refused(tmp_path):
             await asyncio.wait_for(engine.ready.wait(), 5)
             assert ("hangup", orphan) in ari.calls and ("destroy_bridge", orphan_bridge) in ari.calls
             assert "1733.42" in ari.channels and "conference-1" in ari.bridges
+            assert theirs in ari.channels and their_bridge in ari.bridges
             # A channel we did not originate enters our app (a misrouted dialplan): refused.
             ari.add_channel("stranger-1", "PJSIP/someone")
             ari.emit(ChannelEnteredApp("stranger-1", (), "PJSIP/someone-00000007"))
@@ -212,7 +220,8 @@ async def test_orphans_are_cleared_on_connect_and_strangers_refused(tmp_path):
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
-    assert set(ari.channels) == {"1733.42"} and set(ari.bridges) == {"conference-1"}
+    assert set(ari.channels) == {"1733.42", theirs}
+    assert set(ari.bridges) == {"conference-1", their_bridge}
 
 
 # ---- shutdown ----------------------------------------------------------------------------------
