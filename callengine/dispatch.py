@@ -86,7 +86,8 @@ class Dispatcher:
                 planned.append((lead, widget, group, order))
             attempts = await self._store.start_attempts(
                 [lead.id for lead, *_ in planned], self._clock(),
-                progress=flow.FIRST_PROGRESS.value, rotations=rotations) if planned else {}
+                progress=flow.FIRST_PROGRESS.value, rotations=rotations,
+                engine=self._dialing.engine_id) if planned else {}
         except BaseException:
             for *_, free in planned:
                 self._reserved.difference_update(free)

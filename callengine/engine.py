@@ -124,10 +124,11 @@ class Engine:
     # ---- recovery -------------------------------------------------------------------------
 
     async def _close_interrupted_attempts(self) -> None:
-        """Attempts still 'active' in the store belong to an engine that died mid-call.
+        """Attempts this engine started that are still 'active' in the store: it died
+        mid-call (another engine's are that engine's to close).
 
         Their channels are hung up as orphans once ARI is connected (see _reconcile)."""
-        for attempt in await self._store.active_attempts():
+        for attempt in await self._store.active_attempts(self._dialing.engine_id):
             lead = await self._store.get_lead(attempt.lead_id)
             widget = await self._store.get_widget(lead.widget_id)
             result = flow.Result(

@@ -229,6 +229,7 @@ class Attempt:
     connected: bool = False
     notice_played: bool = False  # the in-call recording notice was played to the visitor
     acceptances: tuple[Acceptance, ...] = ()  # the agents asked to accept, and their answers
+    engine: str | None = None  # the engine that started it ([dialing] engine_id)
 
 
 @dataclass(frozen=True)

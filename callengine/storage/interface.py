@@ -243,13 +243,14 @@ class Storage(Protocol):
 
     async def start_attempts(self, lead_ids: list[str], now: float,
                              progress: str | None = None,
-                             rotations: dict[str, tuple[str, str]] | None = None
-                             ) -> dict[str, Attempt]:
+                             rotations: dict[str, tuple[str, str]] | None = None,
+                             engine: str | None = None) -> dict[str, Attempt]:
         """start_attempt for many leads in one atomic write: lead id → attempt for those that
         were queued (the others are left out, no Conflict); each lead's progress set to
         `progress` with it. rotations: lead id → (group, endpoint) — for each lead that gets
-        its attempt, its group's rotation becomes that endpoint, in the same write. Committed
-        before any of them is dialled."""
+        its attempt, its group's rotation becomes that endpoint, in the same write. engine:
+        the id of the engine that makes the calls, kept on each attempt. Committed before any
+        of them is dialled."""
 
     async def set_progress(self, lead_id: str, progress: str, connected: bool, attempt_id: str,
                            now: float) -> None: ...
@@ -263,8 +264,9 @@ class Storage(Protocol):
         """Close the attempt with its result and queue the lead again (retry_at) or close it,
         atomically."""
 
-    async def active_attempts(self) -> list[Attempt]:
-        """Attempts still open (after a restart: calls to reconcile)."""
+    async def active_attempts(self, engine: str | None = None) -> list[Attempt]:
+        """Attempts still open; with `engine`, only those that engine started (and those
+        from before attempts named their engine): what it closes after its restart."""
 
     async def attempts_for(self, lead_id: str) -> list[Attempt]: ...
 

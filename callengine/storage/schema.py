@@ -403,6 +403,11 @@ MIGRATIONS: list[str] = [
         evidence TEXT NOT NULL
     )
     """,
+    # The engine that started an attempt ([dialing] engine_id): after a restart an engine
+    # closes its own open attempts only (NULL: started before attempts named their engine).
+    """
+    ALTER TABLE attempts ADD COLUMN engine TEXT
+    """,
 ]
 
 # The leading expression of leads_day_phone: a query must spell it exactly so to use the index.

@@ -5,6 +5,7 @@ the store holds and what the fake was asked, not on the engine's insides."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -222,6 +223,31 @@ async def test_orphans_are_cleared_on_connect_and_strangers_refused(tmp_path):
                 await task
     assert set(ari.channels) == {"1733.42", theirs}
     assert set(ari.bridges) == {"conference-1", their_bridge}
+
+
+async def test_a_restarted_engine_closes_its_own_open_attempts_only(tmp_path):
+    """Attempts left open by this engine (and by one from before attempts named theirs) are
+    closed as interrupted; another engine's, on the same store, go on being that engine's."""
+    async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
+        widget = await add_widget(store, agents=("agent1",), duplicate_window_s=0)
+        leads = [await queue_lead(store, widget) for _ in range(3)]
+        for lead, engine in zip(leads, ("main", None, "b")):
+            await store.start_attempts([lead.id], time.time(), engine=engine)
+        assert len(await store.active_attempts()) == 3
+        engine = Engine(store, FakeAri(), DialingConfig(max_concurrent_calls=1,
+                                                        poll_interval_s=0.05))
+        task = asyncio.create_task(engine.run())
+        try:
+            await asyncio.wait_for(engine.ready.wait(), 5)
+            mine, old, theirs = [(await store.attempts_for(lead.id))[0] for lead in leads]
+            assert (mine.status, old.status, theirs.status) == ("done", "done", "active")
+            assert mine.cause == old.cause == "interrupted: the engine restarted"
+            assert [a.id for a in await store.active_attempts("b")] == [theirs.id]
+            assert await store.active_attempts("main") == []
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
 
 
 # ---- shutdown ----------------------------------------------------------------------------------

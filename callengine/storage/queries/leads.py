@@ -164,19 +164,20 @@ class LeadQueries(StoreBase):
 
     async def start_attempts(self, lead_ids: list[str], now: float,
                              progress: str | None = None,
-                             rotations: dict[str, tuple[str, str]] | None = None
-                             ) -> dict[str, Attempt]:
+                             rotations: dict[str, tuple[str, str]] | None = None,
+                             engine: str | None = None) -> dict[str, Attempt]:
         """start_attempt for each of these leads, all in one transaction (one commit for a
         dispatcher's whole round): lead id → its new attempt, for the leads that were queued
         (the others are left out). progress: the leads' progress from the start (the call's
         first state), written in the same commit; rotations: lead id → (group, endpoint), the
-        group's new rotation if that lead's attempt starts."""
+        group's new rotation if that lead's attempt starts; engine: the id of the engine
+        making the calls (kept on the attempts: active_attempts)."""
         await self._settled()
         if not lead_ids:
             return {}
         planned = [(lead_id, str(uuid7())) for lead_id in lead_ids]
         numbers = await self._transaction_in_thread(_start_attempts, planned, now, progress,
-                                                    rotations or {})
+                                                    rotations or {}, engine)
         return {lead_id: Attempt(attempt_id, lead_id, numbers[lead_id], "active", now)
                 for lead_id, attempt_id in planned if lead_id in numbers}
 
@@ -228,9 +229,11 @@ class LeadQueries(StoreBase):
             await _attempt_events(db, attempt, result, now, retry_at)
         return await self.get_lead(attempt.lead_id)
 
-    async def active_attempts(self) -> list[Attempt]:
+    async def active_attempts(self, engine: str | None = None) -> list[Attempt]:
+        mine, params = ("", ()) if engine is None else (
+            " AND (engine = ? OR engine IS NULL)", (engine,))
         async with self._db.execute(
-            "SELECT * FROM attempts WHERE status = 'active' ORDER BY started_at"
+            f"SELECT * FROM attempts WHERE status = 'active'{mine} ORDER BY started_at", params
         ) as cursor:
             return [to_attempt(row) async for row in cursor]
 
@@ -308,8 +311,8 @@ def _ring_state(conn: sqlite3.Connection, groups: list[str], endpoints: list[str
 
 
 def _start_attempts(conn: sqlite3.Connection, planned: list[tuple[str, str]], now: float,
-                    progress: str | None, rotations: dict[str, tuple[str, str]]
-                    ) -> dict[str, int]:
+                    progress: str | None, rotations: dict[str, tuple[str, str]],
+                    engine: str | None) -> dict[str, int]:
     """In a transaction, on the connection's thread: each queued lead to calling and its
     attempt row; lead id → the attempt's number."""
     numbers: dict[str, int] = {}
@@ -325,9 +328,9 @@ def _start_attempts(conn: sqlite3.Connection, planned: list[tuple[str, str]], no
         (number,), = rows
         numbers[lead_id] = number
         conn.execute(
-            "INSERT INTO attempts (id, lead_id, number, status, started_at)"
-            " VALUES (?, ?, ?, 'active', ?)",
-            (attempt_id, lead_id, number, now),
+            "INSERT INTO attempts (id, lead_id, number, status, started_at, engine)"
+            " VALUES (?, ?, ?, 'active', ?, ?)",
+            (attempt_id, lead_id, number, now, engine),
         )
         if lead_id in rotations:
             conn.execute(
