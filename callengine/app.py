@@ -26,7 +26,7 @@ from callengine.media.rtp import RtpTap
 from callengine.recorder import Tap
 from callengine.recordings import RecordingSetup, RecordingVault, load_private_keys
 from callengine.retention import PurgeProcess, PurgeTarget, start_schedule
-from callengine.storage import KeyStore, Store
+from callengine.storage import KeyStore, Store, open_store
 from callengine.services import Services
 from callengine.services.base import LoginPolicy
 from callengine.web import WebDeps, listening
@@ -89,9 +89,9 @@ async def running(config: Config, *, clock: Callable[[], float] = time.time
     # The purge sweeps this directory at every start, recording or not (a missing one read as
     # a failed file removal, logged at ERROR).
     config.recordings_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    async with Store.open(config.database, config.data_key,
-                          keystore=config.keystore,
-                          audit_dir=config.audit_directory) as store, \
+    async with open_store(config.database, config.data_key, keystore=config.keystore,
+                          audit_dir=config.audit_directory, url=config.store_url,
+                          password=config.store_password) as store, \
             KeyStore.open(config.keystore) as keystore, AriClient(
                 config.ari.url, config.ari.user, config.ari.password, config.ari.app
             ) as ari:
@@ -137,7 +137,8 @@ async def _serve(config: Config, store: Store, ari: AriClient, vault: RecordingV
         purges = start_schedule(
             PurgeProcess(PurgeTarget(config.database, config.keystore, config.recordings_dir,
                                      config.data_key, config.audit_directory,
-                                     config.outbox_retention), store),
+                                     config.outbox_retention, config.store_url,
+                                     config.store_password), store),
             interval_s=config.retention_interval_s, clock=clock, on_run=metrics.purge_run,
             on_pruned=metrics.webhooks_pruned_by_purge)
         try:

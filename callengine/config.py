@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import os
 import re
+import urllib.parse
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,9 @@ class DialingConfig:
     # This engine's name among those driving one Asterisk: its channels and bridges are
     # ce-<engine_id>-…, and it hangs up no other (docs/config.md).
     engine_id: str = "main"
+    # Its lease in the store (`engine:<engine_id>`), renewed every third of it: an engine
+    # silent for longer is taken for dead, and another closes its calls (docs/scale-out.md).
+    engine_lease_s: float = 15.0
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,10 @@ class Config:
     log_format: str = "text"  # or "json": one JSON object a line (callengine/logs.py)
     cli: CliConfig = field(default_factory=lambda: CliConfig())
     panel: PanelConfig = field(default_factory=lambda: PanelConfig())
+    # [store] url: a PostgreSQL server instead of the SQLite file `database` (docs/scale-out.md);
+    # its password from store.password_file or CALLENGINE_STORE_PASSWORD (a secret: not in repr)
+    store_url: str | None = None
+    store_password: str = field(default="", repr=False)
 
     @property
     def audit_directory(self) -> Path:
@@ -147,7 +155,8 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
               "keystore": "var/keystore/keystore.db"},
     "ari": {"url": "http://127.0.0.1:8088/ari", "user": "callengine", "app": "callengine"},
     "http": {"host": "127.0.0.1", "port": 8080, "header_timeout_s": 10.0, "body_timeout_s": 10.0},
-    "dialing": {"max_concurrent_calls": 20, "poll_interval_s": 1.0, "engine_id": "main"},
+    "dialing": {"max_concurrent_calls": 20, "poll_interval_s": 1.0, "engine_id": "main",
+                "engine_lease_s": 15.0},
     "log": {"level": "INFO", "format": "text"},
     "ami": {"host": "127.0.0.1", "port": 5038, "user": "callengine"},
     "recording": {
@@ -168,11 +177,12 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
                   "webhooks_dead_days": 30.0},
 }
 _KNOWN = {
-    "store": {"database", "recordings_dir", "data_key_file", "keystore", "audit_dir"},
+    "store": {"database", "recordings_dir", "data_key_file", "keystore", "audit_dir", "url",
+              "password_file"},
     "ari": {"url", "user", "app", "password_file"},
     "http": {"host", "port", "admin_token_file", "header_timeout_s", "body_timeout_s",
              "challenge_key_file", "metrics_token_file"},
-    "dialing": {"max_concurrent_calls", "poll_interval_s", "engine_id"},
+    "dialing": {"max_concurrent_calls", "poll_interval_s", "engine_id", "engine_lease_s"},
     "log": {"level", "format"},
     "ami": {"host", "port", "user", "secret_file"},
     "recording": {
@@ -262,6 +272,9 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path, env: dict[str, str]) ->
     elif not re.fullmatch(r"[a-z0-9]{1,16}", engine_id):
         problems.append("dialing.engine_id must be 1–16 lower-case letters or digits, got "
                         f"{engine_id!r}")
+    lease = get("dialing", "engine_lease_s", float)
+    if lease is not None and not 3 <= lease <= 600:
+        problems.append(f"dialing.engine_lease_s must be between 3 and 600 seconds, got {lease:g}")
     level = str(get("log", "level", str) or "INFO").upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         problems.append(f"log.level must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
@@ -313,6 +326,9 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path, env: dict[str, str]) ->
     panel = _panel(get, raw.get("panel", {}), problems)
 
     audit_dir = get("store", "audit_dir", str)
+    store_url = get("store", "url", str)
+    if store_url is not None:
+        problems += store_url_problems(store_url)
     data_key = _data_key(
         secret("store data key", "CALLENGINE_DATA_KEY", "store", "data_key_file"), problems
     )
@@ -342,7 +358,7 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path, env: dict[str, str]) ->
                                  "metrics_token_file", required=False),
         ),
         dialing=DialingConfig(max_concurrent_calls=max_calls or 1, poll_interval_s=poll or 1.0,
-                              engine_id=engine_id),
+                              engine_id=engine_id, engine_lease_s=lease or 15.0),
         log_level=level,
         ami=AmiConfig(
             host=get("ami", "host", str) or "",
@@ -375,6 +391,9 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path, env: dict[str, str]) ->
         panel=panel,
         audit_dir=base_dir / audit_dir if audit_dir else None,
         log_format=log_format,
+        store_url=store_url or None,
+        store_password=secret("store password", "CALLENGINE_STORE_PASSWORD", "store",
+                              "password_file", required=False),
     )
     if config.recording.public_key_file and config.recording.route == "fifo" and not (
         config.ami.secret
@@ -390,6 +409,19 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path, env: dict[str, str]) ->
     if problems:
         raise ConfigError(problems)
     return config
+
+
+def store_url_problems(url: str) -> list[str]:
+    """A PostgreSQL URL, without a password in it (secrets come from files or the
+    environment, never a URL that ends up in a process list or a log)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres") or not parts.hostname:
+        return [f"store.url must be postgresql://[user@]host[:port]/database, got {parts.scheme}"
+                "://…"]
+    if parts.password is not None:
+        return ["store.url must not hold a password: put it in store.password_file or "
+                "CALLENGINE_STORE_PASSWORD"]
+    return []
 
 
 def _cli(section: dict[str, Any], problems: list[str]) -> CliConfig:

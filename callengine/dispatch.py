@@ -32,13 +32,15 @@ StartCall = Callable[[Lead, Attempt, Widget, Group, tuple[str, ...]], None]
 
 class Dispatcher:
     def __init__(self, store: Store, dialing: DialingConfig, clock: Callable[[], float],
-                 reserved: set[str], rng: random.Random, presence: Presence):
+                 reserved: set[str], rng: random.Random, presence: Presence,
+                 lease_owner: str | None = None):
         self._store = store
         self._dialing = dialing
         self._clock = clock
         self._reserved = reserved  # agent endpoints held by a call (the engine's set)
         self._rng = rng
         self._presence = presence  # offline or busy on another's call: not rung
+        self._lease_owner = lease_owner  # the engine's lease: no attempt starts without it
 
     async def round(self, active_calls: int, start_call: StartCall) -> float:
         """One round: a call for each due lead there is room and a free agent for, their
@@ -87,7 +89,8 @@ class Dispatcher:
             attempts = await self._store.start_attempts(
                 [lead.id for lead, *_ in planned], self._clock(),
                 progress=flow.FIRST_PROGRESS.value, rotations=rotations,
-                engine=self._dialing.engine_id) if planned else {}
+                engine=self._dialing.engine_id,
+                lease_owner=self._lease_owner) if planned else {}
         except BaseException:
             for *_, free in planned:
                 self._reserved.difference_update(free)

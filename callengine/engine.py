@@ -15,17 +15,18 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from callengine import flow, policy
 from callengine.calls import ID_PREFIX, ActiveCall, CallLog, call_ids, engine_prefix, new_id
 from callengine.config import DialingConfig
 from callengine.dispatch import Dispatcher, call_plan
+from callengine.errors import AttemptClosed, LeaseLost
 from callengine.inbound import InboundChannels, InboundHandler
 from callengine.model import Attempt, Group, Lead, Widget
 from callengine.presence import Presence
 from callengine.recordings import RecordingSetup, close_interrupted_recordings
 from callengine.storage import Store
+from callengine.takeover import EngineLease
 from callengine.telephony import (
     AsteriskShuttingDown,
     ChannelDestroyed,
@@ -39,6 +40,7 @@ from callengine.telephony import (
     PlaybackFinished,
     Telephony,
     TelephonyError,
+    quietly,
 )
 
 log = logging.getLogger(__name__)
@@ -71,10 +73,12 @@ class Engine:
         self._asterisk_started: str | None = None
         self._tasks: asyncio.TaskGroup | None = None
         self._prefix = engine_prefix(dialing.engine_id)  # its channels' and bridges' ids
+        # its lease in the store, renewed while it runs; it takes over from stopped engines
+        self._lease = EngineLease(store, ari, dialing, clock, self._ready, self._close_attempts)
         # agents' endpoints as Asterisk reports them (another engine's call makes one busy)
         self.presence = Presence(self._prefix)
         self._dispatcher = Dispatcher(store, dialing, clock, self._reserved,
-                                      rng or random.Random(), self.presence)
+                                      rng or random.Random(), self.presence, self._lease.owner)
 
     # ---- public ---------------------------------------------------------------------------
 
@@ -110,33 +114,41 @@ class Engine:
         return {**self.presence.unavailable(), **activity}
 
     async def run(self) -> None:
-        # Recordings first, as when a call ends: once a lead reads closed, its recording is.
-        if self._recording is not None:
-            await close_interrupted_recordings(self._store, self._recording.vault, self._clock)
-        await self._close_interrupted_attempts()
-        async with asyncio.TaskGroup() as tasks:
-            self._tasks = tasks
-            tasks.create_task(self._pump_events(), name="ari-events")
-            tasks.create_task(self._dispatch_forever(), name="dispatcher")
-            if self._recording is not None and self._recording.watchdog is not None:
-                tasks.create_task(self._recording.watchdog(), name="recording-watchdog")
+        await self._lease.take()
+        try:
+            # Recordings first, as when a call ends: once a lead reads closed, its recording is.
+            await self._close_attempts(await self._store.active_attempts(self._dialing.engine_id),
+                                       "interrupted: the engine restarted")
+            async with asyncio.TaskGroup() as tasks:
+                self._tasks = tasks
+                tasks.create_task(self._pump_events(), name="ari-events")
+                tasks.create_task(self._dispatch_forever(), name="dispatcher")
+                tasks.create_task(self._lease.keep(), name="engine-lease")
+                if self._recording is not None and self._recording.watchdog is not None:
+                    tasks.create_task(self._recording.watchdog(), name="recording-watchdog")
+        except* LeaseLost:
+            log.error("engine %s lost its lease (another engine took its calls over, or another "
+                      "process runs with this engine id): stopping, no more calls from here",
+                      self._dialing.engine_id)
+            raise
+        finally:
+            await self._lease.release()
 
     # ---- recovery -------------------------------------------------------------------------
 
-    async def _close_interrupted_attempts(self) -> None:
-        """Attempts this engine started that are still 'active' in the store: it died
-        mid-call (another engine's are that engine's to close).
-
-        Their channels are hung up as orphans once ARI is connected (see _reconcile)."""
-        for attempt in await self._store.active_attempts(self._dialing.engine_id):
+    async def _close_attempts(self, attempts: list[Attempt], cause: str) -> None:
+        """Attempts still 'active' in the store whose engine died mid-call (this one before its
+        restart, or another that stopped): their recordings marked incomplete, then each
+        attempt closed and its lead retried or closed. Their channels are hung up as orphans
+        (_reconcile after a restart; EngineLease before this, for another engine's)."""
+        if self._recording is not None:
+            await close_interrupted_recordings(self._store, self._recording.vault, self._clock,
+                                               [attempt.id for attempt in attempts])
+        for attempt in attempts:
             lead = await self._store.get_lead(attempt.lead_id)
             widget = await self._store.get_widget(lead.widget_id)
-            result = flow.Result(
-                flow.Outcome.FAILED,
-                cause="interrupted: the engine restarted",
-                retryable=not attempt.connected,
-                connected=attempt.connected,
-            )
+            result = flow.Result(flow.Outcome.FAILED, cause=cause,
+                                 retryable=not attempt.connected, connected=attempt.connected)
             await self._finish(lead, attempt, widget, result, CallLog(log, call_ids(lead, attempt)))
 
     async def _reconcile(self, asterisk_started: str) -> None:
@@ -172,12 +184,12 @@ class Engine:
         for channel_id in channels:
             if channel_id.startswith(self._prefix) and channel_id not in self._channels:
                 log.warning("hanging up orphaned channel %s", channel_id)
-                await self._quietly(self._ari.hangup(channel_id))
+                await quietly(self._ari.hangup(channel_id))
         owned = {call.bridge_id for call in self._calls.values()}
         for bridge_id in await self._ari.bridge_ids():
             if bridge_id.startswith(self._prefix) and bridge_id not in owned:
                 log.warning("destroying orphaned bridge %s", bridge_id)
-                await self._quietly(self._ari.destroy_bridge(bridge_id))
+                await quietly(self._ari.destroy_bridge(bridge_id))
 
     # ---- events ---------------------------------------------------------------------------
 
@@ -206,7 +218,7 @@ class Engine:
                         # Nothing enters our app but what we originate or the dialplan hands
                         # over for a purpose we serve: refuse strangers.
                         log.warning("hanging up unexpected channel %s in our app", cid)
-                        await self._quietly(self._ari.hangup(cid))
+                        await quietly(self._ari.hangup(cid))
                 case AsteriskShuttingDown(channel_id=cid):
                     self._ready.clear()  # no new calls until it is back (next Connected)
                     self._route(cid, lambda leg: flow.Interrupted(now, "Asterisk shut down"))
@@ -319,16 +331,16 @@ class Engine:
                     call.events.put_nowait(flow.PlaybackDone(self._clock(), leg, failed=True))
             case flow.StopPlaying(leg=leg):
                 for pid in [p for p, target in self._playbacks.items() if target == (call, leg)]:
-                    await self._quietly(self._ari.stop_playback(pid))
+                    await quietly(self._ari.stop_playback(pid))
             case flow.IndicateRinging(leg=leg, on=on):
-                await self._quietly(self._ari.ring(call.legs[leg], on))
+                await quietly(self._ari.ring(call.legs[leg], on))
             case flow.Bridge(legs=legs):
                 await self._bridge(call, legs)
             case flow.StartRecording(leg=leg):
                 await self._start_recording(call, leg)
             case flow.DestroyBridge():
                 if call.bridge_id is not None:
-                    await self._quietly(self._ari.destroy_bridge(call.bridge_id))
+                    await quietly(self._ari.destroy_bridge(call.bridge_id))
                     call.bridge_id = None
             case flow.StartTimer(name=name, seconds=seconds):
                 loop = asyncio.get_running_loop()
@@ -423,7 +435,12 @@ class Engine:
         earlier = [a.outcome for a in await self._store.attempts_for(lead.id)
                    if a.id != attempt.id] if policy.needs_history(result, settings) else []
         retry_at = policy.retry_at(result, settings, attempt.number, now, earlier)
-        await self._store.finish_attempt(attempt, result, now, retry_at)
+        try:
+            await self._store.finish_attempt(attempt, result, now, retry_at)
+        except AttemptClosed:
+            call_log.warning("attempt ended here after another engine had closed it (this "
+                             "engine's lease had run out): its result is not kept")
+            return
         self._on_finished(result)
         call_log.info(
             "attempt ended: %s%s%s",
@@ -477,15 +494,6 @@ class Engine:
         call.held.clear()
         self._calls.pop(call.attempt.id, None)
         self.wake()
-
-    async def _quietly(self, request: Any) -> None:
-        """For clean-up calls whose failure changes nothing (the thing is gone already)."""
-        try:
-            await request
-        except Gone:
-            pass
-        except TelephonyError as exc:
-            log.warning("%s", exc)
 
 
 __all__ = ["Engine", "ActiveCall", "ID_PREFIX"]

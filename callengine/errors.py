@@ -92,6 +92,20 @@ class ErasureIncomplete(Exception):
     (storage: the store's scrub-pending marker)."""
 
 
+class LeaseLost(Exception):
+    """This engine no longer holds its lease (`engine:<engine id>`): it was away longer than
+    the lease and another engine took its calls over, or another process runs with the same
+    engine id. It must not dial again: it stops (storage: start_attempts refuses it)."""
+
+
+class AttemptClosed(Conflict):
+    """finish_attempt on an attempt that is closed already: another engine took it over (its
+    lead may be that engine's call by now); nothing was written."""
+
+    def __init__(self, attempt_id: str) -> None:
+        super().__init__(f"attempt {attempt_id} was closed already (taken over)")
+
+
 class UnknownWidget(NotFound):
     """No widget has this public key: the intake's own "not found"."""
 

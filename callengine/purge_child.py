@@ -29,7 +29,7 @@ from callengine.errors import ErasureIncomplete
 from callengine.logs import setup_logging
 from callengine.recordings import RecordingVault
 from callengine.retention import BACKGROUND_NICE, Purger
-from callengine.storage import KeyStore, Store
+from callengine.storage import KeyStore, open_store
 
 PROGRESS_EVERY_S = 0.2
 
@@ -90,9 +90,10 @@ async def _purge() -> None:
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     job = json.loads(await reader.readline())
     lock = TurnLock(reader)
-    async with Store.open(Path(job["database"]), base64.b64decode(job["data_key"]),
+    async with open_store(Path(job["database"]), base64.b64decode(job["data_key"]),
                           keystore=Path(job["keystore"]), write_lock=lock,
-                          audit_dir=Path(job.get("audit_dir") or Path(job["keystore"]).parent)
+                          audit_dir=Path(job.get("audit_dir") or Path(job["keystore"]).parent),
+                          url=job.get("url"), password=job.get("password", "")
                           ) as store, \
             KeyStore.open(Path(job["keystore"])) as keystore:
         vault = RecordingVault(Path(job["recordings_dir"]), keystore)

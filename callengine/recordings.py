@@ -284,14 +284,15 @@ class ActiveRecording:
 
 
 async def close_interrupted_recordings(store: Store, vault: RecordingVault,
-                                       clock: Clock) -> None:
-    """Recordings left 'recording' by a killed engine: every sealed segment is still there
-    (and decrypts); mark them incomplete with what the file holds.
+                                       clock: Clock, attempt_ids: list[str]) -> None:
+    """Recordings of these attempts left 'recording' by a killed engine: every sealed segment
+    is still there (and decrypts); mark them incomplete with what the file holds (a file on
+    another host than this engine's reads as unreadable: marked so).
 
     Counted from the file's structure (this host may hold no private key): only whole
     segments. The writer never closed the file, so a short last slot is a segment whose write
     the stop tore, which a recovering read rejects too (docs/recording-format.md)."""
-    for recording in await store.recordings_in_progress():
+    for recording in await store.recordings_in_progress(attempt_ids):
         path = recording_path(vault.directory, recording)
         try:
             info = crypto.header_info(path)

@@ -347,6 +347,8 @@ class PurgeTarget:
     data_key: bytes
     audit_dir: Path | None = None  # the audit key and anchor (default: beside the keystore)
     outbox: OutboxRetention = OutboxRetention()
+    url: str | None = None  # a PostgreSQL store (store.url) instead of `database`
+    password: str = field(default="", repr=False)
 
 
 class PurgeProcess:
@@ -396,6 +398,7 @@ class PurgeProcess:
                 "data_key": base64.b64encode(self._target.data_key).decode(),
                 "audit_dir": str(self._target.audit_dir or self._target.keystore.parent),
                 "outbox": [self._target.outbox.delivered_days, self._target.outbox.dead_days],
+                "url": self._target.url, "password": self._target.password,
             }).encode() + b"\n")
             await child.stdin.drain()
             while line := await child.stdout.readline():

@@ -7,7 +7,8 @@ tests/support/fake_ari.py. Nothing here does I/O.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -193,3 +194,14 @@ __all__ = [
     "Connected", "Disconnected", "EndpointState", "ExternalMedia", "ExternalMediaChannel", "Gone", "NotReady",
     "PlaybackFinished", "Telephony", "TelephonyError", "TelephonyEvent",
 ]
+
+
+async def quietly(request: Awaitable[object]) -> None:
+    """For clean-up requests whose failure changes nothing (the thing is gone already):
+    logged, never raised."""
+    try:
+        await request
+    except Gone:
+        pass
+    except TelephonyError as exc:
+        logging.getLogger(__name__).warning("%s", exc)

@@ -12,6 +12,8 @@ import fcntl
 import logging
 import os
 import sys
+from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 
@@ -64,6 +66,98 @@ def asterisk():
             instance.stop()
         finally:
             os.close(fd)
+
+
+# ---- the two store backends ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throwaway PostgreSQL 15 cluster (tests/support/postgres.py) for the whole run."""
+    from tests.support import postgres as support
+
+    why = support.available()
+    if why is not None:
+        unavailable(why)
+    var = Path(os.environ.get("CALLENGINE_VAR", Path(__file__).parent.parent / "var"))
+    cluster = support.PostgresCluster(var)
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+ON_POSTGRESQL = os.environ.get("CALLENGINE_TEST_STORE", "sqlite") == "postgresql"
+
+
+def pytest_runtest_setup(item):
+    if ON_POSTGRESQL and item.get_closest_marker("sqlite_only") is not None:
+        pytest.skip("tests the SQLite backend itself (the suite runs on PostgreSQL)")
+
+
+@pytest.fixture(autouse=True)
+def store_backend(request, monkeypatch):
+    """With CALLENGINE_TEST_STORE=postgresql, the whole suite's stores are PostgreSQL
+    databases: every SQLite path a test names (Store.open in the test's own process,
+    make_config and write_config for engines and CLIs) stands for a database of its own
+    (tests/support/postgres.py url_for); the keystore stays a file, where the test puts it."""
+    if not ON_POSTGRESQL:
+        yield "sqlite"
+        return
+    from callengine.storage import Store
+    from callengine.storage.pg.store import PgStore
+    from tests.support import postgres as support
+
+    cluster = support.ACTIVE = request.getfixturevalue("postgres")
+
+    @asynccontextmanager
+    async def open_postgresql(path, data_key, *, keystore=None, write_lock=None,
+                              audit_dir=None):
+        path = Path(path)
+        async with PgStore.open(support.url_for(path), data_key,
+                                keystore=keystore or path.with_name(path.name + "-keys"),
+                                write_lock=write_lock,
+                                audit_dir=audit_dir or path.parent / "keystore") as store:
+            yield store
+
+    monkeypatch.setattr(Store, "open", open_postgresql)
+    try:
+        yield "postgresql"
+    finally:
+        support.ACTIVE = None
+        for url in support.STAND_INS.values():  # (a run makes ~1,700: ~7 MB each)
+            cluster.drop_database(url)
+        support.STAND_INS.clear()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def open_store(request, tmp_path):
+    """`open_store()`: the test's store, on each backend in turn (the same store each time it
+    is opened again within the test): SQLite in tmp_path, or a database of its own on the
+    session's PostgreSQL, with its keystore in tmp_path."""
+    from tests.support.engine import DATA_KEY
+
+    if request.param == "sqlite":
+        from callengine.storage import Store
+
+        yield lambda **options: Store.open(tmp_path / "ce.db", DATA_KEY, **options)
+        return
+    from callengine.storage.pg.store import PgStore
+
+    cluster = request.getfixturevalue("postgres")
+    url: list[str] = []
+
+    @asynccontextmanager
+    async def open_postgresql(**options):
+        if not url:
+            url.append(await cluster.new_database())
+        async with PgStore.open(url[0], DATA_KEY, keystore=tmp_path / "ce.db-keys",
+                                audit_dir=tmp_path / "keystore", **options) as store:
+            yield store
+    yield open_postgresql
+    if url:
+        cluster.drop_database(url[0])
 
 
 @pytest.fixture(autouse=True)

@@ -61,6 +61,28 @@ def test_engine_id(tmp_path):
             load_config(write(tmp_path, f"[dialing]\nengine_id = {bad}\n"), env=ENV)
 
 
+def test_engine_lease(tmp_path):
+    assert load_config(write(tmp_path, ""), env=ENV).dialing.engine_lease_s == 15.0
+    config = load_config(write(tmp_path, "[dialing]\nengine_lease_s = 5\n"), env=ENV)
+    assert config.dialing.engine_lease_s == 5.0
+    for bad in ("2", "601", '"15"'):
+        with pytest.raises(ConfigError, match="dialing.engine_lease_s"):
+            load_config(write(tmp_path, f"[dialing]\nengine_lease_s = {bad}\n"), env=ENV)
+
+
+def test_store_url(tmp_path, monkeypatch):
+    assert load_config(write(tmp_path, ""), env=ENV).store_url is None
+    url = "postgresql://callengine@db.example:5433/callengine"
+    config = load_config(write(tmp_path, f'[store]\nurl = "{url}"\n'),
+                         env={**ENV, "CALLENGINE_STORE_PASSWORD": "s3cret-pass"})
+    assert (config.store_url, config.store_password) == (url, "s3cret-pass")
+    assert "s3cret" not in repr(config)
+    with pytest.raises(ConfigError, match="must not hold a password"):
+        load_config(write(tmp_path, '[store]\nurl = "postgresql://u:pw@db/x"\n'), env=ENV)
+    with pytest.raises(ConfigError, match="store.url must be postgresql://"):
+        load_config(write(tmp_path, '[store]\nurl = "mysql://db/x"\n'), env=ENV)
+
+
 def test_fifo_slack_bounds(tmp_path):
     config = load_config(write(tmp_path, "[recording]\nfifo_slack_s = 10\n"), env=ENV)
     assert config.recording.fifo_slack_s == 10.0

@@ -17,6 +17,12 @@ def cmd_backup(config: Config, args: argparse.Namespace) -> int:
     from callengine import crypto
     from callengine.services.backup import create_backup
 
+    if config.store_url:
+        # The backup's store part is a SQLite snapshot; a server's data is the server's own
+        # tools' to back up (the keystore stays out of both: docs/backup.md).
+        raise InvalidInput("store.url", "a PostgreSQL store is backed up with PostgreSQL's tools"
+                           " (pg_dump, pg_basebackup) and the recordings directory with yours;"
+                           " `callengine backup` backs up the SQLite store (docs/scale-out.md)")
     recording_ids, leads = run(config, lambda s: s.backup_contents(principal(args)))
     recipient_file = Path(args.recipient) if args.recipient else config.recording.public_key_file
     if recipient_file is None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from callengine.cli.common import AddCommand, run
 from callengine.config import Config
+from callengine.errors import LeaseLost
 from callengine.logs import setup_logging
 
 
@@ -15,7 +17,16 @@ def cmd_run(config: Config, args: argparse.Namespace) -> int:
     import uvloop
 
     setup_logging(config.log_level, config.log_format)
-    uvloop.run(serve(config))  # libuv's loop: the same asyncio API, less CPU per request
+    try:
+        uvloop.run(serve(config))  # libuv's loop: the same asyncio API, less CPU per request
+    except ExceptionGroup as group:
+        if group.subgroup(LeaseLost) is None or group.subgroup(
+                lambda exc: not isinstance(exc, (LeaseLost, ExceptionGroup))) is not None:
+            raise
+        # Logged where it was found; its calls are another engine's now.
+        print("callengine: stopped: this engine's lease was taken by another (see the log)",
+              file=sys.stderr)
+        return 1
     return 0
 
 
@@ -68,6 +79,21 @@ def cmd_db_migrate(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_move_store(config: Config, args: argparse.Namespace) -> int:
+    """Copy the SQLite store into an empty PostgreSQL database (the engines stopped); then
+    set store.url (docs/scale-out.md, "From SQLite to PostgreSQL")."""
+    import asyncio
+
+    from callengine.services.moving import move_store
+
+    copied = asyncio.run(move_store(config, args.url))
+    for table, rows in copied.items():
+        print(f"{table}: {rows} row(s)")
+    print(f"copied {sum(copied.values())} row(s) from {config.database}; now set"
+          f" [store] url = \"{args.url}\" (the keystore stays {config.keystore})")
+    return 0
+
+
 def register(commands: argparse._SubParsersAction, command: AddCommand) -> None:
     command("run", cmd_run, "run the engine: ARI controller and HTTP API")
     check = command("check-config", cmd_check_config,
@@ -75,3 +101,7 @@ def register(commands: argparse._SubParsersAction, command: AddCommand) -> None:
     check.add_argument("--offline", action="store_true",
                        help="the file and secrets only: do not connect to ARI or AMI")
     command("migrate", cmd_db_migrate, "create or upgrade the store's schema")
+    move = command("move-store", cmd_move_store,
+                   "copy the SQLite store into an empty PostgreSQL database (engines stopped)")
+    move.add_argument("url", help="postgresql://[user@]host[:port]/database (the password:"
+                                  " store.password_file or CALLENGINE_STORE_PASSWORD)")

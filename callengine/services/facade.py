@@ -29,7 +29,7 @@ from callengine.services.subjects import Subjects
 from callengine.services.tokens import Tokens
 from callengine.services.users import Users
 from callengine.services.webhooks import Webhooks
-from callengine.storage import KeyStore, Store
+from callengine.storage import KeyStore, Store, open_store
 
 
 class Services:
@@ -109,9 +109,10 @@ async def open_services(config: Config, *, vault: bool = False,
     configured one) and the private keys in `key_files` (or the configured ones); without any
     key, recordings can be listed, verified for structure and shredded, not opened."""
     async with AsyncExitStack() as stack:
-        store = await stack.enter_async_context(Store.open(
+        store = await stack.enter_async_context(open_store(
             config.database, config.data_key, keystore=keystore or config.keystore,
-            audit_dir=config.audit_directory))
+            audit_dir=config.audit_directory, url=config.store_url,
+            password=config.store_password))
         recordings = None
         if vault:
             keys = await stack.enter_async_context(KeyStore.open(keystore or config.keystore))

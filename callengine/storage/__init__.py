@@ -2,7 +2,9 @@
 
     interface.py     Storage, the Protocol the rest of callengine uses (and what a backend
                      must guarantee); PurgeBatchStorage for the purge's batches
+    backends.py      open_store: the SQLite Store, or the PostgreSQL PgStore (store.url)
     store.py         Store, the SQLite backend: open() and the query mixins composed
+    pg/              PgStore, the PostgreSQL backend: the same mixins on asyncpg
     base.py          what the mixins share: connection, field cipher, write lock, transaction
     queries/         Store's SQL by area: configuration (agents, groups, widgets), leads
                      (and attempts), recordings, access (tokens, audit), retention (lease,
@@ -22,11 +24,12 @@ area of the schema it touches, one short module each; they share one connection 
 write lock, which composition into separate objects would hand around for nothing.
 """
 
-from callengine.storage.interface import LeadFilter, PurgeBatchStorage, Storage
+from callengine.storage.backends import open_store
+from callengine.storage.interface import LeadFilter, PurgeBatchStorage, Storage, engine_lease
 from callengine.storage.intake import JOURNAL_SUFFIX
 from callengine.storage.keystore import KeyStore
 from callengine.storage.purge import PurgeBatches
 from callengine.storage.store import Store
 
 __all__ = ["JOURNAL_SUFFIX", "KeyStore", "LeadFilter", "PurgeBatchStorage", "PurgeBatches",
-           "Storage", "Store"]
+           "Storage", "Store", "engine_lease", "open_store"]

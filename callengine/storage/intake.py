@@ -38,6 +38,7 @@ from callengine.model import LEAD_QUEUED, Consent, Lead, Widget
 from callengine.storage.base import StoreBase
 from callengine.storage import limits, outbox
 from callengine.storage.limits import Pending
+from callengine.storage.rows import new_lead
 from callengine.storage.sql import file_uri, marks
 
 log = logging.getLogger(__name__)
@@ -224,13 +225,8 @@ class IntakeJournal(StoreBase):
         self._journaled.add(lead_id)
         if self._mover is None or self._mover.done():
             self._mover = asyncio.create_task(self._keep_moving(), name="intake-mover")
-        return Lead(
-            id=lead_id, widget_id=widget.id, phone_e164=phone_e164, phone_region=phone_region,
-            phone_kind=phone_kind, name=name, email=email, consent=consent,
-            status=LEAD_QUEUED, progress=None, outcome=None, cause=None, attempts=0,
-            next_attempt_at=scheduled_for or now, created_at=now, closed_at=None,
-            scheduled_for=scheduled_for,
-        )
+        return new_lead(lead_id, widget.id, phone_e164, phone_region, phone_kind, name, email,
+                        consent, now, scheduled_for)
 
     async def _subject_in_turn(self, number_hash: str
                                ) -> tuple[str, SubjectCipher, bytes | None]:

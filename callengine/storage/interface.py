@@ -1,7 +1,7 @@
 """The storage interface: what the rest of callengine (engine, services, retention, recordings,
 subjects, reports, web, cli, the purge process) asks of a store, as `typing.Protocol`s. The
-SQLite `Store` implements it (tests/storage/test_interface.py checks the signatures); a second
-backend (PostgreSQL) implements the same methods with the same guarantees:
+SQLite `Store` and the PostgreSQL `PgStore` implement it (tests/storage/test_interface.py
+checks the signatures) with the same guarantees:
 
 - **Atomic writes.** Each method that writes is all or nothing: a crash or a cancelled task
   leaves the old rows or the new ones, never a mix (start_attempt, finish_attempt, purge_leads,
@@ -30,10 +30,11 @@ backend (PostgreSQL) implements the same methods with the same guarantees:
   head anchored outside the store (storage/audit_head.py, docs/audit.md).
 - Times are Unix seconds; ids are strings the backend makes (time-ordered: UUIDv7).
 
-Not in the interface: opening (`Store.open(path, data_key, keystore=…)` is the backend's own;
-the composition root calls it), the keystore (KeyStore: a SQLite file kept apart on purpose,
-whatever the backend) and the backup's snapshot (a function per backend:
-storage.snapshot for SQLite).
+Two backends implement it: the SQLite `Store` and the PostgreSQL `PgStore` (storage/pg/,
+docs/scale-out.md); the whole test suite runs on each. Not in the interface: opening
+(storage.open_store picks the backend the configuration names; the composition roots call it),
+the keystore (KeyStore: a SQLite file kept apart on purpose, whatever the backend) and the
+backup's snapshot (SQLite only: storage.snapshot; a PostgreSQL server has its own tools).
 """
 
 from __future__ import annotations
@@ -51,6 +52,12 @@ from callengine.model import (
     Agent, Attempt, Consent, Group, Lead, Recording, Widget, WidgetSettings,
 )
 from callengine.ringorder import RingState
+
+
+def engine_lease(engine_id: str) -> str:
+    """The name of an engine's lease (job_leases): held while it runs, renewed every third of
+    `dialing.engine_lease_s`; start_attempts checks it (docs/scale-out.md)."""
+    return f"engine:{engine_id}"
 
 
 @dataclass(frozen=True)
@@ -244,13 +251,15 @@ class Storage(Protocol):
     async def start_attempts(self, lead_ids: list[str], now: float,
                              progress: str | None = None,
                              rotations: dict[str, tuple[str, str]] | None = None,
-                             engine: str | None = None) -> dict[str, Attempt]:
+                             engine: str | None = None, lease_owner: str | None = None
+                             ) -> dict[str, Attempt]:
         """start_attempt for many leads in one atomic write: lead id → attempt for those that
         were queued (the others are left out, no Conflict); each lead's progress set to
         `progress` with it. rotations: lead id → (group, endpoint) — for each lead that gets
         its attempt, its group's rotation becomes that endpoint, in the same write. engine:
-        the id of the engine that makes the calls, kept on each attempt. Committed before any
-        of them is dialled."""
+        the id of the engine that makes the calls, kept on each attempt. lease_owner: with it,
+        nothing starts unless that owner holds engine_lease(engine), checked in the same write
+        (LeaseLost otherwise: fenced). Committed before any of them is dialled."""
 
     async def set_progress(self, lead_id: str, progress: str, connected: bool, attempt_id: str,
                            now: float) -> None: ...
@@ -262,7 +271,8 @@ class Storage(Protocol):
         self, attempt: Attempt, result: Result, now: float, retry_at: float | None
     ) -> Lead:
         """Close the attempt with its result and queue the lead again (retry_at) or close it,
-        atomically."""
+        atomically. AttemptClosed, with nothing written, if the attempt is closed already
+        (another engine took it over)."""
 
     async def active_attempts(self, engine: str | None = None) -> list[Attempt]:
         """Attempts still open; with `engine`, only those that engine started (and those
@@ -283,7 +293,9 @@ class Storage(Protocol):
         segments: int, sha256: str | None, problem: str | None,
     ) -> None: ...
 
-    async def recordings_in_progress(self) -> list[Recording]: ...
+    async def recordings_in_progress(self, attempt_ids: list[str] | None = None
+                                     ) -> list[Recording]:
+        """Recordings still being made (of these attempts only, when named)."""
 
     async def get_recording(self, recording_id: str) -> Recording: ...
 
@@ -394,6 +406,13 @@ class Storage(Protocol):
 
     async def acquire_lease(self, name: str, owner: str, now: float, ttl_s: float) -> bool:
         """Take or renew the named lease; False while another owner holds an unexpired one."""
+
+    async def renew_lease(self, name: str, owner: str, now: float, ttl_s: float) -> bool:
+        """Extend a lease this owner holds (expired or not); False if another owner holds it
+        now or it is gone (taken over)."""
+
+    async def engines_to_take_over(self, me: str, now: float) -> list[str]:
+        """Engines other than `me` with open attempts and no unexpired engine_lease."""
 
     async def release_lease(self, name: str, owner: str) -> None: ...
 

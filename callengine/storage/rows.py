@@ -13,7 +13,7 @@ from typing import Any
 from callengine.crypto.fields import SubjectCipher
 from callengine.flow import Acceptance, Answer, Strategy
 from callengine.model import (
-    ERASED, Agent, Attempt, Consent, Group, Lead, Recording, Widget, widget_settings_from_input,
+    ERASED, LEAD_QUEUED, Agent, Attempt, Consent, Group, Lead, Recording, Widget, widget_settings_from_input,
 )
 
 Ciphers = Mapping[str, SubjectCipher]  # subject id → cipher (Store._ciphers)
@@ -93,3 +93,16 @@ def to_recording(row: sqlite3.Row, ciphers: Ciphers) -> Recording:
     fields["phone_e164"] = _field(
         row, ciphers, "phone_enc", f"leads.phone:{row['lead_id']}") or ""
     return Recording(**fields)
+
+
+def new_lead(lead_id: str, widget_id: str, phone_e164: str, phone_region: str, phone_kind: str,
+             name: str | None, email: str | None, consent: Consent, now: float,
+             scheduled_for: float | None) -> Lead:
+    """A lead create_lead has just accepted: queued, due now or at scheduled_for."""
+    return Lead(
+        id=lead_id, widget_id=widget_id, phone_e164=phone_e164, phone_region=phone_region,
+        phone_kind=phone_kind, name=name, email=email, consent=consent,
+        status=LEAD_QUEUED, progress=None, outcome=None, cause=None, attempts=0,
+        next_attempt_at=scheduled_for or now, created_at=now, closed_at=None,
+        scheduled_for=scheduled_for,
+    )

@@ -18,7 +18,6 @@ from pathlib import Path
 import aiosqlite
 
 from callengine.crypto import FieldCipher
-from callengine.errors import ErasureIncomplete
 from callengine.storage import schema
 from callengine.storage.audit_head import AuditSeal
 from callengine.storage.intake import IntakeJournal, open_journal
@@ -114,13 +113,6 @@ class Store(ConfigurationQueries, IntakeJournal, LeadQueries, RecordingQueries, 
                             await store._mover  # it logs its own failure: the leads stay
         finally:
             await db.close()
-
-    async def _retry_scrub(self) -> None:
-        """At open: finish an erasure an earlier run could not (it said so, loudly)."""
-        try:
-            await self.scrub_pending()
-        except ErasureIncomplete as exc:
-            log.error("erasure still incomplete, retried at the next erasure or purge: %s", exc)
 
     async def migrate(self) -> int:
         return await schema.migrate(self._db, self.write_lock)

@@ -14,6 +14,7 @@ import pytest
 from callengine import cli
 from callengine.cli import common
 from callengine.storage import Store
+from tests.support import postgres
 from tests.support.engine import DATA_KEY, DATA_KEY_B64, REPO
 from tests.support.shop import ADMIN, shop_with_lead
 
@@ -38,7 +39,8 @@ def shop(tmp_path, monkeypatch):
     config = tmp_path / "c.toml"
 
     def configure(cli_part: str = "") -> list[str]:
-        config.write_text('[store]\ndatabase = "ce.db"\nkeystore = "ks.db"\n' + cli_part)
+        config.write_text('[store]\n' + postgres.url_line(tmp_path / "ce.db")
+                          + 'database = "ce.db"\nkeystore = "ks.db"\n' + cli_part)
         return ["--config", str(config)]
 
     return configure, lead_id, env

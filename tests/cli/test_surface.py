@@ -18,6 +18,7 @@ SURFACE = {
     "run": [],
     "check-config": ["--offline"],
     "migrate": [],
+    "move-store": ["url"],
     "agent add": ["name", "endpoint"],
     "agent list": [],
     "agent edit": ["name", "--endpoint"],

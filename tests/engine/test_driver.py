@@ -17,7 +17,8 @@ from callengine.calls import engine_prefix
 from callengine.engine import Engine
 from callengine.flow import Outcome, State, Strategy
 from callengine.model import LEAD_CALLING, LEAD_DONE, LEAD_QUEUED, Lead
-from callengine.storage import Store
+from callengine.errors import LeaseLost
+from callengine.storage import Store, engine_lease
 from callengine.telephony import ChannelEnteredApp, NotReady, TelephonyError
 from tests.support.engine import DATA_KEY, VISITOR, add_widget, poll, queue_lead
 from tests.support.fake_ari import FakeAri, failure
@@ -248,6 +249,88 @@ async def test_a_restarted_engine_closes_its_own_open_attempts_only(tmp_path):
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
+
+
+# ---- several engines on one store: leases and takeover ------------------------------------------
+
+
+def leased(ttl: float = 0.3) -> DialingConfig:
+    """A short lease (renewed every ttl/3): a takeover within the test's patience."""
+    return DialingConfig(max_concurrent_calls=1, poll_interval_s=0.05, engine_lease_s=ttl)
+
+
+async def test_a_stopped_engines_calls_are_taken_over_when_its_lease_runs_out(tmp_path):
+    """Engine b dies ringing an agent: its lease runs out, engine main hangs up b's channel and
+    bridge (not a third engine's, alive) and closes b's attempt; its lead is dialled again."""
+    ari = FakeAri(answer=False)
+    theirs, their_bridge = engine_prefix("b") + "2" * 32, engine_prefix("b") + "3" * 32
+    alive = engine_prefix("c") + "4" * 32
+    ari.add_channel(theirs, "PJSIP/agent8", state="Ringing")
+    ari.add_bridge(their_bridge)
+    ari.add_channel(alive, "PJSIP/agent9")
+    async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
+        widget = await add_widget(store, agents=("agent1",), max_attempts=2, retry_delay_s=0)
+        lead = await queue_lead(store, widget)
+        attempt = (await store.start_attempts([lead.id], time.time(), engine="b"))[lead.id]
+        await store.acquire_lease(engine_lease("b"), "run-b", time.time(), 0.5)  # then silent
+        await store.acquire_lease(engine_lease("c"), "run-c", time.time(), 3600)
+        engine = Engine(store, ari, leased())
+        task = asyncio.create_task(engine.run())
+        try:
+            await poll(originated(ari, "agent1"), timeout=5)  # the lead again, by main
+            first, second = await store.attempts_for(lead.id)
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+    assert first.id == attempt.id and first.engine == "b"
+    assert (first.status, first.cause) == ("done", "interrupted: engine b stopped")
+    assert second.engine == "main" and second.number == 2
+    assert ("hangup", theirs) in ari.calls and ("destroy_bridge", their_bridge) in ari.calls
+    assert alive in ari.channels  # c holds its lease: its call is its own
+
+
+async def test_an_engine_whose_lease_was_taken_stops_and_dials_no_more(tmp_path):
+    """Cut off longer than its lease, an engine finds its lease another's: run() ends with
+    LeaseLost (the process exits) instead of dialling beside the engine that took over."""
+    ari = FakeAri(answer=False)
+    async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
+        widget = await add_widget(store, agents=("agent1",))
+        engine = Engine(store, ari, leased())
+        task = asyncio.create_task(engine.run())
+        await asyncio.wait_for(engine.ready.wait(), 5)
+        await store.release_lease(engine_lease("main"), engine._lease.owner)
+        await store.acquire_lease(engine_lease("main"), "taker", time.time(), 60)
+        with pytest.raises(ExceptionGroup) as stopped:
+            await asyncio.wait_for(task, 5)
+        assert stopped.group_contains(LeaseLost)
+        await queue_lead(store, widget)
+        await asyncio.sleep(0.3)
+    assert ari.requests("originate") == []
+
+
+async def test_a_second_process_with_the_same_engine_id_waits_for_the_lease(tmp_path, caplog):
+    """Two processes with one engine id would hang up each other's calls: the second waits
+    (saying so) until the first has stopped, and only then reconciles and dials."""
+    async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
+        first = Engine(store, FakeAri(), leased(3))
+        first_task = asyncio.create_task(first.run())
+        await asyncio.wait_for(first.ready.wait(), 5)
+        second_ari = FakeAri()
+        second = Engine(store, second_ari, leased(3))
+        second_task = asyncio.create_task(second.run())
+        try:
+            await asyncio.sleep(1.5)
+            assert not second.ready.is_set() and second_ari.requests("channel_ids") == []
+            assert "its lease is held by another process" in caplog.text
+            first_task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await first_task  # a clean stop releases its lease
+            await asyncio.wait_for(second.ready.wait(), 5)
+        finally:
+            second_task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await second_task
 
 
 # ---- shutdown ----------------------------------------------------------------------------------

@@ -94,6 +94,7 @@ async def test_store_keeps_each_recordings_rate(tmp_path):
     assert rates == {"r8000": (8000, 8000), "r16000": (16000, 16000)}
 
 
+@pytest.mark.sqlite_only  # a SQLite store from before a migration
 async def test_recordings_from_before_the_column_are_16khz(tmp_path):
     """A store made by the migrations before `sample_rate`, with a recording in it: after the
     upgrade that recording reads as 16 kHz, which every recording then was."""
@@ -220,7 +221,7 @@ async def test_interrupted_recording_counts_only_whole_segments(tmp_path, torn_p
             sink.feed(bytes(65536))
             with open(path, "r+b") as f:
                 f.truncate((whole // 4096 + torn_pages) * 4096)
-        await close_interrupted_recordings(store, vault, time.time)
+        await close_interrupted_recordings(store, vault, time.time, [attempt.id])
         recording, = await store.list_recordings()
         plain = await vault.open(recording)
         pcm = b"".join(plain.chunks)

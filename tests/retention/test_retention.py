@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,8 @@ from callengine.recordings import RecordingVault
 from callengine.retention import DAY, Purger, start_schedule
 from callengine.errors import RateLimited
 from callengine.storage import KeyStore, PurgeBatches, Store
+from callengine.storage.pg.store import PgPurgeBatches
+from tests.support import postgres
 from tests.support.engine import DATA_KEY, DATA_KEY_B64
 from tests.support.recordings import seed_recording
 
@@ -98,10 +99,9 @@ async def test_purge_removes_exactly_what_expired(env):
     assert old_recording.status == "deleted"
     # The tombstone keeps the counts and the consent facts, and no personal data.
     assert await store.count_tombstones("shop") == 1
-    db = sqlite3.connect(recordings.parent / "ce.db")
-    row = db.execute("SELECT * FROM lead_tombstones").fetchone()
-    assert "601000001" not in repr(row) and "Ann" not in repr(row)
-    assert row[4] == "connected"
+    row, = await store._db.execute_fetchall("SELECT * FROM lead_tombstones")
+    assert "601000001" not in repr(tuple(row)) and "Ann" not in repr(tuple(row))
+    assert row["outcome"] == "connected"
     # a second purge finds nothing more
     again = await Purger(store, vault).run(NOW)
     assert (again.leads, again.recordings) == (0, 0)
@@ -156,6 +156,7 @@ def wal_index(db_path) -> tuple[int, int]:
     return max_frame, backfilled
 
 
+@pytest.mark.sqlite_only  # SQLite's WAL
 async def test_a_purge_leaves_the_wal_folded(env):
     """The purge checkpoints at most once a second beside its batches, and once more as it
     closes: nothing it wrote is left in the WAL for an intake commit to fold."""
@@ -200,6 +201,7 @@ async def test_interrupted_purge_is_safe_and_the_next_one_finishes(env, monkeypa
     # 1. In the leads phase, after the chunk's recording keys were shredded, before its rows
     # went: the lead stays for the next run, and its recording can no longer be opened.
     monkeypatch.setattr(PurgeBatches, "purge_leads", power_cut)
+    monkeypatch.setattr(PgPurgeBatches, "purge_leads", power_cut)
     with pytest.raises(RuntimeError):
         await Purger(store, vault).run(NOW)
     monkeypatch.undo()
@@ -210,6 +212,7 @@ async def test_interrupted_purge_is_safe_and_the_next_one_finishes(env, monkeypa
 
     # 2. In the recordings phase, after the leads phase finished.
     monkeypatch.setattr(PurgeBatches, "mark_recordings_deleted", power_cut)
+    monkeypatch.setattr(PgPurgeBatches, "mark_recordings_deleted", power_cut)
     with pytest.raises(RuntimeError):
         await Purger(store, vault).run(NOW)
     monkeypatch.undo()
@@ -316,7 +319,7 @@ def test_cli_purge_dry_run(tmp_path, monkeypatch, capsys):
 def _target(store: Store, vault: RecordingVault) -> retention.PurgeTarget:
     directory = vault.directory.parent
     return retention.PurgeTarget(directory / "ce.db", directory / "ks.db", vault.directory,
-                                 DATA_KEY)
+                                 DATA_KEY, url=postgres.url_for(directory / "ce.db"))
 
 
 def _children() -> list[int]:

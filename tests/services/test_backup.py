@@ -26,6 +26,9 @@ from tests.support.engine import DATA_KEY, DATA_KEY_B64
 from tests.support.intake import journal_lead_and_die
 from tests.support.recordings import seed_recording, two_tones
 
+# The backup snapshots the SQLite store (a PostgreSQL store: its own tools, `backup` refuses).
+pytestmark = pytest.mark.sqlite_only
+
 ADMIN = "admin-token-0123456789abcdef"
 ANNA, BOB = "+48601234567", "+48601999888"
 

@@ -120,6 +120,7 @@ async def test_the_store_counts_and_lists_with_one_filter(seeded):
     LeadFilter(created_from=1.0), LeadFilter(created_from=1.0, created_to=2.0),
     LeadFilter(status="done", outcome="connected"),
 ])
+@pytest.mark.sqlite_only  # SQLite's query plan
 async def test_a_listing_without_a_widget_walks_the_creation_index(seeded, where):
     """No sort of the whole table for a page (1,000,000 leads: 3-4 s without the index),
     with the store's own WHERE clause (the metrics' leads_outcomes index is not taken)."""

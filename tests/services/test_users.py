@@ -223,6 +223,7 @@ async def test_admins_need_totp_and_a_code_is_accepted_once(env):
             if e.action == "panel.login.failed"] == ["totp-invalid", "totp-invalid"]
 
 
+@pytest.mark.sqlite_only  # reads the SQLite files
 async def test_the_totp_secret_is_encrypted_at_rest(env, tmp_path):
     services, store, _ = env
     made = await services.users.add(ADMIN, "root", "admin", PASSWORD)

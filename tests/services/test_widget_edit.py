@@ -171,6 +171,7 @@ async def test_a_widget_without_leads_is_removed_with_its_clauses(env):
     await services.config.add_widget(ADMIN, "spare", None, {"group": "sales"})
 
 
+@pytest.mark.sqlite_only  # a SQLite store from before a migration
 async def test_widgets_from_before_the_column_are_enabled(tmp_path):
     """A store made by the migrations before `disabled_at`, with a widget in it: after the
     upgrade the widget reads as enabled, and can be disabled."""
@@ -193,6 +194,7 @@ async def test_widgets_from_before_the_column_are_enabled(tmp_path):
         assert await store.schema_version() == len(MIGRATIONS)
 
 
+@pytest.mark.sqlite_only  # reads the SQLite files
 async def test_a_lead_journaled_for_a_widget_removed_meanwhile_holds_up_no_other(env,
                                                                                  monkeypatch):
     """The race the removal can't close: a visitor's request read the widget before it went

@@ -11,7 +11,7 @@ from callengine.errors import Conflict, NotFound
 from callengine.flow import Strategy
 from callengine.model import LEAD_CALLING, LEAD_QUEUED, Consent
 from callengine.storage import Store
-from tests.support.engine import DATA_KEY, add_widget
+from tests.support.engine import add_widget
 
 
 async def _lead(store: Store, widget, phone: str):
@@ -20,8 +20,8 @@ async def _lead(store: Store, widget, phone: str):
         email=None, consent=Consent(False, False, "v1"), now=time.time())
 
 
-async def test_a_round_starts_the_queued_leads_and_leaves_out_the_others(tmp_path):
-    async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
+async def test_a_round_starts_the_queued_leads_and_leaves_out_the_others(open_store):
+    async with open_store() as store:
         widget = await add_widget(store)
         first, second, busy = [await _lead(store, widget, f"+4860123456{i}") for i in range(3)]
         await store.start_attempt(busy.id, time.time())
@@ -40,8 +40,8 @@ async def test_a_round_starts_the_queued_leads_and_leaves_out_the_others(tmp_pat
         assert (await store.get_lead(busy.id)).status != LEAD_QUEUED
 
 
-async def test_a_rounds_widgets_come_with_their_groups_agents_in_order(tmp_path):
-    async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
+async def test_a_rounds_widgets_come_with_their_groups_agents_in_order(open_store):
+    async with open_store() as store:
         one = await add_widget(store, agents=("b", "a"), strategy=Strategy.SEQUENTIAL,
                                widget_id="one")
         two = await add_widget(store, agents=("a",), widget_id="two")

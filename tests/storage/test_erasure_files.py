@@ -29,6 +29,9 @@ from callengine.storage import KeyStore, Store, scrub
 from tests.support.engine import DATA_KEY, DATA_KEY_B64, REPO
 from tests.support.recordings import seed_recording, two_tones
 
+# SQLite's files after an erasure (PostgreSQL's: tests/storage/test_pg_privacy.py).
+pytestmark = pytest.mark.sqlite_only
+
 ANNA, BOB = "+48601234567", "+48601999888"
 DPO = Principal("dpo", Role.ADMIN)
 SPELLINGS = (ANNA, ANNA[1:], "601 234 567", "601234567", "0048601234567")

@@ -6,6 +6,8 @@ the leads taken after the erasure belong to a new subject."""
 
 from __future__ import annotations
 
+import pytest
+
 import asyncio
 import sqlite3
 import time
@@ -23,6 +25,7 @@ LEAD = dict(phone_e164=ANNA, phone_region="PL", phone_kind="mobile", name="Anna"
 DPO = Principal("dpo", Role.ADMIN)
 
 
+@pytest.mark.sqlite_only  # the intake journal's race with an erasure
 async def test_a_cli_erasure_while_the_engine_takes_leads_for_the_number(tmp_path):
     database, keystore = tmp_path / "ce.db", tmp_path / "ks.db"
     async with Store.open(database, DATA_KEY, keystore=keystore) as engine:

@@ -17,6 +17,9 @@ from callengine.storage import JOURNAL_SUFFIX, Store
 from tests.support.engine import DATA_KEY
 from tests.support.intake import count_rows, journal_again, journal_lead_and_die
 
+# The SQLite backend's own machinery (its journal, files and transactions).
+pytestmark = pytest.mark.sqlite_only
+
 NUMBER = "+48601234567"
 LEAD = dict(phone_e164=NUMBER, phone_region="PL", phone_kind="mobile", name="Anna",
             email=None, consent=Consent(False, True, "v7"))

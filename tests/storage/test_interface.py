@@ -14,12 +14,14 @@ from pathlib import Path
 import pytest
 
 from callengine.storage import PurgeBatches, PurgeBatchStorage, Storage, Store
+from callengine.storage.pg.store import PgPurgeBatches, PgStore
 from tests.support.engine import DATA_KEY, REPO
 
 # What a protocol's method may return, and what the implementation then returns: a
 # Protocol's context manager is, in the SQLite code, an @asynccontextmanager generator.
 _CONTEXT_MANAGERS = {contextlib.AbstractAsyncContextManager: collections.abc.AsyncIterator}
 IMPLEMENTATIONS = {PurgeBatchStorage: PurgeBatches, Storage: Store}
+PG_IMPLEMENTATIONS = {PurgeBatchStorage: PgPurgeBatches, Storage: PgStore}
 
 
 def _methods(protocol: type) -> list[str]:
@@ -60,6 +62,13 @@ def _check(protocol: type, implementation: type) -> None:
 @pytest.mark.parametrize("protocol", list(IMPLEMENTATIONS), ids=lambda p: p.__name__)
 def test_the_sqlite_classes_implement_the_protocols(protocol):
     _check(protocol, IMPLEMENTATIONS[protocol])
+
+
+@pytest.mark.parametrize("protocol", list(PG_IMPLEMENTATIONS), ids=lambda p: p.__name__)
+def test_the_postgresql_classes_implement_the_protocols(protocol, monkeypatch):
+    # (a context manager's value is the backend's own class)
+    monkeypatch.setitem(IMPLEMENTATIONS, PurgeBatchStorage, PgPurgeBatches)
+    _check(protocol, PG_IMPLEMENTATIONS[protocol])
 
 
 def test_the_check_sees_a_difference():

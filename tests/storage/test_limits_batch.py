@@ -4,11 +4,16 @@ to be added the batch is done again so that only that lead is refused and nothin
 
 from __future__ import annotations
 
+import pytest
+
 import sqlite3
 
 from callengine.model import widget_settings_from_input
 from callengine.storage import limits
 from callengine.storage.limits import Pending
+
+# The SQLite backend's own machinery (its journal, files and transactions).
+pytestmark = pytest.mark.sqlite_only
 
 COLUMNS = ("id", "widget_id", "subject_id", "created_at")
 

@@ -11,6 +11,8 @@ directory, and the subject can be exported and erased."""
 
 from __future__ import annotations
 
+import pytest
+
 import hashlib
 import hmac
 import json
@@ -30,6 +32,9 @@ from callengine.services import Services
 from callengine.storage import KeyStore, Store
 from callengine.storage.schema import MIGRATIONS, split_statements
 from tests.support.engine import DATA_KEY
+
+# The SQLite backend's own machinery (its journal, files and transactions).
+pytestmark = pytest.mark.sqlite_only
 
 ANNA, BOB = "+48601234567", "+48601999888"
 DPO = Principal("dpo", Role.ADMIN)

@@ -3,6 +3,8 @@ each, and a lead purged or erased by the time of the copy is not brought back.""
 
 from __future__ import annotations
 
+import pytest
+
 import asyncio
 import sqlite3
 import time
@@ -16,6 +18,9 @@ from tests.storage.test_intake_journal import LEAD, NUMBER, _widget
 from tests.support.intake import count_rows
 from tests.support.engine import DATA_KEY
 from tests.support.intake import journal_again
+
+# The SQLite backend's own machinery (its journal, files and transactions).
+pytestmark = pytest.mark.sqlite_only
 
 
 async def test_a_lead_only_in_the_journal_is_in_the_snapshot(tmp_path):

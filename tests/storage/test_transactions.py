@@ -12,6 +12,9 @@ import pytest
 
 from callengine.storage.transactions import sync_transaction, transaction
 
+# The SQLite backend's own machinery (its journal, files and transactions).
+pytestmark = pytest.mark.sqlite_only
+
 
 def _plain(path) -> sqlite3.Connection:
     db = sqlite3.connect(path, isolation_level=None)

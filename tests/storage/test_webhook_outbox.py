@@ -40,8 +40,8 @@ def _result(connected: bool = True) -> Result:
                   connected=connected, agent="PJSIP/agent1", talk_s=12.0 if connected else None)
 
 
-async def test_a_call_writes_its_events_with_its_changes(tmp_path):
-    async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
+async def test_a_call_writes_its_events_with_its_changes(open_store):
+    async with open_store() as store:
         widget = await add_widget(store)
         await store.add_webhook("http://crm.example/hook", "", ("*",), False, SECRET, 1.0)
         lead = await _lead(store, widget)
@@ -63,8 +63,8 @@ async def test_a_call_writes_its_events_with_its_changes(tmp_path):
                                                   payloads[events.LEAD_DONE]["closed_at"])}
 
 
-async def test_a_retry_is_no_lead_done(tmp_path):
-    async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
+async def test_a_retry_is_no_lead_done(open_store):
+    async with open_store() as store:
         widget = await add_widget(store)
         await store.add_webhook("http://crm.example/hook", "", (events.LEAD_DONE,
                                                                 events.ATTEMPT_FINISHED),
@@ -75,8 +75,8 @@ async def test_a_retry_is_no_lead_done(tmp_path):
         assert await _types(store) == [events.ATTEMPT_FINISHED]  # subscribed to two only
 
 
-async def test_an_event_that_fails_rolls_its_change_back(tmp_path, monkeypatch):
-    async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
+async def test_an_event_that_fails_rolls_its_change_back(open_store, monkeypatch):
+    async with open_store() as store:
         widget = await add_widget(store)
         await store.add_webhook("http://crm.example/hook", "", ("*",), False, SECRET, 1.0)
         lead = await _lead(store, widget)
@@ -100,8 +100,8 @@ async def test_an_event_that_fails_rolls_its_change_back(tmp_path, monkeypatch):
                                        events.LEAD_DONE]
 
 
-async def test_no_endpoint_no_event_and_a_disabled_one_gets_none(tmp_path):
-    async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
+async def test_no_endpoint_no_event_and_a_disabled_one_gets_none(open_store):
+    async with open_store() as store:
         widget = await add_widget(store)
         await _lead(store, widget)
         endpoint = await store.add_webhook("http://crm.example/hook", "", ("*",), False,
@@ -113,9 +113,11 @@ async def test_no_endpoint_no_event_and_a_disabled_one_gets_none(tmp_path):
         assert rows[0][0] == 0
 
 
+@pytest.mark.sqlite_only  # the intake journal's move
 async def test_a_lead_moved_twice_is_created_once(tmp_path):
     """A crash between the store's commit of a move and the journal's forgetting: the next
-    move finds the lead there (INSERT OR IGNORE) and writes no second lead.created."""
+    move finds the lead there (INSERT OR IGNORE) and writes no second lead.created (SQLite's
+    intake journal)."""
     async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
         widget = await add_widget(store)
         await store.add_webhook("http://crm.example/hook", "", ("*",), False, SECRET, 1.0)
@@ -128,8 +130,8 @@ async def test_a_lead_moved_twice_is_created_once(tmp_path):
         assert await _types(store) == [events.LEAD_CREATED]
 
 
-async def test_recording_ready_and_subject_erased(tmp_path):
-    async with Store.open(tmp_path / "ce.db", DATA_KEY) as store:
+async def test_recording_ready_and_subject_erased(open_store):
+    async with open_store() as store:
         widget = await add_widget(store)
         await store.add_webhook("http://crm.example/hook", "",
                                 (events.RECORDING_READY, events.SUBJECT_ERASED), False, SECRET,

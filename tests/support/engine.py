@@ -29,6 +29,7 @@ from callengine.flow import Strategy
 from callengine.model import Agent, Consent, Lead, Widget, widget_settings_from_input
 from callengine.audio import DEFAULT_SAMPLE_RATE
 from callengine.storage import Store
+from tests.support import postgres
 from tests.support.logcheck import full_numbers_in
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
@@ -44,6 +45,8 @@ def make_config(tmp_path: Path, asterisk: Any, *, ari_url: str | None = None,
                 sample_rate: int = DEFAULT_SAMPLE_RATE) -> Config:
     ami = asterisk.ami
     return Config(
+        # (the suite on PostgreSQL: the database standing in for this file)
+        store_url=postgres.url_for(tmp_path / "callengine.db"),
         database=tmp_path / "callengine.db",
         keystore=tmp_path / "keystore.db",
         data_key=DATA_KEY,
@@ -55,7 +58,7 @@ def make_config(tmp_path: Path, asterisk: Any, *, ari_url: str | None = None,
             app="callengine",
         ),
         http=HttpConfig(host="127.0.0.1", port=port, admin_token=ADMIN_TOKEN),
-        dialing=DialingConfig(max_concurrent_calls=5, poll_interval_s=0.2),
+        dialing=DialingConfig(max_concurrent_calls=5, poll_interval_s=0.2, engine_lease_s=3),
         log_level="INFO",
         ami=AmiConfig(host=ami.host, port=ami.port, user=ami.username, secret=ami.secret),
         recording=RecordingConfig(
@@ -100,10 +103,10 @@ async def add_widget(
     return await store.add_widget(widget_id, "Shop", widget_settings_from_input(raw), time.time())
 
 
-async def queue_lead(store: Store, widget: Widget) -> Lead:
-    """A due lead for VISITOR, straight into the store (no HTTP, no consents)."""
+async def queue_lead(store: Store, widget: Widget, phone: str = VISITOR) -> Lead:
+    """A due lead for VISITOR (or `phone`), straight into the store (no HTTP, no consents)."""
     return await store.create_lead(
-        widget, phone_e164=VISITOR, phone_region="PL", phone_kind="mobile", name=None,
+        widget, phone_e164=phone, phone_region="PL", phone_kind="mobile", name=None,
         email=None, consent=Consent(False, False, "v1"), now=time.time())
 
 
@@ -174,22 +177,32 @@ class EngineProcess:
         assert not leaks, f"full phone numbers in the engine's log: {leaks[:3]}"
 
     def log(self) -> str:
+        if not self.log_path.exists():  # never started
+            return ""
         return self.log_path.read_text(errors="replace")
 
 
-def write_config(tmp_path: Path, asterisk: Any, port: int) -> tuple[Path, dict[str, str]]:
+def write_config(tmp_path: Path, asterisk: Any, port: int, *, engine_id: str = "main",
+                 store_dir: Path | None = None) -> tuple[Path, dict[str, str]]:
+    """A `callengine run` configuration in tmp_path; store_dir: where the store is (default
+    tmp_path), for several engines on one store. An engine id other than main gets its own
+    ARI application. The lease is short (3 s): a killed engine's is free soon."""
     path = tmp_path / "callengine.toml"
+    store = (store_dir or tmp_path).resolve()
+    app = "callengine" if engine_id == "main" else f"callengine-{engine_id}"
+    url = postgres.url_for(store / "callengine.db")  # the suite on PostgreSQL
     path.write_text(
         f"""
 [store]
-database = "callengine.db"
-recordings_dir = "recordings"
-keystore = "keystore/keystore.db"
+{f'url = "{url}"' if url else ""}
+database = "{store / 'callengine.db'}"
+recordings_dir = "{store / 'recordings'}"
+keystore = "{store / 'keystore/keystore.db'}"
 
 [ari]
 url = "{asterisk.ari_url}"
 user = "{asterisk.ari_user}"
-app = "callengine"
+app = "{app}"
 
 [http]
 host = "127.0.0.1"
@@ -198,6 +211,8 @@ port = {port}
 [dialing]
 max_concurrent_calls = 5
 poll_interval_s = 0.2
+engine_id = "{engine_id}"
+engine_lease_s = 3
 """
     )
     env = {"CALLENGINE_ARI_PASSWORD": asterisk.ari_password,

@@ -58,6 +58,7 @@ async def test_roles_limit_configuration_and_tokens_can_be_revoked(env):
     assert (await client.get("/api/v1/leads", headers=viewer)).status == 401
 
 
+@pytest.mark.sqlite_only  # reads the SQLite files
 async def test_audit_chain_detects_tampering(env):
     client, store, lead, tmp_path = env
     supervisor = await token_for(client, "supervisor")

@@ -83,7 +83,6 @@ async def test_a_registered_clause_is_kept_as_its_exact_hash_with_the_origin(env
         "sha256": hashlib.sha256(notice.encode("utf-8")).hexdigest()}
     # a record whose notice is not the version the lead stored: no text, not verified
     await store._db.execute("UPDATE clauses SET notice_version = 'rec-2'")
-    await store._db.commit()
     altered = await client.post("/api/v1/subjects/export", json={"phone": lead.phone_e164},
                                 headers=ADMIN_HEADERS)
     altered_consent = (await altered.json())["leads"][0]["consent"]

@@ -83,7 +83,8 @@ class ClauseQueries(StoreBase):
             rows = await self._db.execute_fetchall(
                 f"SELECT *, 1 AS found FROM clauses WHERE widget_id = ? AND version = ?"
                 f" AND language IN ({', '.join('?' * len(languages))})"
-                f" UNION ALL SELECT *, 0 FROM (SELECT * FROM clauses WHERE widget_id = ? LIMIT 1)",
+                f" UNION ALL SELECT *, 0 FROM (SELECT * FROM clauses WHERE widget_id = ? LIMIT 1)"
+                f" AS first_clause",
                 (widget_id, version, *languages, widget_id))
             found = {row["language"]: dict(row) for row in rows if row["found"]}
             for language in languages:

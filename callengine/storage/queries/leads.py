@@ -7,7 +7,7 @@ import sqlite3
 
 from uuid6 import uuid7
 
-from callengine.errors import Conflict, NotFound
+from callengine.errors import AttemptClosed, Conflict, LeaseLost, NotFound
 from callengine.flow import Result
 from callengine.hooks.events import ATTEMPT_FINISHED, CALL_CONNECTED
 from callengine.hooks.events import LEAD_DONE as HOOK_LEAD_DONE
@@ -17,7 +17,7 @@ from callengine.model import (
 from callengine.ringorder import RingState
 from callengine.storage import outbox
 from callengine.storage.base import StoreBase
-from callengine.storage.interface import LeadFilter
+from callengine.storage.interface import LeadFilter, engine_lease
 from callengine.storage.rows import (
     acceptances_json, to_agent, to_attempt, to_group, to_lead, to_widget,
 )
@@ -136,15 +136,7 @@ class LeadQueries(StoreBase):
                 members.setdefault(row["group_name"], []).append(to_agent(row))
             groups.update((row["name"], to_group(row, tuple(members.get(row["name"], ()))))
                           for row in group_rows)
-        plans = {}
-        for widget_id in wanted:
-            if widget_id not in widgets:
-                raise NotFound("widget", widget_id)
-            widget = widgets[widget_id]
-            if widget.settings.group not in groups:
-                raise NotFound("group", widget.settings.group)
-            plans[widget_id] = (widget, groups[widget.settings.group])
-        return plans
+        return dialling_plans_of(wanted, widgets, groups)
 
     # ---- attempts --------------------------------------------------------------------------
 
@@ -165,19 +157,21 @@ class LeadQueries(StoreBase):
     async def start_attempts(self, lead_ids: list[str], now: float,
                              progress: str | None = None,
                              rotations: dict[str, tuple[str, str]] | None = None,
-                             engine: str | None = None) -> dict[str, Attempt]:
+                             engine: str | None = None, lease_owner: str | None = None
+                             ) -> dict[str, Attempt]:
         """start_attempt for each of these leads, all in one transaction (one commit for a
         dispatcher's whole round): lead id → its new attempt, for the leads that were queued
         (the others are left out). progress: the leads' progress from the start (the call's
         first state), written in the same commit; rotations: lead id → (group, endpoint), the
         group's new rotation if that lead's attempt starts; engine: the id of the engine
-        making the calls (kept on the attempts: active_attempts)."""
+        making the calls (kept on the attempts: active_attempts); lease_owner: with it, nothing
+        starts unless that owner holds the engine's lease (LeaseLost: it was taken over)."""
         await self._settled()
         if not lead_ids:
             return {}
         planned = [(lead_id, str(uuid7())) for lead_id in lead_ids]
         numbers = await self._transaction_in_thread(_start_attempts, planned, now, progress,
-                                                    rotations or {}, engine)
+                                                    rotations or {}, engine, lease_owner)
         return {lead_id: Attempt(attempt_id, lead_id, numbers[lead_id], "active", now)
                 for lead_id, attempt_id in planned if lead_id in numbers}
 
@@ -201,18 +195,22 @@ class LeadQueries(StoreBase):
     async def finish_attempt(
         self, attempt: Attempt, result: Result, now: float, retry_at: float | None
     ) -> Lead:
-        """Close the attempt with its result; queue the lead again or close it, atomically."""
+        """Close the attempt with its result; queue the lead again or close it, atomically.
+        An attempt closed already (another engine took it over) stays as it is, and so does
+        its lead: it may be another engine's call by now."""
         async with self._transaction() as db:
-            await db.execute(
+            cursor = await db.execute(
                 "UPDATE attempts SET status = 'done', ended_at = ?, outcome = ?, q850 = ?,"
                 " cause = ?, agent = ?, agent_ring_s = ?, visitor_ring_s = ?, talk_s = ?,"
-                " connected = ?, acceptances = ? WHERE id = ?",
+                " connected = ?, acceptances = ? WHERE id = ? AND status = 'active'",
                 (
                     now, result.outcome.value, result.q850, result.cause, result.agent,
                     result.agent_ring_s, result.visitor_ring_s, result.talk_s,
                     int(result.connected), acceptances_json(result.acceptances), attempt.id,
                 ),
             )
+            if cursor.rowcount == 0:
+                raise AttemptClosed(attempt.id)
             if retry_at is not None:
                 await db.execute(
                     "UPDATE leads SET status = ?, next_attempt_at = ?, progress = NULL,"
@@ -279,6 +277,20 @@ def _lead_where(where: LeadFilter | None, *, newest_first: bool = False) -> tupl
     return "WHERE " + " AND ".join(t for t, _ in terms), tuple(v for _, v in terms)
 
 
+def dialling_plans_of(wanted: list[str], widgets: dict[str, Widget], groups: dict[str, Group]
+                      ) -> dict[str, tuple[Widget, Group]]:
+    """dialling_plans' answer from the rows read (NotFound for a widget or group not there)."""
+    plans = {}
+    for widget_id in wanted:
+        if widget_id not in widgets:
+            raise NotFound("widget", widget_id)
+        widget = widgets[widget_id]
+        if widget.settings.group not in groups:
+            raise NotFound("group", widget.settings.group)
+        plans[widget_id] = (widget, groups[widget.settings.group])
+    return plans
+
+
 def _dialling_rows(conn: sqlite3.Connection, widget_ids: list[str]) -> tuple[list, list, list]:
     """dialling_plans' rows, on the connection's thread: widgets, their groups, the groups'
     agents (by group, in order)."""
@@ -312,9 +324,14 @@ def _ring_state(conn: sqlite3.Connection, groups: list[str], endpoints: list[str
 
 def _start_attempts(conn: sqlite3.Connection, planned: list[tuple[str, str]], now: float,
                     progress: str | None, rotations: dict[str, tuple[str, str]],
-                    engine: str | None) -> dict[str, int]:
+                    engine: str | None, lease_owner: str | None) -> dict[str, int]:
     """In a transaction, on the connection's thread: each queued lead to calling and its
     attempt row; lead id → the attempt's number."""
+    if lease_owner is not None:  # fenced: the check and the attempts commit together
+        holder = conn.execute("SELECT owner FROM job_leases WHERE name = ?",
+                              (engine_lease(engine or ""),)).fetchone()
+        if holder is None or holder[0] != lease_owner:
+            raise LeaseLost(f"engine {engine} no longer holds its lease")
     numbers: dict[str, int] = {}
     for lead_id, attempt_id in planned:
         rows = conn.execute(

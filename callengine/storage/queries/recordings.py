@@ -8,6 +8,7 @@ from callengine.model import Attempt, Recording
 from callengine.hooks.events import RECORDING_READY
 from callengine.storage import outbox
 from callengine.storage.base import StoreBase
+from callengine.storage.sql import chunks, marks
 from callengine.storage.rows import to_recording
 
 
@@ -44,8 +45,15 @@ class RecordingQueries(StoreBase):
                                             "duration_s": duration_s, "bytes": bytes_in,
                                             "segments": segments, "sha256": sha256}, now)
 
-    async def recordings_in_progress(self) -> list[Recording]:
-        return await self._recordings_where("r.status = 'recording'", ())
+    async def recordings_in_progress(self, attempt_ids: list[str] | None = None
+                                     ) -> list[Recording]:
+        if attempt_ids is None:
+            return await self._recordings_where("r.status = 'recording'", ())
+        found: list[Recording] = []
+        for chunk in chunks(attempt_ids):
+            found += await self._recordings_where(
+                f"r.status = 'recording' AND r.attempt_id IN ({marks(len(chunk))})", tuple(chunk))
+        return found
 
     async def get_recording(self, recording_id: str) -> Recording:
         found = await self._recordings_where("r.id = ?", (recording_id,))
@@ -61,7 +69,7 @@ class RecordingQueries(StoreBase):
             params.append(lead_id)
         if not include_deleted:
             clauses.append("r.status != 'deleted'")
-        return await self._recordings_where(" AND ".join(clauses) or "1", tuple(params))
+        return await self._recordings_where(" AND ".join(clauses) or "1 = 1", tuple(params))
 
     async def mark_recording_deleted(self, recording_id: str, now: float) -> None:
         """The row stays as a tombstone (it holds no personal data): reports stay right."""

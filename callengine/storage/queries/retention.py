@@ -32,6 +32,24 @@ class RetentionQueries(StoreBase):
             )
         return True
 
+    async def renew_lease(self, name: str, owner: str, now: float, ttl_s: float) -> bool:
+        """Extend the lease this owner holds (expired or not); False if it is another's now,
+        or gone: it was taken over."""
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "UPDATE job_leases SET expires_at = ? WHERE name = ? AND owner = ?",
+                (now + ttl_s, name, owner))
+            return cursor.rowcount == 1
+
+    async def engines_to_take_over(self, me: str, now: float) -> list[str]:
+        """Engines other than `me` with attempts still open and no live lease: stopped or cut
+        off for longer than their lease (NULL engines are whoever restarts first's)."""
+        return [row[0] for row in await self._db.execute_fetchall(
+            "SELECT DISTINCT a.engine FROM attempts a WHERE a.status = 'active'"
+            " AND a.engine IS NOT NULL AND a.engine != ? AND NOT EXISTS (SELECT 1 FROM"
+            " job_leases j WHERE j.name = 'engine:' || a.engine AND j.expires_at > ?)"
+            " ORDER BY a.engine", (me, now))]
+
     async def release_lease(self, name: str, owner: str) -> None:
         async with self._transaction() as db:
             await db.execute("DELETE FROM job_leases WHERE name = ? AND owner = ?", (name, owner))

@@ -40,7 +40,7 @@ class SubjectQueries(StoreBase):
         return await self._leads(
             # Every day of leads_day_subject: the index alone says which rows are the subject's.
             f"SELECT * FROM leads WHERE {LEAD_DAY} >= ? AND subject_id = ? ORDER BY created_at",
-            (-(2**62), subject_id))
+            (-(2**31 - 1), subject_id))
 
     async def forget_number(self, e164: str) -> None:
         """After its leads are purged: the number's subject key and keyed hash deleted from the
@@ -54,7 +54,7 @@ class SubjectQueries(StoreBase):
             # after this: a mover checks its batch's subjects after its commit (intake.py).
             async with self._db.execute(
                     f"SELECT id FROM leads WHERE {LEAD_DAY} >= ? AND subject_id = ?",
-                    (-(2**62), subject_id)) as cursor:
+                    (-(2**31 - 1), subject_id)) as cursor:
                 late = [row[0] for row in await cursor.fetchall()]
             if late:
                 await self.purge_leads(late, time.time(), "erasure")
@@ -104,6 +104,13 @@ class SubjectQueries(StoreBase):
         except ErasureIncomplete:
             scrub.write_marker(self._path)
             raise
+
+    async def _retry_scrub(self) -> None:
+        """At open: finish an erasure an earlier run could not (it said so, loudly)."""
+        try:
+            await self.scrub_pending()
+        except ErasureIncomplete as exc:
+            log.error("erasure still incomplete, retried at the next erasure or purge: %s", exc)
 
     async def scrub_pending(self) -> bool:
         """Finish what an earlier erasure or purge could not (the marker): its subject keys

@@ -184,7 +184,8 @@ class UserQueries(StoreBase):
                     " VALUES (?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET"
                     " failures = excluded.failures, first_at = excluded.first_at,"
                     " locked_until = COALESCE(excluded.locked_until,"
-                    "     CASE WHEN locked_until > ? THEN locked_until END)",
+                    "     CASE WHEN login_throttle.locked_until > ?"
+                    "     THEN login_throttle.locked_until END)",
                     (key, failures, first_at, until, now))
             await db.execute("DELETE FROM login_throttle WHERE first_at < ? AND"
                              " (locked_until IS NULL OR locked_until <= ?)",
