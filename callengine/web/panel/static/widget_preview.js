@@ -7,9 +7,18 @@
   var button = document.getElementById("preview-button");
   if (!form || !button || !form.requestSubmit) return;
   var timer = null;
+  // What the frame shows: a field's "change" on leaving it, after its "input" was previewed
+  // already, must not reload the frame (and reset the widget being tried in it).
+  function values() { return new URLSearchParams(new FormData(form)).toString(); }
+  var shown = values();
   function soon() {
     clearTimeout(timer);
-    timer = setTimeout(function () { form.requestSubmit(button); }, 400);
+    timer = setTimeout(function () {
+      var now = values();
+      if (now === shown) return;
+      shown = now;
+      form.requestSubmit(button);
+    }, 400);
   }
   form.addEventListener("input", soon);
   form.addEventListener("change", soon);
