@@ -9,7 +9,7 @@ import logging
 import signal
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, replace
 
 from callengine import agent_phone, queue_callback
@@ -20,6 +20,7 @@ from callengine.crypto import load_public_key
 from callengine.engine import Engine
 from callengine.hooks.delivery import DeliveryWorker
 from callengine.metrics import Metrics
+from callengine.nodes import AsteriskNodes
 from callengine.media.fifo import FifoTap
 from callengine.media.fifo_watchdog import claim_fifo_dir, fifo_watchdog
 from callengine.media.rtp import RtpTap
@@ -47,7 +48,7 @@ class Running:
 
 
 @asynccontextmanager
-async def _recording(config: Config, ari: AriClient, vault: RecordingVault
+async def _recording(config: Config, ari: AsteriskNodes, vault: RecordingVault
                      ) -> AsyncIterator[RecordingSetup | None]:
     """The recording route the configuration asks for, with what it needs (AMI for FIFOs)."""
     settings = config.recording
@@ -92,9 +93,7 @@ async def running(config: Config, *, clock: Callable[[], float] = time.time
     async with open_store(config.database, config.data_key, keystore=config.keystore,
                           audit_dir=config.audit_directory, url=config.store_url,
                           password=config.store_password) as store, \
-            KeyStore.open(config.keystore) as keystore, AriClient(
-                config.ari.url, config.ari.user, config.ari.password, config.ari.app
-            ) as ari:
+            KeyStore.open(config.keystore) as keystore, _asterisk_nodes(config) as ari:
         vault = RecordingVault(config.recordings_dir, keystore,
                                load_private_keys(config.recording.private_key_files))
         async with _recording(config, ari, vault) as recording:
@@ -103,7 +102,17 @@ async def running(config: Config, *, clock: Callable[[], float] = time.time
 
 
 @asynccontextmanager
-async def _serve(config: Config, store: Store, ari: AriClient, vault: RecordingVault,
+async def _asterisk_nodes(config: Config) -> AsyncIterator[AsteriskNodes]:
+    """One ARI client per Asterisk node ([ari], then [nodes.<name>]), behind one port."""
+    async with AsyncExitStack() as clients:
+        nodes = {node.name: await clients.enter_async_context(
+            AriClient(node.url, node.user, node.password, config.ari.app))
+            for node in config.ari_nodes}
+        yield AsteriskNodes(nodes, down_after_s=config.ari.down_after_s)
+
+
+@asynccontextmanager
+async def _serve(config: Config, store: Store, ari: AsteriskNodes, vault: RecordingVault,
                  recording: RecordingSetup | None, clock: Callable[[], float]
                  ) -> AsyncIterator[Running]:
     """The engine, the HTTP API and the retention schedule, stopped in reverse order."""
@@ -171,7 +180,7 @@ async def check_asterisk(config: Config) -> list[tuple[bool, str]]:
     """`check-config`'s probes: ARI with its credentials; AMI where a secret is configured."""
     from callengine.asterisk.probe import probe_ami, probe_ari
 
-    found = [await probe_ari(config.ari.url, config.ari.user, config.ari.password)]
+    found = [await probe_ari(node.url, node.user, node.password) for node in config.ari_nodes]
     if config.ami.secret:
         found.append(await probe_ami(config.ami.host, config.ami.port, config.ami.user,
                                      config.ami.secret))

@@ -61,6 +61,11 @@ class ActiveCall:
     def __post_init__(self) -> None:
         self.held.update(self.agent_endpoints)
 
+    def live_legs_on(self, channel_ids: frozenset[str]) -> frozenset[str]:
+        """The legs still live whose channels are among these (a node's that went down)."""
+        return frozenset(leg for leg, cid in self.legs.items()
+                         if cid in channel_ids and leg in self.flow.live)
+
 
 def call_ids(lead: Lead, attempt: Attempt) -> dict[str, Any]:
     return {"lead": lead.id, "attempt": attempt.number}

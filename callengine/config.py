@@ -29,8 +29,22 @@ class ConfigError(Exception):
 class AriConfig:
     url: str
     user: str
-    password: str
+    password: str = field(repr=False)
     app: str
+    # Several Asterisk nodes (docs/scale-out.md): this one's name, and how long a node's events
+    # may stay lost before it is taken for down and its calls are closed.
+    node: str = "main"
+    down_after_s: float = 20.0
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """[nodes.<name>]: another Asterisk node the engine drives, besides [ari]'s."""
+
+    name: str
+    url: str
+    user: str
+    password: str = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -119,6 +133,13 @@ class Config:
     # its password from store.password_file or CALLENGINE_STORE_PASSWORD (a secret: not in repr)
     store_url: str | None = None
     store_password: str = field(default="", repr=False)
+    nodes: tuple[NodeConfig, ...] = ()  # [nodes.<name>]: more Asterisk nodes, in order
+
+    @property
+    def ari_nodes(self) -> tuple[NodeConfig, ...]:
+        """Every Asterisk node, [ari]'s first."""
+        first = NodeConfig(self.ari.node, self.ari.url, self.ari.user, self.ari.password)
+        return (first, *self.nodes)
 
     @property
     def audit_directory(self) -> Path:
@@ -153,7 +174,8 @@ class CliConfig:
 _DEFAULTS: dict[str, dict[str, Any]] = {
     "store": {"database": "var/callengine.db", "recordings_dir": "recordings",
               "keystore": "var/keystore/keystore.db"},
-    "ari": {"url": "http://127.0.0.1:8088/ari", "user": "callengine", "app": "callengine"},
+    "ari": {"url": "http://127.0.0.1:8088/ari", "user": "callengine", "app": "callengine",
+            "node": "main", "down_after_s": 20.0},
     "http": {"host": "127.0.0.1", "port": 8080, "header_timeout_s": 10.0, "body_timeout_s": 10.0},
     "dialing": {"max_concurrent_calls": 20, "poll_interval_s": 1.0, "engine_id": "main",
                 "engine_lease_s": 15.0},
@@ -179,7 +201,8 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
 _KNOWN = {
     "store": {"database", "recordings_dir", "data_key_file", "keystore", "audit_dir", "url",
               "password_file"},
-    "ari": {"url", "user", "app", "password_file"},
+    "ari": {"url", "user", "app", "password_file", "node", "down_after_s"},
+    "nodes": set(),  # a table of tables: checked by _nodes
     "http": {"host", "port", "admin_token_file", "header_timeout_s", "body_timeout_s",
              "challenge_key_file", "metrics_token_file"},
     "dialing": {"max_concurrent_calls", "poll_interval_s", "engine_id", "engine_lease_s"},
@@ -217,7 +240,7 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path, env: dict[str, str]) ->
             problems.append(f"unknown section [{section}]")
         elif not isinstance(value, dict):
             problems.append(f"[{section}] must be a table")
-        else:
+        elif section != "nodes":
             problems += [f"unknown key {section}.{k}" for k in value if k not in _KNOWN[section]]
     if problems:
         raise ConfigError(problems)
@@ -253,6 +276,18 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path, env: dict[str, str]) ->
     url = get("ari", "url", str)
     if url and not url.startswith(("http://", "https://")):
         problems.append(f"ari.url must start with http:// or https://, got {url!r}")
+    node = get("ari", "node", str) or "main"
+    down_after = get("ari", "down_after_s", float)
+    down_after = 20.0 if down_after is None else down_after
+    if not 1 <= down_after <= 600:
+        problems.append(f"ari.down_after_s must be between 1 and 600 seconds, got {down_after:g}")
+    nodes = _nodes(raw.get("nodes", {}), get("ari", "user", str) or "", base_dir, problems)
+    names = [node, *(n.name for n in nodes)]
+    for name in names:
+        if not re.fullmatch(r"[a-z0-9-]{1,32}", name):
+            problems.append(f"an Asterisk node's name must be 1–32 of a-z, 0-9 and -, got {name!r}")
+    if len(set(names)) < len(names):
+        problems.append("the Asterisk nodes' names ([ari] node and [nodes.<name>]) must differ")
     port = get("http", "port", int)
     if port is not None and not 0 <= port <= 65535:
         problems.append(f"http.port must be 0–65535, got {port}")
@@ -343,6 +378,8 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path, env: dict[str, str]) ->
             user=get("ari", "user", str) or "",
             password=secret("ARI password", "CALLENGINE_ARI_PASSWORD", "ari", "password_file"),
             app=get("ari", "app", str) or "",
+            node=node,
+            down_after_s=down_after,
         ),
         http=HttpConfig(
             host=get("http", "host", str) or "",
@@ -394,7 +431,11 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path, env: dict[str, str]) ->
         store_url=store_url or None,
         store_password=secret("store password", "CALLENGINE_STORE_PASSWORD", "store",
                               "password_file", required=False),
+        nodes=nodes,
     )
+    if nodes and config.recording.public_key_file and config.recording.route == "fifo":
+        problems.append("several Asterisk nodes record through recording.route = \"rtp\": "
+                        "the FIFO route needs Asterisk on the engine's own host")
     if config.recording.public_key_file and config.recording.route == "fifo" and not (
         config.ami.secret
     ):
@@ -409,6 +450,43 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path, env: dict[str, str]) ->
     if problems:
         raise ConfigError(problems)
     return config
+
+
+def _nodes(raw: Any, default_user: str, base_dir: Path, problems: list[str]
+           ) -> tuple[NodeConfig, ...]:
+    """[nodes.<name>] tables: url (required), user (default ari.user), password_file
+    (required: a node's ARI password, read from that file)."""
+    if not isinstance(raw, dict):
+        problems.append("[nodes] must hold one table per node: [nodes.<name>]")
+        return ()
+    nodes = []
+    for name, table in raw.items():
+        if not isinstance(table, dict):
+            problems.append(f"[nodes.{name}] must be a table")
+            continue
+        problems += [f"unknown key nodes.{name}.{k}" for k in table
+                     if k not in ("url", "user", "password_file")]
+        url, user, password_file = (table.get(k) for k in ("url", "user", "password_file"))
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            problems.append(f"nodes.{name}.url must be an http(s):// ARI URL")
+        if user is not None and not isinstance(user, str):
+            problems.append(f"nodes.{name}.user must be str")
+        password = ""
+        if not isinstance(password_file, str) or not password_file:
+            problems.append(f"nodes.{name}.password_file: the node's ARI password file is required")
+        else:
+            try:
+                password = (base_dir / password_file).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                problems.append(f"nodes.{name}.password_file: cannot read "
+                                f"{base_dir / password_file}: {exc.strerror}")
+            else:
+                if not password:
+                    problems.append(f"nodes.{name}.password_file: {base_dir / password_file} "
+                                    "is empty")
+        nodes.append(NodeConfig(str(name), url if isinstance(url, str) else "",
+                                user if isinstance(user, str) else default_user, password))
+    return tuple(nodes)
 
 
 def store_url_problems(url: str) -> list[str]:

@@ -37,6 +37,7 @@ from callengine.telephony import (
     Disconnected,
     EndpointState,
     Gone,
+    NodeDown,
     PlaybackFinished,
     Telephony,
     TelephonyError,
@@ -70,7 +71,8 @@ class Engine:
         self._reserved: set[str] = set()  # agent endpoints held by a call
         self._wake = asyncio.Event()
         self._ready = asyncio.Event()  # events connected and reconciled: safe to dial
-        self._asterisk_started: str | None = None
+        self._asterisk_started: dict[str, str] = {}  # node → its startup time
+        self._connected: set[str] = set()  # nodes whose events come in (callengine.nodes)
         self._tasks: asyncio.TaskGroup | None = None
         self._prefix = engine_prefix(dialing.engine_id)  # its channels' and bridges' ids
         # its lease in the store, renewed while it runs; it takes over from stopped engines
@@ -151,18 +153,19 @@ class Engine:
                                  retryable=not attempt.connected, connected=attempt.connected)
             await self._finish(lead, attempt, widget, result, CallLog(log, call_ids(lead, attempt)))
 
-    async def _reconcile(self, asterisk_started: str) -> None:
-        """After every (re)connect: Asterisk does not replay missed events, so compare."""
+    async def _reconcile(self, asterisk_started: str, node: str) -> None:
+        """After every (re)connect: Asterisk does not replay missed events, so compare (the
+        channels of every node up; a node that restarted took only its own calls' legs)."""
         channels = await self._ari.channel_ids()
-        restarted = self._asterisk_started not in (None, asterisk_started)
-        self._asterisk_started = asterisk_started
+        restarted = self._asterisk_started.get(node) not in (None, asterisk_started)
+        self._asterisk_started[node] = asterisk_started
         now = self._clock()
         for call in list(self._calls.values()):
             gone = frozenset(
                 leg for leg in call.created
                 if leg in call.flow.live and call.legs.get(leg) not in channels
             )
-            if restarted:
+            if restarted and gone:
                 call.log.warning("Asterisk restarted during the call")
                 call.events.put_nowait(flow.Interrupted(now, "Asterisk restarted", gone))
                 continue
@@ -197,16 +200,19 @@ class Engine:
         async for event in self._ari.events():
             now = self._clock()
             match event:
-                case Connected(asterisk_started=started):
+                case Connected(asterisk_started=started, node=node):
                     try:
-                        await self._reconcile(started)
+                        await self._reconcile(started, node)
                     except TelephonyError as exc:
                         log.warning("reconcile failed, dialling stays paused: %s", exc)
                         continue
+                    self._connected.add(node)
                     self._ready.set()
                     self.wake()
-                case Disconnected():
-                    self._ready.clear()
+                case Disconnected(node=node):
+                    self._node_lost(node)
+                case NodeDown(channel_ids=lost, reason=reason):  # its calls end, that the cause
+                    self._close_lost_channels(frozenset(lost), reason, now)
                 case ChannelRinging(channel_id=cid):
                     self._route(cid, lambda leg: flow.LegRinging(now, leg))
                 case ChannelEnteredApp(channel_id=cid, name=name):
@@ -219,9 +225,9 @@ class Engine:
                         # over for a purpose we serve: refuse strangers.
                         log.warning("hanging up unexpected channel %s in our app", cid)
                         await quietly(self._ari.hangup(cid))
-                case AsteriskShuttingDown(channel_id=cid):
-                    self._ready.clear()  # no new calls until it is back (next Connected)
-                    self._route(cid, lambda leg: flow.Interrupted(now, "Asterisk shut down"))
+                case AsteriskShuttingDown(channel_id=cid, node=node, reason=reason):
+                    self._node_lost(node)  # no new calls there until it is back (Connected)
+                    self._route(cid, lambda leg: flow.Interrupted(now, reason))
                 case ChannelDestroyed(channel_id=cid, cause=cause, cause_text=text):
                     if not self._inbound.route(cid, event):
                         self._route(cid, lambda leg: flow.LegGone(now, leg, cause, text))
@@ -238,6 +244,19 @@ class Engine:
                     if target is not None:
                         call, leg = target
                         call.events.put_nowait(flow.PlaybackDone(now, leg, failed))
+
+    def _node_lost(self, node: str) -> None:
+        self._connected.discard(node)
+        if not self._connected:  # while one node is up, it dials
+            self._ready.clear()
+
+    def _close_lost_channels(self, lost: frozenset[str], reason: str, now: float) -> None:
+        for call in list(self._calls.values()):  # its legs elsewhere are hung up as it ends
+            if gone := call.live_legs_on(lost):
+                call.log.warning("%s: legs %s lost", reason, ", ".join(sorted(gone)))
+                call.events.put_nowait(flow.Interrupted(now, reason, gone))
+        for channel_id in lost:
+            self._inbound.route(channel_id, ChannelDestroyed(channel_id, 0, reason))
 
     def _route(self, channel_id: str, make: Callable[[str], flow.Event]) -> bool:
         target = self._channels.get(channel_id)
@@ -373,10 +392,12 @@ class Engine:
         self._channels[channel_id] = (call, leg)
         # The visitor's endpoint holds their number: log the leg, never the endpoint.
         shown = endpoint if flow.is_agent_leg(leg) else "the visitor"
+        # The visitor is dialled on the node of the agent who answered: bridged there.
+        near = None if flow.is_agent_leg(leg) else call.legs.get(call.flow.agent or "")
         try:
             await self._ari.originate(
                 endpoint, channel_id, app_args=[call.lead.id, leg], timeout=timeout,
-                caller_id=caller_id or None,
+                caller_id=caller_id or None, near=near,
             )
         except TelephonyError as exc:
             call.log.warning("originate %s failed: %s", shown, exc.reason)
@@ -404,7 +425,7 @@ class Engine:
     async def _bridge(self, call: ActiveCall, legs: tuple[str, ...]) -> None:
         try:
             call.bridge_id = new_id(self._prefix)
-            await self._ari.create_bridge(call.bridge_id)
+            await self._ari.create_bridge(call.bridge_id, near=call.legs[legs[0]])
             await self._ari.add_to_bridge(call.bridge_id, [call.legs[leg] for leg in legs])
         except TelephonyError as exc:
             call.log.error("bridging failed: %s", exc)

@@ -42,14 +42,17 @@ class NotReady(TelephonyError):
 
 @dataclass(frozen=True)
 class Connected:
-    """The events stream is (re)connected; `asterisk_started` tells a restart from a drop."""
+    """The events stream is (re)connected; `asterisk_started` tells a restart from a drop.
+    `node`: which Asterisk, where there are several (callengine.nodes); "" for the only one."""
 
     asterisk_started: str
+    node: str = ""
 
 
 @dataclass(frozen=True)
 class Disconnected:
     reason: str
+    node: str = ""
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,18 @@ class AsteriskShuttingDown:
     """The system is hanging this channel up because it is stopping or restarting."""
 
     channel_id: str
+    node: str = ""
+    reason: str = "Asterisk shut down"  # the call's cause (it names the node when several)
+
+
+@dataclass(frozen=True)
+class NodeDown:
+    """One of several Asterisk nodes stayed unreachable (callengine.nodes): the channels it
+    held are lost to us, and their calls end with `reason` as the cause."""
+
+    node: str
+    channel_ids: tuple[str, ...]
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -109,7 +124,7 @@ class PlaybackFinished:
 
 TelephonyEvent = (
     Connected | Disconnected | ChannelRinging | ChannelEnteredApp | ChannelDestroyed
-    | AsteriskShuttingDown | PlaybackFinished | DigitPressed | EndpointState
+    | AsteriskShuttingDown | PlaybackFinished | DigitPressed | EndpointState | NodeDown
 )
 
 
@@ -120,7 +135,11 @@ class Telephony(Protocol):
     """The calls the engine makes. Every method raises TelephonyError (or a subclass)."""
 
     async def originate(self, endpoint: str, channel_id: str, *, app_args: list[str],
-                        timeout: int, caller_id: str | None = None) -> None: ...
+                        timeout: int, caller_id: str | None = None,
+                        near: str | None = None) -> None:
+        """`near`: a channel id; the new channel is made on the same Asterisk (one system:
+        ignored)."""
+        ...
 
     async def hangup(self, channel_id: str, reason: str = "normal") -> None: ...
 
@@ -137,7 +156,7 @@ class Telephony(Protocol):
 
     async def ring(self, channel_id: str, on: bool) -> None: ...
 
-    async def create_bridge(self, bridge_id: str) -> None: ...
+    async def create_bridge(self, bridge_id: str, near: str | None = None) -> None: ...
 
     async def add_to_bridge(self, bridge_id: str, channel_ids: list[str], *,
                             timeout: float | None = None) -> int:
@@ -178,8 +197,8 @@ class ExternalMedia(Protocol):
     """What an RTP tap asks: a channel streaming a bridge's audio to us, in and out of the
     bridge, and hung up at the end."""
 
-    async def external_media(self, channel_id: str, external_host: str,
-                             format: str) -> ExternalMediaChannel: ...
+    async def external_media(self, channel_id: str, external_host: str, format: str,
+                             near: str | None = None) -> ExternalMediaChannel: ...
 
     async def channel_var(self, channel_id: str, name: str) -> str: ...
 
@@ -191,7 +210,8 @@ class ExternalMedia(Protocol):
 
 __all__ = [
     "AsteriskShuttingDown", "ChannelDestroyed", "ChannelEnteredApp", "ChannelRinging",
-    "Connected", "Disconnected", "EndpointState", "ExternalMedia", "ExternalMediaChannel", "Gone", "NotReady",
+    "Connected", "Disconnected", "EndpointState", "ExternalMedia", "ExternalMediaChannel", "Gone",
+    "NodeDown", "NotReady",
     "PlaybackFinished", "Telephony", "TelephonyError", "TelephonyEvent",
 ]
 

@@ -3,7 +3,9 @@
 Tests that need Asterisk either use the `asterisk` fixture or are marked
 @pytest.mark.asterisk; both get `clean_asterisk`, which fails a test that
 leaves channels or bridges behind. Without the chroot or sipp these tests are
-skipped, except in CI (CI=true), where that is a failure.
+skipped, except in CI (CI=true), where that is a failure. A test that uses
+`second_asterisk` (a second Asterisk "node" on 127.0.0.2) counts as one too,
+and must leave that node clean as well.
 """
 
 from __future__ import annotations
@@ -17,7 +19,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.asterisk import LOCK_PATH, Asterisk, missing_prerequisites
+from tests.support.asterisk import (
+    LOCK_PATH,
+    NODE2_ADDRESS,
+    Asterisk,
+    missing_prerequisites,
+    node2_var_dir,
+)
 from tests.support.ci import unavailable
 from tests.support.logcheck import full_numbers_in
 
@@ -25,7 +33,8 @@ from tests.support.logcheck import full_numbers_in
 def pytest_collection_modifyitems(config, items):
     # Using the fixture is enough to count as an Asterisk test.
     for item in items:
-        if "asterisk" in getattr(item, "fixturenames", ()) and item.get_closest_marker("asterisk") is None:
+        names = getattr(item, "fixturenames", ())
+        if ("asterisk" in names or "second_asterisk" in names) and item.get_closest_marker("asterisk") is None:
             item.add_marker(pytest.mark.asterisk)
 
 
@@ -66,6 +75,25 @@ def asterisk():
             instance.stop()
         finally:
             os.close(fd)
+
+
+@pytest.fixture(scope="session")
+def second_asterisk(asterisk):
+    """A second real Asterisk 22 beside `asterisk` (a second "node"), started by the first test
+    that asks for it and stopped at the session's end. Same configs and ports, bound to its own
+    loopback address (NODE2_ADDRESS, 127.0.0.2) with its own state dir and secrets
+    ($CALLENGINE_VAR/node2): ari_url http://127.0.0.2:8088/ari, ari_ws_url, ari_user,
+    ari_password, ami (host 127.0.0.2, port 5038), address; the same methods as `asterisk`.
+    Its test endpoints reach phones on its own address with the usual ports (agentN:
+    127.0.0.2:508N, pstn: 127.0.0.2:5070): `second_asterisk.phone(agent_port(1))` or
+    Phone(..., host=second_asterisk.address). Holds `asterisk`'s lock through that fixture."""
+    instance = Asterisk(node2_var_dir(asterisk.var_dir), asterisk.chroot, address=NODE2_ADDRESS)
+    try:
+        instance.stop()  # a leftover from an aborted run may have older configs
+        instance.start()
+        yield instance
+    finally:
+        instance.stop()
 
 
 # ---- the two store backends ---------------------------------------------------------------------
@@ -167,15 +195,21 @@ def clean_asterisk(request):
         yield None
         return
     instance = request.getfixturevalue("asterisk")
+    nodes = [instance]
+    if "second_asterisk" in request.fixturenames:
+        nodes.append(request.getfixturevalue("second_asterisk"))
     yield instance
-    channels, bridges = instance.wait_idle(5)
-    if channels or bridges:
-        instance.clear()  # so the next test starts clean
-        pytest.fail(
-            f"the test left {len(channels)} channel(s) {[c.get('name') for c in channels]} and "
-            f"{len(bridges)} bridge(s) {[b.get('id') for b in bridges]} after 5 s",
-            pytrace=False,
-        )
+    left = []
+    for node in nodes:
+        channels, bridges = node.wait_idle(5)
+        if channels or bridges:
+            node.clear()  # so the next test starts clean
+            left.append(
+                f"{len(channels)} channel(s) {[c.get('name') for c in channels]} and "
+                f"{len(bridges)} bridge(s) {[b.get('id') for b in bridges]} on {node.address}"
+            )
+    if left:
+        pytest.fail(f"the test left {'; '.join(left)} after 5 s", pytrace=False)
 
 
 # ---- no full phone number in any log line -------------------------------------------------------

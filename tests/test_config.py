@@ -238,3 +238,31 @@ def test_the_install_sample_configuration_is_valid():
     assert config.log_format == "json" and config.http.metrics_token == "m" * 20
     assert config.recording.fifo_dir == Path("/var/lib/callengine/fifo")
     assert config.database == Path("/var/lib/callengine/callengine.db")
+
+
+def test_asterisk_nodes(tmp_path):
+    path = tmp_path / "callengine.toml"
+    path.write_text("")
+    config = load_config(path, env=ENV)
+    assert [(n.name, n.url) for n in config.ari_nodes] == [("main", "http://127.0.0.1:8088/ari")]
+    assert config.ari.down_after_s == 20.0
+    (tmp_path / "b.pass").write_text("b-secret\n")
+    path.write_text('[ari]\nnode = "a"\ndown_after_s = 5\n'
+                    '[nodes.b]\nurl = "http://10.0.0.2:8088/ari"\npassword_file = "b.pass"\n')
+    config = load_config(path, env=ENV)
+    assert [(n.name, n.url, n.user, n.password) for n in config.ari_nodes] == [
+        ("a", "http://127.0.0.1:8088/ari", "callengine", "ari-pass"),
+        ("b", "http://10.0.0.2:8088/ari", "callengine", "b-secret")]
+    assert "b-secret" not in repr(config)
+    path.write_text('[ari]\nnode = "b"\ndown_after_s = 0\n[nodes.b]\nurl = "ftp://x"\nport = 1\n'
+                    '[nodes.c]\nurl = "http://x/ari"\n')
+    with pytest.raises(ConfigError) as refused:
+        load_config(path, env=ENV)
+    assert sorted(refused.value.problems) == sorted([
+        "ari.down_after_s must be between 1 and 600 seconds, got 0",
+        "unknown key nodes.b.port",
+        "nodes.b.url must be an http(s):// ARI URL",
+        "nodes.b.password_file: the node's ARI password file is required",
+        "nodes.c.password_file: the node's ARI password file is required",
+        "the Asterisk nodes' names ([ari] node and [nodes.<name>]) must differ",
+    ])

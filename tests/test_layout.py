@@ -16,7 +16,10 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "callengine"
 
 # Modules allowed past ~500 lines, each with its reason.
-LONG_MODULES: dict[str, str] = {}
+LONG_MODULES: dict[str, str] = {
+    "callengine/config.py": "every section's keys, defaults and checks in one place, read top "
+                            "to bottom as docs/config.md is",
+}
 MAX_LINES = 520
 
 

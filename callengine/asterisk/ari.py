@@ -140,6 +140,7 @@ class AriClient:
         app_args: list[str],
         timeout: int,
         caller_id: str | None = None,
+        near: str | None = None,  # one Asterisk: every channel is near every other
     ) -> None:
         # Parameters go in the JSON body, not the query string: the endpoint holds the
         # visitor's number, and URLs end up in access logs.
@@ -178,7 +179,7 @@ class AriClient:
     async def ring(self, channel_id: str, on: bool) -> None:
         await self.request("POST" if on else "DELETE", f"/channels/{channel_id}/ring")
 
-    async def create_bridge(self, bridge_id: str) -> None:
+    async def create_bridge(self, bridge_id: str, near: str | None = None) -> None:
         await self.request("POST", "/bridges", params={"type": "mixing", "bridgeId": bridge_id})
 
     async def add_to_bridge(self, bridge_id: str, channel_ids: list[str], *,
@@ -218,7 +219,7 @@ class AriClient:
                                params={"eventSource": f"endpoint:{tech}"})
 
     async def external_media(
-        self, channel_id: str, external_host: str, format: str
+        self, channel_id: str, external_host: str, format: str, near: str | None = None
     ) -> ExternalMediaChannel:
         """An externalMedia channel in our app sending RTP (UDP, client mode) to external_host
         ("host:port") in `format` (an Asterisk format name: "slin", "slin16", "ulaw", …).

@@ -170,7 +170,7 @@ class RtpTap:
             # hangs it up regardless (Gone there is fine).
             self._channel_up = True
             media = await self.ari.external_media(tap_channel_id, external_host,
-                                                  format=fmt.name)
+                                                  format=fmt.name, near=channel_id)
             self.asterisk_address, self.asterisk_port = media.local_address, media.local_port
             # Right after externalMedia the channel may not have entered the app yet
             # (measured: 2 runs in 4): the port retries that for at most add_timeout.

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,6 +153,20 @@ class StoreBase:
 
     async def _rows_ciphers(self, rows) -> dict[str, SubjectCipher]:
         return await self._ciphers(row["subject_id"] for row in rows)
+
+    async def _fetch(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
+        """Rows of a read outside any transaction, in one trip to the connection's thread.
+
+        Not `async with self._db.execute(...) as cursor`: that statement stays open over the
+        awaits of its fetch and close, and a write another task begins on the shared
+        connection meanwhile would begin inside the read's snapshot. Once another process has
+        committed since, BEGIN IMMEDIATE then fails at once with "database is locked"
+        (SQLITE_BUSY_SNAPSHOT: no busy wait), seen with two engines on one file."""
+        return list(await self._db.execute_fetchall(sql, tuple(params)))
+
+    async def _fetch_one(self, sql: str, params: Iterable[Any] = ()) -> Any:
+        rows = await self._fetch(sql, params)
+        return rows[0] if rows else None
 
     async def _leads(self, sql: str, params: tuple) -> list[Lead]:
         """The leads a `SELECT * FROM leads …` finds, their fields decrypted."""

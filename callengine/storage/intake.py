@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 from uuid import uuid4
@@ -80,6 +81,22 @@ def move_values(row) -> tuple:
     created = row[JOURNAL_COLUMNS.index("created_at")]
     scheduled = row[JOURNAL_COLUMNS.index("scheduled_for")]
     return (*tuple(row)[:len(JOURNAL_COLUMNS)], scheduled or created, created, row[0])
+
+
+class _Changed(tuple):
+    """A journal row with some columns changed, read by index and by name as sqlite3.Row."""
+
+    def __new__(cls, row: sqlite3.Row, changes: dict[str, Any]) -> "_Changed":
+        names = row.keys()
+        self = super().__new__(cls, [changes.get(name, row[name]) for name in names])
+        self._index = {name: i for i, name in enumerate(names)}
+        return self
+
+    def __getitem__(self, key):  # type: ignore[override]
+        return super().__getitem__(self._index[key] if isinstance(key, str) else key)
+
+    def keys(self) -> list[str]:
+        return list(self._index)
 
 
 def _move_rows(conn: sqlite3.Connection, rows: list) -> None:
@@ -310,6 +327,7 @@ class IntakeJournal(StoreBase):
                 await self._keys.put_subjects([
                     (row["subject_id"], row["new_subject_hash"], row["new_subject_key"],
                      row["created_at"]) for row in rows if row["new_subject_key"] is not None])
+                rows = await self._kept_subjects(rows)
                 await self._transaction_in_thread(_move_rows, rows)  # one trip to its thread
                 await self._erased_meanwhile(rows)
                 async with self._journal_lock:
@@ -319,6 +337,34 @@ class IntakeJournal(StoreBase):
                     if row["new_subject_hash"] is not None:
                         if self._new_subjects.pop(row["new_subject_hash"], None):
                             self._remember_subject(row["new_subject_hash"], row["subject_id"])
+
+    async def _kept_subjects(self, rows: list) -> list:
+        """The journal rows, each with the subject the keystore kept for its number. Two
+        processes that took in the same new number at once each made it a subject of its own;
+        put_subjects keeps the first. The other's leads are re-encrypted under the kept one's
+        key here (their own key is in the row): left as they were, they would read as erased
+        (_erased_meanwhile) and be dropped."""
+        assert self._keys is not None
+        hashes = {row["new_subject_hash"] for row in rows if row["new_subject_key"] is not None}
+        kept = {number_hash: await self._keys.subject_by_hash(number_hash)
+                for number_hash in hashes}
+        fixed = []
+        for row in rows:
+            found = kept.get(row["new_subject_hash"]) if row["new_subject_key"] else None
+            if found is None or found[0] == row["subject_id"]:
+                fixed.append(row)  # its own subject kept (or erased since: _erased_meanwhile)
+                continue
+            own = self._cipher.subject_cipher(row["subject_id"], bytes(row["new_subject_key"]))
+            theirs = self._cipher.subject_cipher(*found)
+            changes: dict[str, Any] = {"subject_id": found[0], "new_subject_key": None}
+            for field in ("phone", "name", "email"):
+                context = f"leads.{field}:{row['id']}"
+                changes[f"{field}_enc"] = theirs.encrypt(own.decrypt(row[f"{field}_enc"],
+                                                                     context), context)
+            log.info("lead %s: its number's data subject was made by another process at the"
+                     " same moment; the lead now uses that one", row["id"])
+            fixed.append(_Changed(row, changes))
+        return fixed
 
     async def _of_existing_widgets(self, rows: list) -> list:
         """The journal rows whose widget is still there. A lead journaled for a widget removed

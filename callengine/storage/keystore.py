@@ -9,6 +9,7 @@ import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 
@@ -73,9 +74,14 @@ class KeyStore:
         finally:
             await db.close()
 
+    async def _one(self, sql: str, params: tuple = ()) -> Any:
+        """One row, in one trip to the connection's thread: a statement left open over awaits
+        would put another task's write transaction inside its snapshot (StoreBase._fetch)."""
+        rows = await self._db.execute_fetchall(sql, params)
+        return rows[0] if rows else None
+
     async def journal_mode(self) -> str:
-        async with self._db.execute("PRAGMA journal_mode") as cursor:
-            return (await cursor.fetchone())[0]
+        return (await self._one("PRAGMA journal_mode"))[0]
 
     # ---- recordings --------------------------------------------------------------------------
 
@@ -88,10 +94,8 @@ class KeyStore:
             )
 
     async def get(self, recording_id: str) -> bytes | None:
-        async with self._db.execute(
-            "SELECT sealed_key FROM recording_keys WHERE recording_id = ?", (recording_id,)
-        ) as cursor:
-            row = await cursor.fetchone()
+        row = await self._one(
+            "SELECT sealed_key FROM recording_keys WHERE recording_id = ?", (recording_id,))
         return None if row is None else bytes(row[0])
 
     async def delete(self, recording_ids: list[str], *, truncate_log: bool = True) -> None:
@@ -110,18 +114,15 @@ class KeyStore:
                 await scrub.checkpoint_truncate(self._db, "keystore")
 
     async def count(self) -> int:
-        async with self._db.execute("SELECT COUNT(*) FROM recording_keys") as cursor:
-            return (await cursor.fetchone())[0]
+        return (await self._one("SELECT COUNT(*) FROM recording_keys"))[0]
 
     # ---- data subjects -----------------------------------------------------------------------
 
     async def subject_by_hash(self, number_hash: str) -> tuple[str, bytes] | None:
         """(subject id, wrapped key) of the number whose keyed hash this is."""
-        async with self._db.execute(
+        row = await self._one(
             "SELECT subject_id, wrapped_key FROM subject_keys WHERE number_hash = ?",
-            (number_hash,),
-        ) as cursor:
-            row = await cursor.fetchone()
+            (number_hash,))
         return None if row is None else (row[0], bytes(row[1]))
 
     async def subject_keys(self, subject_ids: list[str]) -> dict[str, bytes]:
@@ -177,8 +178,7 @@ class KeyStore:
         os.replace(temporary, mark)
 
     async def subject_count(self) -> int:
-        async with self._db.execute("SELECT COUNT(*) FROM subject_keys") as cursor:
-            return (await cursor.fetchone())[0]
+        return (await self._one("SELECT COUNT(*) FROM subject_keys"))[0]
 
     async def _delete(self, table: str, column: str, ids: list[str], what: str) -> None:
         if not ids:

@@ -197,7 +197,7 @@ async def test_the_view_is_rebuilt_after_a_websocket_drop_and_a_restart(asterisk
                 lead, attempt = await one_call(service, widget, "+48601234530")
                 assert attempt.agent == "PJSIP/agent7" and agent8.calls_received == 0
 
-                before = service.engine._asterisk_started
+                before = dict(service.engine._asterisk_started)  # node → startup time
                 await asyncio.to_thread(asterisk.restart)
 
                 async def reconnected() -> bool:

@@ -103,3 +103,20 @@ async def test_two_engines_claiming_at_once_dial_each_lead_once(open_store):
     assert sorted(claimed["a"] + claimed["b"]) == sorted(lead.id for lead in leads)
     assert all(len(found) == 1 for found in attempts.values())
     assert {a.engine for found in attempts.values() for a in found} <= {"a", "b"}
+
+
+async def test_two_engines_taking_in_the_same_new_number_share_its_subject(open_store):
+    """The same new number comes in at two engines at once (a double click through a load
+    balancer): one data subject is kept in the keystore, and both leads are readable with it."""
+    async with open_store() as setup:
+        widget = await add_widget(setup, agents=("agent1",), duplicate_window_s=0,
+                                  max_leads_per_hour=1000)
+    numbers = [f"+4860{n:07d}" for n in range(30)]
+    async with open_store() as a, open_store() as b:
+        pairs = [await asyncio.gather(queue_lead(a, widget, phone=number),
+                                      queue_lead(b, widget, phone=number))
+                 for number in numbers]
+    async with open_store() as store:
+        for number, (one, two) in zip(numbers, pairs):
+            first, second = await store.get_lead(one.id), await store.get_lead(two.id)
+            assert (first.phone_e164, second.phone_e164) == (number, number)

@@ -10,6 +10,7 @@ import base64
 import json
 import os
 import shutil
+import signal
 import subprocess
 import time
 import urllib.error
@@ -56,17 +57,45 @@ class AmiCredentials:
     secret: str
 
 
+DEFAULT_ADDRESS = "127.0.0.1"
+# The tests' second Asterisk "node" (the session fixture second_asterisk): same ports, its own
+# loopback address, its own state dir.
+NODE2_ADDRESS = "127.0.0.2"
+
+
+def node2_var_dir(first: Path | None = None) -> Path:
+    """The second node's state dir: `node2` inside the first's (so $CALLENGINE_VAR holds both)."""
+    return Path(first or var_dir()) / "node2"
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (FileNotFoundError, IndexError):
+        return True
+
+
 class Asterisk:
-    """Handle on the Asterisk started by scripts/asterisk, with ARI helpers."""
+    """Handle on an Asterisk started by scripts/asterisk, with ARI helpers.
 
-    ari_url = "http://127.0.0.1:8088/ari"
-    ari_ws_url = "ws://127.0.0.1:8088/ari/events"
+    `address`: the loopback address the instance binds ARI/HTTP, AMI, SIP and the test
+    endpoints' media to (scripts/asterisk's CALLENGINE_ASTERISK_ADDRESS); the ports are the
+    same on every address (8088, 5038, 5060)."""
+
     ari_user = "callengine"
+    ari_port = 8088
+    ami_port = 5038
+    sip_port = 5060
 
-    def __init__(self, var: Path | None = None, chroot: Path | None = None) -> None:
+    def __init__(self, var: Path | None = None, chroot: Path | None = None,
+                 address: str = DEFAULT_ADDRESS) -> None:
         self.var_dir = var or var_dir()
         self.chroot = chroot or chroot_dir()
-        self.env = dict(os.environ, CALLENGINE_VAR=str(self.var_dir), CALLENGINE_CHROOT=str(self.chroot))
+        self.address = address
+        self.ari_url = f"http://{address}:{self.ari_port}/ari"
+        self.ari_ws_url = f"ws://{address}:{self.ari_port}/ari/events"
+        self.env = dict(os.environ, CALLENGINE_VAR=str(self.var_dir), CALLENGINE_CHROOT=str(self.chroot),
+                        CALLENGINE_ASTERISK_ADDRESS=address)
 
     # ---- credentials and paths
 
@@ -77,7 +106,12 @@ class Asterisk:
     @property
     def ami(self) -> AmiCredentials:
         secret = (self.var_dir / "secrets" / "ami_secret").read_text().strip()
-        return AmiCredentials("127.0.0.1", 5038, "callengine", secret)
+        return AmiCredentials(self.address, self.ami_port, "callengine", secret)
+
+    @property
+    def sip_registrar(self) -> str:
+        """host:port of the SIP transport (where a RegisteringPhone registers)."""
+        return f"{self.address}:{self.sip_port}"
 
     def auth_header(self) -> dict[str, str]:
         token = base64.b64encode(f"{self.ari_user}:{self.ari_password}".encode()).decode()
@@ -134,12 +168,31 @@ class Asterisk:
     def stop(self) -> None:
         self._script("stop")
 
+    def kill(self) -> None:
+        """SIGKILL, as a crash or a pulled plug: no shutdown events, the websockets just drop."""
+        pid = int((self.var_dir / "asterisk.pid").read_text())
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{pid}").exists() and not _zombie(pid):
+            assert time.monotonic() < deadline, f"Asterisk pid {pid} survived SIGKILL"
+            time.sleep(0.05)
+
     def restart(self) -> None:
         """`core restart now`; returns when ARI answers again (websockets drop with 1006)."""
         self._script("restart")
 
     def is_running(self) -> bool:
         return subprocess.run([str(SCRIPT), "status"], env=self.env, capture_output=True).returncode == 0
+
+    def __repr__(self) -> str:
+        return f"Asterisk({self.address}, var={self.var_dir})"
+
+    def phone(self, port: int, role: str = "answer", **kw):
+        """A test phone (tests/support/phones.py Phone, not started) on this node's address:
+        the one its endpoint with contact sip:<address>:<port> reaches."""
+        from tests.support.phones import Phone
+
+        return Phone(port, role, host=self.address, **kw)
 
     def cli(self, command: str) -> str:
         """Output of an Asterisk CLI command (asterisk -rx)."""

@@ -183,11 +183,21 @@ class EngineProcess:
 
 
 def write_config(tmp_path: Path, asterisk: Any, port: int, *, engine_id: str = "main",
-                 store_dir: Path | None = None) -> tuple[Path, dict[str, str]]:
+                 store_dir: Path | None = None, node: str = "main",
+                 more_nodes: dict[str, Any] | None = None, down_after_s: float = 20
+                 ) -> tuple[Path, dict[str, str]]:
     """A `callengine run` configuration in tmp_path; store_dir: where the store is (default
     tmp_path), for several engines on one store. An engine id other than main gets its own
-    ARI application. The lease is short (3 s): a killed engine's is free soon."""
+    ARI application. The lease is short (3 s): a killed engine's is free soon. `asterisk` is
+    the [ari] node, named `node`; more_nodes: name → Asterisk, as [nodes.<name>]."""
     path = tmp_path / "callengine.toml"
+    nodes = ""
+    for name, other in (more_nodes or {}).items():
+        secret = tmp_path / f"{name}.ari_password"
+        secret.write_text(other.ari_password)
+        secret.chmod(0o600)
+        nodes += (f'\n[nodes.{name}]\nurl = "{other.ari_url}"\nuser = "{other.ari_user}"\n'
+                  f'password_file = "{secret}"\n')
     store = (store_dir or tmp_path).resolve()
     app = "callengine" if engine_id == "main" else f"callengine-{engine_id}"
     url = postgres.url_for(store / "callengine.db")  # the suite on PostgreSQL
@@ -203,7 +213,9 @@ keystore = "{store / 'keystore/keystore.db'}"
 url = "{asterisk.ari_url}"
 user = "{asterisk.ari_user}"
 app = "{app}"
-
+node = "{node}"
+down_after_s = {down_after_s}
+{nodes}
 [http]
 host = "127.0.0.1"
 port = {port}

@@ -192,7 +192,8 @@ class FakeAri:
         return list(self.endpoints.values())
 
     async def originate(self, endpoint: str, channel_id: str, *, app_args: list[str],
-                        timeout: int, caller_id: str | None = None) -> None:
+                        timeout: int, caller_id: str | None = None,
+                        near: str | None = None) -> None:
         self._request("originate", endpoint, channel_id, tuple(app_args), timeout, caller_id)
         self.channels[channel_id] = endpoint
         self.states[channel_id] = "Ringing"
@@ -230,7 +231,7 @@ class FakeAri:
     async def ring(self, channel_id: str, on: bool) -> None:
         self._request("ring", channel_id, on)
 
-    async def create_bridge(self, bridge_id: str) -> None:
+    async def create_bridge(self, bridge_id: str, near: str | None = None) -> None:
         self._request("create_bridge", bridge_id)
         self.bridges[bridge_id] = []
 
@@ -251,8 +252,8 @@ class FakeAri:
 
     # -- ExternalMedia -----------------------------------------------------------------------
 
-    async def external_media(self, channel_id: str, external_host: str,
-                             format: str) -> ExternalMediaChannel:
+    async def external_media(self, channel_id: str, external_host: str, format: str,
+                             near: str | None = None) -> ExternalMediaChannel:
         self._request("external_media", channel_id, external_host, format)
         self.channels[channel_id] = f"UnicastRTP/{external_host}"
         self.states[channel_id] = "Up"

@@ -24,6 +24,11 @@ REGISTER and sends its calls there; `unregister()` ends it (REGISTER Expires: 0)
 Conventions: agents agentN listen on 5080+N and play 440 Hz; the "PSTN" (trunk
 endpoint pstn, visitors PJSIP/+<e164>@pstn) listens on 5070 and plays 1000 Hz.
 
+A second Asterisk node (tests/conftest.py second_asterisk, on 127.0.0.2) reaches phones on its
+own address with the same ports: `Phone(agent_port(1), host="127.0.0.2")` is agent1's phone
+there, `Phone(PSTN_PORT, host="127.0.0.2")` its "PSTN", and a RegisteringPhone with
+host="127.0.0.2" registers to 127.0.0.2:5060. The default host is 127.0.0.1 (the first node).
+
 Counters come from <log> lines the scenarios write (sipp -trace_logs), read
 live, so a test can wait for "answered" while the call is still up.
 """
@@ -37,6 +42,7 @@ import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import time
@@ -111,16 +117,38 @@ def _pick(kind: str, lo: int, hi: int, block: int, host: str) -> int:
     raise RuntimeError(f"no free UDP ports in {lo}-{hi}")
 
 
-def _udp_bound(port: int) -> bool:
-    """Whether some socket is bound to UDP `port` (any address)."""
+def _proc_net_ipv4(host: str) -> str:
+    """An IPv4 address as /proc/net/udp writes it (the 32-bit value in host byte order)."""
+    return f"{struct.unpack('=I', socket.inet_aton(host))[0]:08X}"
+
+
+def udp_bound_addresses(port: int) -> set[str]:
+    """The IPv4 addresses some socket has bound UDP `port` to ("0.0.0.0": the wildcard)."""
     suffix = f":{port:04X}"
+    try:
+        lines = Path("/proc/net/udp").read_text().splitlines()[1:]
+    except OSError:
+        return set()
+    return {socket.inet_ntoa(struct.pack("=I", int(local[:8], 16)))
+            for local in (line.split()[1] for line in lines) if local.endswith(suffix)}
+
+
+def _udp_bound(port: int, host: str | None = None) -> bool:
+    """Whether some socket is bound to UDP `port`: on any address, or (with `host`) on one a
+    socket bound to `host` would collide with (`host` itself or the wildcard)."""
+    suffix = f":{port:04X}"
+    wanted = None
+    if host is not None:
+        wanted = {f"{_proc_net_ipv4(host)}{suffix}", f"00000000{suffix}", f"{'0' * 32}{suffix}"}
     for table in ("/proc/net/udp", "/proc/net/udp6"):
         try:
             lines = Path(table).read_text().splitlines()[1:]
         except OSError:
             continue
-        if any(line.split()[1].endswith(suffix) for line in lines):
-            return True
+        for line in lines:
+            local = line.split()[1]
+            if local.endswith(suffix) and (wanted is None or local in wanted):
+                return True
     return False
 
 
@@ -156,7 +184,8 @@ class _SippExited(RuntimeError):
 
 
 class Phone:
-    """A sipp UAS on 127.0.0.1:`port` playing `role`. Use as (async) context manager."""
+    """A sipp UAS on `host`:`port` (host 127.0.0.1 unless given: the first Asterisk node's
+    phones; 127.0.0.2 for the second node's) playing `role`. Use as (async) context manager."""
 
     def __init__(
         self,
@@ -216,8 +245,8 @@ class Phone:
         return ["-sf", str(scenario)]
 
     def _launch(self) -> None:
-        if _udp_bound(self.port):
-            raise RuntimeError(f"UDP port {self.port} is already in use: another phone still running?")
+        if _udp_bound(self.port, self.host):
+            raise RuntimeError(f"UDP port {self.host}:{self.port} is already in use: another phone still running?")
         self._dir = Path(tempfile.mkdtemp(prefix=f"callengine-phone-{self.port}-"))
         atexit.register(shutil.rmtree, self._dir, True)
         scenario = self._render()
@@ -243,7 +272,7 @@ class Phone:
             raise _SippExited(
                 f"sipp for port {self.port} exited with {self._proc.returncode}: {self.stderr()[-2000:]}"
             )
-        return _udp_bound(self.port) and _udp_bound(self.ctrl_port)
+        return _udp_bound(self.port, self.host) and _udp_bound(self.ctrl_port)
 
     # Another process may grab a probed control/media port before sipp binds it:
     # sipp then exits at once, and a new pair of ports is tried.
@@ -385,12 +414,15 @@ class Phone:
 
 
 class RegisteringPhone(Phone):
-    """An answering phone that registers to Asterisk (127.0.0.1:5060) as `user` with
-    `password` from its own port, and takes the calls sent to that contact (sipp -oocsf)."""
+    """An answering phone that registers to Asterisk (`registrar`, default <host>:5060, i.e.
+    127.0.0.1:5060) as `user` with `password` from its own port, and takes the calls sent to
+    that contact (sipp -oocsf)."""
 
-    def __init__(self, port: int, user: str, password: str, **kw) -> None:
+    def __init__(self, port: int, user: str, password: str, *, registrar: str | None = None,
+                 **kw) -> None:
         super().__init__(port, "answer", **kw)
         self.user, self.password = user, password
+        self.registrar = registrar or f"{self.host}:5060"
 
     def _scenario(self, expires: int, stay_ms: int) -> Path:
         assert self._dir is not None
@@ -404,7 +436,7 @@ class RegisteringPhone(Phone):
 
     def _sipp_args(self, scenario: Path) -> list[str]:
         # the UAC scenario registers once (-m 1), the answer role takes the calls out of it
-        return ["127.0.0.1:5060", "-sf", str(self._scenario(3600, 3_600_000)),
+        return [self.registrar, "-sf", str(self._scenario(3600, 3_600_000)),
                 "-oocsf", str(scenario), "-m", "1"]
 
     async def registered(self, timeout: float = 10) -> None:
@@ -416,7 +448,7 @@ class RegisteringPhone(Phone):
         self.stop()
         assert self._dir is not None
         subprocess.run(
-            ["sipp", "127.0.0.1:5060", "-sf", str(self._scenario(0, 1)), "-m", "1",
+            ["sipp", self.registrar, "-sf", str(self._scenario(0, 1)), "-m", "1",
              "-i", self.host, "-p", str(self.port), "-cp", str(self.ctrl_port),
              "-mp", str(self.media_port), "-nostdin", "-timeout", "10", "-timeout_error"],
             check=True, capture_output=True, timeout=15, cwd=self._dir)
@@ -424,9 +456,10 @@ class RegisteringPhone(Phone):
 
 
 def dial_feature_code(user: str, password: str, exten: str, *, port: int,
-                      timeout: float = 15) -> None:
+                      timeout: float = 15, host: str = "127.0.0.1") -> None:
     """A phone registered as `user` dials `exten` (e.g. "*45") through Asterisk and listens
-    until Asterisk hangs up; raises if the call does not go so (sipp's exit status)."""
+    until Asterisk hangs up; raises if the call does not go so (sipp's exit status).
+    `host`: the phone's address, and the Asterisk node's (<host>:5060)."""
     folder = Path(tempfile.mkdtemp(prefix="callengine-dial-"))
     try:
         text = (SCENARIOS / "dial.xml").read_text()
@@ -434,10 +467,10 @@ def dial_feature_code(user: str, password: str, exten: str, *, port: int,
             text = text.replace("{{" + key + "}}", value)
         (folder / "dial.xml").write_text(text)
         ctrl = _pick("ctrl", *_CTRL_RANGE, 1, "0.0.0.0")
-        media = _pick("media", *_MEDIA_RANGE, _MEDIA_BLOCK, "127.0.0.1")
+        media = _pick("media", *_MEDIA_RANGE, _MEDIA_BLOCK, host)
         proc = subprocess.run(
-            ["sipp", "127.0.0.1:5060", "-sf", str(folder / "dial.xml"), "-m", "1",
-             "-i", "127.0.0.1", "-p", str(port), "-cp", str(ctrl), "-mp", str(media),
+            ["sipp", f"{host}:5060", "-sf", str(folder / "dial.xml"), "-m", "1",
+             "-i", host, "-p", str(port), "-cp", str(ctrl), "-mp", str(media),
              "-nostdin", "-timeout", str(int(timeout)), "-timeout_error",
              "-trace_err", "-error_file", str(folder / "errors.log")],
             capture_output=True, timeout=timeout + 5, cwd=folder)

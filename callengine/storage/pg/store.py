@@ -31,7 +31,7 @@ from uuid6 import uuid7
 
 from callengine.crypto import FieldCipher
 from callengine.crypto.fields import SubjectCipher
-from callengine.errors import LeaseLost, NotFound, RateLimited, SlotFull, WidgetInUse
+from callengine.errors import Conflict, LeaseLost, NotFound, RateLimited, SlotFull, WidgetInUse
 from callengine.hooks.events import LEAD_CREATED
 from callengine.model import (
     LEAD_CALLING, LEAD_DONE, LEAD_QUEUED, Agent, Attempt, Consent, Group, Lead, Widget,
@@ -302,9 +302,13 @@ class PgStore(ConfigurationQueries, LeadQueries, RecordingQueries, AccessQueries
                 subject_id = str(uuid4())
                 cipher, wrapped = self._cipher.new_subject_key(subject_id)
                 await self._keys.put_subjects([(subject_id, number_hash, wrapped, now)])
-            else:
-                subject_id = found[0]
-                cipher = self._cipher.subject_cipher(*found)
+                # Another engine on this keystore may have put the number's subject a moment
+                # before (put_subjects skips a number kept already): use the one kept.
+                found = await self._keys.subject_by_hash(number_hash)
+                if found is None:
+                    raise Conflict("the number's data was erased while this lead came in")
+            subject_id = found[0]
+            cipher = self._cipher.subject_cipher(*found)
         self._remember_subject(number_hash, subject_id)
         return subject_id, self._cache(subject_id, cipher)
 

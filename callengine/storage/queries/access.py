@@ -62,22 +62,20 @@ class AccessQueries(StoreBase):
                 raise NotFound("active token", name)
 
     async def principal_for(self, token_hash: str) -> Principal | None:
-        async with self._db.execute(
+        row = await self._fetch_one(
             "SELECT name, role FROM api_tokens WHERE token_hash = ? AND revoked_at IS NULL",
             (token_hash,),
-        ) as cursor:
-            row = await cursor.fetchone()
+        )
         return None if row is None else Principal(row["name"], Role(row["role"]))
 
     async def list_tokens(self) -> list[dict[str, Any]]:
-        async with self._db.execute(
+        return [dict(row) for row in await self._fetch(
             "SELECT name, role, created_at, revoked_at FROM api_tokens ORDER BY name"
-        ) as cursor:
-            return [dict(row) async for row in cursor]
+        )]
 
     async def _audit_meta(self, db=None) -> tuple[str, int]:
-        async with (db or self._db).execute("SELECT name, value FROM audit_meta") as cursor:
-            meta = {row["name"]: row["value"] async for row in cursor}
+        rows = await (db or self._db).execute_fetchall("SELECT name, value FROM audit_meta")
+        meta = {row["name"]: row["value"] for row in rows}
         return meta.get("store_id", ""), int(meta.get("keyed_from", "1"))
 
     async def audit(self, principal: Principal, action: str, target: str, detail: str,
@@ -135,8 +133,7 @@ class AccessQueries(StoreBase):
         return entry
 
     async def audit_entries(self) -> list[AuditEntry]:
-        async with self._db.execute("SELECT * FROM audit_log ORDER BY seq") as cursor:
-            return [AuditEntry(**dict(row)) async for row in cursor]
+        return [AuditEntry(**dict(row)) for row in await self._fetch("SELECT * FROM audit_log ORDER BY seq")]
 
     async def audit_state(self) -> AuditState:
         """The entries and what they are checked against (read-only: no key is made here)."""

@@ -71,8 +71,7 @@ class ClauseQueries(StoreBase):
         sql, args = "SELECT * FROM clauses WHERE widget_id = ?", [widget_id]
         if language is not None:
             sql, args = sql + " AND language = ?", args + [language]
-        async with self._db.execute(sql + " ORDER BY created_at, rowid", args) as cursor:
-            return [dict(row) async for row in cursor]
+        return [dict(row) for row in await self._fetch(sql + " ORDER BY created_at, rowid", args)]
 
     async def clause_for_lead(self, widget_id: str, languages: tuple[str, ...], version: str
                               ) -> dict[str, Any] | None:
@@ -98,11 +97,10 @@ class ClauseQueries(StoreBase):
         return await self._cached(("clause", widget_id, languages, version), read)
 
     async def get_clause(self, widget_id: str, language: str, version: str) -> dict[str, Any]:
-        async with self._db.execute(
+        row = await self._fetch_one(
             "SELECT * FROM clauses WHERE widget_id = ? AND language = ? AND version = ?",
             (widget_id, language, version),
-        ) as cursor:
-            row = await cursor.fetchone()
+        )
         if row is None:
             raise NotFound("clause", f"{widget_id}/{language}/{version}")
         return dict(row)

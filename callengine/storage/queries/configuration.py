@@ -43,8 +43,7 @@ class ConfigurationQueries(StoreBase):
             raise Conflict(f"agent {agent.name!r} exists already") from None
 
     async def list_agents(self) -> list[Agent]:
-        async with self._db.execute("SELECT * FROM agents ORDER BY name") as cursor:
-            return [to_agent(row) async for row in cursor]
+        return [to_agent(row) for row in await self._fetch("SELECT * FROM agents ORDER BY name")]
 
     async def add_group(
         self, name: str, strategy: Strategy, ring_timeout: int, agent_names: list[str],
@@ -63,21 +62,18 @@ class ConfigurationQueries(StoreBase):
         return await self.get_group(name)
 
     async def get_group(self, name: str) -> Group:
-        async with self._db.execute("SELECT * FROM agent_groups WHERE name = ?", (name,)) as cur:
-            row = await cur.fetchone()
+        row = await self._fetch_one("SELECT * FROM agent_groups WHERE name = ?", (name,))
         if row is None:
             raise NotFound("group", name)
-        async with self._db.execute(
+        agents = tuple(to_agent(r) for r in await self._fetch(
             "SELECT a.* FROM group_members m JOIN agents a ON a.name = m.agent_name"
             " WHERE m.group_name = ? ORDER BY m.position",
             (name,),
-        ) as cursor:
-            agents = tuple([to_agent(r) async for r in cursor])
+        ))
         return to_group(row, agents)
 
     async def list_groups(self) -> list[Group]:
-        async with self._db.execute("SELECT name FROM agent_groups ORDER BY name") as cursor:
-            names = [row["name"] async for row in cursor]
+        names = [row["name"] for row in await self._fetch("SELECT name FROM agent_groups ORDER BY name")]
         return [await self.get_group(name) for name in names]
 
     async def update_agent(self, name: str, endpoint: str | None = None,
@@ -180,8 +176,7 @@ class ConfigurationQueries(StoreBase):
             journal, "public_key = ?", public_key, "with that public key", schema="store."))
 
     async def list_widgets(self) -> list[Widget]:
-        async with self._db.execute("SELECT * FROM widgets ORDER BY id") as cursor:
-            return [to_widget(row) async for row in cursor]
+        return [to_widget(row) for row in await self._fetch("SELECT * FROM widgets ORDER BY id")]
 
     async def _widget_where(self, db: aiosqlite.Connection, where: str, value: str, label: str,
                             schema: str = "") -> Widget:

@@ -30,8 +30,7 @@ STATUS_BATCH = 500  # ids bound in one query (SQLite allows 32,766)
 class LeadQueries(StoreBase):
     async def get_lead(self, lead_id: str) -> Lead:
         await self._settled()
-        async with self._db.execute("SELECT * FROM leads WHERE id = ?", (lead_id,)) as cursor:
-            row = await cursor.fetchone()
+        row = await self._fetch_one("SELECT * FROM leads WHERE id = ?", (lead_id,))
         if row is None:
             raise NotFound("lead", lead_id)
         return to_lead(row, await self._rows_ciphers([row]))
@@ -87,14 +86,12 @@ class LeadQueries(StoreBase):
         found: dict[str, dict[str, object]] = {}
         for i in range(0, len(lead_ids), STATUS_BATCH):
             batch = lead_ids[i:i + STATUS_BATCH]
-            async with self._db.execute(
+            for row in await self._fetch(
                 "SELECT id, widget_id, status, progress, outcome, scheduled_for FROM leads"
                 f" WHERE id IN ({','.join('?' * len(batch))})", batch,
-            ) as cursor:
-                async for row in cursor:
-                    found[row[0]] = {"widget_id": row[1], "status": row[2],
-                                     "progress": row[3], "outcome": row[4],
-                                     "scheduled_for": row[5]}
+            ):
+                found[row[0]] = {"widget_id": row[1], "status": row[2], "progress": row[3],
+                                 "outcome": row[4], "scheduled_for": row[5]}
         return found
 
     async def next_due_at(self, after: float | None = None) -> float | None:
@@ -112,12 +109,11 @@ class LeadQueries(StoreBase):
         await self._settled()
         if not starts:
             return {}
-        async with self._db.execute(
+        return {row[0]: row[1] for row in await self._fetch(
             "SELECT scheduled_for, COUNT(*) FROM leads WHERE widget_id = ? AND scheduled_for"
             f" BETWEEN ? AND ? AND status != '{LEAD_DONE}' GROUP BY scheduled_for",
             (widget_id, min(starts), max(starts)),
-        ) as cursor:
-            return {row[0]: row[1] async for row in cursor}
+        )}
 
     async def dialling_plans(self, widget_ids) -> dict[str, tuple[Widget, Group]]:
         """The dispatcher's round: each of these widgets with its group (agents in order), read
@@ -230,16 +226,14 @@ class LeadQueries(StoreBase):
     async def active_attempts(self, engine: str | None = None) -> list[Attempt]:
         mine, params = ("", ()) if engine is None else (
             " AND (engine = ? OR engine IS NULL)", (engine,))
-        async with self._db.execute(
+        return [to_attempt(row) for row in await self._fetch(
             f"SELECT * FROM attempts WHERE status = 'active'{mine} ORDER BY started_at", params
-        ) as cursor:
-            return [to_attempt(row) async for row in cursor]
+        )]
 
     async def attempts_for(self, lead_id: str) -> list[Attempt]:
-        async with self._db.execute(
+        return [to_attempt(row) for row in await self._fetch(
             "SELECT * FROM attempts WHERE lead_id = ? ORDER BY number", (lead_id,)
-        ) as cursor:
-            return [to_attempt(row) async for row in cursor]
+        )]
 
 
 async def _attempt_events(db, attempt: Attempt, result: Result, now: float,

@@ -80,11 +80,10 @@ class RecordingQueries(StoreBase):
             )
 
     async def _recordings_where(self, where: str, params: tuple) -> list[Recording]:
-        async with self._db.execute(
+        rows = await self._fetch(
             "SELECT r.*, l.phone_enc, l.subject_id, l.widget_id FROM recordings r"
             f" JOIN leads l ON l.id = r.lead_id WHERE {where} ORDER BY r.started_at",
             params,
-        ) as cursor:
-            rows = await cursor.fetchall()
+        )
         ciphers = await self._rows_ciphers(rows)
         return [to_recording(row, ciphers) for row in rows]

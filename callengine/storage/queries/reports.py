@@ -17,7 +17,7 @@ class ReportQueries(StoreBase):
         it was recorded; purged and erased leads come from their tombstones (no Lead)."""
         await self._settled()
         rows: list[tuple[Lead | None, dict[str, Any]]] = []
-        async with self._db.execute(
+        leads = await self._fetch(
             "SELECT l.*, a.agent AS a_agent, a.agent_ring_s AS a_agent_ring_s,"
             " a.visitor_ring_s AS a_visitor_ring_s, a.talk_s AS a_talk_s, a.q850 AS a_q850,"
             " a.notice_played AS a_notice_played,"
@@ -26,16 +26,14 @@ class ReportQueries(StoreBase):
             " WHERE l.widget_id = ? AND l.created_at >= ? AND l.created_at < ?"
             " ORDER BY l.created_at",
             (widget_id, start, end),
-        ) as cursor:
-            leads = await cursor.fetchall()
+        )
         ciphers = await self._rows_ciphers(leads)
         for row in leads:
             extra = {key[2:]: row[key] for key in row.keys() if key.startswith("a_")}
             rows.append((to_lead(row, ciphers), extra))
-        async with self._db.execute(
+        rows += [(None, dict(row)) for row in await self._fetch(
             "SELECT * FROM lead_tombstones WHERE widget_id = ? AND created_at >= ?"
             " AND created_at < ? ORDER BY created_at",
             (widget_id, start, end),
-        ) as cursor:
-            rows += [(None, dict(row)) async for row in cursor]
+        )]
         return rows

@@ -55,29 +55,24 @@ class RetentionQueries(StoreBase):
             await db.execute("DELETE FROM job_leases WHERE name = ? AND owner = ?", (name, owner))
 
     async def count_expired_recordings(self, widget_id: str, cutoff: float) -> int:
-        async with self._db.execute(
+        return (await self._fetch_one(
             f"SELECT COUNT(*) {EXPIRED_RECORDINGS}", (cutoff, widget_id)
-        ) as cursor:
-            return (await cursor.fetchone())[0]
+        ))[0]
 
     async def count_expired_leads(self, widget_id: str, cutoff: float) -> int:
-        async with self._db.execute(
+        return (await self._fetch_one(
             f"SELECT COUNT(*) {EXPIRED_LEADS}", (widget_id, cutoff)
-        ) as cursor:
-            return (await cursor.fetchone())[0]
+        ))[0]
 
     async def live_recording_ids(self, lead_ids: list[str]) -> list[str]:
         found: list[str] = []
         for chunk in chunks(lead_ids):
-            async with self._db.execute(live_recordings_of(len(chunk)), chunk) as cursor:
-                found += [row[0] for row in await cursor.fetchall()]
+            found += [row[0] for row in await self._fetch(live_recordings_of(len(chunk)), chunk)]
         return found
 
     async def live_recording_id_set(self) -> set[str]:
-        async with self._db.execute(
-            "SELECT id FROM recordings WHERE status != 'deleted'"
-        ) as cursor:
-            return {row[0] for row in await cursor.fetchall()}
+        return {row[0] for row in await self._fetch(
+            "SELECT id FROM recordings WHERE status != 'deleted'")}
 
     async def purge_leads(self, lead_ids: list[str], now: float, reason: str) -> int:
         """Tombstone and delete the leads (attempts and recording rows go with them), in one
@@ -111,7 +106,6 @@ class RetentionQueries(StoreBase):
 
     async def count_tombstones(self, widget_id: str | None = None) -> int:
         where, params = ("WHERE widget_id = ?", (widget_id,)) if widget_id else ("", ())
-        async with self._db.execute(
+        return (await self._fetch_one(
             f"SELECT COUNT(*) FROM lead_tombstones {where}", params
-        ) as cursor:
-            return (await cursor.fetchone())[0]
+        ))[0]

@@ -52,10 +52,9 @@ class SubjectQueries(StoreBase):
             # Leads of the subject that reached the store during the erasure (another
             # process's intake, its mover's commit after our read): erased too. None can come
             # after this: a mover checks its batch's subjects after its commit (intake.py).
-            async with self._db.execute(
+            late = [row[0] for row in await self._fetch(
                     f"SELECT id FROM leads WHERE {LEAD_DAY} >= ? AND subject_id = ?",
-                    (-(2**31 - 1), subject_id)) as cursor:
-                late = [row[0] for row in await cursor.fetchall()]
+                    (-(2**31 - 1), subject_id))]
             if late:
                 await self.purge_leads(late, time.time(), "erasure")
                 log.info("erasure: %d lead(s) that came in during it erased too: %s",
@@ -69,10 +68,9 @@ class SubjectQueries(StoreBase):
         for chunk in chunks(sorted(unused)):
             for db in (self._db, self._journal):
                 table = "leads" if db is self._db else "new_leads"
-                async with db.execute(f"SELECT DISTINCT subject_id FROM {table}"
-                                      f" WHERE subject_id IN ({marks(len(chunk))})",
-                                      chunk) as cursor:
-                    unused -= {row[0] for row in await cursor.fetchall()}
+                unused -= {row[0] for row in await db.execute_fetchall(
+                    f"SELECT DISTINCT subject_id FROM {table}"
+                    f" WHERE subject_id IN ({marks(len(chunk))})", chunk)}
         await self._forget_subjects(sorted(unused))
         return len(unused)
 

@@ -33,14 +33,12 @@ class UserQueries(StoreBase):
             raise Conflict(f"user {username!r} exists already") from None
 
     async def get_user(self, username: str) -> UserAccount | None:
-        async with self._db.execute("SELECT * FROM users WHERE username = ?",
-                                    (username,)) as cursor:
-            row = await cursor.fetchone()
+        row = await self._fetch_one("SELECT * FROM users WHERE username = ?",
+                                    (username,))
         return None if row is None else self._user(row)
 
     async def list_users(self) -> list[UserAccount]:
-        async with self._db.execute("SELECT * FROM users ORDER BY username") as cursor:
-            return [self._user(row) async for row in cursor]
+        return [self._user(row) for row in await self._fetch("SELECT * FROM users ORDER BY username")]
 
     async def update_user(self, username: str, *, password_hash: str | None = None,
                           totp_secret: str | None = None, clear_totp: bool = False,
@@ -94,12 +92,11 @@ class UserQueries(StoreBase):
                                  (now, username))
 
     async def get_session(self, token_hash: str) -> PanelSession | None:
-        async with self._db.execute(
+        row = await self._fetch_one(
             "SELECT s.username, u.role, s.created_at, s.last_seen, s.pending, u.disabled_at"
             " FROM user_sessions s JOIN users u USING (username) WHERE s.token_hash = ?",
             (token_hash,),
-        ) as cursor:
-            row = await cursor.fetchone()
+        )
         if row is None:
             return None
         return PanelSession(row["username"], Role(row["role"]), row["created_at"],
@@ -148,11 +145,10 @@ class UserQueries(StoreBase):
         keys = self._throttle_keys(username, client)
         found: tuple[str, float] | None = None
         for which, key in keys.items():
-            async with self._db.execute(
+            row = await self._fetch_one(
                 "SELECT locked_until FROM login_throttle WHERE key = ? AND locked_until > ?",
                 (key, now),
-            ) as cursor:
-                row = await cursor.fetchone()
+            )
             if row is not None and (found is None or row["locked_until"] > found[1]):
                 found = (which, row["locked_until"])
         return found
