@@ -55,6 +55,8 @@ class StoreBase:
         self._pruned_at = 0.0  # when the limits' counters were last pruned
         self._journaled: set[str] = set()  # leads this process journaled, not yet moved
         self._moving = asyncio.Lock()
+        # the task whose `_transaction` is open on the connection, and its end
+        self._open_write: tuple[asyncio.Task | None, asyncio.Future[None]] | None = None
         self._mover: asyncio.Task[None] | None = None
         self._keys: KeyStore | None = None  # the keystore: subject keys (see Store.open)
         self._key_reader: KeyStore | None = None  # the same file, for intake's reads
@@ -93,8 +95,25 @@ class StoreBase:
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        async with self.write_lock, transaction(self._db) as db:
-            yield db
+        async with self.write_lock:
+            ended = asyncio.get_running_loop().create_future()
+            self._open_write = (asyncio.current_task(), ended)
+            try:
+                async with transaction(self._db) as db:
+                    yield db
+            finally:
+                self._open_write = None
+                ended.set_result(None)
+
+    async def _after_open_write(self) -> None:
+        """Before a read: wait while another task's transaction is open on the connection.
+        SQLite shows a connection's uncommitted rows to every read on it, and a transaction
+        that is cancelled or fails rolls them back: a lead read as queued again whose attempt
+        then stayed open. (A transaction run in one trip to the thread is never seen half
+        way; reads queued before a BEGIN run before it.)"""
+        while (open_write := self._open_write) is not None \
+                and open_write[0] is not asyncio.current_task():
+            await asyncio.shield(open_write[1])
 
     async def _transaction_in_thread(self, function, *args):
         """`function(connection, *args)` in one transaction (transactions.sync_transaction),
@@ -162,6 +181,7 @@ class StoreBase:
         connection meanwhile would begin inside the read's snapshot. Once another process has
         committed since, BEGIN IMMEDIATE then fails at once with "database is locked"
         (SQLITE_BUSY_SNAPSHOT: no busy wait), seen with two engines on one file."""
+        await self._after_open_write()
         return list(await self._db.execute_fetchall(sql, tuple(params)))
 
     async def _fetch_one(self, sql: str, params: Iterable[Any] = ()) -> Any:
@@ -170,6 +190,7 @@ class StoreBase:
 
     async def _leads(self, sql: str, params: tuple) -> list[Lead]:
         """The leads a `SELECT * FROM leads …` finds, their fields decrypted."""
+        await self._after_open_write()
         rows = await self._db.execute_fetchall(sql, params)  # one trip to the thread
         ciphers = await self._rows_ciphers(rows)
         return [to_lead(row, ciphers) for row in rows]

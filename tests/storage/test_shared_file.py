@@ -61,3 +61,29 @@ async def test_reads_and_writes_interleave_while_another_process_commits(tmp_pat
         assert other.returncode == 0  # its commits went through
         assert rounds > 20, rounds  # while ours ran between them
         assert (await store.get_lead(lead.id)).progress == f"step-{rounds - 1}"
+
+
+async def test_a_read_does_not_see_a_write_still_open_on_the_connection(tmp_path):
+    """SQLite shows a connection's uncommitted rows to every read on it. A read while another
+    task's transaction is open waits for its end: here it rolls back, so the read must show
+    the lead as it was (seen in CI: a lead read as queued again, its attempt then left open
+    by the rollback of the engine's cancelled finish_attempt)."""
+    async with Store.open(tmp_path / "callengine.db", DATA_KEY) as store:
+        widget = await add_widget(store)
+        lead = await store.get_lead((await queue_lead(store, widget)).id)  # moved into leads
+        inside = asyncio.Event()
+
+        async def write_then_fail() -> None:
+            async with store._transaction() as db:
+                await db.execute("UPDATE leads SET progress = 'uncommitted' WHERE id = ?",
+                                 (lead.id,))
+                inside.set()
+                await asyncio.sleep(0.2)
+                raise RuntimeError("rolled back")
+
+        writer = asyncio.create_task(write_then_fail())
+        await inside.wait()
+        seen = await store.get_lead(lead.id)
+        with pytest.raises(RuntimeError, match="rolled back"):
+            await writer
+    assert seen.progress != "uncommitted", seen
