@@ -35,12 +35,12 @@ from pathlib import Path
 from common import DATA_KEY, REPO, parser  # (puts the repository on sys.path)
 
 from callengine.flow import Strategy
-from callengine.model import LEAD_DONE, Agent, Consent
+from callengine.model import LEAD_DONE, Agent
 from callengine.storage.backends import open_store
 from tests.support import postgres as pg
 from tests.support.asterisk import LOCK_PATH, NODE2_ADDRESS, Asterisk, node2_var_dir
 from tests.support.engine import (
-    EngineProcess, add_widget, config_port, free_port, wait_http, write_config,
+    EngineProcess, add_widget, config_port, free_port, queue_lead, wait_http, write_config,
 )
 from tests.support.phones import PSTN_PORT
 
@@ -75,10 +75,7 @@ def store_of(store_dir: Path):
 async def queue(store, widget, first: int, count: int) -> list[str]:
     ids = []
     for n in range(first, first + count):
-        lead = await store.create_lead(widget, phone_e164=f"+48601{n:06d}", phone_region="PL",
-                                       phone_kind="mobile", name=None, email=None,
-                                       consent=Consent(False, False, "v1"), now=time.time())
-        ids.append(lead.id)
+        ids.append((await queue_lead(store, widget, f"+48601{n:06d}")).id)
     return ids
 
 

@@ -19,10 +19,10 @@ from collections import Counter
 import pytest
 
 from callengine.flow import Strategy
-from callengine.model import Consent
 from callengine.storage import Store
 from tests.support.engine import (
-    DATA_KEY, EngineProcess, add_widget, config_port, free_port, wait_http, write_config,
+    DATA_KEY, EngineProcess, add_widget, config_port, free_port, queue_lead, wait_http,
+    write_config,
 )
 from tests.support.phones import AGENT_TONE_HZ, PSTN_PORT, VISITOR_TONE_HZ, agent_port
 
@@ -91,11 +91,7 @@ async def test_two_engines_two_nodes_200_leads_survive_a_killed_engine_and_a_sto
             async with open_store() as store:
                 for burst in range(1, BURSTS + 1):
                     for n in range(len(lead_ids), burst * LEADS // BURSTS):
-                        lead = await store.create_lead(
-                            widget, phone_e164=number(n), phone_region="PL", phone_kind="mobile",
-                            name=None, email=None, consent=Consent(False, False, "v1"),
-                            now=time.time())
-                        lead_ids.append(lead.id)
+                        lead_ids.append((await queue_lead(store, widget, number(n))).id)
                     await asyncio.sleep(4)  # calls are up on both nodes now
                     if burst == KILL_ENGINE_AFTER_BURST:
                         engines["a"].kill()

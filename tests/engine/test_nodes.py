@@ -7,7 +7,6 @@ node that comes back is used again."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,7 +15,7 @@ import pytest
 from callengine.config import DialingConfig
 from callengine.engine import Engine
 from callengine.flow import Strategy
-from callengine.model import LEAD_CALLING, Consent, Widget
+from callengine.model import LEAD_CALLING, Widget
 from callengine.nodes import AsteriskNodes
 from callengine.storage import Store
 from callengine.telephony import (
@@ -24,7 +23,7 @@ from callengine.telephony import (
     TelephonyError,
 )
 from tests.engine.test_driver import lead_is
-from tests.support.engine import DATA_KEY, add_widget, poll
+from tests.support.engine import DATA_KEY, add_widget, poll, queue_lead
 from tests.support.fake_ari import FakeAri, failure
 
 DOWN_AFTER_S = 0.5
@@ -57,12 +56,6 @@ async def running(tmp_path, nodes: AsteriskNodes
                 await task
 
 
-async def new_lead(store: Store, widget: Widget, number: str = "+48601234567"):
-    return await store.create_lead(
-        widget, phone_e164=number, phone_region="PL", phone_kind="mobile", name=None,
-        email=None, consent=Consent(False, False, "v1"), now=time.time())
-
-
 def originated(ari: FakeAri) -> list[str]:
     return [c[1] for c in ari.requests("originate")]
 
@@ -70,7 +63,7 @@ def originated(ari: FakeAri) -> list[str]:
 async def test_a_call_stays_on_the_node_of_the_agent_who_answered(tmp_path):
     a, b = node_with(agent1="offline", agent2="offline"), node_with(agent2="online")
     async with running(tmp_path, AsteriskNodes({"a": a, "b": b})) as (store, engine, widget):
-        lead = await new_lead(store, widget)
+        lead = await queue_lead(store, widget)
         engine.wake()
         await poll(lambda: _async(originated(b) == ["PJSIP/agent2"]))
         b.answer(b.channel_for("agent2"))
@@ -90,7 +83,7 @@ async def test_a_node_down_closes_its_calls_with_the_cause_and_is_skipped(tmp_pa
     a, b = node_with(agent1="online"), node_with(agent2="online")
     nodes = AsteriskNodes({"a": a, "b": b}, down_after_s=DOWN_AFTER_S)
     async with running(tmp_path, nodes) as (store, engine, widget):
-        lead = await new_lead(store, widget)
+        lead = await queue_lead(store, widget)
         engine.wake()
         await poll(lambda: _async(originated(a) == ["PJSIP/agent1"]
                                   and originated(b) == ["PJSIP/agent2"]))
@@ -109,7 +102,7 @@ async def test_a_node_down_closes_its_calls_with_the_cause_and_is_skipped(tmp_pa
         assert engine.ready.is_set()  # node a still dials
         await poll(lambda: _async(engine.agent_activity().get("PJSIP/agent2") == "offline"))
 
-        second = await new_lead(store, widget, "+48601234568")
+        second = await queue_lead(store, widget, "+48601234568")
         engine.wake()
         await poll(lambda: _async(originated(a).count("PJSIP/agent1") == 2))
         assert (await store.get_lead(second.id)).status == LEAD_CALLING
